@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+// videobert: VideoBERT-style masked pretraining on video, from video files to a trained model.
+// Layout and data flow: see README.md and DESIGN notes in the repository's issues.
+import PackageDescription
+
+let package = Package(
+    name: "videobert",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "videobert", targets: ["videobert"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // C libraries, found through pkg-config; `tools/setup` installs the Debian packages.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CFFmpeg", path: "Sources/CFFmpeg", pkgConfig: "libavformat",
+                       providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev"])]),
+
+        // Flat float storage, sgemm, seeded RNG, .npy / safetensors / JSON I/O, atomic writes, progress.
+        .target(name: "Tensor", dependencies: ["CBLAS"]),
+        // YAML recipes with defaults in one place, strict keys, `--set key=value` overrides.
+        .target(name: "Recipe", dependencies: ["Yams"]),
+        // Decoding (libavformat/libavcodec), frame sampling by timestamp, RGB scaling, encoding.
+        .target(name: "Media", dependencies: ["CFFmpeg", "Tensor"]),
+        // One vector per clip: the built-in descriptor, or imported .npy features.
+        .target(name: "Features", dependencies: ["Tensor"]),
+        // WordPiece, k-means, transcripts, alignment, the tokenized corpus.
+        .target(name: "Tokenize", dependencies: ["Tensor", "Recipe", "Media", "Features"]),
+
+        .executableTarget(name: "videobert", dependencies: [
+            "Tensor", "Recipe", "Media", "Features", "Tokenize",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize"],
+                          path: "tools/bench/Sources"),
+
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "RecipeTests", dependencies: ["Recipe"]),
+        .testTarget(name: "MediaTests", dependencies: ["Media", "Tensor"]),
+        .testTarget(name: "FeaturesTests", dependencies: ["Features", "Tensor"]),
+        .testTarget(name: "TokenizeTests", dependencies: ["Tokenize", "Tensor", "Media", "Features"],
+                    resources: [.copy("Resources")]),
+        // Runs the built `videobert` binary end to end.
+        .testTarget(name: "CLITests", dependencies: ["videobert"]),
+    ]
+)

@@ -1,0 +1,14 @@
+// FFmpeg's libraries as one Clang module. Each header is its own library:
+#include <libavformat/avformat.h>   // libavformat: demuxing, muxing
+#include <libavcodec/avcodec.h>     // libavcodec: decoding, encoding
+#include <libavutil/avutil.h>       // libavutil: frames, rationals, errors, options
+#include <libavutil/imgutils.h>
+#include <libavutil/opt.h>
+#include <libavutil/error.h>
+#include <libswscale/swscale.h>     // libswscale: pixel format conversion and scaling
+
+// Macros that Swift cannot import directly.
+static inline int vb_averror_eof(void) { return AVERROR_EOF; }
+static inline int vb_averror_eagain(void) { return AVERROR(EAGAIN); }
+static inline int64_t vb_av_nopts_value(void) { return AV_NOPTS_VALUE; }
+static inline int vb_av_time_base(void) { return AV_TIME_BASE; }

@@ -1,0 +1,42 @@
+import Foundation
+
+/// JSON helpers with stable output (sorted keys), so that files are byte-for-byte reproducible.
+public enum JSON {
+    public static func encode<T: Encodable>(_ value: T, pretty: Bool = true) throws -> Data {
+        let enc = JSONEncoder()
+        enc.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+        return try enc.encode(value)
+    }
+
+    public static func string<T: Encodable>(_ value: T, pretty: Bool = false) throws -> String {
+        String(decoding: try encode(value, pretty: pretty), as: UTF8.self)
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, from path: String) throws -> T {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw VideoBertError(FileManager.default.fileExists(atPath: path) ? "cannot read file" : "no such file", file: path)
+        }
+        do {
+            return try JSONDecoder().decode(type, from: data)
+        } catch let DecodingError.keyNotFound(key, ctx) {
+            throw VideoBertError("missing key '\(pathString(ctx.codingPath + [key]))'", file: path)
+        } catch let DecodingError.typeMismatch(_, ctx) {
+            throw VideoBertError("wrong type at '\(pathString(ctx.codingPath))': \(ctx.debugDescription)", file: path)
+        } catch let DecodingError.valueNotFound(_, ctx) {
+            throw VideoBertError("null at '\(pathString(ctx.codingPath))'", file: path)
+        } catch let DecodingError.dataCorrupted(ctx) {
+            let underlying = (ctx.underlyingError as NSError?)?.userInfo["NSDebugDescription"] as? String
+            throw VideoBertError("invalid JSON: \(underlying ?? ctx.debugDescription)", file: path)
+        }
+    }
+
+    public static func write<T: Encodable>(_ value: T, to path: String, pretty: Bool = true) throws {
+        var data = try encode(value, pretty: pretty)
+        data.append(0x0A)
+        try AtomicFile.write(data, to: path)
+    }
+
+    static func pathString(_ keys: [CodingKey]) -> String {
+        keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+    }
+}

@@ -1,0 +1,40 @@
+import ArgumentParser
+import Foundation
+import Tensor
+
+struct VideoBert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "videobert",
+        abstract: "VideoBERT-style masked pretraining on video: from video files to a trained model.",
+        discussion: """
+        Stages (each reads only the previous stage's files):
+          tokenize   videos + transcripts -> tokenized corpus (visual words + WordPieces)
+          frames     decode one video into RGB frames (.npy)
+          wordpiece  BERT WordPiece ids for lines on stdin
+          vocab      fit / show the visual vocabulary, train a text vocabulary
+          inspect    print a tokenized corpus as words and visual-word ids
+
+        Example:
+          videobert frames talk.mp4 --fps 20 --size 64x64 --out talk.npy
+        """,
+        version: "0.1.0",
+        subcommands: []
+    )
+}
+
+/// Entry point: parses, runs, and turns our errors into one line `error: <file>: <what>`
+/// with exit status 1. Argument errors keep ArgumentParser's usage message (exit 64).
+@main
+enum Main {
+    static func main() {
+        do {
+            var command = try VideoBert.parseAsRoot()
+            try command.run()
+        } catch let e as VideoBertError {
+            FileHandle.standardError.write(Data("error: \(e)\n".utf8))
+            exit(1)
+        } catch {
+            VideoBert.exit(withError: error)
+        }
+    }
+}
