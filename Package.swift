@@ -20,8 +20,11 @@ let package = Package(
         .systemLibrary(name: "CFFmpeg", path: "Sources/CFFmpeg", pkgConfig: "libavformat",
                        providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev"])]),
 
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+
         // Flat float storage, sgemm, seeded RNG, .npy / safetensors / JSON I/O, atomic writes, progress.
-        .target(name: "Tensor", dependencies: ["CBLAS"]),
+        .target(name: "Tensor", dependencies: ["CBLAS", "CZlib"]),
         // YAML recipes with defaults in one place, strict keys, `--set key=value` overrides.
         .target(name: "Recipe", dependencies: ["Yams"]),
         // Decoding (libavformat/libavcodec), frame sampling by timestamp, RGB scaling, encoding.
@@ -31,8 +34,11 @@ let package = Package(
         // WordPiece, k-means, transcripts, alignment, the tokenized corpus.
         .target(name: "Tokenize", dependencies: ["Tensor", "Recipe", "Media", "Features"]),
 
+        // The built-in demo: a generated corpus of cooking videos with narration.
+        .target(name: "Demo", dependencies: ["Tensor"]),
+
         .executableTarget(name: "videobert", dependencies: [
-            "Tensor", "Recipe", "Media", "Features", "Tokenize",
+            "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize"],

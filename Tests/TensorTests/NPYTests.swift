@@ -137,3 +137,19 @@ final class BLASTests: XCTestCase {
         XCTAssertEqual(c2, c.map { 2 * $0 })
     }
 }
+
+final class ImageTests: XCTestCase {
+    func testPNGStructureAndGrid() throws {
+        var img = RGBImage(width: 3, height: 2, fill: (10, 20, 30))
+        img.pixels[0] = 255
+        let png = img.pngData()
+        XCTAssertEqual(Array(png.prefix(8)), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+        XCTAssertEqual(String(decoding: png[12..<16], as: UTF8.self), "IHDR")
+        XCTAssertEqual(Array(png[16..<24]), [0, 0, 0, 3, 0, 0, 0, 2])
+        XCTAssertEqual(String(decoding: png.suffix(8).prefix(4), as: UTF8.self), "IEND")
+        let g = RGBImage.grid([img, img, img], columns: 2, gap: 1)
+        XCTAssertEqual(g.width, 2 * 3 + 3)
+        XCTAssertEqual(g.height, 2 * 2 + 3)
+        XCTAssertEqual(Array(g.pixels[((1 * g.width) + 1) * 3..<((1 * g.width) + 1) * 3 + 3]), [255, 20, 30])
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import Tensor
+
+/// Generates the built-in demo corpus: short cooking videos, each a dish made in steps
+/// (a verb applied to an ingredient), with WebVTT narration beside each video, a manifest, and
+/// the ground truth of every step in YouCook2's annotation format (plus `verb`/`noun` fields)
+/// for the downstream evaluations.
+///
+/// Layout of `out`:
+/// ```
+/// videos/<id>.mp4, videos/<id>.vtt   the corpus (a folder corpus for `videobert tokenize`)
+/// manifest.jsonl                     {"id", "video", "transcript", "group", "split"} per video
+/// annotations.json                   {"database": {id: {"subset", "duration", "dish", "annotations":
+///                                      [{"segment": [s, e], "sentence", "verb", "noun"}]}}}
+/// labels.json                        {"verbs": [...], "nouns": [...]} (label lists for zero-shot classification)
+/// ```
+public struct DemoCorpus {
+    public struct Options: Sendable {
+        public var videos = 120
+        public var seed: UInt64 = 0
+        public var width = 96
+        public var height = 96
+        public var fps = 10
+        /// Seconds per step (uniform in the range).
+        public var stepSeconds: ClosedRange<Double> = 3.0...4.5
+        /// Fractions of dishes' videos held out (split by video: each video is one cooking session).
+        public var valFraction = 0.1
+        public var testFraction = 0.15
+        public init() {}
+    }
+
+    /// Encodes one video: called with the path, frame count and a function that renders frame i.
+    public typealias Encode = (_ path: String, _ width: Int, _ height: Int, _ fps: Int, _ frames: Int,
+                               _ render: (Int, UnsafeMutableBufferPointer<UInt8>) -> Void) throws -> Void
+
+    public struct VideoPlan: Sendable {
+        public var id: String
+        public var dish: String
+        public var split: String
+        public var steps: [DemoWorld.Step]
+        public var stepTimes: [(start: Double, end: Double)]
+        public var lines: [Narrator.Line]
+        public var look: DemoRenderer.Look
+        public var duration: Double
+    }
+
+    public let options: Options
+    public init(options: Options) { self.options = options }
+
+    /// Everything about every video except its pixels: deterministic for the seed.
+    public func plan() -> [VideoPlan] {
+        var rng = SeededRNG(seed: options.seed)
+        let narrator = Narrator()
+        var plans: [VideoPlan] = []
+        let n = options.videos
+        let nTest = n >= 3 ? max(1, Int((Double(n) * options.testFraction).rounded())) : 0
+        let nVal = n >= 3 ? max(1, Int((Double(n) * options.valFraction).rounded())) : 0
+        // Splits interleaved over the sequence so every dish appears in train.
+        var splitOf = [String](repeating: "train", count: n)
+        var order = Array(0..<n)
+        for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, rng.nextInt(i + 1)) }
+        for (k, i) in order.enumerated() {
+            if k < nTest { splitOf[i] = "test" } else if k < nTest + nVal { splitOf[i] = "val" }
+        }
+        for v in 0..<n {
+            let dish = DemoWorld.dishes[v % DemoWorld.dishes.count]
+            let steps = DemoWorld.sampleSteps(dish, rng: &rng)
+            var t = 0.5 + rng.nextDouble()  // a little lead-in without action
+            var times: [(Double, Double)] = []
+            var lines: [Narrator.Line] = []
+            for s in steps {
+                let len = options.stepSeconds.lowerBound + (options.stepSeconds.upperBound - options.stepSeconds.lowerBound) * rng.nextDouble()
+                times.append((t, t + len))
+                lines += narrator.lines(for: s, start: t, end: t + len, rng: &rng)
+                t += len
+            }
+            let duration = t + 0.5
+            let id = String(format: "demo%04d-", v) + dish.name.replacingOccurrences(of: " ", with: "-")
+            plans.append(VideoPlan(id: id, dish: dish.name, split: splitOf[v], steps: steps, stepTimes: times,
+                                   lines: lines.sorted { $0.start < $1.start }, look: .random(&rng), duration: duration))
+        }
+        return plans
+    }
+
+    /// Renders and writes the whole corpus into `out`; existing finished videos are kept.
+    /// `progress` is called after each video.
+    public func generate(into out: String, encode: Encode, progress: ((Int, Int) -> Void)? = nil) throws {
+        let plans = plan()
+        let videoDir = (out as NSString).appendingPathComponent("videos")
+        try AtomicFile.createDirectory(videoDir)
+        let renderer = DemoRenderer(width: options.width, height: options.height)
+        var manifest = ""
+        var database: [String: Any] = [:]
+        for (k, p) in plans.enumerated() {
+            let videoPath = (videoDir as NSString).appendingPathComponent(p.id + ".mp4")
+            let vttPath = (videoDir as NSString).appendingPathComponent(p.id + ".vtt")
+            if !FileManager.default.fileExists(atPath: videoPath) {
+                let frames = Int((p.duration * Double(options.fps)).rounded(.down))
+                let tmp = AtomicFile.temporaryPath(for: videoPath) + ".mp4"
+                do {
+                    try encode(tmp, options.width, options.height, options.fps, frames) { i, buf in
+                        let time = Double(i) / Double(self.options.fps)
+                        let stepIndex = p.stepTimes.lastIndex { $0.start <= time } ?? 0
+                        let (s, e) = p.stepTimes[stepIndex]
+                        var u = Float((time - s) / (e - s))
+                        // Before the first step and after the last, the scene holds still.
+                        if time < p.stepTimes[0].start { u = 0 }
+                        u = max(0, min(u, 0.999))
+                        renderer.render(step: p.steps[stepIndex], progress: u, frameIndex: i, look: p.look, out: buf)
+                    }
+                    try AtomicFile.commit(temporary: tmp, to: videoPath)
+                } catch {
+                    try? FileManager.default.removeItem(atPath: tmp)
+                    throw error
+                }
+            }
+            try AtomicFile.write(Narrator.webVTT(p.lines), to: vttPath)
+            let entry: [String: Any] = ["id": p.id, "video": "videos/\(p.id).mp4", "transcript": "videos/\(p.id).vtt",
+                                        "group": p.id, "split": p.split]
+            manifest += String(decoding: try JSONSerialization.data(withJSONObject: entry, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self) + "\n"
+            let anns: [[String: Any]] = zip(p.steps, p.stepTimes).enumerated().map { i, st in
+                let ing = DemoWorld.ingredient(st.0.object)
+                return ["id": i, "segment": [round3(st.1.start), round3(st.1.end)],
+                        "sentence": "\(st.0.verb.rawValue) the \(ing.plural)", "verb": st.0.verb.rawValue, "noun": ing.plural]
+            }
+            let subset = ["train": "training", "val": "validation", "test": "testing"][p.split]!
+            database[p.id] = ["subset": subset, "duration": round3(p.duration), "dish": p.dish, "annotations": anns]
+            progress?(k + 1, plans.count)
+        }
+        try AtomicFile.write(manifest, to: (out as NSString).appendingPathComponent("manifest.jsonl"))
+        let ann = try JSONSerialization.data(withJSONObject: ["database": database], options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+        try AtomicFile.write(ann, to: (out as NSString).appendingPathComponent("annotations.json"))
+        let labels: [String: Any] = ["verbs": DemoWorld.Verb.allCases.map(\.rawValue),
+                                     "nouns": DemoWorld.ingredients.map(\.plural)]
+        try AtomicFile.write(try JSONSerialization.data(withJSONObject: labels, options: [.sortedKeys, .prettyPrinted]),
+                             to: (out as NSString).appendingPathComponent("labels.json"))
+    }
+
+    func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
+}

@@ -1,0 +1,264 @@
+import Foundation
+import Tensor
+
+/// `index.json` of a tokenized corpus folder. The arrays beside it are plain `.npy` files that
+/// numpy reads alone (see `TokenizedCorpus.arrayDocs`); this index says how they fit together.
+public struct CorpusIndex: Codable, Sendable, Equatable {
+    public struct TextVocab: Codable, Sendable, Equatable {
+        /// The WordPiece vocabulary file inside the corpus folder.
+        public var file: String
+        public var size: Int
+        public var cased: Bool
+        /// FNV-1a 64 of the file's bytes, hex: tells vocabularies apart.
+        public var fingerprint: String
+    }
+    public struct VisualVocab: Codable, Sendable, Equatable {
+        /// The visual vocabulary folder inside the corpus folder.
+        public var folder: String
+        public var words: Int
+        public var branching: Int
+        public var depth: Int
+        public var dim: Int
+    }
+    public struct Video: Codable, Sendable, Equatable {
+        public var id: String
+        public var split: String
+        /// The video file it came from (nil for feature-only videos).
+        public var source: String?
+        public var duration: Double
+        /// Its clips: [clipBegin, clipEnd) in the clip arrays.
+        public var clipBegin: Int
+        public var clipEnd: Int
+        /// Its segments: [segmentBegin, segmentEnd) in the segment arrays.
+        public var segmentBegin: Int
+        public var segmentEnd: Int
+        enum CodingKeys: String, CodingKey {
+            case id, split, source, duration
+            case clipBegin = "clip_begin", clipEnd = "clip_end", segmentBegin = "segment_begin", segmentEnd = "segment_end"
+        }
+    }
+    public struct Counts: Codable, Sendable, Equatable {
+        public var videos = 0, clips = 0, segments = 0, textTokens = 0, videoOnlySegments = 0, textOnlySegments = 0, failures = 0
+        public var splits: [String: Int] = [:]
+        enum CodingKeys: String, CodingKey {
+            case videos, clips, segments, splits, failures
+            case textTokens = "text_tokens", videoOnlySegments = "video_only_segments", textOnlySegments = "text_only_segments"
+        }
+        public init() {}
+    }
+
+    public var format = "videobert-corpus"
+    public var version = 1
+    public var createdBy = "videobert 0.1.0"
+    public var textVocab: TextVocab
+    public var visualVocab: VisualVocab
+    /// Seconds per clip (fps × frames per clip for decoded video; seconds per row for imported features).
+    public var clipSeconds: Double
+    public var fps: Double
+    public var featureSource: String
+    public var featureDim: Int
+    /// Optional arrays present: "clip_features", "clip_frames".
+    public var extras: [String]
+    public var counts: Counts
+    public var videos: [Video]
+    /// What each array holds (dtype, shape, meaning), for people reading the folder.
+    public var arrays: [String: String]
+
+    enum CodingKeys: String, CodingKey {
+        case format, version, createdBy = "created_by", textVocab = "text_vocab", visualVocab = "visual_vocab"
+        case clipSeconds = "clip_seconds", fps, featureSource = "feature_source", featureDim = "feature_dim"
+        case extras, counts, videos, arrays
+    }
+}
+
+/// One video's tokenized content, ready to be written into a corpus.
+public struct TokenizedVideo: Sendable {
+    public var id: String
+    public var split: String
+    public var source: String?
+    public var duration: Double
+    /// Visual word of each clip.
+    public var clipWords: [Int32]
+    /// Clip spans in seconds.
+    public var clipTimes: [(start: Double, end: Double)]
+    public var segments: [AlignedSegment]
+    /// [clips, featureDim] when stored.
+    public var features: [Float]?
+    /// [clips, framesPerClip, size, size, 3] when stored.
+    public var frames: [UInt8]?
+
+    public init(id: String, split: String, source: String?, duration: Double, clipWords: [Int32],
+                clipTimes: [(start: Double, end: Double)], segments: [AlignedSegment], features: [Float]? = nil, frames: [UInt8]? = nil) {
+        self.id = id; self.split = split; self.source = source; self.duration = duration
+        self.clipWords = clipWords; self.clipTimes = clipTimes; self.segments = segments
+        self.features = features; self.frames = frames
+    }
+}
+
+/// A tokenized corpus folder, read back (by `inspect`, pretraining and the downstream tasks).
+public struct TokenizedCorpus: Sendable {
+    public static let arrayDocs: [String: String] = [
+        "text_ids": "int32 [text tokens]: WordPiece ids of every segment's sentence, concatenated",
+        "text_offsets": "int64 [segments+1]: segment s's text is text_ids[text_offsets[s]:text_offsets[s+1]]",
+        "visual_ids": "int32 [visual tokens]: visual word (0..words-1) of every clip of every segment, concatenated; the joint-vocabulary id is text_vocab.size + word",
+        "visual_offsets": "int64 [segments+1]: segment s's visual words are visual_ids[visual_offsets[s]:visual_offsets[s+1]]",
+        "segment_video": "int32 [segments]: index into index.json videos",
+        "segment_times": "float32 [segments, 2]: start and end in seconds",
+        "segment_clips": "int64 [segments, 2]: the segment's clips [begin, end) in the clip arrays",
+        "clip_words": "int32 [clips]: visual word of every clip of every video, in time order",
+        "clip_video": "int32 [clips]: index into index.json videos",
+        "clip_times": "float32 [clips, 2]: start and end in seconds",
+        "clip_features": "float32 [clips, feature_dim]: clip features (optional, store.features)",
+        "clip_frames": "uint8 [clips, frames_per_clip, size, size, 3]: low-resolution RGB frames (optional, store.frames)",
+    ]
+
+    public let path: String
+    public let index: CorpusIndex
+    public let textIDs: [Int32]
+    public let textOffsets: [Int64]
+    public let visualIDs: [Int32]
+    public let visualOffsets: [Int64]
+    public let segmentVideo: [Int32]
+    public let segmentTimes: [Float]
+    public let segmentClips: [Int64]
+    public let clipWords: [Int32]
+    public let clipVideo: [Int32]
+    public let clipTimes: [Float]
+
+    public var segmentCount: Int { segmentVideo.count }
+    public var clipCount: Int { clipWords.count }
+
+    public init(path: String) throws {
+        self.path = path
+        let indexPath = (path as NSString).appendingPathComponent("index.json")
+        guard FileManager.default.fileExists(atPath: indexPath) else {
+            throw VideoBertError("not a tokenized corpus (no index.json); make one with `videobert tokenize`", file: path)
+        }
+        index = try JSON.decode(CorpusIndex.self, from: indexPath)
+        guard index.format == "videobert-corpus" else { throw VideoBertError("index.json is not a videobert corpus index", file: indexPath) }
+        guard index.version == 1 else { throw VideoBertError("corpus format version \(index.version) is not supported (expected 1)", file: indexPath) }
+        func arr(_ name: String) throws -> NPYArray { try NPY.read((path as NSString).appendingPathComponent(name + ".npy")) }
+        textIDs = try arr("text_ids").values(Int32.self)
+        textOffsets = try arr("text_offsets").values(Int64.self)
+        visualIDs = try arr("visual_ids").values(Int32.self)
+        visualOffsets = try arr("visual_offsets").values(Int64.self)
+        segmentVideo = try arr("segment_video").values(Int32.self)
+        segmentTimes = try arr("segment_times").values(Float.self)
+        segmentClips = try arr("segment_clips").values(Int64.self)
+        clipWords = try arr("clip_words").values(Int32.self)
+        clipVideo = try arr("clip_video").values(Int32.self)
+        clipTimes = try arr("clip_times").values(Float.self)
+        let s = segmentVideo.count
+        guard textOffsets.count == s + 1, visualOffsets.count == s + 1, segmentTimes.count == 2 * s, segmentClips.count == 2 * s,
+              textOffsets.last.map(Int.init) == textIDs.count, visualOffsets.last.map(Int.init) == visualIDs.count,
+              clipVideo.count == clipWords.count, clipTimes.count == 2 * clipWords.count,
+              index.counts.segments == s, index.counts.clips == clipWords.count else {
+            throw VideoBertError("corpus arrays do not agree with each other or with index.json (re-run tokenize)", file: path)
+        }
+    }
+
+    public func text(of segment: Int) -> ArraySlice<Int32> {
+        textIDs[Int(textOffsets[segment])..<Int(textOffsets[segment + 1])]
+    }
+
+    public func visual(of segment: Int) -> ArraySlice<Int32> {
+        visualIDs[Int(visualOffsets[segment])..<Int(visualOffsets[segment + 1])]
+    }
+
+    public func times(of segment: Int) -> (start: Float, end: Float) {
+        (segmentTimes[2 * segment], segmentTimes[2 * segment + 1])
+    }
+
+    /// Segment indices of the videos in `split`.
+    public func segments(in split: String) -> [Int] {
+        index.videos.filter { $0.split == split }.flatMap { $0.segmentBegin..<$0.segmentEnd }
+    }
+
+    public var textVocabPath: String { (path as NSString).appendingPathComponent(index.textVocab.file) }
+    public var visualVocabPath: String { (path as NSString).appendingPathComponent(index.visualVocab.folder) }
+}
+
+/// Writes the arrays and index of a corpus folder. Each file is written atomically;
+/// index.json goes last, so a folder with an index is always complete.
+public enum CorpusWriter {
+    public static func write(videos: [TokenizedVideo], to dir: String, textVocab: CorpusIndex.TextVocab,
+                             visualVocab: CorpusIndex.VisualVocab, clipSeconds: Double, fps: Double,
+                             featureSource: String, featureDim: Int, frameShape: [Int]?, failures: Int) throws {
+        var textIDs: [Int32] = [], textOffsets: [Int64] = [0]
+        var visualIDs: [Int32] = [], visualOffsets: [Int64] = [0]
+        var segVideo: [Int32] = [], segTimes: [Float] = [], segClips: [Int64] = []
+        var clipWords: [Int32] = [], clipVideo: [Int32] = [], clipTimes: [Float] = []
+        var features: [Float] = [], frames: [UInt8] = []
+        var entries: [CorpusIndex.Video] = []
+        var counts = CorpusIndex.Counts()
+        let storeFeatures = videos.allSatisfy { $0.features != nil } && !videos.isEmpty
+        let storeFrames = frameShape != nil && videos.allSatisfy { $0.frames != nil } && !videos.isEmpty
+        for (vi, v) in videos.enumerated() {
+            let clipBase = clipWords.count
+            let segBase = segVideo.count
+            clipWords += v.clipWords
+            clipVideo += [Int32](repeating: Int32(vi), count: v.clipWords.count)
+            for t in v.clipTimes { clipTimes += [Float(t.start), Float(t.end)] }
+            if storeFeatures { features += v.features! }
+            if storeFrames { frames += v.frames! }
+            for s in v.segments {
+                textIDs += s.textIDs
+                textOffsets.append(Int64(textIDs.count))
+                visualIDs += v.clipWords[s.clipBegin..<s.clipEnd]
+                visualOffsets.append(Int64(visualIDs.count))
+                segVideo.append(Int32(vi))
+                segTimes += [Float(s.start), Float(s.end)]
+                segClips += [Int64(clipBase + s.clipBegin), Int64(clipBase + s.clipEnd)]
+                if s.textIDs.isEmpty { counts.videoOnlySegments += 1 }
+                if s.clipCount == 0 { counts.textOnlySegments += 1 }
+            }
+            entries.append(CorpusIndex.Video(id: v.id, split: v.split, source: v.source, duration: v.duration,
+                                             clipBegin: clipBase, clipEnd: clipWords.count,
+                                             segmentBegin: segBase, segmentEnd: segVideo.count))
+            counts.splits[v.split, default: 0] += 1
+        }
+        counts.videos = videos.count
+        counts.clips = clipWords.count
+        counts.segments = segVideo.count
+        counts.textTokens = textIDs.count
+        counts.failures = failures
+        func p(_ name: String) -> String { (dir as NSString).appendingPathComponent(name + ".npy") }
+        try NPY.write(textIDs, shape: [textIDs.count], to: p("text_ids"))
+        try NPY.write(textOffsets, shape: [textOffsets.count], to: p("text_offsets"))
+        try NPY.write(visualIDs, shape: [visualIDs.count], to: p("visual_ids"))
+        try NPY.write(visualOffsets, shape: [visualOffsets.count], to: p("visual_offsets"))
+        try NPY.write(segVideo, shape: [segVideo.count], to: p("segment_video"))
+        try NPY.write(segTimes, shape: [segVideo.count, 2], to: p("segment_times"))
+        try NPY.write(segClips, shape: [segVideo.count, 2], to: p("segment_clips"))
+        try NPY.write(clipWords, shape: [clipWords.count], to: p("clip_words"))
+        try NPY.write(clipVideo, shape: [clipVideo.count], to: p("clip_video"))
+        try NPY.write(clipTimes, shape: [clipWords.count, 2], to: p("clip_times"))
+        var extras: [String] = []
+        if storeFeatures {
+            try NPY.write(features, shape: [clipWords.count, featureDim], to: p("clip_features"))
+            extras.append("clip_features")
+        } else {
+            try? FileManager.default.removeItem(atPath: p("clip_features"))
+        }
+        if storeFrames, let shape = frameShape {
+            try NPY.write(frames, shape: [clipWords.count] + shape, to: p("clip_frames"))
+            extras.append("clip_frames")
+        } else {
+            try? FileManager.default.removeItem(atPath: p("clip_frames"))
+        }
+        var docs = TokenizedCorpus.arrayDocs
+        for k in ["clip_features", "clip_frames"] where !extras.contains(k) { docs[k] = nil }
+        let index = CorpusIndex(textVocab: textVocab, visualVocab: visualVocab, clipSeconds: clipSeconds, fps: fps,
+                                featureSource: featureSource, featureDim: featureDim, extras: extras,
+                                counts: counts, videos: entries, arrays: docs)
+        try JSON.write(index, to: (dir as NSString).appendingPathComponent("index.json"))
+    }
+
+    /// FNV-1a 64 of a file's bytes as 16 hex digits.
+    public static func fingerprint(of path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else { throw VideoBertError("cannot read", file: path) }
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in data { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return String(format: "%016llx", h)
+    }
+}
