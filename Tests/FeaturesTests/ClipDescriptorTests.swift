@@ -64,3 +64,19 @@ final class ClipDescriptorTests: XCTestCase {
         XCTAssertLessThan(tex, 0.01)
     }
 }
+
+final class FrameResizeTests: XCTestCase {
+    func testAreaAverage() {
+        // 4×2 image: left half 0, right half 200 → 2×1: [0, 200]; 3×1: middle pixel mixes.
+        var src = [UInt8](repeating: 0, count: 4 * 2 * 3)
+        for r in 0..<2 { for c in 2..<4 { for k in 0..<3 { src[(r * 4 + c) * 3 + k] = 200 } } }
+        var dst = [UInt8](repeating: 0, count: 2 * 1 * 3)
+        src.withUnsafeBufferPointer { s in dst.withUnsafeMutableBufferPointer { d in
+            FrameResize.area(src: s, srcWidth: 4, srcHeight: 2, dst: d, dstWidth: 2, dstHeight: 1) } }
+        XCTAssertEqual(dst, [0, 0, 0, 200, 200, 200])
+        var dst3 = [UInt8](repeating: 0, count: 3 * 3)
+        src.withUnsafeBufferPointer { s in dst3.withUnsafeMutableBufferPointer { d in
+            FrameResize.area(src: s, srcWidth: 4, srcHeight: 2, dst: d, dstWidth: 3, dstHeight: 1) } }
+        XCTAssertEqual(dst3, [0, 0, 0, 100, 100, 100, 200, 200, 200])
+    }
+}

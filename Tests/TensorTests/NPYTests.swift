@@ -153,3 +153,43 @@ final class ImageTests: XCTestCase {
         XCTAssertEqual(Array(g.pixels[((1 * g.width) + 1) * 3..<((1 * g.width) + 1) * 3 + 3]), [255, 20, 30])
     }
 }
+
+final class SafeTensorsTests: XCTestCase {
+    func testRoundTripAndReadsHuggingFaceFile() throws {
+        let dir = NSTemporaryDirectory() + "st-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let a: [Float] = [1, 2, 3, 4, 5, 6], b: [Float] = [-1]
+        try a.withUnsafeBufferPointer { pa in
+            try b.withUnsafeBufferPointer { pb in
+                try SafeTensors.write([(name: "z.weight", shape: [2, 3], values: pa), (name: "a.bias", shape: [1], values: pb)], to: dir + "/m.safetensors")
+            }
+        }
+        let f = try SafeTensors.read(dir + "/m.safetensors")
+        XCTAssertEqual(f.names, ["a.bias", "z.weight"])
+        XCTAssertEqual(f.shape("z.weight"), [2, 3])
+        XCTAssertEqual(try f.floats("z.weight"), a)
+        XCTAssertEqual(f.metadata["format"], "pt")
+        XCTAssertThrowsError(try f.floats("nope"))
+        // Truncated file: offsets beyond the data.
+        let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/m.safetensors"))
+        try data.prefix(data.count - 4).write(to: URL(fileURLWithPath: dir + "/t.safetensors"))
+        XCTAssertThrowsError(try SafeTensors.read(dir + "/t.safetensors")) { e in
+            XCTAssertTrue("\(e)".contains("truncated"), "\(e)")
+        }
+    }
+
+    func testReadsThePretrainedBERTWhenInstalled() throws {
+        // tools/setup installs it; CI always runs setup first.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let path = root.appendingPathComponent("models/minilm-l6-h384-uncased/model.safetensors").path
+        guard FileManager.default.fileExists(atPath: path) else {
+            XCTFail("\(path) missing: run tools/setup"); return
+        }
+        let f = try SafeTensors.read(path)
+        XCTAssertEqual(f.shape("embeddings.word_embeddings.weight"), [30522, 384])
+        let ln = try f.floats("encoder.layer.0.attention.output.LayerNorm.weight")
+        XCTAssertEqual(ln.count, 384)
+        XCTAssertTrue(ln.allSatisfy { $0.isFinite })
+        XCTAssertEqual(try f.floats("embeddings.position_ids").prefix(3), [0, 1, 2])
+    }
+}

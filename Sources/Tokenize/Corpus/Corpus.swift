@@ -178,51 +178,81 @@ public struct TokenizedCorpus: Sendable {
     public var visualVocabPath: String { (path as NSString).appendingPathComponent(index.visualVocab.folder) }
 }
 
-/// Writes the arrays and index of a corpus folder. Each file is written atomically;
-/// index.json goes last, so a folder with an index is always complete.
-public enum CorpusWriter {
-    public static func write(videos: [TokenizedVideo], to dir: String, textVocab: CorpusIndex.TextVocab,
-                             visualVocab: CorpusIndex.VisualVocab, clipSeconds: Double, fps: Double,
-                             featureSource: String, featureDim: Int, frameShape: [Int]?, failures: Int) throws {
-        var textIDs: [Int32] = [], textOffsets: [Int64] = [0]
-        var visualIDs: [Int32] = [], visualOffsets: [Int64] = [0]
-        var segVideo: [Int32] = [], segTimes: [Float] = [], segClips: [Int64] = []
-        var clipWords: [Int32] = [], clipVideo: [Int32] = [], clipTimes: [Float] = []
-        var features: [Float] = [], frames: [UInt8] = []
-        var entries: [CorpusIndex.Video] = []
-        var counts = CorpusIndex.Counts()
-        let storeFeatures = videos.allSatisfy { $0.features != nil } && !videos.isEmpty
-        let storeFrames = frameShape != nil && videos.allSatisfy { $0.frames != nil } && !videos.isEmpty
-        for (vi, v) in videos.enumerated() {
-            let clipBase = clipWords.count
-            let segBase = segVideo.count
-            clipWords += v.clipWords
-            clipVideo += [Int32](repeating: Int32(vi), count: v.clipWords.count)
-            for t in v.clipTimes { clipTimes += [Float(t.start), Float(t.end)] }
-            if storeFeatures { features += v.features! }
-            if storeFrames { frames += v.frames! }
-            for s in v.segments {
-                textIDs += s.textIDs
-                textOffsets.append(Int64(textIDs.count))
-                visualIDs += v.clipWords[s.clipBegin..<s.clipEnd]
-                visualOffsets.append(Int64(visualIDs.count))
-                segVideo.append(Int32(vi))
-                segTimes += [Float(s.start), Float(s.end)]
-                segClips += [Int64(clipBase + s.clipBegin), Int64(clipBase + s.clipEnd)]
-                if s.textIDs.isEmpty { counts.videoOnlySegments += 1 }
-                if s.clipCount == 0 { counts.textOnlySegments += 1 }
+/// Builds a corpus folder video by video. Integer arrays are gathered in memory (they are small);
+/// clip features and frames, which can be large, stream to disk as they come. Each file is
+/// written under a temporary name and renamed; index.json goes last, so a folder with an index
+/// is always complete.
+public final class CorpusBuilder {
+    public let dir: String
+    let featureDim: Int?
+    let frameShape: [Int]?
+    var textIDs: [Int32] = [], textOffsets: [Int64] = [0]
+    var visualIDs: [Int32] = [], visualOffsets: [Int64] = [0]
+    var segVideo: [Int32] = [], segTimes: [Float] = [], segClips: [Int64] = []
+    var clipWords: [Int32] = [], clipVideo: [Int32] = [], clipTimes: [Float] = []
+    var entries: [CorpusIndex.Video] = []
+    var counts = CorpusIndex.Counts()
+    let featureWriter: NPYStreamWriter?
+    let frameWriter: NPYStreamWriter?
+
+    /// - Parameters:
+    ///   - featureDim: store clip features of this dimension (nil: don't).
+    ///   - frameShape: store clip frames of this shape [framesPerClip, size, size, 3] (nil: don't).
+    public init(dir: String, featureDim: Int?, frameShape: [Int]?) throws {
+        self.dir = dir
+        self.featureDim = featureDim
+        self.frameShape = frameShape
+        try AtomicFile.createDirectory(dir)
+        featureWriter = try featureDim.map { try NPYStreamWriter(path: Self.path(dir, "clip_features"), dtype: .float32, rowShape: [$0]) }
+        frameWriter = try frameShape.map { try NPYStreamWriter(path: Self.path(dir, "clip_frames"), dtype: .uint8, rowShape: $0) }
+    }
+
+    static func path(_ dir: String, _ name: String) -> String { (dir as NSString).appendingPathComponent(name + ".npy") }
+
+    public func append(_ v: TokenizedVideo) throws {
+        let vi = entries.count
+        let clipBase = clipWords.count
+        let segBase = segVideo.count
+        clipWords += v.clipWords
+        clipVideo += [Int32](repeating: Int32(vi), count: v.clipWords.count)
+        for t in v.clipTimes { clipTimes += [Float(t.start), Float(t.end)] }
+        if let w = featureWriter {
+            guard let f = v.features, f.count == v.clipWords.count * featureDim! else {
+                throw VideoBertError("video '\(v.id)': clip features missing or of the wrong size", file: dir)
             }
-            entries.append(CorpusIndex.Video(id: v.id, split: v.split, source: v.source, duration: v.duration,
-                                             clipBegin: clipBase, clipEnd: clipWords.count,
-                                             segmentBegin: segBase, segmentEnd: segVideo.count))
-            counts.splits[v.split, default: 0] += 1
+            try f.withUnsafeBytes { try w.append($0) }
         }
-        counts.videos = videos.count
+        if let w = frameWriter {
+            guard let f = v.frames, f.count == v.clipWords.count * frameShape!.reduce(1, *) else {
+                throw VideoBertError("video '\(v.id)': clip frames missing or of the wrong size", file: dir)
+            }
+            try f.withUnsafeBytes { try w.append($0) }
+        }
+        for s in v.segments {
+            textIDs += s.textIDs
+            textOffsets.append(Int64(textIDs.count))
+            visualIDs += v.clipWords[s.clipBegin..<s.clipEnd]
+            visualOffsets.append(Int64(visualIDs.count))
+            segVideo.append(Int32(vi))
+            segTimes += [Float(s.start), Float(s.end)]
+            segClips += [Int64(clipBase + s.clipBegin), Int64(clipBase + s.clipEnd)]
+            if s.textIDs.isEmpty { counts.videoOnlySegments += 1 }
+            if s.clipCount == 0 { counts.textOnlySegments += 1 }
+        }
+        entries.append(CorpusIndex.Video(id: v.id, split: v.split, source: v.source, duration: v.duration,
+                                         clipBegin: clipBase, clipEnd: clipWords.count,
+                                         segmentBegin: segBase, segmentEnd: segVideo.count))
+        counts.splits[v.split, default: 0] += 1
+    }
+
+    public func finish(textVocab: CorpusIndex.TextVocab, visualVocab: CorpusIndex.VisualVocab, clipSeconds: Double,
+                       fps: Double, featureSource: String, featureDim: Int, failures: Int) throws -> CorpusIndex {
+        counts.videos = entries.count
         counts.clips = clipWords.count
         counts.segments = segVideo.count
         counts.textTokens = textIDs.count
         counts.failures = failures
-        func p(_ name: String) -> String { (dir as NSString).appendingPathComponent(name + ".npy") }
+        func p(_ name: String) -> String { Self.path(dir, name) }
         try NPY.write(textIDs, shape: [textIDs.count], to: p("text_ids"))
         try NPY.write(textOffsets, shape: [textOffsets.count], to: p("text_offsets"))
         try NPY.write(visualIDs, shape: [visualIDs.count], to: p("visual_ids"))
@@ -234,31 +264,26 @@ public enum CorpusWriter {
         try NPY.write(clipVideo, shape: [clipVideo.count], to: p("clip_video"))
         try NPY.write(clipTimes, shape: [clipWords.count, 2], to: p("clip_times"))
         var extras: [String] = []
-        if storeFeatures {
-            try NPY.write(features, shape: [clipWords.count, featureDim], to: p("clip_features"))
-            extras.append("clip_features")
-        } else {
-            try? FileManager.default.removeItem(atPath: p("clip_features"))
-        }
-        if storeFrames, let shape = frameShape {
-            try NPY.write(frames, shape: [clipWords.count] + shape, to: p("clip_frames"))
-            extras.append("clip_frames")
-        } else {
-            try? FileManager.default.removeItem(atPath: p("clip_frames"))
-        }
+        if let w = featureWriter { try w.finish(); extras.append("clip_features") } else { try? FileManager.default.removeItem(atPath: p("clip_features")) }
+        if let w = frameWriter { try w.finish(); extras.append("clip_frames") } else { try? FileManager.default.removeItem(atPath: p("clip_frames")) }
         var docs = TokenizedCorpus.arrayDocs
         for k in ["clip_features", "clip_frames"] where !extras.contains(k) { docs[k] = nil }
         let index = CorpusIndex(textVocab: textVocab, visualVocab: visualVocab, clipSeconds: clipSeconds, fps: fps,
                                 featureSource: featureSource, featureDim: featureDim, extras: extras,
                                 counts: counts, videos: entries, arrays: docs)
         try JSON.write(index, to: (dir as NSString).appendingPathComponent("index.json"))
+        return index
     }
 
     /// FNV-1a 64 of a file's bytes as 16 hex digits.
     public static func fingerprint(of path: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else { throw VideoBertError("cannot read", file: path) }
+        return fnv1a(data)
+    }
+
+    public static func fnv1a<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in data { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         return String(format: "%016llx", h)
     }
 }
