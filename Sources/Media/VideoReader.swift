@@ -242,6 +242,7 @@ public final class VideoReader {
         }
 
         func receiveFrames(packetDuration: Int64?) throws {
+            var failures = 0
             while true {
                 let r = avcodec_receive_frame(cc, frame)
                 if r == vb_averror_eagain() || r == vb_averror_eof() { return }
@@ -249,8 +250,12 @@ public final class VideoReader {
                     if errorPolicy == .strict {
                         throw VideoBertError("decoding failed\(timeText(lastTimestamp)): \(ffmpegErrorString(r)) (the file is damaged)", file: path)
                     }
+                    // With frame threads a packet's error surfaces here, ahead of good frames
+                    // still queued; keep receiving them, as the CLI does.
                     errors += 1
-                    return
+                    failures += 1
+                    if failures > 64 { return }
+                    continue
                 }
                 if frame.pointee.decode_error_flags != 0 || frame.pointee.flags & AV_FRAME_FLAG_CORRUPT != 0 {
                     if errorPolicy == .strict {
@@ -290,11 +295,9 @@ public final class VideoReader {
                 if errorPolicy == .strict {
                     throw VideoBertError("reading stopped\(timeText(lastPacketTimestamp)): \(ffmpegErrorString(r)) (the file is truncated or damaged)", file: path)
                 }
+                // As the ffmpeg CLI (process_input): a read error ends the input; what was read is kept.
                 errors += 1
-                // A demuxer that keeps failing at the same place would loop forever; stop at EOF-like I/O errors.
-                if fc.pointee.pb != nil && avio_feof(fc.pointee.pb) != 0 { break }
-                if errors > 1000 { break }
-                continue
+                break
             }
             if pkt.pointee.stream_index != streamIndex {
                 av_packet_unref(pkt)

@@ -9,20 +9,15 @@ struct FramesCommand: ParsableCommand {
         commandName: "frames",
         abstract: "Decode one video into RGB frames at a fixed rate (.npy, uint8 [N, H, W, 3]).",
         discussion: """
-        Frames are picked by presentation timestamp exactly as FFmpeg's fps filter picks them
-        (right for variable frame rates and non-zero start times), then scaled with libswscale
-        (bicubic). The result equals
-          ffmpeg -i VIDEO -vf fps=F,scale=W:H -pix_fmt rgb24 -f rawvideo -
-        in frame count and pixels: frame i is at i/F seconds from the start of the file.
-        Decoding streams: memory holds a frame or two, not the video. Prints one JSON line:
-        frames, fps, size, video_seconds (N/F) and seconds (wall-clock time taken).
+        Frames are picked by presentation timestamp exactly as FFmpeg's fps filter picks them (right for variable frame rates and non-zero start times), then scaled with libswscale (bicubic). The frames equal those of `ffmpeg -i VIDEO -vf fps=F,scale=W:H -pix_fmt rgb24 -f rawvideo -` in number and pixels; frame i is at i/F seconds from the start of the file. Decoding streams: memory holds a frame or two, not the video.
 
-        A damaged file (truncated, corrupt) is an error unless --tolerant is given, which
-        keeps what can be decoded, as the ffmpeg CLI does.
+        Prints one JSON line: frames, fps, size, video_seconds (frames/F), seconds (time taken).
+
+        A damaged (truncated, corrupt) file is an error unless --tolerant is given, which keeps the frames that decode, as the ffmpeg CLI does.
 
         Example:
           videobert frames talk.mp4 --fps 20 --size 64x64 --out talk.npy
-          python3 -c "import numpy; print(numpy.load('talk.npy').shape)"   # (N, 64, 64, 3)
+          python3 -c "import numpy; print(numpy.load('talk.npy').shape)"
         """
     )
 
