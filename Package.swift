@@ -51,6 +51,6 @@ let package = Package(
         .testTarget(name: "TokenizeTests", dependencies: ["Tokenize", "Tensor", "Media", "Features"],
                     resources: [.copy("Resources")]),
         // Runs the built `videobert` binary end to end.
-        .testTarget(name: "CLITests", dependencies: ["videobert"]),
+        .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor"]),
     ]
 )

@@ -1,0 +1,187 @@
+import CFFmpeg
+import Foundation
+import Tensor
+
+/// One output frame of `VideoReader.forEachFrame`: RGB24 pixels [height, width, 3], row-major.
+/// `pixels` points into the reader's buffer and is valid only during the callback; copy what you keep.
+public struct SampledFrame {
+    /// Output index: 0, 1, 2, ... (the frame's row in `videobert frames` output).
+    public let index: Int
+    /// Presentation time in seconds from the start of the file: index / F exactly.
+    public let time: Double
+    /// Timestamp (seconds from the start of the file) of the decoded frame shown here.
+    /// Equal to `time` up to half a frame of F, except where frames are repeated.
+    public let sourceTime: Double
+    public let width: Int
+    public let height: Int
+    public let pixels: UnsafeBufferPointer<UInt8>
+}
+
+/// What a pass over a video produced.
+public struct SamplingSummary: Sendable, Codable, Equatable {
+    /// Frames written at the output rate.
+    public var frames: Int
+    /// Frames the decoder produced (before dropping and repeating).
+    public var framesDecoded: Int
+    /// Frames converted to RGB (each decoded frame at most once, however often it is repeated).
+    public var framesConverted: Int
+    /// Problems skipped under `DecodeErrorPolicy.tolerant` (always 0 under `.strict`).
+    public var decodeErrors: Int
+    /// Seconds of video the output covers: frames / F.
+    public var seconds: Double
+}
+
+/// Converts decoded pictures to RGB24 at a fixed size with libswscale, set up as FFmpeg's
+/// `scale` filter sets it up inside `ffmpeg -vf scale=W:H -pix_fmt rgb24` (libavfilter/vf_scale.c):
+/// bicubic (the CLI's default `sws_flags`), YUV matrix from the frame's colorspace
+/// (BT.601 when unspecified), input range from the frame's color_range.
+/// One output buffer, allocated once; the scaler context is rebuilt only when the input changes.
+final class RGBConverter {
+    let width: Int
+    let height: Int
+    let buffer: UnsafeMutablePointer<UInt8>
+    var byteCount: Int { width * height * 3 }
+    private var scaler: OpaquePointer? = nil
+    private var inputWidth: Int32 = -1, inputHeight: Int32 = -1, inputFormat: Int32 = -1
+    private var inputColorspace: AVColorSpace = AVCOL_SPC_UNSPECIFIED
+    private var inputRange: AVColorRange = AVCOL_RANGE_UNSPECIFIED
+    private let file: String
+
+    init(width: Int, height: Int, file: String) throws {
+        guard width > 0, height > 0, width <= 16384, height <= 16384 else {
+            throw VideoBertError("frame size \(width)x\(height) is outside 1x1 ... 16384x16384", file: file)
+        }
+        self.width = width
+        self.height = height
+        self.file = file
+        // av_malloc aligns for SIMD; the tail pad covers swscale's vector stores past the last pixel.
+        guard let raw = av_malloc(width * height * 3 + 64) else {
+            throw VideoBertError("out of memory for a \(width)x\(height) frame", file: file)
+        }
+        buffer = raw.bindMemory(to: UInt8.self, capacity: width * height * 3 + 64)
+    }
+
+    deinit {
+        sws_freeContext(scaler)
+        av_free(buffer)
+    }
+
+    func convert(_ frame: UnsafeMutablePointer<AVFrame>) throws {
+        let f = frame.pointee
+        if f.width != inputWidth || f.height != inputHeight || f.format != inputFormat || scaler == nil {
+            let pixelFormat = AVPixelFormat(rawValue: f.format)
+            guard let ctx = sws_getCachedContext(scaler, f.width, f.height, pixelFormat,
+                                                 Int32(width), Int32(height), AV_PIX_FMT_RGB24,
+                                                 SWS_BICUBIC, nil, nil, nil) else {
+                let name = av_get_pix_fmt_name(AVPixelFormat(rawValue: f.format)).map { String(cString: $0) } ?? "format \(f.format)"
+                throw VideoBertError("cannot convert \(name) \(f.width)x\(f.height) pictures to RGB", file: file)
+            }
+            scaler = ctx
+            inputWidth = f.width; inputHeight = f.height; inputFormat = f.format
+            setColorspace(f.colorspace, f.color_range)
+        } else if f.colorspace != inputColorspace || f.color_range != inputRange {
+            setColorspace(f.colorspace, f.color_range)
+        }
+        var dst: UnsafeMutablePointer<UInt8>? = buffer
+        var dstStride = Int32(width * 3)
+        let rows = withUnsafePointer(to: &frame.pointee.data) { data in
+            withUnsafePointer(to: &frame.pointee.linesize) { linesize in
+                data.withMemoryRebound(to: UnsafePointer<UInt8>?.self, capacity: 8) { src in
+                    linesize.withMemoryRebound(to: Int32.self, capacity: 8) { stride in
+                        sws_scale(scaler, src, stride, 0, f.height, &dst, &dstStride)
+                    }
+                }
+            }
+        }
+        if rows != Int32(height) {
+            throw VideoBertError("scaling a \(f.width)x\(f.height) picture failed (\(rows < 0 ? ffmpegErrorString(rows) : "\(rows) rows"))", file: file)
+        }
+    }
+
+    /// vf_scale.c `scale_frame` with in_color_matrix=auto: the matrix of the frame's colorspace
+    /// (`parse_yuv_type`: outside 1...10 or 8 means BT.601), used for both tables; the input
+    /// range from the frame when it says one.
+    private func setColorspace(_ colorspace: AVColorSpace, _ range: AVColorRange) {
+        inputColorspace = colorspace
+        inputRange = range
+        var invTable: UnsafeMutablePointer<Int32>? = nil, table: UnsafeMutablePointer<Int32>? = nil
+        var srcRange: Int32 = 0, dstRange: Int32 = 0, brightness: Int32 = 0, contrast: Int32 = 0, saturation: Int32 = 0
+        guard sws_getColorspaceDetails(scaler, &invTable, &srcRange, &table, &dstRange,
+                                       &brightness, &contrast, &saturation) >= 0 else { return }
+        var cs = Int32(colorspace.rawValue)
+        if cs < 1 || cs > 10 || cs == 8 { cs = Int32(AVCOL_SPC_BT470BG.rawValue) }
+        let coefficients = sws_getCoefficients(cs)
+        if range != AVCOL_RANGE_UNSPECIFIED { srcRange = range == AVCOL_RANGE_JPEG ? 1 : 0 }
+        sws_setColorspaceDetails(scaler, coefficients, srcRange, coefficients, dstRange,
+                                 brightness, contrast, saturation)
+    }
+}
+
+extension VideoReader {
+    /// Decodes the video and calls `body` for each frame of the video resampled to `fps`
+    /// frames per second and scaled to `width`×`height` RGB24: the same frames, in the same
+    /// number, as `ffmpeg -i FILE -vf fps=F,scale=W:H -pix_fmt rgb24 -f rawvideo -`
+    /// (see `FPSFilterSchedule` for the rules). Frame i is at time i / F from the start of the file.
+    ///
+    /// Streaming: memory is one decoded frame, the one waiting to be repeated or dropped, and one
+    /// RGB buffer. Only frames that are output are converted, each once however often repeated.
+    @discardableResult
+    public func forEachFrame(fps: FrameRate, width: Int, height: Int,
+                             _ body: (SampledFrame) throws -> Void) throws -> SamplingSummary {
+        let converter = try RGBConverter(width: width, height: height, file: path)
+        guard let held = av_frame_alloc() else {
+            throw VideoBertError("out of memory allocating a frame", file: path)
+        }
+        var heldFrame: UnsafeMutablePointer<AVFrame>? = held
+        defer { av_frame_free(&heldFrame) }
+        var heldTimestamp: Int64 = 0
+        var heldConverted = false
+        var schedule = FPSFilterSchedule()
+        var sync = ConstantRateSync()
+        var framesOut = 0
+        var framesConverted = 0
+        let streamTB = stream.pointee.time_base
+        let outTB = fps.timeBase
+        let pixels = UnsafeBufferPointer(start: converter.buffer, count: converter.byteCount)
+        // A timestamp jump this large is a broken file, not a video to fill with copies.
+        let maxRun = Int64(fps.framesPerSecond * 24 * 3600)
+
+        func write(_ run: FPSFilterSchedule.Run) throws {
+            guard run.count > 0 else { return }
+            if run.count > maxRun {
+                throw VideoBertError(String(format: "timestamps jump by %.0f s near %.3f s; the file is damaged",
+                                            Double(run.count) / fps.framesPerSecond, seconds(heldTimestamp)), file: path)
+            }
+            for p in run.first ..< run.first + run.count {
+                let first = sync.written
+                let n = sync.copies(forTimestamp: p)
+                guard n > 0 else { continue }
+                if !heldConverted {
+                    try converter.convert(held)
+                    heldConverted = true
+                    framesConverted += 1
+                }
+                for i in first ..< first + n {
+                    try body(SampledFrame(index: Int(i), time: fps.time(ofFrame: Int(i)),
+                                          sourceTime: seconds(heldTimestamp),
+                                          width: width, height: height, pixels: pixels))
+                    framesOut += 1
+                }
+            }
+        }
+
+        let decoded = try decodeAll { frame, timestamp in
+            let q = vb_rescale_near_passminmax(timestamp, streamTB, outTB)
+            try write(schedule.push(q))
+            // The new frame is now the one held back (vf_fps keeps two; the older is done).
+            av_frame_unref(held)
+            av_frame_move_ref(held, frame)
+            heldTimestamp = timestamp
+            heldConverted = false
+        }
+        try write(schedule.finish(end: vb_rescale_near_passminmax(decoded.eof, streamTB, outTB)))
+        return SamplingSummary(frames: framesOut, framesDecoded: decoded.framesDecoded,
+                               framesConverted: framesConverted, decodeErrors: decoded.errors,
+                               seconds: fps.time(ofFrame: framesOut))
+    }
+}
