@@ -29,11 +29,12 @@ public struct DemoCorpus {
         public init() {}
     }
 
-    /// Encodes one video: called with the path, frame count and a function that renders frame i.
+    /// Encodes one video: called with the final path, frame count and a function that renders
+    /// frame i. It must write atomically (nothing at `path` until the video is complete).
     public typealias Encode = (_ path: String, _ width: Int, _ height: Int, _ fps: Int, _ frames: Int,
                                _ render: (Int, UnsafeMutableBufferPointer<UInt8>) -> Void) throws -> Void
 
-    public struct VideoPlan: Sendable {
+    public struct VideoPlan: @unchecked Sendable {  // tuples of Doubles only
         public var id: String
         public var dish: String
         public var split: String
@@ -82,50 +83,51 @@ public struct DemoCorpus {
         return plans
     }
 
-    /// Renders and writes the whole corpus into `out`; existing finished videos are kept.
-    /// `progress` is called after each video.
-    public func generate(into out: String, encode: Encode, progress: ((Int, Int) -> Void)? = nil) throws {
+    /// Renders and writes the whole corpus into `out`, `workers` videos at a time; videos already
+    /// there are kept (a re-run only fills in what is missing). `progress` is called after each video.
+    public func generate(into out: String, workers: Int = 2, encode: @escaping Encode,
+                         progress: (@Sendable (Int, Int) -> Void)? = nil) throws {
         let plans = plan()
         let videoDir = (out as NSString).appendingPathComponent("videos")
         try AtomicFile.createDirectory(videoDir)
         let renderer = DemoRenderer(width: options.width, height: options.height)
+        let fps = options.fps
+        let lock = NSLock()
+        nonisolated(unsafe) var next = 0
+        nonisolated(unsafe) var done = 0
+        nonisolated(unsafe) var firstError: Error? = nil
+        nonisolated(unsafe) let encodeFn = encode
+        DispatchQueue.concurrentPerform(iterations: max(1, min(workers, plans.count))) { _ in
+            while true {
+                lock.lock()
+                guard next < plans.count, firstError == nil else { lock.unlock(); return }
+                let p = plans[next]
+                next += 1
+                lock.unlock()
+                do {
+                    try Self.renderVideo(p, dir: videoDir, renderer: renderer, fps: fps, encode: encodeFn)
+                } catch {
+                    lock.lock(); if firstError == nil { firstError = error }; lock.unlock()
+                    return
+                }
+                lock.lock(); done += 1; let d = done; lock.unlock()
+                progress?(d, plans.count)
+            }
+        }
+        if let firstError { throw firstError }
         var manifest = ""
         var database: [String: Any] = [:]
-        for (k, p) in plans.enumerated() {
-            let videoPath = (videoDir as NSString).appendingPathComponent(p.id + ".mp4")
-            let vttPath = (videoDir as NSString).appendingPathComponent(p.id + ".vtt")
-            if !FileManager.default.fileExists(atPath: videoPath) {
-                let frames = Int((p.duration * Double(options.fps)).rounded(.down))
-                let tmp = AtomicFile.temporaryPath(for: videoPath) + ".mp4"
-                do {
-                    try encode(tmp, options.width, options.height, options.fps, frames) { i, buf in
-                        let time = Double(i) / Double(self.options.fps)
-                        let stepIndex = p.stepTimes.lastIndex { $0.start <= time } ?? 0
-                        let (s, e) = p.stepTimes[stepIndex]
-                        var u = Float((time - s) / (e - s))
-                        // Before the first step and after the last, the scene holds still.
-                        if time < p.stepTimes[0].start { u = 0 }
-                        u = max(0, min(u, 0.999))
-                        renderer.render(step: p.steps[stepIndex], progress: u, frameIndex: i, look: p.look, out: buf)
-                    }
-                    try AtomicFile.commit(temporary: tmp, to: videoPath)
-                } catch {
-                    try? FileManager.default.removeItem(atPath: tmp)
-                    throw error
-                }
-            }
-            try AtomicFile.write(Narrator.webVTT(p.lines), to: vttPath)
+        for p in plans {
             let entry: [String: Any] = ["id": p.id, "video": "videos/\(p.id).mp4", "transcript": "videos/\(p.id).vtt",
                                         "group": p.id, "split": p.split]
             manifest += String(decoding: try JSONSerialization.data(withJSONObject: entry, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self) + "\n"
             let anns: [[String: Any]] = zip(p.steps, p.stepTimes).enumerated().map { i, st in
                 let ing = DemoWorld.ingredient(st.0.object)
-                return ["id": i, "segment": [round3(st.1.start), round3(st.1.end)],
+                return ["id": i, "segment": [Self.round3(st.1.start), Self.round3(st.1.end)],
                         "sentence": "\(st.0.verb.rawValue) the \(ing.plural)", "verb": st.0.verb.rawValue, "noun": ing.plural]
             }
             let subset = ["train": "training", "val": "validation", "test": "testing"][p.split]!
-            database[p.id] = ["subset": subset, "duration": round3(p.duration), "dish": p.dish, "annotations": anns]
-            progress?(k + 1, plans.count)
+            database[p.id] = ["subset": subset, "duration": Self.round3(p.duration), "dish": p.dish, "annotations": anns]
         }
         try AtomicFile.write(manifest, to: (out as NSString).appendingPathComponent("manifest.jsonl"))
         let ann = try JSONSerialization.data(withJSONObject: ["database": database], options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
@@ -136,5 +138,23 @@ public struct DemoCorpus {
                              to: (out as NSString).appendingPathComponent("labels.json"))
     }
 
-    func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
+    /// Renders one video and its narration (skipping a video file that is already complete).
+    static func renderVideo(_ p: VideoPlan, dir: String, renderer: DemoRenderer, fps: Int, encode: Encode) throws {
+        let videoPath = (dir as NSString).appendingPathComponent(p.id + ".mp4")
+        let vttPath = (dir as NSString).appendingPathComponent(p.id + ".vtt")
+        if !FileManager.default.fileExists(atPath: videoPath) {
+            let frames = Int((p.duration * Double(fps)).rounded(.down))
+            try encode(videoPath, renderer.width, renderer.height, fps, frames) { i, buf in
+                let time = Double(i) / Double(fps)
+                let stepIndex = p.stepTimes.lastIndex { $0.start <= time } ?? 0
+                let (s, e) = p.stepTimes[stepIndex]
+                // Before the first step the scene holds its first pose; after the last, its last.
+                let u = time < p.stepTimes[0].start ? 0 : Float(max(0, min((time - s) / (e - s), 0.999)))
+                renderer.render(step: p.steps[stepIndex], progress: u, frameIndex: i, look: p.look, out: buf)
+            }
+        }
+        try AtomicFile.write(Narrator.webVTT(p.lines), to: vttPath)
+    }
+
+    static func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
 }

@@ -5,7 +5,7 @@ import Tensor
 /// background, moved the way its step's verb moves things (stirring rotates it, cutting splits it,
 /// pouring drops it in, ...), with camera jitter and sensor noise. Everything is a pure function
 /// of the seed, so the same seed renders the same pixels.
-public struct DemoRenderer {
+public struct DemoRenderer: Sendable {
     public let width: Int
     public let height: Int
 
