@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import Tensor
+import Tokenize
+
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Print a tokenized corpus: its counts, then segments as words and visual-word ids.",
+        discussion: """
+        Each segment prints as `start–end  sentence | v<word> v<word> ...`: the sentence decoded
+        from its WordPiece ids, and the visual words of the clips shown while it is spoken.
+        Video-only segments show `—` for the sentence.
+
+        Example:
+          videobert inspect demo/tokens --video demo0003-pancakes
+          videobert inspect demo/tokens --split test --limit 5 --json
+        """)
+
+    @Argument(help: "A tokenized corpus folder (from `videobert tokenize`).") var corpus: String
+    @Option(help: "Only this video.") var video: String?
+    @Option(help: "Only videos of this split (train, val, test).") var split: String?
+    @Option(help: "Videos to print (0: counts only).") var limit: Int = 3
+    @Flag(help: "JSON lines (one per segment) instead of text.") var json = false
+
+    func run() throws {
+        let c = try TokenizedCorpus(path: corpus)
+        let vocab = try TextVocabulary.load(c.textVocabPath)
+        let idx = c.index
+        var videos = idx.videos.enumerated().filter { (video == nil || $0.element.id == video) && (split == nil || $0.element.split == split) }
+        if let video, videos.isEmpty { throw VideoBertError("no video '\(video)' in this corpus", file: corpus) }
+        if video == nil { videos = Array(videos.prefix(limit)) }
+        if !json {
+            let s = idx.counts.splits
+            print("corpus \(corpus): \(idx.counts.videos) videos, \(idx.counts.clips) clips, \(idx.counts.segments) segments, \(idx.counts.textTokens) text tokens")
+            print("splits: train \(s["train"] ?? 0), val \(s["val"] ?? 0), test \(s["test"] ?? 0); failures \(idx.counts.failures)")
+            print("text vocabulary \(idx.textVocab.size) (\(idx.textVocab.cased ? "cased" : "uncased")); visual words \(idx.visualVocab.words) (\(idx.visualVocab.branching)^\(idx.visualVocab.depth)), clip \(idx.clipSeconds) s, features \(idx.featureSource) dim \(idx.featureDim)")
+            print("segments: \(idx.counts.videoOnlySegments) video-only, \(idx.counts.textOnlySegments) text-only")
+        }
+        for (_, v) in videos {
+            if !json { print("\n\(v.id) [\(v.split)] \(String(format: "%.1f", v.duration)) s, \(v.clipEnd - v.clipBegin) clips") }
+            for s in v.segmentBegin..<v.segmentEnd {
+                let words = Self.detokenize(c.text(of: s), vocab)
+                let visual = Array(c.visual(of: s))
+                let (t0, t1) = c.times(of: s)
+                if json {
+                    let obj: [String: Any] = ["video": v.id, "segment": s, "start": Double(t0), "end": Double(t1), "text": words,
+                                              "text_ids": c.text(of: s).map(Int.init), "visual_ids": visual.map(Int.init)]
+                    print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
+                } else {
+                    let vis = visual.map { "v\($0)" }.joined(separator: " ")
+                    print(String(format: "  %7.2f–%-7.2f ", t0, t1) + (words.isEmpty ? "—" : words) + " | " + (vis.isEmpty ? "—" : vis))
+                }
+            }
+        }
+    }
+
+    /// WordPieces back to text: `##` continuations join the previous piece.
+    static func detokenize(_ ids: ArraySlice<Int32>, _ vocab: TextVocabulary) -> String {
+        var out = ""
+        for id in ids {
+            let piece = vocab.token(id) ?? "[?]"
+            if piece.hasPrefix("##") { out += piece.dropFirst(2) } else { out += (out.isEmpty ? "" : " ") + piece }
+        }
+        return out
+    }
+}
