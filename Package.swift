@@ -34,6 +34,8 @@ let package = Package(
         // WordPiece, k-means, transcripts, alignment, the tokenized corpus.
         .target(name: "Tokenize", dependencies: ["Tensor", "Recipe", "Media", "Features"]),
 
+        // Pretraining: examples and masking, objectives, the trainer, checkpoints.
+        .target(name: "Train", dependencies: ["Tensor", "Recipe", "Tokenize"]),
         // The built-in demo: a generated corpus of cooking videos with narration.
         .target(name: "Demo", dependencies: ["Tensor"]),
 
@@ -45,6 +47,7 @@ let package = Package(
                           path: "tools/bench/Sources"),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "Tokenize", "Tensor"]),
         .testTarget(name: "RecipeTests", dependencies: ["Recipe"]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "Tensor"]),
         .testTarget(name: "FeaturesTests", dependencies: ["Features", "Tensor"]),

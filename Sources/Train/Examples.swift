@@ -1,0 +1,255 @@
+import Foundation
+import Tensor
+import Tokenize
+
+/// BERT's special tokens, looked up by name in the text vocabulary. VideoBERT's text/video
+/// separator `[>]` reuses BERT's first unused slot, `[unused0]`.
+public struct SpecialTokens: Sendable, Codable, Equatable {
+    public var pad: Int32
+    public var unk: Int32
+    public var cls: Int32
+    public var sep: Int32
+    public var mask: Int32
+    /// `[>]`, between the text and the video.
+    public var videoSeparator: Int32
+
+    public init(vocabulary v: TextVocabulary) throws {
+        func id(_ t: String) throws -> Int32 {
+            guard let i = v.id(of: t) else { throw VideoBertError("the text vocabulary has no \(t) token", file: v.source) }
+            return i
+        }
+        pad = try id("[PAD]"); unk = try id("[UNK]"); cls = try id("[CLS]"); sep = try id("[SEP]"); mask = try id("[MASK]")
+        videoSeparator = try id("[unused0]")
+    }
+
+    public init(pad: Int32, unk: Int32, cls: Int32, sep: Int32, mask: Int32, videoSeparator: Int32) {
+        self.pad = pad; self.unk = unk; self.cls = cls; self.sep = sep; self.mask = mask; self.videoSeparator = videoSeparator
+    }
+}
+
+/// One minibatch for the joint model: ids in the joint vocabulary (text ids 0..<T, visual word
+/// i as T + i), padded to the longest example, with the masked positions and their targets.
+public struct PretrainingBatch: Sendable {
+    /// B examples, each padded to T positions.
+    public var B: Int
+    public var T: Int
+    /// [B, T] joint-vocabulary ids.
+    public var inputIDs: [Int32]
+    /// [B, T] 0 text (and [CLS], [>]), 1 video (and the closing [SEP]).
+    public var tokenTypeIDs: [Int32]
+    /// [B, T] 1 real token, 0 padding.
+    public var attentionMask: [Float]
+    /// Masked text positions as flat row indices b·T + t, and their true text ids.
+    public var textRows: [Int32]
+    public var textTargets: [Int32]
+    /// Masked video positions as flat row indices, and their true visual words (0..<visual words).
+    public var videoRows: [Int32]
+    public var videoTargets: [Int32]
+    /// [B] alignment label: 1 when text and video come from the same segment, 0 when not.
+    public var alignLabels: [Int32]
+    /// [B] 1 for examples that carry an alignment label (text+video), 0 otherwise.
+    public var alignWeights: [Float]
+
+    /// Tokens that are not padding.
+    public var tokenCount: Int { Int(attentionMask.reduce(0, +)) }
+}
+
+/// How examples are built (VideoBERT §3.2–§4.2 and BERT §3.1). See `PretrainRecipe.Data`.
+public struct ExampleSettings: Sendable, Codable, Equatable {
+    /// Text WordPieces kept per example (the head of the sentence; the rest is cut).
+    public var maxTextTokens = 48
+    /// Visual words kept per example (the first clips; the rest are cut).
+    public var maxVideoTokens = 48
+    /// Up to this many consecutive segments of one video are joined into one example
+    /// (a random number from 1 to this), so the model sees longer context.
+    public var concatMax = 2
+    /// Mix of the three regimes (normalised): text+video (MLM + MFM + alignment), text only (MLM),
+    /// video only (MFM over consecutive segments).
+    public var textVideo = 0.6
+    public var textOnly = 0.2
+    public var videoOnly = 0.2
+    /// BERT's masking: this fraction of tokens is chosen; of those 80% become [MASK], 10% a random
+    /// token of the same modality, 10% stay.
+    public var maskProb = 0.15
+    public var maskTokenProb = 0.8
+    public var randomTokenProb = 0.1
+    /// Fraction of text+video examples whose video is replaced by another video's (label 0).
+    public var alignNegative = 0.5
+
+    public init() {}
+}
+
+/// Draws pretraining examples from one split of a tokenized corpus, deterministically: the same
+/// seed gives the same batches, and `state` captures the position so a resumed run continues
+/// with exactly the batches an uninterrupted run would have seen.
+public final class ExampleSampler {
+    public struct State: Codable, Sendable, Equatable {
+        public var rng: SeededRNG
+        public var epoch: Int
+        public var cursors: [Int]
+        public var orders: [[Int32]]
+    }
+
+    public let corpus: TokenizedCorpus
+    public let settings: ExampleSettings
+    public let textVocabSize: Int
+    public let visualWords: Int
+    public let special: SpecialTokens
+    /// Pools of anchor segments per regime: text+video, text, video.
+    let pools: [[Int32]]
+    var state: State
+
+    public var currentState: State { state }
+
+    public init(corpus: TokenizedCorpus, split: String, settings: ExampleSettings, special: SpecialTokens, seed: UInt64) throws {
+        self.corpus = corpus
+        self.settings = settings
+        self.special = special
+        textVocabSize = corpus.index.textVocab.size
+        visualWords = corpus.index.visualVocab.words
+        var tv: [Int32] = [], t: [Int32] = [], v: [Int32] = []
+        for s in corpus.segments(in: split) {
+            let hasText = corpus.textOffsets[s + 1] > corpus.textOffsets[s]
+            let hasVideo = corpus.visualOffsets[s + 1] > corpus.visualOffsets[s]
+            if hasText && hasVideo { tv.append(Int32(s)) }
+            if hasText { t.append(Int32(s)) }
+            if hasVideo { v.append(Int32(s)) }
+        }
+        guard !t.isEmpty || !v.isEmpty else {
+            throw VideoBertError("the '\(split)' split has no segments to train on", file: corpus.path)
+        }
+        pools = [tv, t, v]
+        state = State(rng: SeededRNG(seed: seed), epoch: 0, cursors: [0, 0, 0], orders: [[], [], []])
+        for k in 0..<3 { reshuffle(k) }
+    }
+
+    public func restore(_ s: State) { state = s }
+
+    func reshuffle(_ k: Int) {
+        var order = pools[k]
+        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, state.rng.nextInt(i + 1)) }
+        state.orders[k] = order
+        state.cursors[k] = 0
+    }
+
+    func nextAnchor(_ k: Int) -> Int {
+        if state.cursors[k] >= state.orders[k].count {
+            if k == 0 || pools[0].isEmpty { state.epoch += 1 }
+            reshuffle(k)
+        }
+        let s = state.orders[k][state.cursors[k]]
+        state.cursors[k] += 1
+        return Int(s)
+    }
+
+    /// The regime of the next example: 0 text+video, 1 text, 2 video (empty pools skipped).
+    func drawRegime() -> Int {
+        var w = [settings.textVideo, settings.textOnly, settings.videoOnly]
+        for k in 0..<3 where pools[k].isEmpty { w[k] = 0 }
+        let total = w.reduce(0, +)
+        var u = state.rng.nextDouble() * total
+        for k in 0..<3 { if u < w[k] { return k }; u -= w[k] }
+        return w.lastIndex { $0 > 0 }!
+    }
+
+    /// Text and visual words of `count` consecutive segments of one video starting at `s`.
+    func span(from s: Int, count: Int) -> (text: [Int32], video: [Int32]) {
+        let video = corpus.segmentVideo[s]
+        var text: [Int32] = [], vis: [Int32] = []
+        var k = s
+        while k < corpus.segmentCount && k < s + count && corpus.segmentVideo[k] == video {
+            text += corpus.text(of: k)
+            vis += corpus.visual(of: k)
+            k += 1
+        }
+        return (text, vis)
+    }
+
+    struct Example {
+        var ids: [Int32] = []
+        var types: [Int32] = []
+        var textRows: [Int32] = [], textTargets: [Int32] = []
+        var videoRows: [Int32] = [], videoTargets: [Int32] = []
+        var alignLabel: Int32 = 0
+        var alignWeight: Float = 0
+    }
+
+    func makeExample() -> Example {
+        let regime = drawRegime()
+        let anchor = nextAnchor(regime)
+        let n = 1 + state.rng.nextInt(max(1, settings.concatMax))
+        var (text, video) = span(from: anchor, count: n)
+        var ex = Example()
+        if regime == 0 {
+            ex.alignWeight = 1
+            ex.alignLabel = 1
+            if state.rng.nextDouble() < settings.alignNegative, pools[0].count > 1 {
+                // A video from another video of the corpus (VideoBERT's alignment negatives).
+                let myVideo = corpus.segmentVideo[anchor]
+                for _ in 0..<16 {
+                    let other = Int(pools[0][state.rng.nextInt(pools[0].count)])
+                    if corpus.segmentVideo[other] != myVideo {
+                        video = span(from: other, count: n).video
+                        ex.alignLabel = 0
+                        break
+                    }
+                }
+            }
+        }
+        if regime == 1 { video = [] }
+        if regime == 2 { text = [] }
+        text = Array(text.prefix(settings.maxTextTokens))
+        video = Array(video.prefix(settings.maxVideoTokens))
+
+        ex.ids.append(special.cls); ex.types.append(0)
+        for t in text { ex.ids.append(t); ex.types.append(0) }
+        if !text.isEmpty && !video.isEmpty { ex.ids.append(special.videoSeparator); ex.types.append(0) }
+        let videoStart = ex.ids.count
+        for v in video { ex.ids.append(Int32(textVocabSize) + v); ex.types.append(1) }
+        ex.ids.append(special.sep); ex.types.append(video.isEmpty ? 0 : 1)
+
+        // Masking (BERT §3.1 Task #1), positions relative to the example.
+        for (i, t) in text.enumerated() where state.rng.nextDouble() < settings.maskProb {
+            let pos = 1 + i
+            ex.textRows.append(Int32(pos)); ex.textTargets.append(t)
+            ex.ids[pos] = corrupt(t, random: { Int32(self.state.rng.nextInt(self.textVocabSize)) })
+        }
+        for (i, v) in video.enumerated() where state.rng.nextDouble() < settings.maskProb {
+            let pos = videoStart + i
+            ex.videoRows.append(Int32(pos)); ex.videoTargets.append(v)
+            ex.ids[pos] = corrupt(Int32(textVocabSize) + v, random: { Int32(self.textVocabSize + self.state.rng.nextInt(self.visualWords)) })
+        }
+        return ex
+    }
+
+    func corrupt(_ original: Int32, random: () -> Int32) -> Int32 {
+        let u = state.rng.nextDouble()
+        if u < settings.maskTokenProb { return special.mask }
+        if u < settings.maskTokenProb + settings.randomTokenProb { return random() }
+        return original
+    }
+
+    /// The next B examples, padded to the longest.
+    public func nextBatch(_ B: Int) -> PretrainingBatch {
+        let examples = (0..<B).map { _ in makeExample() }
+        let T = examples.map(\.ids.count).max()!
+        var batch = PretrainingBatch(B: B, T: T, inputIDs: .init(repeating: special.pad, count: B * T),
+                                     tokenTypeIDs: .init(repeating: 0, count: B * T), attentionMask: .init(repeating: 0, count: B * T),
+                                     textRows: [], textTargets: [], videoRows: [], videoTargets: [],
+                                     alignLabels: [], alignWeights: [])
+        for (b, ex) in examples.enumerated() {
+            for (i, id) in ex.ids.enumerated() {
+                batch.inputIDs[b * T + i] = id
+                batch.tokenTypeIDs[b * T + i] = ex.types[i]
+                batch.attentionMask[b * T + i] = 1
+            }
+            batch.textRows += ex.textRows.map { Int32(b * T) + $0 }
+            batch.textTargets += ex.textTargets
+            batch.videoRows += ex.videoRows.map { Int32(b * T) + $0 }
+            batch.videoTargets += ex.videoTargets
+            batch.alignLabels.append(ex.alignLabel)
+            batch.alignWeights.append(ex.alignWeight)
+        }
+        return batch
+    }
+}
