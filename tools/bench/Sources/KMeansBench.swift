@@ -1,0 +1,46 @@
+import Foundation
+import Tensor
+import Tokenize
+
+/// Flat k-means on a float32 .npy ([rows, dim]): `bench kmeans --data FILE.npy --k 1024 --iters 10
+/// --seed 1 [--out centroids.npy] [--bounds 1] [--init-per-centroid 8] [--threads N]`.
+/// Times the whole fit (k-means++ seeding included, reading the file excluded) and prints one
+/// JSON line. tools/bench/kmeans.py runs it beside faiss-cpu and scikit-learn on the same data.
+func benchKMeans(_ args: [String]) throws {
+    let path = option(args, "data", "")
+    guard !path.isEmpty else { throw VideoBertError("bench kmeans needs --data FILE.npy") }
+    let k = Int(option(args, "k", "1024"))!
+    let array = try NPY.read(path)
+    guard array.shape.count == 2 else { throw VideoBertError("expected [rows, dim]", file: path) }
+    let rows = array.shape[0], dim = array.shape[1]
+    let points = try array.floats()
+    var km = KMeans(clusters: k, iterations: Int(option(args, "iters", "10"))!, seed: UInt64(option(args, "seed", "1"))!)
+    km.useBounds = option(args, "bounds", "1") != "0"
+    km.initPointsPerCentroid = Int(option(args, "init-per-centroid", "8"))!
+    km.workers = Int(option(args, "threads", String(VocabParallel.cores)))!
+    let verbose = option(args, "verbose", "0") != "0"
+    let t0 = now()
+    let cpu0 = processCPUSeconds()
+    let model = try km.fit(points, rows: rows, dim: dim) { p in
+        if verbose {
+            logLine(String(format: "iter %d  inertia %.6g  changed %d  searched %d/%d  %.2fs",
+                           p.iteration, p.inertia, p.changed, p.searched, p.points, p.seconds))
+        }
+    }
+    let seconds = now() - t0
+    let cpuSeconds = processCPUSeconds() - cpu0
+    let out = option(args, "out", "")
+    if !out.isEmpty { try NPY.write(model.centroids, shape: [k, dim], to: out) }
+    printJSON(["benchmark": "kmeans", "rows": rows, "dim": dim, "k": k, "iterations": model.iterationsRun,
+               "seconds": seconds, "cpu_seconds": cpuSeconds, "init_seconds": model.initSeconds, "inertia": model.inertia,
+               "searched_fraction": model.searchedFraction, "reseeded": model.reseededClusters,
+               "threads": km.workers, "bounds": km.useBounds])
+}
+
+/// CPU time of all the process's threads (user + system): with other jobs on the machine, CPU
+/// time over threads approximates the wall time the work would take alone.
+func processCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
