@@ -18,7 +18,7 @@ struct VideoBert: ParsableCommand {
           videobert frames talk.mp4 --fps 20 --size 64x64 --out talk.npy
         """,
         version: "0.1.0",
-        subcommands: []
+        subcommands: [WordPieceCommand.self, VocabCommand.self]
     )
 }
 
