@@ -18,7 +18,10 @@ struct VideoBert: ParsableCommand {
           videobert frames talk.mp4 --fps 20 --size 64x64 --out talk.npy
         """,
         version: "0.1.0",
-        subcommands: [FramesCommand.self, DemoCorpusCommand.self, InspectCommand.self, VocabCommand.self]
+        subcommands: [
+            TokenizeCommand.self, FramesCommand.self, WordPieceCommand.self, VocabCommand.self, InspectCommand.self,
+            DemoCorpusCommand.self,
+        ]
     )
 }
 

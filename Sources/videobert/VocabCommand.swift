@@ -1,15 +1,15 @@
 import ArgumentParser
 
-// TEMPORARY (kmeans branch only): the `vocab` group is created on the text helper's branch with
-// `subcommands: [VocabText.self]`; when merging, add `VocabFit.self` there and drop this file.
+/// `videobert vocab`: vocabularies. Each subcommand lives in its own file; add it to the list.
 struct VocabCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vocab",
         abstract: "Build and look at vocabularies (visual words, text WordPieces).",
         discussion: """
-        Example:
+        Examples:
           videobert vocab fit --features features/ --branching 12 --depth 4 --out vocab/
+          videobert vocab text transcripts/ --size 8000 --out Vocab/cooking.txt
         """,
-        subcommands: [VocabFit.self]
+        subcommands: [VocabFit.self, VocabText.self]
     )
 }

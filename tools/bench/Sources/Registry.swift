@@ -5,6 +5,7 @@ import Tensor
 let benchmarks: [String: @Sendable ([String]) throws -> Void] = [
     "sgemm": benchSgemm,
     "kmeans": benchKMeans,
+    "wordpiece": benchWordPiece,
 ]
 
 /// `--name value` options of a benchmark's arguments.

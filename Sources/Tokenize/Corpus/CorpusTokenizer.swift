@@ -1,0 +1,407 @@
+import Features
+import Foundation
+import Media
+import Recipe
+import Tensor
+
+/// `videobert tokenize`: videos + transcripts → a tokenized corpus folder.
+///
+/// 1. Per video, two at a time (recipe `workers`): decode frames by timestamp at `frames.fps`,
+///    group them into clips of `frames.clip_seconds`, compute each clip's feature (or read the
+///    imported `.npy`), keep low-resolution frames when asked; parse the transcript, split it into
+///    sentences and WordPieces. Results go to `work/` (one set of files per video, renamed into
+///    place when complete), so a re-run skips finished videos.
+/// 2. Fit the visual vocabulary (hierarchical k-means over a seeded sample of clip features), or
+///    reuse the one fitted before for the same videos and settings, or load `kmeans.vocab`.
+/// 3. Give every clip its visual word, pair sentences with clips, split train/val/test by video,
+///    and write the corpus arrays and index.json.
+///
+/// A video that fails (corrupt, truncated, no video stream, bad transcript) is recorded in
+/// `failures.jsonl` and the summary; the others finish.
+public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers only read its settings
+    public struct Failure: Codable, Sendable, Equatable {
+        public var id: String
+        public var file: String?
+        public var stage: String
+        public var error: String
+    }
+
+    public struct Summary: Codable, Sendable {
+        public var videos: Int
+        public var succeeded: Int
+        public var failed: Int
+        public var skipped: Int
+        public var clips: Int
+        public var segments: Int
+        public var textTokens: Int
+        public var visualWords: Int
+        public var vocabularyReused: Bool
+        public var inertia: Double?
+        public var seconds: Double
+        public var splits: [String: Int]
+        public var out: String
+        enum CodingKeys: String, CodingKey {
+            case videos, succeeded, failed, skipped, clips, segments, splits, seconds, out, inertia
+            case textTokens = "text_tokens", visualWords = "visual_words", vocabularyReused = "vocabulary_reused"
+        }
+    }
+
+    /// What phase 1 leaves in work/<id>.json for a finished video.
+    struct VideoWork: Codable {
+        var id: String
+        var fingerprint: String
+        var duration: Double
+        var clipStarts: [Double]
+        var clipEnds: [Double]
+        var featureDim: Int
+        var sentences: [WorkSentence]
+        var hasFrames: Bool
+    }
+    struct WorkSentence: Codable { var start: Double; var end: Double; var text: String; var ids: [Int32] }
+
+    public let recipe: TokenizeRecipe
+    public let items: [VideoItem]
+    public let out: String
+    public var showProgress = true
+    let workDir: String
+    let tokenizer: BertTokenizer
+    let textVocabPath: String
+    let splitter: SentenceSplitter
+
+    public init(recipe: TokenizeRecipe, items: [VideoItem], out: String) throws {
+        if let p = recipe.problem() { throw VideoBertError(p, file: "recipe") }
+        self.recipe = recipe
+        self.items = items
+        self.out = out
+        workDir = (out as NSString).appendingPathComponent("work")
+        textVocabPath = recipe.text.vocab
+        guard FileManager.default.fileExists(atPath: textVocabPath) else {
+            throw VideoBertError("text vocabulary not found (run tools/setup, or set text.vocab)", file: textVocabPath)
+        }
+        tokenizer = try BertTokenizer(vocabularyFile: textVocabPath, lowercase: !recipe.text.cased)
+        splitter = SentenceSplitter(mode: SentenceSplitter.Mode(rawValue: recipe.text.sentenceMode) ?? .auto,
+                                    maxTokens: recipe.text.maxTokens, maxSeconds: recipe.text.maxSeconds,
+                                    pauseSeconds: recipe.text.pauseSeconds)
+    }
+
+    /// The settings that change what phase 1 produces for a video.
+    var fingerprint: String {
+        let r = recipe
+        let vocabFP = (try? CorpusBuilder.fingerprint(of: textVocabPath)) ?? "?"
+        let parts: [String] = [
+            "v1", "\(r.frames.fps)", "\(r.frames.clipSeconds)", r.frames.size, r.features.source, r.features.dir,
+            "\(r.features.secondsPerRow)", vocabFP, "\(r.text.cased)", r.text.sentenceMode, "\(r.text.maxTokens)",
+            "\(r.text.maxSeconds)", "\(r.text.pauseSeconds)", "\(r.store.frames)", "\(r.store.frameSize)", "\(r.store.framesPerClip)",
+        ]
+        return CorpusBuilder.fnv1a(Array(parts.joined(separator: "|").utf8))
+    }
+
+    func workPath(_ id: String, _ suffix: String) -> String {
+        (workDir as NSString).appendingPathComponent(Self.safeName(id) + suffix)
+    }
+
+    /// Ids become file names: keep letters, digits, - _ . and replace the rest.
+    static func safeName(_ id: String) -> String {
+        String(id.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" })
+    }
+
+    // MARK: - run
+
+    public func run() throws -> (Summary, [Failure]) {
+        let t0 = Date()
+        try AtomicFile.createDirectory(workDir)
+        let fp = fingerprint
+        // Phase 1.
+        var failures: [Failure] = []
+        var pending: [Int] = []
+        var skipped = 0
+        for (i, it) in items.enumerated() {
+            if let w = try? JSON.decode(VideoWork.self, from: workPath(it.id, ".json")), w.fingerprint == fp,
+               FileManager.default.fileExists(atPath: workPath(it.id, ".features.npy")) {
+                skipped += 1
+            } else {
+                pending.append(i)
+            }
+        }
+        let progress = ProgressReporter(label: "tokenize", total: items.count, unit: "videos", enabled: showProgress)
+        if skipped > 0 { progress.advance(skipped) }
+        let lock = NSLock()
+        let todo = pending
+        nonisolated(unsafe) var next = 0
+        nonisolated(unsafe) var phase1Failures: [Failure] = []
+        let workers = min(recipe.workers, max(pending.count, 1))
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            let descriptor = ClipDescriptor()
+            while true {
+                lock.lock()
+                guard next < todo.count else { lock.unlock(); break }
+                let item = items[todo[next]]
+                next += 1
+                lock.unlock()
+                var clips = 0
+                do {
+                    clips = try processVideo(item, descriptor: descriptor, fingerprint: fp)
+                } catch {
+                    let (file, stage) = Self.locate(error, item: item)
+                    lock.lock()
+                    phase1Failures.append(Failure(id: item.id, file: file, stage: stage, error: "\(error)"))
+                    lock.unlock()
+                }
+                progress.advance(1, counters: ["clips": Double(clips)])
+            }
+        }
+        progress.finish()
+        failures = phase1Failures.sorted { $0.id < $1.id }
+        let failedIDs = Set(failures.map(\.id))
+        let good = items.filter { !failedIDs.contains($0.id) }
+
+        // Phase 2: the visual vocabulary.
+        let (vocab, reused) = try visualVocabulary(for: good)
+
+        // Phase 3: words, alignment, splits, corpus.
+        let splits = CorpusSource.assignSplits(good, val: recipe.split.val, test: recipe.split.test, seed: recipe.split.seed)
+        let storeFrameShape = recipe.store.frames ? [recipe.store.framesPerClip, recipe.store.frameSize, recipe.store.frameSize, 3] : nil
+        let builder = try CorpusBuilder(dir: out, featureDim: recipe.store.features ? vocab.dim : nil, frameShape: storeFrameShape)
+        for it in good {
+            let w = try JSON.decode(VideoWork.self, from: workPath(it.id, ".json"))
+            let feats = try NPY.read(workPath(it.id, ".features.npy")).floats()
+            let words = vocab.assign(feats, rows: w.clipStarts.count, workers: 1).leaves
+            let clipTimes = zip(w.clipStarts, w.clipEnds).map { (start: $0, end: $1) }
+            let segments = Aligner.align(sentences: w.sentences.map { Aligner.TimedText(start: $0.start, end: $0.end, ids: $0.ids) },
+                                         clips: clipTimes, maxVideoOnlyClips: recipe.segments.maxVideoOnlyClips)
+            var frames: [UInt8]? = nil
+            if recipe.store.frames {
+                frames = try NPY.read(workPath(it.id, ".frames.npy")).values(UInt8.self)
+            }
+            try builder.append(TokenizedVideo(id: it.id, split: splits[it.id] ?? "train", source: it.video, duration: w.duration,
+                                              clipWords: words, clipTimes: clipTimes, segments: segments,
+                                              features: recipe.store.features ? feats : nil, frames: frames))
+        }
+        let textVocabOut = (out as NSString).appendingPathComponent("text_vocab.txt")
+        try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: textVocabPath)), to: textVocabOut)
+        let textVocabInfo = CorpusIndex.TextVocab(file: "text_vocab.txt", size: tokenizer.vocabulary.count, cased: recipe.text.cased,
+                                                  fingerprint: try CorpusBuilder.fingerprint(of: textVocabOut))
+        let visualInfo = CorpusIndex.VisualVocab(folder: "vocab", words: vocab.leaves, branching: vocab.branching, depth: vocab.depth, dim: vocab.dim)
+        let clipSeconds = recipe.features.source == "npy" ? recipe.features.secondsPerRow : Double(recipe.framesPerClip) / recipe.frames.fps
+        try writeFailures(failures)
+        try AtomicFile.write(try RecipeLoader.yaml(recipe), to: (out as NSString).appendingPathComponent("recipe.yaml"))
+        let index = try builder.finish(textVocab: textVocabInfo, visualVocab: visualInfo, clipSeconds: clipSeconds,
+                                       fps: recipe.frames.fps, featureSource: recipe.features.source, featureDim: vocab.dim,
+                                       failures: failures.count)
+        let summary = Summary(videos: items.count, succeeded: good.count, failed: failures.count, skipped: skipped,
+                              clips: index.counts.clips, segments: index.counts.segments, textTokens: index.counts.textTokens,
+                              visualWords: vocab.leaves, vocabularyReused: reused, inertia: vocab.info.inertia,
+                              seconds: Date().timeIntervalSince(t0), splits: index.counts.splits, out: out)
+        return (summary, failures)
+    }
+
+    /// The visual vocabulary: `kmeans.vocab` when given; else the one in `out/vocab` when it was
+    /// fitted on the same videos with the same settings; else a new fit over the work files.
+    func visualVocabulary(for good: [VideoItem]) throws -> (VisualVocabulary, Bool) {
+        let k = recipe.kmeans
+        if !k.vocab.isEmpty {
+            let v = try VisualVocabulary.load(from: k.vocab)
+            return (v, true)
+        }
+        guard !good.isEmpty else { throw VideoBertError("no video could be processed, so there is nothing to fit a vocabulary on", file: out) }
+        let vocabDir = (out as NSString).appendingPathComponent("vocab")
+        let paths = good.map { workPath($0.id, ".features.npy") }
+        let rows = try paths.map { try NPY.readHeader($0).shape.first ?? 0 }
+        let key = ["v1", fingerprint, "\(k.branching)", "\(k.depth)", "\(k.iters)", "\(k.seed)", "\(k.maxPoints)"]
+            + zip(good, rows).map { "\($0.id):\($1)" }
+        let fitKey = CorpusBuilder.fnv1a(Array(key.joined(separator: "|").utf8))
+        let keyPath = (vocabDir as NSString).appendingPathComponent("fit_key.txt")
+        if let saved = try? String(contentsOfFile: keyPath, encoding: .utf8), saved == fitKey,
+           let v = try? VisualVocabulary.load(from: vocabDir) {
+            return (v, true)
+        }
+        let source = try NPYFeatureFiles(paths: paths, name: workDir)
+        var hk = HierarchicalKMeans(branching: k.branching, depth: k.depth, iterations: k.iters, seed: UInt64(k.seed),
+                                    maxPoints: k.maxPoints > 0 ? k.maxPoints : nil)
+        hk.showProgress = showProgress
+        hk.workers = recipe.workers
+        let vocab: VisualVocabulary
+        do {
+            vocab = try hk.fit(source)
+        } catch let e as VideoBertError {
+            throw VideoBertError(e.message + " (recipe: kmeans.branching / kmeans.depth)", file: e.file)
+        }
+        try vocab.save(to: vocabDir)
+        try AtomicFile.write(fitKey, to: keyPath)
+        return (vocab, false)
+    }
+
+    func writeFailures(_ failures: [Failure]) throws {
+        var text = ""
+        for f in failures { text += try JSON.string(f) + "\n" }
+        try AtomicFile.write(text, to: (out as NSString).appendingPathComponent("failures.jsonl"))
+    }
+
+    /// Which file and stage an error belongs to, for failures.jsonl.
+    static func locate(_ error: Error, item: VideoItem) -> (String?, String) {
+        if let e = error as? VideoBertError, let f = e.file {
+            if f == item.video { return (f, "video") }
+            if case .file(let t) = item.transcript, t == f { return (f, "transcript") }
+            return (f, "features")
+        }
+        return (item.video, "video")
+    }
+
+    // MARK: - phase 1
+
+    /// Decodes (or imports) one video's clips and tokenizes its transcript; returns the clip count.
+    func processVideo(_ item: VideoItem, descriptor: ClipDescriptor, fingerprint fp: String) throws -> Int {
+        // Transcript first: cheap, and a bad one fails the video before any decoding.
+        let transcript: Transcript
+        switch item.transcript {
+        case .none: transcript = Transcript(cues: [])
+        case .cues(let t): transcript = t
+        case .file(let path):
+            transcript = path.lowercased().hasSuffix(".json") ? try CaptionJSON.parseSingleFile(path) : try SubtitleParser.parseFile(path)
+        }
+        let sentences = splitter.split(transcript) { self.tokenizer.encode($0).count }
+        let workSentences = sentences.map { WorkSentence(start: $0.start, end: $0.end, text: $0.text, ids: tokenizer.encode($0.text)) }
+            .filter { !$0.ids.isEmpty }
+
+        var features: [Float] = []
+        var starts: [Double] = [], ends: [Double] = []
+        var frames: [UInt8] = []
+        var dim = ClipDescriptor.dimension
+        var duration = 0.0
+        let storeFrames = recipe.store.frames
+        let fpc = recipe.store.framesPerClip, side = recipe.store.frameSize
+
+        if recipe.features.source == "npy" {
+            let path = (recipe.features.dir as NSString).appendingPathComponent(item.id + ".npy")
+            let f = try ImportedFeatures(path: path, videoID: item.id, secondsPerRow: recipe.features.secondsPerRow)
+            features = f.values
+            dim = f.dim
+            for r in 0..<f.rows { let s = f.span(ofRow: r); starts.append(s.start); ends.append(s.end) }
+            duration = Double(f.rows) * f.secondsPerRow
+            if storeFrames {
+                guard let video = item.video else {
+                    throw VideoBertError("store.frames needs the video file, and none was found for '\(item.id)'", file: path)
+                }
+                frames = try decodeFrames(video, clipStarts: starts, clipEnds: ends, descriptor: nil).frames
+            }
+        } else {
+            guard let video = item.video else {
+                throw VideoBertError("no video file for '\(item.id)'", file: nil)
+            }
+            let r = try decodeFrames(video, clipStarts: nil, clipEnds: nil, descriptor: descriptor)
+            starts = r.starts; ends = r.ends; frames = r.frames; duration = r.duration; features = r.features
+        }
+        guard !starts.isEmpty else {
+            throw VideoBertError(String(format: "video is shorter than one clip (%.2f s)", duration), file: item.video)
+        }
+        _ = fpc; _ = side
+        // Write the work files; the .json last, as the mark of a finished video.
+        try NPY.write(features, shape: [starts.count, dim], to: workPath(item.id, ".features.npy"))
+        if storeFrames {
+            try NPY.write(frames, shape: [starts.count, fpc, side, side, 3], to: workPath(item.id, ".frames.npy"))
+        }
+        let work = VideoWork(id: item.id, fingerprint: fp, duration: duration, clipStarts: starts, clipEnds: ends,
+                             featureDim: dim, sentences: workSentences, hasFrames: storeFrames)
+        try JSON.write(work, to: workPath(item.id, ".json"), pretty: false)
+        return starts.count
+    }
+
+    struct Decoded { var starts: [Double] = []; var ends: [Double] = []; var frames: [UInt8] = []; var features: [Float] = []; var duration = 0.0 }
+
+    /// Decodes at `frames.fps` and `frames.size`. Without given clip spans, clips are consecutive
+    /// runs of round(fps × clip_seconds) frames (a last run of at least half that is kept); with
+    /// them (imported features), frames are assigned to the clip whose span holds their time.
+    /// Per clip: the descriptor (when `descriptor` is given) and `store.frames_per_clip` evenly
+    /// spaced frames resized to `store.frame_size` (when frames are stored).
+    func decodeFrames(_ path: String, clipStarts: [Double]?, clipEnds: [Double]?, descriptor: ClipDescriptor?) throws -> Decoded {
+        guard let size = recipe.frameSize else { throw VideoBertError("bad frames.size", file: "recipe") }
+        let reader = try VideoReader(path: path, threads: recipe.frames.decoderThreads)
+        let fps = FrameRate(approximating: recipe.frames.fps)
+        let perClip = recipe.framesPerClip
+        let frameBytes = size.width * size.height * 3
+        let storeFrames = recipe.store.frames
+        let fpc = recipe.store.framesPerClip, side = recipe.store.frameSize
+        var result = Decoded()
+        var clipBuffer = [UInt8](repeating: 0, count: 0)
+        var clipFrameCount = 0
+        var clipFrameTimes: [Double] = []
+        var currentClip = 0
+        var featureRow = [Float](repeating: 0, count: ClipDescriptor.dimension)
+        var small = [UInt8](repeating: 0, count: side * side * 3)
+        let spans = clipStarts.map { Array(zip($0, clipEnds!)) }
+        var storedFrames = [UInt8]()
+        if let spans { storedFrames = [UInt8](repeating: 0, count: spans.count * fpc * side * side * 3) }
+        var lastTime = 0.0
+
+        func finishClip(start: Double, end: Double) {
+            let n = clipFrameCount
+            guard n > 0 else { return }
+            if let descriptor {
+                clipBuffer.withUnsafeBufferPointer { b in
+                    featureRow.withUnsafeMutableBufferPointer { o in
+                        descriptor.compute(frames: UnsafeBufferPointer(rebasing: b[0..<(n * frameBytes)]), count: n,
+                                           height: size.height, width: size.width, out: o)
+                    }
+                }
+                result.features += featureRow
+            }
+            if storeFrames {
+                for j in 0..<fpc {
+                    let src = min(n - 1, max(0, Int((Double(j) + 0.5) * Double(n) / Double(fpc))))
+                    clipBuffer.withUnsafeBufferPointer { b in
+                        small.withUnsafeMutableBufferPointer { d in
+                            FrameResize.area(src: UnsafeBufferPointer(rebasing: b[(src * frameBytes)..<((src + 1) * frameBytes)]),
+                                             srcWidth: size.width, srcHeight: size.height, dst: d, dstWidth: side, dstHeight: side)
+                        }
+                    }
+                    if spans != nil {
+                        let o = (currentClip * fpc + j) * side * side * 3
+                        storedFrames.replaceSubrange(o..<(o + small.count), with: small)
+                    } else {
+                        result.frames += small
+                    }
+                }
+            }
+            if spans == nil { result.starts.append(start); result.ends.append(end) }
+            clipFrameCount = 0
+            clipFrameTimes.removeAll(keepingCapacity: true)
+        }
+
+        try reader.forEachFrame(fps: fps, width: size.width, height: size.height) { frame in
+            lastTime = frame.time + 1 / recipe.frames.fps
+            let clipIndex: Int
+            if let spans {
+                // Imported features: the clip whose span holds this frame.
+                var k = currentClip
+                while k < spans.count && frame.time >= spans[k].1 { k += 1 }
+                guard k < spans.count else { return }
+                if k != currentClip { finishClip(start: 0, end: 0); currentClip = k }
+                clipIndex = k
+            } else {
+                clipIndex = frame.index / perClip
+                if clipIndex != currentClip {
+                    finishClip(start: Double(currentClip * perClip) / recipe.frames.fps,
+                               end: Double((currentClip + 1) * perClip) / recipe.frames.fps)
+                    currentClip = clipIndex
+                }
+            }
+            let need = (clipFrameCount + 1) * frameBytes
+            if clipBuffer.count < need { clipBuffer.append(contentsOf: [UInt8](repeating: 0, count: need - clipBuffer.count)) }
+            clipBuffer.withUnsafeMutableBufferPointer { b in
+                _ = UnsafeMutableBufferPointer(rebasing: b[(clipFrameCount * frameBytes)..<need]).initialize(from: frame.pixels)
+            }
+            clipFrameCount += 1
+            clipFrameTimes.append(frame.time)
+        }
+        // The last, possibly partial clip: kept when it has at least half its frames.
+        if spans != nil {
+            finishClip(start: 0, end: 0)
+            result.frames = storedFrames
+        } else if clipFrameCount * 2 >= perClip {
+            finishClip(start: Double(currentClip * perClip) / recipe.frames.fps,
+                       end: Double(currentClip * perClip + clipFrameCount) / recipe.frames.fps)
+        }
+        result.duration = reader.duration ?? lastTime
+        return result
+    }
+}

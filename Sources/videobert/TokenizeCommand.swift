@@ -1,0 +1,63 @@
+import ArgumentParser
+import Foundation
+import Recipe
+import Tensor
+import Tokenize
+
+struct TokenizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tokenize",
+        abstract: "Turn videos + transcripts into a tokenized corpus: visual words paired with WordPieces.",
+        discussion: """
+        A corpus is one of:
+          a folder of videos with transcripts beside them (same base name: .vtt, .srt or .json),
+          a JSONL manifest of {"id", "video", "transcript"} (optional "group", "split"),
+          a HowTo100M or YouCook2 caption .json, with the videos in --videos.
+        Settings come from a recipe (Recipes/tokenize-*.yaml; every key and its default:
+        Sources/Tokenize/Corpus/TokenizeRecipe.swift), overridden by --set key=value.
+
+        The output folder holds .npy arrays and index.json (numpy reads them alone), the visual
+        vocabulary (vocab/), the text vocabulary, the resolved recipe, and failures.jsonl.
+        Re-running skips finished videos. The exit status is 0 only when every video succeeded.
+
+        Examples:
+          videobert tokenize --corpus demo/corpus/manifest.jsonl --recipe Recipes/tokenize-demo.yaml --out demo/tokens
+          videobert tokenize --corpus ~/videos --out corpus --set kmeans.branching=8 --set kmeans.depth=3
+          videobert tokenize --corpus raw_caption.json --videos ~/howto100m --out corpus \\
+              --recipe Recipes/tokenize-howto100m-s3d.yaml --set features.dir=~/s3d_features
+        """)
+
+    @Option(help: "Corpus folder, manifest (.jsonl) or caption file (.json).") var corpus: String
+    @Option(help: "Where the videos are, for a caption .json corpus (default: beside it).") var videos: String?
+    @Option(help: "Output folder.") var out: String
+    @Option(help: "Recipe YAML (default: the built-in defaults, as in the VideoBERT paper).") var recipe: String?
+    @Option(name: .customLong("set"), help: "Override a recipe value, e.g. --set frames.fps=10 (repeatable).") var overrides: [String] = []
+    @Flag(help: "Print the summary as JSON only.") var json = false
+
+    func run() throws {
+        let r: TokenizeRecipe
+        do {
+            r = try RecipeLoader.load(TokenizeRecipe.self, file: recipe, overrides: overrides)
+        } catch let e as RecipeError {
+            throw VideoBertError(e.message, file: e.file)
+        }
+        if let p = r.problem() { throw VideoBertError(p, file: recipe ?? "--set") }
+        let items = try CorpusSource.discover(corpus, videosDir: videos)
+        let tokenizer = try CorpusTokenizer(recipe: r, items: items, out: out)
+        let (summary, failures) = try tokenizer.run()
+        if json {
+            print(try JSON.string(summary))
+        } else {
+            print("tokenized \(summary.succeeded)/\(summary.videos) videos (\(summary.skipped) already done) in \(String(format: "%.1f", summary.seconds)) s → \(summary.out)")
+            print("  \(summary.clips) clips, \(summary.segments) segments, \(summary.textTokens) text tokens, \(summary.visualWords) visual words\(summary.vocabularyReused ? " (vocabulary reused)" : "")")
+            print("  splits: " + ["train", "val", "test"].map { "\($0) \(summary.splits[$0] ?? 0)" }.joined(separator: ", "))
+            if !failures.isEmpty {
+                print("  \(failures.count) failed (details in \((out as NSString).appendingPathComponent("failures.jsonl"))):")
+                for f in failures.prefix(20) { print("    \(f.id): \(f.error)") }
+                if failures.count > 20 { print("    ...") }
+            }
+            print(try JSON.string(summary))
+        }
+        if !failures.isEmpty { throw ExitCode(2) }
+    }
+}
