@@ -10,6 +10,6 @@ struct VocabCommand: ParsableCommand {
           videobert vocab fit --features features/ --branching 12 --depth 4 --out vocab/
           videobert vocab text transcripts/ --size 8000 --out Vocab/cooking.txt
         """,
-        subcommands: [VocabFit.self, VocabText.self]
+        subcommands: [VocabFit.self, VocabShow.self, VocabText.self]
     )
 }

@@ -55,6 +55,13 @@ final class TokenizeCLITests: XCTestCase {
         XCTAssertTrue(inspect.stdout.contains("the "), inspect.stdout)
         XCTAssertTrue(inspect.stdout.contains(" | v"), inspect.stdout)
 
+        // Contact sheets of the visual words, decoded from the source videos.
+        let show = try CLI.run(["vocab", "show", "--corpus", out, "--out", dir + "/words", "--per-word", "2"])
+        XCTAssertEqual(show.status, 0, show.stderr)
+        let pngs = try FileManager.default.contentsOfDirectory(atPath: dir + "/words").filter { $0.hasPrefix("word_") }
+        XCTAssertGreaterThan(pngs.count, 1)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/words/words.png"))
+
         // Re-run: finished videos are skipped, the result is the same.
         let before = try Data(contentsOf: URL(fileURLWithPath: out + "/visual_ids.npy"))
         let r2 = try CLI.run(args + ["--json"])
