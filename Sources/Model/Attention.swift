@@ -137,15 +137,25 @@ public func attentionBackward(dqkv: UnsafeMutablePointer<Float>,
     }
 }
 
-/// row ← softmax(row), subtracting the maximum first.
+/// row ← softmax(row), subtracting the maximum first (vectorized exp, see `exp8`).
 @inline(__always)
 func softmaxInPlace(_ row: UnsafeMutablePointer<Float>, _ n: Int) {
     let m = vectorMax(row, n)
-    var sum: Float = 0
-    for j in 0..<n {
-        let e = Foundation.exp(row[j] - m)
+    let mv = Float8(repeating: m)
+    var acc = Float8()
+    var j = 0
+    while j + 8 <= n {
+        let e = exp8(load8(row + j) - mv)
+        store8(e, row + j)
+        acc += e
+        j += 8
+    }
+    var sum = acc.sum()
+    while j < n {
+        let e = exp1(row[j] - m)
         row[j] = e
         sum += e
+        j += 1
     }
     let inv = 1 / sum
     for j in 0..<n { row[j] *= inv }

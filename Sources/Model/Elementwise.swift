@@ -6,16 +6,23 @@ import Tensor
 
 // MARK: - GELU, BERT's exact (erf) form
 
-/// out = 0.5 · x · (1 + erf(x / √2))  (Hendrycks & Gimpel 2016; HF `ACT2FN["gelu"]`, torch
-/// `gelu(approximate="none")`).
+/// out = 0.5 · x · (1 + erf(x / √2)) = x·Φ(x)  (Hendrycks & Gimpel 2016; HF `ACT2FN["gelu"]`,
+/// torch `gelu(approximate="none")`). Φ through `normalCDFAndPDF8` (|error| ≤ 1e-7).
 /// - Parameters:
 ///   - out: [N] (written). May alias `inp` only if backward receives a copy of the input.
 ///   - inp: [N] pre-activation, saved for backward.
 public func geluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, N: Int) {
-    Parallel.forEachRange(N, grain: 8_192) { r in
-        for i in r {
-            let x = inp[i]
-            out[i] = 0.5 * x * (1 + erf(x * Float(0.5.squareRoot())))
+    Parallel.forEachRange(N, grain: 16_384) { r in
+        var i = r.lowerBound
+        while i + 8 <= r.upperBound {
+            let x = load8(inp + i)
+            store8(x * normalCDFAndPDF8(x).cdf, out + i)
+            i += 8
+        }
+        if i < r.upperBound {
+            let n = r.upperBound - i
+            let x = loadPartial8(inp + i, n)
+            storePartial8(x * normalCDFAndPDF8(x).cdf, out + i, n)
         }
     }
 }
@@ -27,14 +34,19 @@ public func geluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Flo
 ///   - inp: [N] the forward input.
 ///   - dout: [N].
 public func geluBackward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, dout: UnsafePointer<Float>, N: Int) {
-    let invSqrt2 = Float(0.5.squareRoot())
-    let invSqrt2Pi = Float(1 / (2 * Double.pi).squareRoot())
-    Parallel.forEachRange(N, grain: 8_192) { r in
-        for i in r {
-            let x = inp[i]
-            let cdf = 0.5 * (1 + erf(x * invSqrt2))
-            let pdf = Foundation.exp(-0.5 * x * x) * invSqrt2Pi
-            dinp[i] += dout[i] * (cdf + x * pdf)
+    Parallel.forEachRange(N, grain: 16_384) { r in
+        var i = r.lowerBound
+        while i + 8 <= r.upperBound {
+            let x = load8(inp + i)
+            let (cdf, pdf) = normalCDFAndPDF8(x)
+            store8(load8(dinp + i) + load8(dout + i) * (cdf + x * pdf), dinp + i)
+            i += 8
+        }
+        if i < r.upperBound {
+            let n = r.upperBound - i
+            let x = loadPartial8(inp + i, n)
+            let (cdf, pdf) = normalCDFAndPDF8(x)
+            storePartial8(loadPartial8(dinp + i, n) + loadPartial8(dout + i, n) * (cdf + x * pdf), dinp + i, n)
         }
     }
 }

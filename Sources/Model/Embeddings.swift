@@ -62,7 +62,7 @@ public func embeddingsBackward(dwordEmbeddings: UnsafeMutablePointer<Float>,
     let rows = B * T
     let skip = paddingId ?? -1
     // Split columns only when there are enough rows for the work to pay.
-    let columnGrain = rows * C >= 1 << 16 ? max(1, C / Parallel.workers) : C
+    let columnGrain = Parallel.columnGrain(rows: rows, columns: C)
     Parallel.forEachRange(C, grain: columnGrain) { columns in
         let c0 = columns.lowerBound, width = columns.count
         for bt in 0..<rows {

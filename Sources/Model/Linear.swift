@@ -61,7 +61,7 @@ public func linearBackward(dinp: UnsafeMutablePointer<Float>?,
 /// sums[c] += Σₙ m[n, c] for a row-major [rows, columns] matrix; columns split across workers,
 /// rows summed in order (deterministic).
 func columnSumsAccumulate(into sums: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, rows: Int, columns: Int) {
-    let columnGrain = rows * columns >= 1 << 16 ? max(1, columns / Parallel.workers) : columns
+    let columnGrain = Parallel.columnGrain(rows: rows, columns: columns)
     Parallel.forEachRange(columns, grain: columnGrain) { range in
         let c0 = range.lowerBound, width = range.count
         let s = sums + c0

@@ -28,7 +28,7 @@ public func gatherRowsForward(out: UnsafeMutablePointer<Float>, inp: UnsafePoint
 ///   - dout: [M, C].
 ///   - rows: [M] as given to forward.
 public func gatherRowsBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, rows: UnsafePointer<Int32>, M: Int, C: Int) {
-    let columnGrain = M * C >= 1 << 16 ? max(1, C / Parallel.workers) : C
+    let columnGrain = Parallel.columnGrain(rows: M, columns: C)
     Parallel.forEachRange(C, grain: columnGrain) { columns in
         let c0 = columns.lowerBound, width = columns.count
         for m in 0..<M {
@@ -60,12 +60,21 @@ public func softmaxCrossEntropyForward(losses: UnsafeMutablePointer<Float>,
             let row = logits + (rows.map { Int($0[m]) } ?? m) * V
             let p = probs + m * V
             let mx = vectorMax(row, V)
-            // Sum in Double: V reaches 50k (text + visual words) and the loss is reported.
+            // Sum in Double across vectors: V reaches 50k (text + visual words).
+            let mv = Float8(repeating: mx)
             var sum: Double = 0
-            for v in 0..<V {
-                let e = Foundation.exp(row[v] - mx)
+            var v = 0
+            while v + 8 <= V {
+                let e = exp8(load8(row + v) - mv)
+                store8(e, p + v)
+                sum += Double(e.sum())
+                v += 8
+            }
+            while v < V {
+                let e = exp1(row[v] - mx)
                 p[v] = e
                 sum += Double(e)
+                v += 1
             }
             let target = Int(targets[m])
             precondition(target >= 0 && target < V, "cross-entropy target \(target) outside 0..<\(V)")

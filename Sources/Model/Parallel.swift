@@ -13,10 +13,12 @@ public enum Parallel {
     public static let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     /// Runs `body` over ranges that partition `0..<count`, in parallel when `count` is at least
-    /// two `grain`s. `body` must only write state that belongs to its own range.
+    /// two `grain`s. Up to four pieces per worker, handed out dynamically, so that a core busy
+    /// with another process delays only a small piece. `body` must only write state that belongs
+    /// to its own range.
     @inline(__always)
     public static func forEachRange(_ count: Int, grain: Int = 16_384, _ body: (Range<Int>) -> Void) {
-        let pieces = min(workers, count / max(grain, 1))
+        let pieces = min(workers * 4, count / max(grain, 1))
         if pieces <= 1 {
             if count > 0 { body(0..<count) }
             return
@@ -24,6 +26,13 @@ public enum Parallel {
         concurrentPerform(pieces) { i in
             body((count * i / pieces)..<(count * (i + 1) / pieces))
         }
+    }
+
+    /// The grain for kernels that split a matrix's columns across workers (column sums, scatter-adds):
+    /// no split for small matrices, else pieces of at least 32 columns.
+    @inline(__always)
+    public static func columnGrain(rows: Int, columns: Int) -> Int {
+        rows * columns < 1 << 16 ? max(columns, 1) : max(32, columns / (workers * 4))
     }
 
     /// Runs `body(i)` for i in 0..<iterations on the worker threads (or inline for one).
@@ -116,7 +125,7 @@ func vectorMax(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
     if n >= 8 {
         var acc = SIMD8<Float>(repeating: -.infinity)
         while i + 8 <= n {
-            acc = pointwiseMax(acc, UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self))
+            acc = max8(acc, UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self))
             i += 8
         }
         m = acc.max()

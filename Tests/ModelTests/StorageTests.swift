@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 import Tensor
 @testable import Model
@@ -137,25 +138,82 @@ final class StorageTests: XCTestCase {
         XCTAssertEqual(gradientNorm(store), naive.squareRoot(), accuracy: 1e-9 * naive.squareRoot())
     }
 
-    /// The threaded kernels give the same bits as a single worker would: the parallel paths split
-    /// outputs, never reductions. Large enough to take the threaded path.
-    func testThreadedKernelsAreDeterministic() {
-        let (N, C, V) = (512, 96, 40)
+    /// The threaded reductions give the bits of a serial loop: workers split the output columns,
+    /// and each column is summed over rows in order (no race, no thread-count dependence).
+    /// Sizes are above the threshold where the kernels split.
+    func testThreadedColumnReductionsEqualSerialSums() {
+        let (N, C, V) = (1024, 96, 40)
+        XCTAssertLessThan(Parallel.columnGrain(rows: N, columns: C), C, "the kernels must take the threaded path")
         var rng = SeededRNG(seed: 11)
         let inp = Floats(random: N * C, rng: &rng), dout = Floats(random: N * C, rng: &rng)
         let weight = Floats(random: C, rng: &rng), bias = Floats(random: C, rng: &rng)
-        let ids = Ints((0..<N).map { $0 % V })
-        func run() -> [Float] {
-            let out = Floats(count: N * C), mean = Floats(count: N), rstd = Floats(count: N)
-            let dinp = Floats(count: N * C), dw = Floats(count: C), db = Floats(count: C), dwte = Floats(count: V * C)
-            layerNormForward(out: out.p, mean: mean.p, rstd: rstd.p, inp: inp.p, weight: weight.p, bias: bias.p, N: N, C: C)
-            layerNormBackward(dinp: dinp.p, dweight: dw.p, dbias: db.p, dout: dout.p, inp: inp.p, weight: weight.p,
-                              mean: mean.p, rstd: rstd.p, N: N, C: C)
-            let dpos = Floats(count: N * C), dtt = Floats(count: 2 * C)
-            embeddingsBackward(dwordEmbeddings: dwte.p, dpositionEmbeddings: dpos.p, dtokenTypeEmbeddings: dtt.p, dout: dout.p,
-                               inputIds: ids.p, tokenTypeIds: nil, paddingId: 0, B: 1, T: N, C: C)
-            return out.array + dinp.array + dw.array + db.array + dwte.array + dtt.array
+        let ids = Ints((0..<N).map { ($0 * 7) % V })
+        let out = Floats(count: N * C), mean = Floats(count: N), rstd = Floats(count: N)
+        let dinp = Floats(count: N * C), dw = Floats(count: C), db = Floats(count: C)
+        layerNormForward(out: out.p, mean: mean.p, rstd: rstd.p, inp: inp.p, weight: weight.p, bias: bias.p, N: N, C: C)
+        layerNormBackward(dinp: dinp.p, dweight: dw.p, dbias: db.p, dout: dout.p, inp: inp.p, weight: weight.p,
+                          mean: mean.p, rstd: rstd.p, N: N, C: C)
+        var serialW = [Float](repeating: 0, count: C), serialB = [Float](repeating: 0, count: C)
+        for n in 0..<N {
+            for c in 0..<C {
+                serialB[c] += dout[n * C + c]
+                serialW[c] += dout[n * C + c] * (inp[n * C + c] - mean[n]) * rstd[n]
+            }
         }
-        XCTAssertEqual(run(), run())
+        XCTAssertEqual(dw.array, serialW)
+        XCTAssertEqual(db.array, serialB)
+
+        let dwte = Floats(count: V * C), dpos = Floats(count: N * C), dtt = Floats(count: 2 * C)
+        embeddingsBackward(dwordEmbeddings: dwte.p, dpositionEmbeddings: dpos.p, dtokenTypeEmbeddings: dtt.p, dout: dout.p,
+                           inputIds: ids.p, tokenTypeIds: nil, paddingId: nil, B: 1, T: N, C: C)
+        var serialWte = [Float](repeating: 0, count: V * C), serialTT = [Float](repeating: 0, count: 2 * C)
+        for n in 0..<N {
+            for c in 0..<C {
+                serialWte[Int(ids.p[n]) * C + c] += dout[n * C + c]
+                serialTT[c] += dout[n * C + c]
+            }
+        }
+        XCTAssertEqual(dwte.array, serialWte)
+        XCTAssertEqual(dtt.array, serialTT)
+
+        let dbiasLinear = Floats(count: C)
+        linearBackward(dinp: nil, dweight: nil, dbias: dbiasLinear.p, dout: dout.p, inp: inp.p, weight: inp.p, N: N, C: C, OC: C)
+        XCTAssertEqual(dbiasLinear.array, serialB)
+    }
+}
+
+/// The vectorized exp and normal CDF against libm, over the ranges the layers feed them.
+final class VectorMathTests: XCTestCase {
+    func testExpMatchesLibmAndUnderflowsToZero() {
+        var worst: Float = 0
+        var x: Float = -87
+        while x < 88 {
+            let lanes = Float8((0..<8).map { x + Float($0) * 0.0123 })
+            let e = exp8(lanes)
+            for k in 0..<8 {
+                let reference = Foundation.exp(Double(lanes[k]))
+                worst = max(worst, Float(abs(Double(e[k]) - reference) / reference))
+            }
+            x += 0.173
+        }
+        XCTAssertLessThan(worst, 3e-7)
+        XCTAssertEqual(exp8(Float8(repeating: -Float.greatestFiniteMagnitude))[0], 0)
+        XCTAssertEqual(exp8(Float8(repeating: -100))[3], 0)
+        XCTAssertEqual(exp1(0), 1)
+    }
+
+    func testNormalCDFAndPDFMatchLibm() {
+        var worstCDF: Double = 0, worstPDF: Double = 0
+        var x: Float = -9
+        while x < 9 {
+            let (cdf, pdf) = normalCDFAndPDF8(Float8(repeating: x))
+            let reference = 0.5 * (1 + Foundation.erf(Double(x) / 2.0.squareRoot()))
+            let density = Foundation.exp(-0.5 * Double(x) * Double(x)) / (2 * Double.pi).squareRoot()
+            worstCDF = max(worstCDF, abs(Double(cdf[0]) - reference))
+            worstPDF = max(worstPDF, abs(Double(pdf[0]) - density) / max(density, 1e-30))
+            x += 0.0371
+        }
+        XCTAssertLessThan(worstCDF, 2.5e-7)      // A&S 7.1.26: Φ error ≤ 7.5e-8, plus float rounding near 1 (ulp 1.2e-7)
+        XCTAssertLessThan(worstPDF, 5e-6)        // x² in float: relative error ≈ x²/2 · 6e-8, at |x| = 9
     }
 }

@@ -4,6 +4,7 @@ import Tensor
 /// Every benchmark by name. Add one line per benchmark file.
 let benchmarks: [String: @Sendable ([String]) throws -> Void] = [
     "sgemm": benchSgemm,
+    "layers": benchLayers,
 ]
 
 /// `--name value` options of a benchmark's arguments.
