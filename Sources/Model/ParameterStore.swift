@@ -173,7 +173,8 @@ public final class ParameterStore {
         }
     }
 
-    /// Name of the first tensor whose gradient holds a NaN or an infinity, or nil.
+    /// Name of the first tensor whose gradient holds a NaN or an infinity, or nil. A serial scan:
+    /// call it when `gradientNorm` (computed for clipping anyway) is not finite, to name the tensor.
     public func firstNonFiniteGradient() -> String? {
         let g = gradients
         for s in slots {

@@ -124,7 +124,7 @@ final class PyTorchParityTests: XCTestCase {
         store.zeroGradients()
         let dqkv = Floats(count: N * 3 * C), dhidden = Floats(count: N * C)
         let dout = f.floats("dout")
-        attentionBackward(dqkv: dqkv.p, scratch: scratch.p, dout: dout.p, qkv: qkv.p, att: att.p,
+        attentionBackward(dqkv: dqkv.p, scratch: scratch.p, dout: dout.p, qkv: qkv.p, att: att.p, mask: mask.p,
                           B: B, T: T, C: C, NH: NH)
         linearBackward(dinp: dhidden.p, dweight: store.gradients + w.offset, dbias: store.gradients + b.offset, dout: dqkv.p,
                        inp: hidden.p, weight: store.parameters + w.offset, N: N, C: C, OC: 3 * C)

@@ -110,6 +110,7 @@ func gradientCheck(_ label: String,
         if !allowZero.contains(input.name) {
             XCTAssertGreaterThan(numNorm, 0, "\(label): numerical gradient of \(input.name) is all zero", file: file, line: line)
         }
+        print("  \(label) d\(input.name): relative error \(relative)")
         XCTAssertLessThanOrEqual(relative, tolerance,
                                  "\(label): \(input.name) relative error \(relative), max |diff| \(maxDiff)", file: file, line: line)
     }

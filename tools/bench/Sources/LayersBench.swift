@@ -212,7 +212,8 @@ private final class EncoderLayerBench {
             linearBackward(dinp: a[dcontext], dweight: g(wo), dbias: g(bo), dout: a[dproj], inp: a[context], weight: w(wo), N: N, C: C, OC: C)
         }
         timed("attention bwd") {
-            attentionBackward(dqkv: a[dqkv], scratch: a[scratch], dout: a[dcontext], qkv: a[qkv], att: a[att], B: B, T: T, C: C, NH: NH,
+            attentionBackward(dqkv: a[dqkv], scratch: a[scratch], dout: a[dcontext], qkv: a[qkv], att: a[att], mask: a[mask],
+                              B: B, T: T, C: C, NH: NH,
                               dropout: p, seed: seedAttention)
         }
         timed("qkv linear bwd") {
