@@ -7,9 +7,10 @@ import Tensor
 // MARK: - GELU, BERT's exact (erf) form
 
 /// out = 0.5 · x · (1 + erf(x / √2)) = x·Φ(x)  (Hendrycks & Gimpel 2016; HF `ACT2FN["gelu"]`,
-/// torch `gelu(approximate="none")`). Φ through `normalCDFAndPDF8` (|error| ≤ 1e-7).
+/// torch `gelu(approximate="none")`). Φ through `normalCDFAndPDF8` (absolute error ≈ 1e-7,
+/// as PyTorch's own vectorized erf).
 /// - Parameters:
-///   - out: [N] (written). May alias `inp` only if backward receives a copy of the input.
+///   - out: [N] (written). Not the same memory as `inp`: backward needs the input.
 ///   - inp: [N] pre-activation, saved for backward.
 public func geluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, N: Int) {
     Parallel.forEachRange(N, grain: 16_384) { r in
@@ -150,18 +151,49 @@ public func dropoutBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePoint
     let chunks = (N + dropoutChunk - 1) / dropoutChunk
     Parallel.concurrentPerform(chunks) { c in
         let start = c * dropoutChunk
-        var rng = SeededRNG(seed: seed, stream: UInt64(c))
-        for i in start..<min(start + dropoutChunk, N) where rng.nextFloat() >= p {
+        var stream = MaskStream(SeededRNG(seed: seed, stream: UInt64(c)))
+        for i in start..<min(start + dropoutChunk, N) where stream.nextFloat() >= p {
             dinp[i] += dout[i] * scale
         }
     }
 }
 
-/// out[i] = rng says keep ? inp[i] / (1 − p) : 0, one draw per element in order (keep ⇔ u ≥ p).
+/// out[i] = rng says keep ? inp[i] / (1 − p) : 0, one draw per element in order (keep ⇔ u ≥ p,
+/// u = rng.nextFloat()). Advances `rng` by `count` draws.
 @inline(__always)
 func applyDropoutMask(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int, p: Float, rng: inout SeededRNG) {
     let scale = 1 / (1 - p)
+    var stream = MaskStream(rng)
     for i in 0..<count {
-        out[i] = rng.nextFloat() < p ? 0 : inp[i] * scale
+        out[i] = stream.nextFloat() < p ? 0 : inp[i] * scale
+    }
+    rng.state = stream.state
+}
+
+/// SeededRNG's exact xoshiro256** sequence, copied into the caller so that the per-element draw
+/// inlines (SeededRNG lives in module Tensor, and a cross-module call per element costs more
+/// than the draw). Same numbers as `SeededRNG.nextFloat()`; StorageTests checks it.
+struct MaskStream {
+    var s0, s1, s2, s3: UInt64
+
+    @inline(__always)
+    init(_ rng: SeededRNG) { (s0, s1, s2, s3) = rng.state }
+
+    var state: (UInt64, UInt64, UInt64, UInt64) { (s0, s1, s2, s3) }
+
+    @inline(__always)
+    mutating func next() -> UInt64 {
+        let result = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9
+        let t = s1 << 17
+        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3
+        s2 ^= t
+        s3 = (s3 << 45) | (s3 >> 19)
+        return result
+    }
+
+    /// Uniform in [0, 1) from the top 24 bits, as SeededRNG.nextFloat.
+    @inline(__always)
+    mutating func nextFloat() -> Float {
+        Float(next() >> 40) * (1.0 / 16_777_216.0)
     }
 }

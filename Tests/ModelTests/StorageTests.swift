@@ -108,6 +108,19 @@ final class StorageTests: XCTestCase {
         XCTAssertNotEqual(dropoutSeed(base: 1, step: 1, site: 0), dropoutSeed(base: 1, step: 2, site: 0))
     }
 
+    func testMaskStreamIsSeededRNGsSequence() {
+        var rng = SeededRNG(seed: 9, stream: 4)
+        var stream = MaskStream(rng)
+        for _ in 0..<1000 { XCTAssertEqual(stream.nextFloat(), rng.nextFloat()) }
+        XCTAssertTrue(stream.state == rng.state)
+        // applyDropoutMask leaves the generator where 5 draws leave it.
+        var a = SeededRNG(seed: 1), b = SeededRNG(seed: 1)
+        let x = Floats([Float](repeating: 1, count: 5)), y = Floats(count: 5)
+        applyDropoutMask(out: y.p, inp: x.p, count: 5, p: 0.5, rng: &a)
+        for i in 0..<5 { XCTAssertEqual(y[i], b.nextFloat() < 0.5 ? 0 : 2) }
+        XCTAssertEqual(a, b)
+    }
+
     func testWeightDecayOnlyWhereTheSpecSaysAndClippingBelowTheLimit() throws {
         let store = try ParameterStore([ParameterSpec("w", [2], weightDecay: true), ParameterSpec("b", [2], weightDecay: false)])
         store.fill("w", value: 2)
