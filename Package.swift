@@ -33,6 +33,8 @@ let package = Package(
         .target(name: "Features", dependencies: ["Tensor"]),
         // WordPiece, k-means, transcripts, alignment, the tokenized corpus.
         .target(name: "Tokenize", dependencies: ["Tensor", "Recipe", "Media", "Features"]),
+        // Parameters, activation arena, layers as forward/backward pairs, AdamW (the BERT model is built from these).
+        .target(name: "Model", dependencies: ["Tensor"]),
 
         // Pretraining: examples and masking, objectives, the trainer, checkpoints.
         .target(name: "Train", dependencies: ["Tensor", "Recipe", "Tokenize"]),
@@ -43,7 +45,7 @@ let package = Package(
             "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize"],
+        .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize", "Model"],
                           path: "tools/bench/Sources"),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
@@ -52,6 +54,8 @@ let package = Package(
         .testTarget(name: "MediaTests", dependencies: ["Media", "Tensor"]),
         .testTarget(name: "FeaturesTests", dependencies: ["Features", "Tensor"]),
         .testTarget(name: "TokenizeTests", dependencies: ["Tokenize", "Tensor", "Media", "Features"],
+                    resources: [.copy("Resources")]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Tensor"],
                     resources: [.copy("Resources")]),
         // Runs the built `videobert` binary end to end.
         .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor"]),

@@ -6,6 +6,7 @@ let benchmarks: [String: @Sendable ([String]) throws -> Void] = [
     "sgemm": benchSgemm,
     "kmeans": benchKMeans,
     "wordpiece": benchWordPiece,
+    "layers": benchLayers,
 ]
 
 /// `--name value` options of a benchmark's arguments.

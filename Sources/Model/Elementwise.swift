@@ -1,0 +1,199 @@
+import Foundation
+import Tensor
+
+// Elementwise layers as forward/backward pairs: GELU, tanh, residual add, dropout.
+// N is the number of elements (e.g. B·T·C). Backward functions accumulate (+=).
+
+// MARK: - GELU, BERT's exact (erf) form
+
+/// out = 0.5 · x · (1 + erf(x / √2)) = x·Φ(x)  (Hendrycks & Gimpel 2016; HF `ACT2FN["gelu"]`,
+/// torch `gelu(approximate="none")`). Φ through `normalCDFAndPDF8` (absolute error ≈ 1e-7,
+/// as PyTorch's own vectorized erf).
+/// - Parameters:
+///   - out: [N] (written). Not the same memory as `inp`: backward needs the input.
+///   - inp: [N] pre-activation, saved for backward.
+public func geluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, N: Int) {
+    Parallel.forEachRange(N, grain: 16_384) { r in
+        var i = r.lowerBound
+        while i + 8 <= r.upperBound {
+            let x = load8(inp + i)
+            store8(x * normalCDFAndPDF8(x).cdf, out + i)
+            i += 8
+        }
+        if i < r.upperBound {
+            let n = r.upperBound - i
+            let x = loadPartial8(inp + i, n)
+            storePartial8(x * normalCDFAndPDF8(x).cdf, out + i, n)
+        }
+    }
+}
+
+/// dinp += dout · (Φ(x) + x·φ(x)) with Φ(x) = 0.5·(1 + erf(x/√2)), φ(x) = exp(−x²/2)/√(2π):
+/// the exact derivative of the erf form.
+/// - Parameters:
+///   - dinp: [N] accumulated (+=).
+///   - inp: [N] the forward input.
+///   - dout: [N].
+public func geluBackward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, dout: UnsafePointer<Float>, N: Int) {
+    Parallel.forEachRange(N, grain: 16_384) { r in
+        var i = r.lowerBound
+        while i + 8 <= r.upperBound {
+            let x = load8(inp + i)
+            let (cdf, pdf) = normalCDFAndPDF8(x)
+            store8(load8(dinp + i) + load8(dout + i) * (cdf + x * pdf), dinp + i)
+            i += 8
+        }
+        if i < r.upperBound {
+            let n = r.upperBound - i
+            let x = loadPartial8(inp + i, n)
+            let (cdf, pdf) = normalCDFAndPDF8(x)
+            storePartial8(loadPartial8(dinp + i, n) + loadPartial8(dout + i, n) * (cdf + x * pdf), dinp + i, n)
+        }
+    }
+}
+
+// MARK: - tanh (BERT pooler)
+
+/// out = tanh(inp) (BERT's pooler: tanh(dense([CLS]))).
+/// - Parameters:
+///   - out: [N] (written; saved for backward). May alias `inp`.
+///   - inp: [N].
+public func tanhForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, N: Int) {
+    Parallel.forEachRange(N, grain: 8_192) { r in
+        for i in r { out[i] = Foundation.tanh(inp[i]) }
+    }
+}
+
+/// dinp += dout · (1 − out²).
+/// - Parameters:
+///   - dinp: [N] accumulated (+=).
+///   - dout: [N].
+///   - out: [N] the forward output.
+public func tanhBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, out: UnsafePointer<Float>, N: Int) {
+    Parallel.forEachRange(N, grain: 16_384) { r in
+        for i in r { dinp[i] += dout[i] * (1 - out[i] * out[i]) }
+    }
+}
+
+// MARK: - Residual add
+
+/// out = inp1 + inp2.
+/// - Parameters:
+///   - out: [N] (written). May alias either input.
+///   - inp1, inp2: [N].
+public func residualForward(out: UnsafeMutablePointer<Float>, inp1: UnsafePointer<Float>, inp2: UnsafePointer<Float>, N: Int) {
+    Parallel.forEachRange(N, grain: 32_768) { r in
+        for i in r { out[i] = inp1[i] + inp2[i] }
+    }
+}
+
+/// dinp1 += dout; dinp2 += dout.
+/// - Parameters:
+///   - dinp1, dinp2: [N] accumulated (+=); distinct buffers.
+///   - dout: [N].
+public func residualBackward(dinp1: UnsafeMutablePointer<Float>, dinp2: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, N: Int) {
+    Parallel.forEachRange(N, grain: 32_768) { r in
+        for i in r {
+            let g = dout[i]
+            dinp1[i] += g
+            dinp2[i] += g
+        }
+    }
+}
+
+// MARK: - Dropout with a seeded mask
+
+/// Elements per dropout chunk; chunk c draws from `SeededRNG(seed:stream: c)`, so the mask depends
+/// only on (seed, N) and not on the number of threads.
+let dropoutChunk = 16_384
+
+/// A dropout seed for one call site of one step: distinct (step, site) pairs give independent masks.
+/// `base` is the run's seed; `site` numbers the dropout in the model (e.g. layer · 4 + position).
+public func dropoutSeed(base: UInt64, step: Int, site: Int) -> UInt64 {
+    var rng = SeededRNG(seed: base ^ 0x6472_6F70_6F75_74, stream: UInt64(truncatingIfNeeded: step) &* 0x1_0000_0001 &+ UInt64(truncatingIfNeeded: site))
+    return rng.next()
+}
+
+/// out[i] = inp[i] / (1 − p) with probability 1 − p, else 0 (inverted dropout, as torch).
+/// Identity when p = 0: pass p = 0 in evaluation.
+/// - Parameters:
+///   - out: [N] (written). May alias `inp`.
+///   - inp: [N].
+///   - p: drop probability in [0, 1).
+///   - seed: the mask's seed (`dropoutSeed`); backward regenerates the same mask from it.
+public func dropoutForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, p: Float, seed: UInt64, N: Int) {
+    precondition(p >= 0 && p < 1, "dropout probability must be in [0, 1)")
+    if p == 0 {
+        if UnsafePointer(out) != inp { out.update(from: inp, count: N) }
+        return
+    }
+    let chunks = (N + dropoutChunk - 1) / dropoutChunk
+    Parallel.concurrentPerform(chunks) { c in
+        let start = c * dropoutChunk
+        var rng = SeededRNG(seed: seed, stream: UInt64(c))
+        applyDropoutMask(out: out + start, inp: inp + start, count: min(dropoutChunk, N - start), p: p, rng: &rng)
+    }
+}
+
+/// dinp += dout ⊙ keep / (1 − p), with the mask regenerated from `seed`.
+/// - Parameters:
+///   - dinp: [N] accumulated (+=). May not alias `dout`.
+///   - dout: [N].
+///   - p, seed: exactly as given to forward.
+public func dropoutBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, p: Float, seed: UInt64, N: Int) {
+    if p == 0 {
+        Parallel.forEachRange(N, grain: 32_768) { r in
+            for i in r { dinp[i] += dout[i] }
+        }
+        return
+    }
+    let scale = 1 / (1 - p)
+    let chunks = (N + dropoutChunk - 1) / dropoutChunk
+    Parallel.concurrentPerform(chunks) { c in
+        let start = c * dropoutChunk
+        var stream = MaskStream(SeededRNG(seed: seed, stream: UInt64(c)))
+        for i in start..<min(start + dropoutChunk, N) where stream.nextFloat() >= p {
+            dinp[i] += dout[i] * scale
+        }
+    }
+}
+
+/// out[i] = rng says keep ? inp[i] / (1 − p) : 0, one draw per element in order (keep ⇔ u ≥ p,
+/// u = rng.nextFloat()). Advances `rng` by `count` draws.
+@inline(__always)
+func applyDropoutMask(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int, p: Float, rng: inout SeededRNG) {
+    let scale = 1 / (1 - p)
+    var stream = MaskStream(rng)
+    for i in 0..<count {
+        out[i] = stream.nextFloat() < p ? 0 : inp[i] * scale
+    }
+    rng.state = stream.state
+}
+
+/// SeededRNG's exact xoshiro256** sequence, copied into the caller so that the per-element draw
+/// inlines (SeededRNG lives in module Tensor, and a cross-module call per element costs more
+/// than the draw). Same numbers as `SeededRNG.nextFloat()`; StorageTests checks it.
+struct MaskStream {
+    var s0, s1, s2, s3: UInt64
+
+    @inline(__always)
+    init(_ rng: SeededRNG) { (s0, s1, s2, s3) = rng.state }
+
+    var state: (UInt64, UInt64, UInt64, UInt64) { (s0, s1, s2, s3) }
+
+    @inline(__always)
+    mutating func next() -> UInt64 {
+        let result = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9
+        let t = s1 << 17
+        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3
+        s2 ^= t
+        s3 = (s3 << 45) | (s3 >> 19)
+        return result
+    }
+
+    /// Uniform in [0, 1) from the top 24 bits, as SeededRNG.nextFloat.
+    @inline(__always)
+    mutating func nextFloat() -> Float {
+        Float(next() >> 40) * (1.0 / 16_777_216.0)
+    }
+}
