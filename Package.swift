@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "Model", dependencies: ["Tensor"]),
 
         // Pretraining: examples and masking, objectives, the trainer, checkpoints.
-        .target(name: "Train", dependencies: ["Tensor", "Recipe", "Tokenize"]),
+        .target(name: "Train", dependencies: ["Tensor", "Recipe", "Tokenize", "Model"]),
         // The built-in demo: a generated corpus of cooking videos with narration.
         .target(name: "Demo", dependencies: ["Tensor"]),
 
@@ -49,7 +49,7 @@ let package = Package(
                           path: "tools/bench/Sources"),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
-        .testTarget(name: "TrainTests", dependencies: ["Train", "Tokenize", "Tensor"]),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "Tokenize", "Tensor", "Model"]),
         .testTarget(name: "RecipeTests", dependencies: ["Recipe"]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "Tensor"]),
         .testTarget(name: "FeaturesTests", dependencies: ["Features", "Tensor"]),

@@ -1,4 +1,5 @@
 import Foundation
+import Model
 import Tensor
 import Tokenize
 
@@ -25,33 +26,6 @@ public struct SpecialTokens: Sendable, Codable, Equatable {
     public init(pad: Int32, unk: Int32, cls: Int32, sep: Int32, mask: Int32, videoSeparator: Int32) {
         self.pad = pad; self.unk = unk; self.cls = cls; self.sep = sep; self.mask = mask; self.videoSeparator = videoSeparator
     }
-}
-
-/// One minibatch for the joint model: ids in the joint vocabulary (text ids 0..<T, visual word
-/// i as T + i), padded to the longest example, with the masked positions and their targets.
-public struct PretrainingBatch: Sendable {
-    /// B examples, each padded to T positions.
-    public var B: Int
-    public var T: Int
-    /// [B, T] joint-vocabulary ids.
-    public var inputIDs: [Int32]
-    /// [B, T] 0 text (and [CLS], [>]), 1 video (and the closing [SEP]).
-    public var tokenTypeIDs: [Int32]
-    /// [B, T] 1 real token, 0 padding.
-    public var attentionMask: [Float]
-    /// Masked text positions as flat row indices b·T + t, and their true text ids.
-    public var textRows: [Int32]
-    public var textTargets: [Int32]
-    /// Masked video positions as flat row indices, and their true visual words (0..<visual words).
-    public var videoRows: [Int32]
-    public var videoTargets: [Int32]
-    /// [B] alignment label: 1 when text and video come from the same segment, 0 when not.
-    public var alignLabels: [Int32]
-    /// [B] 1 for examples that carry an alignment label (text+video), 0 otherwise.
-    public var alignWeights: [Float]
-
-    /// Tokens that are not padding.
-    public var tokenCount: Int { Int(attentionMask.reduce(0, +)) }
 }
 
 /// How examples are built (VideoBERT §3.2–§4.2 and BERT §3.1). See `PretrainRecipe.Data`.

@@ -3,6 +3,7 @@ import XCTest
 import Tensor
 @testable import Tokenize
 @testable import Train
+import Model
 
 /// A synthetic corpus: 6 videos × 8 segments. Video k's text ids are 1000 + 10k + j and its
 /// visual words 10k + j, so every token says which video it came from.
