@@ -36,13 +36,15 @@ let package = Package(
         // Parameters, activation arena, layers as forward/backward pairs, AdamW (the BERT model is built from these).
         .target(name: "Model", dependencies: ["Tensor"]),
 
+        // Tables, plots (SVG), contact sheets, report.html.
+        .target(name: "Report", dependencies: ["Tensor"]),
         // Pretraining: examples and masking, objectives, the trainer, checkpoints.
-        .target(name: "Train", dependencies: ["Tensor", "Recipe", "Tokenize", "Model"]),
+        .target(name: "Train", dependencies: ["Tensor", "Recipe", "Tokenize", "Model", "Report"]),
         // The built-in demo: a generated corpus of cooking videos with narration.
         .target(name: "Demo", dependencies: ["Tensor"]),
 
         .executableTarget(name: "videobert", dependencies: [
-            "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo",
+            "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo", "Model", "Train", "Report",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize", "Model"],

@@ -51,6 +51,13 @@ public struct ExampleSettings: Sendable, Codable, Equatable {
     public var alignNegative = 0.5
 
     public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case maxTextTokens = "max_text_tokens", maxVideoTokens = "max_video_tokens", concatMax = "concat_max"
+        case textVideo = "text_video", textOnly = "text_only", videoOnly = "video_only"
+        case maskProb = "mask_prob", maskTokenProb = "mask_token_prob", randomTokenProb = "random_token_prob"
+        case alignNegative = "align_negative"
+    }
 }
 
 /// Draws pretraining examples from one split of a tokenized corpus, deterministically: the same
