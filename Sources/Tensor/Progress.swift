@@ -10,6 +10,7 @@ public final class ProgressReporter: @unchecked Sendable {
     private var done = 0
     private var extra: [String: Double] = [:]
     private var extraUnits: [String] = []
+    private var status = ""
     private let start = Date()
     private var lastPrint = Date.distantPast
     private let lock = NSLock()
@@ -35,6 +36,11 @@ public final class ProgressReporter: @unchecked Sendable {
             extra[k, default: 0] += v
         }
         render(final: false)
+    }
+
+    /// A short text shown after the counts (e.g. the current loss).
+    public func setStatus(_ s: String) {
+        lock.lock(); status = s; lock.unlock()
     }
 
     public func setTotal(_ t: Int) {
@@ -65,6 +71,7 @@ public final class ProgressReporter: @unchecked Sendable {
         for k in extraUnits {
             parts.append(String(format: "%.1f %@/s", extra[k]! / secs, k))
         }
+        if !status.isEmpty { parts.append(status) }
         if done > 0 && done < total {
             let eta = secs / Double(done) * Double(total - done)
             parts.append("ETA " + Self.clock(eta))
