@@ -19,7 +19,11 @@ import Foundation
 ///   Unicode 8.0 (categories) and 9.0 (normalization), see `BertUnicodeTables`.
 /// - Python treats only Zs (+ tab/LF/CR) as white space; HF uses White_Space, which also
 ///   contains U+2028/U+2029 (Python keeps those as word characters).
+/// - Python drops unassigned code points and noncharacters (category Cn, "C*" counts as control);
+///   HF drops only Cc/Cf/Co and keeps the others (they become [UNK]).
 /// - Python's ideograph ranges include U+2B820–U+2B91F; HF's skip them.
+/// - Python matches special tokens after text cleaning ("[MA\u{200B}SK]" is [MASK]); HF matches
+///   them in the raw text (`BertTokenizer` does so too; this type knows no special tokens).
 /// - Invalid UTF-8 (only possible through the byte API) decodes to U+FFFD, which cleaning drops.
 public struct BasicTokenizer: Sendable {
     /// Lower-case and strip accents (BERT "uncased"); otherwise cased.
