@@ -122,6 +122,7 @@ struct BertWordSplitter {
     let storedChars: Int
     private var word: UnsafeMutablePointer<UInt8>
     private var capacity: Int
+    private var blocks = BlockCache()
     private var length = 0
     private var chars = 0
     /// Kept combining marks (class ≠ 0) waiting for canonical reordering (uncased only).
@@ -154,7 +155,10 @@ struct BertWordSplitter {
         word = .allocate(capacity: capacity)
     }
 
-    func deallocate() { word.deallocate() }
+    func deallocate() {
+        word.deallocate()
+        blocks.deallocate()
+    }
 
     @inline(__always)
     private mutating func append(_ bytes: UnsafePointer<UInt8>, _ count: Int, scalars: Int) {
@@ -253,7 +257,7 @@ struct BertWordSplitter {
                     size = 4
                 }
                 i += size
-                let block = table.block(v)
+                let block = blocks.block(table, v)
                 let e = BertScalarTable.entry(block, v)
                 if BertScalarTable.isSlow(e) || (!pending.isEmpty && BertScalarTable.kind(e) != UInt32(BertScalarKind.removed.rawValue)) {
                     general(Unicode.Scalar(v)!, &sink)
