@@ -33,14 +33,20 @@ enum CLI {
         p.standardError = err
         p.standardInput = inp
         try p.run()
-        if let stdin { inp.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try inp.fileHandleForWriting.close()
-        // Read both pipes concurrently so a full pipe never blocks the child.
+        // Feed stdin and read both pipes concurrently so a full pipe never blocks either side
+        // (a child that writes a lot while its input is still arriving would otherwise deadlock).
         nonisolated(unsafe) var errData = Data()
         let group = DispatchGroup()
         group.enter()
         DispatchQueue.global().async {
             errData = err.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let writer = inp.fileHandleForWriting
+        group.enter()
+        DispatchQueue.global().async {
+            if let stdin { writer.write(Data(stdin.utf8)) }
+            try? writer.close()
             group.leave()
         }
         let outData = out.fileHandleForReading.readDataToEndOfFile()

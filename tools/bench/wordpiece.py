@@ -4,12 +4,12 @@ library, on ONE thread) against videobert's BertTokenizer (release build, one th
 deterministic text, with a check that every id is identical. Prints both throughputs and the ratio.
 
     swift build -c release --product bench
-    /work/main/.venv/bin/python tools/bench/wordpiece.py [--lines 200000] [--reps 2] [--cased]
+    /work/main/.venv/bin/python tools/bench/wordpiece.py [--lines 200000] [--reps 2] [--cased] [--multilingual 0.1]
 
 The text: English transcript-like lines (ASR style: lower and upper case, fillers, numbers,
 contractions, punctuation, rare and invented words that split into several pieces) plus a
 multilingual portion (accented Latin, Cyrillic, Greek, Arabic, Hindi, Korean, Chinese, Japanese,
-emoji), 90% / 10% of the lines, generated from a fixed seed.
+emoji), 90% / 10% of the lines (--multilingual sets the fraction), generated from a fixed seed.
 
 HF side: RAYON_NUM_THREADS=1 and TOKENIZERS_PARALLELISM=false, so encode_batch runs on one thread.
 Both `encode_batch` and `encode_batch_fast` (no offsets) are timed and the faster one is taken:
@@ -65,11 +65,11 @@ MULTILINGUAL = [
 ]
 
 
-def make_text(n_lines, seed=7):
+def make_text(n_lines, seed=7, multilingual=0.10):
     rng = random.Random(seed)
     lines = []
     for _ in range(n_lines):
-        if rng.random() < 0.10:
+        if rng.random() < multilingual:
             k = rng.randint(1, 3)
             lines.append(" ".join(rng.choice(MULTILINGUAL) for _ in range(k)))
             continue
@@ -101,13 +101,14 @@ def main():
     ap.add_argument("--lines", type=int, default=200000)
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--cased", action="store_true")
+    ap.add_argument("--multilingual", type=float, default=0.10, help="fraction of multilingual lines")
     ap.add_argument("--vocab", default=os.path.join(ROOT, "Vocab", "bert-base-uncased.txt"))
     ap.add_argument("--bench", default=os.path.join(ROOT, ".build", "release", "bench"))
     args = ap.parse_args()
     if not os.path.exists(args.bench):
         sys.exit(f"{args.bench} missing: swift build -c release --product bench")
 
-    lines = make_text(args.lines)
+    lines = make_text(args.lines, multilingual=args.multilingual)
     work = tempfile.mkdtemp(prefix="wordpiece-bench-")
     text_path = os.path.join(work, "text.txt")
     with open(text_path, "w", encoding="utf-8") as f:

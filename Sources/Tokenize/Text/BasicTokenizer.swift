@@ -19,7 +19,11 @@ import Foundation
 ///   Unicode 8.0 (categories) and 9.0 (normalization), see `BertUnicodeTables`.
 /// - Python treats only Zs (+ tab/LF/CR) as white space; HF uses White_Space, which also
 ///   contains U+2028/U+2029 (Python keeps those as word characters).
+/// - Python drops unassigned code points and noncharacters (category Cn, "C*" counts as control);
+///   HF drops only Cc/Cf/Co and keeps the others (they become [UNK]).
 /// - Python's ideograph ranges include U+2B820–U+2B91F; HF's skip them.
+/// - Python matches special tokens after text cleaning ("[MA\u{200B}SK]" is [MASK]); HF matches
+///   them in the raw text (`BertTokenizer` does so too; this type knows no special tokens).
 /// - Invalid UTF-8 (only possible through the byte API) decodes to U+FFFD, which cleaning drops.
 public struct BasicTokenizer: Sendable {
     /// Lower-case and strip accents (BERT "uncased"); otherwise cased.
@@ -118,6 +122,7 @@ struct BertWordSplitter {
     let storedChars: Int
     private var word: UnsafeMutablePointer<UInt8>
     private var capacity: Int
+    private var blocks = BlockCache()
     private var length = 0
     private var chars = 0
     /// Kept combining marks (class ≠ 0) waiting for canonical reordering (uncased only).
@@ -150,7 +155,10 @@ struct BertWordSplitter {
         word = .allocate(capacity: capacity)
     }
 
-    func deallocate() { word.deallocate() }
+    func deallocate() {
+        word.deallocate()
+        blocks.deallocate()
+    }
 
     @inline(__always)
     private mutating func append(_ bytes: UnsafePointer<UInt8>, _ count: Int, scalars: Int) {
@@ -249,7 +257,7 @@ struct BertWordSplitter {
                     size = 4
                 }
                 i += size
-                let block = table.block(v)
+                let block = blocks.block(table, v)
                 let e = BertScalarTable.entry(block, v)
                 if BertScalarTable.isSlow(e) || (!pending.isEmpty && BertScalarTable.kind(e) != UInt32(BertScalarKind.removed.rawValue)) {
                     general(Unicode.Scalar(v)!, &sink)

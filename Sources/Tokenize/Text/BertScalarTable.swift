@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// What BERT's basic tokenization does with one character of the input.
 enum BertScalarKind: UInt8 {
@@ -35,13 +34,14 @@ enum BertScalarKind: UInt8 {
 /// assigned later neither decompose nor reorder; lower-casing is Rust's `char::to_lowercase`,
 /// per scalar without context (Σ → σ always; Python's `str.lower` gives final ς).
 final class BertScalarTable: @unchecked Sendable {
-    // @unchecked Sendable: `blocks` holds one atomic word per block. A block is written
-    // completely before its address is published with a releasing compare-exchange and is never
-    // written again; readers load the address with acquiring ordering. So every reader sees a
-    // fully built, immutable block. Blocks are freed in deinit only (the shared tables live as
-    // long as the process).
+    // @unchecked Sendable: `blocks` is read and written only under `lock`. A block is fully
+    // built before it is stored and never written again, so a pointer obtained under the lock
+    // (which orders the build before the read) stays valid and immutable; encoders cache such
+    // pointers per session (`BlockCache`). Blocks are freed in deinit only (the shared tables
+    // live as long as the process).
     let uncased: Bool
-    private let blocks: UnsafeMutablePointer<Atomic<Int>>
+    private let lock = NSLock()
+    private let blocks: UnsafeMutablePointer<UnsafeRawPointer?>
     static let blockCount = 0x110000 >> 8
 
     static let cased = BertScalarTable(uncased: false)
@@ -50,27 +50,25 @@ final class BertScalarTable: @unchecked Sendable {
     private init(uncased: Bool) {
         self.uncased = uncased
         blocks = .allocate(capacity: Self.blockCount)
-        for i in 0..<Self.blockCount { (blocks + i).initialize(to: Atomic(0)) }
+        blocks.initialize(repeating: nil, count: Self.blockCount)
     }
 
     deinit {
-        for i in 0..<Self.blockCount {
-            let p = blocks[i].load(ordering: .acquiring)
-            if p != 0 { UnsafeMutableRawPointer(bitPattern: p)!.deallocate() }
-        }
-        blocks.deinitialize(count: Self.blockCount)
+        for i in 0..<Self.blockCount { blocks[i]?.deallocate() }
         blocks.deallocate()
     }
 
-    // MARK: Lookup (hot path)
-
-    /// The block holding `scalar`: 256 entries followed by the output bytes.
-    @inline(__always)
-    func block(_ scalar: UInt32) -> UnsafeRawPointer {
-        let p = blocks[Int(scalar >> 8)].load(ordering: .acquiring)
-        if p != 0 { return UnsafeRawPointer(bitPattern: p)! }
-        return buildBlock(Int(scalar >> 8))
+    /// Block `index` (scalars index·256 ..< index·256 + 256): 256 entries, then the output bytes.
+    func block(_ index: Int) -> UnsafeRawPointer {
+        lock.lock()
+        defer { lock.unlock() }
+        if let b = blocks[index] { return b }
+        let b = buildBlock(index)
+        blocks[index] = b
+        return b
     }
+
+    // MARK: Lookup (hot path)
 
     @inline(__always)
     static func entry(_ block: UnsafeRawPointer, _ scalar: UInt32) -> UInt32 {
@@ -87,7 +85,7 @@ final class BertScalarTable: @unchecked Sendable {
 
     // MARK: Building
 
-    private func buildBlock(_ index: Int) -> UnsafeRawPointer {
+    private func buildBlock(_ index: Int) -> UnsafeRawPointer {  // under lock
         var entries = [UInt32](repeating: 0, count: 256)
         var tail: [UInt8] = []
         let tailStart = 256 * 4
@@ -109,11 +107,7 @@ final class BertScalarTable: @unchecked Sendable {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: tailStart + tail.count, alignment: 8)
         entries.withUnsafeBytes { raw.copyMemory(from: $0.baseAddress!, byteCount: tailStart) }
         tail.withUnsafeBytes { if $0.count > 0 { (raw + tailStart).copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
-        let (won, current) = blocks[index].compareExchange(expected: 0, desired: Int(bitPattern: raw),
-                                                           successOrdering: .releasing, failureOrdering: .acquiring)
-        if won { return UnsafeRawPointer(raw) }
-        raw.deallocate()  // another thread built the same block first
-        return UnsafeRawPointer(bitPattern: current)!
+        return UnsafeRawPointer(raw)
     }
 
     struct Facts {
@@ -215,4 +209,29 @@ final class BertScalarTable: @unchecked Sendable {
 
 private extension UInt8 {
     var asUInt32: UInt32 { UInt32(self) }
+}
+
+/// One encoder's view of a `BertScalarTable`: block pointers fetched once under the table's lock,
+/// then read without locking. Allocated on the first non-ASCII scalar (ASCII text never needs it).
+struct BlockCache {
+    private var pointers: UnsafeMutablePointer<UnsafeRawPointer?>?
+
+    @inline(__always)
+    mutating func block(_ table: BertScalarTable, _ scalar: UInt32) -> UnsafeRawPointer {
+        let index = Int(scalar >> 8)
+        if let p = pointers, let b = p[index] { return b }
+        return fetch(table, index)
+    }
+
+    private mutating func fetch(_ table: BertScalarTable, _ index: Int) -> UnsafeRawPointer {
+        if pointers == nil {
+            pointers = .allocate(capacity: BertScalarTable.blockCount)
+            pointers!.initialize(repeating: nil, count: BertScalarTable.blockCount)
+        }
+        let b = table.block(index)
+        pointers![index] = b
+        return b
+    }
+
+    func deallocate() { pointers?.deallocate() }
 }

@@ -3,8 +3,10 @@ import Tensor
 
 /// BERT's text tokenizer: `BasicTokenizer` then `WordPieceTokenizer` over a vocab.txt, with
 /// the ids of HF tokenizers' `BertWordPieceTokenizer` (tokenizers 0.23) and of transformers'
-/// `BertTokenizer`, without [CLS]/[SEP]. Special tokens present in the vocabulary ([UNK] [SEP]
-/// [CLS] [PAD] [MASK]) written in the input text are matched as such, as both references do.
+/// `BertTokenizer` (in transformers 5 a wrapper of the same Rust tokenizer), without [CLS]/[SEP].
+/// Special tokens present in the vocabulary ([UNK] [SEP] [CLS] [PAD] [MASK]) written in the input
+/// text are matched as such, as both references do. Where the original pure-Python algorithm
+/// (transformers' `BertTokenizerLegacy`) disagrees, see `BasicTokenizer`.
 ///
 /// Fast: normalization, splitting and the WordPiece search run fused in one pass over the UTF-8
 /// bytes, with vocabulary lookups by byte hash and no allocation per word.
