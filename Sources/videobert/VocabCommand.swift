@@ -6,7 +6,7 @@ struct VocabCommand: ParsableCommand {
         commandName: "vocab",
         abstract: "Build and look at vocabularies (visual words, text WordPieces).",
         discussion: """
-        Examples:
+        Example:
           videobert vocab fit --features features/ --branching 12 --depth 4 --out vocab/
           videobert vocab text transcripts/ --size 8000 --out Vocab/cooking.txt
         """,

@@ -106,11 +106,13 @@ final class WordPieceTrainerTests: XCTestCase {
         try "1\r\n00:00:01,000 --> 00:00:02,000\r\nsrt line\r\n\r\n2\r\n00:00:02,000 --> 00:00:03,000\r\n42 is the answer\r\n"
             .write(toFile: dir + "/b.srt", atomically: true, encoding: .utf8)
         try "plain\n\ntext\n".write(toFile: dir + "/c.txt", atomically: true, encoding: .utf8)
-        try "ignored".write(toFile: dir + "/d.json", atomically: true, encoding: .utf8)
+        try #"{"v1": {"start": [0, 2], "end": [2, 4], "text": ["json caption", "and more"]}}"#
+            .write(toFile: dir + "/d.json", atomically: true, encoding: .utf8)
+        try "ignored".write(toFile: dir + "/e.md", atomically: true, encoding: .utf8)
         let files = try TextCorpusReader.files([dir])
-        XCTAssertEqual(files.map { ($0 as NSString).lastPathComponent }, ["a.vtt", "b.srt", "c.txt"])
+        XCTAssertEqual(files.map { ($0 as NSString).lastPathComponent }, ["a.vtt", "b.srt", "c.txt", "d.json"])
         XCTAssertEqual(try files.flatMap { try TextCorpusReader.lines(ofFile: $0) },
-                       ["hello there", "second cue", "srt line", "42 is the answer", "plain", "text"])
+                       ["hello there", "second cue", "srt line", "42 is the answer", "plain", "text", "json caption", "and more"])
         XCTAssertThrowsError(try TextCorpusReader.files([dir + "/missing"])) { e in
             XCTAssertEqual("\(e)", "\(dir)/missing: no such file or folder")
         }

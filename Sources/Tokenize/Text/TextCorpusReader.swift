@@ -1,12 +1,12 @@
 import Foundation
 import Tensor
 
-/// The text lines of a corpus for vocabulary training: plain text files, and WebVTT / SRT
-/// subtitles with their headers, cue numbers, timing lines and markup tags removed. Folders are
-/// searched recursively for .txt, .vtt and .srt files (in sorted order). Deliberately small: the
-/// full transcript parsers (Transcript*.swift) can replace `lines(ofFile:)`.
+/// The text lines of a corpus for vocabulary training: plain text files; WebVTT and SRT
+/// subtitles and caption JSON (HowTo100M, YouCook2, per-video) read by the transcript parsers,
+/// one line per cue (rolling YouTube captions deduplicated). Folders are searched recursively for
+/// .txt, .vtt, .srt and .json files (in sorted order).
 public enum TextCorpusReader {
-    public static let folderExtensions: Set<String> = ["txt", "vtt", "srt"]
+    public static let folderExtensions: Set<String> = ["txt", "vtt", "srt", "json"]
 
     /// Every file named, folders expanded. Fails on a path that does not exist, and when no
     /// text file is found.
@@ -29,7 +29,7 @@ public enum TextCorpusReader {
                 let ext = (relative as NSString).pathExtension.lowercased()
                 if folderExtensions.contains(ext) { found.append((path as NSString).appendingPathComponent(relative)) }
             }
-            if found.isEmpty { throw VideoBertError("no .txt, .vtt or .srt files in folder", file: path) }
+            if found.isEmpty { throw VideoBertError("no .txt, .vtt, .srt or .json files in folder", file: path) }
             files.append(contentsOf: found.sorted())
         }
         return files
@@ -37,6 +37,17 @@ public enum TextCorpusReader {
 
     /// The text lines of one file.
     public static func lines(ofFile path: String) throws -> [String] {
+        switch (path as NSString).pathExtension.lowercased() {
+        case "vtt", "srt":
+            return try SubtitleParser.parseFile(path).cues.map(\.text)
+        case "json":
+            if let (_, entries) = try? CaptionJSON.parseCorpusFile(path) {
+                return entries.keys.sorted().flatMap { entries[$0]!.transcript.cues.map(\.text) }
+            }
+            return try CaptionJSON.parseSingleFile(path).cues.map(\.text)
+        default:
+            break
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw VideoBertError("cannot read file", file: path)
         }
