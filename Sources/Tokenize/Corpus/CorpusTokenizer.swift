@@ -164,7 +164,7 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         let builder = try CorpusBuilder(dir: out, featureDim: recipe.store.features ? vocab.dim : nil, frameShape: storeFrameShape)
         for it in good {
             let w = try JSON.decode(VideoWork.self, from: workPath(it.id, ".json"))
-            let feats = try NPY.read(workPath(it.id, ".features.npy")).floats()
+            let feats = try NPY.read(clusteringFeaturesPath(it.id)).floats()
             let words = vocab.assign(feats, rows: w.clipStarts.count, workers: 1).leaves
             let clipTimes = zip(w.clipStarts, w.clipEnds).map { (start: $0, end: $1) }
             let segments = Aligner.align(sentences: w.sentences.map { Aligner.TimedText(start: $0.start, end: $0.end, ids: $0.ids) },
@@ -205,9 +205,9 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         }
         guard !good.isEmpty else { throw VideoBertError("no video could be processed, so there is nothing to fit a vocabulary on", file: out) }
         let vocabDir = (out as NSString).appendingPathComponent("vocab")
-        let paths = good.map { workPath($0.id, ".features.npy") }
+        let paths = try good.map { try clusteringFeaturesPath($0.id) }
         let rows = try paths.map { try NPY.readHeader($0).shape.first ?? 0 }
-        let key = ["v1", fingerprint, "\(k.branching)", "\(k.depth)", "\(k.iters)", "\(k.seed)", "\(k.maxPoints)"]
+        let key = ["v1", fingerprint, recipe.features.center, "\(k.branching)", "\(k.depth)", "\(k.iters)", "\(k.seed)", "\(k.maxPoints)"]
             + zip(good, rows).map { "\($0.id):\($1)" }
         let fitKey = CorpusBuilder.fnv1a(Array(key.joined(separator: "|").utf8))
         let keyPath = (vocabDir as NSString).appendingPathComponent("fit_key.txt")
@@ -229,6 +229,27 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         try vocab.save(to: vocabDir)
         try AtomicFile.write(fitKey, to: keyPath)
         return (vocab, false)
+    }
+
+    /// The features a video's clips are clustered and assigned by: the phase-1 features, or with
+    /// `features.center: video` those minus the video's mean (written once to work/<id>.centered.npy).
+    func clusteringFeaturesPath(_ id: String) throws -> String {
+        let raw = workPath(id, ".features.npy")
+        guard recipe.features.center == "video" else { return raw }
+        let centered = workPath(id, ".centered.npy")
+        let rawDate = (try? FileManager.default.attributesOfItem(atPath: raw)[.modificationDate] as? Date) ?? nil
+        let cenDate = (try? FileManager.default.attributesOfItem(atPath: centered)[.modificationDate] as? Date) ?? nil
+        if let r = rawDate, let c = cenDate, c >= r { return centered }
+        let arr = try NPY.read(raw)
+        guard arr.shape.count == 2 else { throw VideoBertError("work features must be [clips, dim]", file: raw) }
+        let (n, dim) = (arr.shape[0], arr.shape[1])
+        var f = try arr.floats()
+        var mean = [Double](repeating: 0, count: dim)
+        for r in 0..<n { for k in 0..<dim { mean[k] += Double(f[r * dim + k]) } }
+        for k in 0..<dim { mean[k] /= Double(max(n, 1)) }
+        for r in 0..<n { for k in 0..<dim { f[r * dim + k] -= Float(mean[k]) } }
+        try NPY.write(f, shape: [n, dim], to: centered)
+        return centered
     }
 
     func writeFailures(_ failures: [Failure]) throws {

@@ -24,7 +24,11 @@ public struct TokenizeRecipe: RecipeSection, Equatable {
         public var dir: String = ""
         /// With `npy`: seconds covered by one row (HowTo100M S3D dumps: 1.0). Each row is a clip.
         public var secondsPerRow: Double = 1.0
-        enum CodingKeys: String, CodingKey { case source, dir, secondsPerRow = "seconds_per_row" }
+        /// `none`, or `video`: subtract each video's mean feature before clustering, so that what
+        /// stays the same through a video (the kitchen, the lighting, the camera) does not decide
+        /// its visual words; what changes (objects, actions) does. Not in the paper; off by default.
+        public var center: String = "none"
+        enum CodingKeys: String, CodingKey { case source, dir, secondsPerRow = "seconds_per_row", center }
     }
 
     public struct KMeansSettings: Codable, Sendable, Equatable {
@@ -107,6 +111,7 @@ public struct TokenizeRecipe: RecipeSection, Equatable {
         if !["builtin", "npy"].contains(features.source) { return "features.source must be builtin or npy" }
         if features.source == "npy" && features.dir.isEmpty { return "features.dir is required with features.source: npy" }
         if features.secondsPerRow <= 0 { return "features.seconds_per_row must be positive" }
+        if !["none", "video"].contains(features.center) { return "features.center must be none or video" }
         if kmeans.branching < 2 { return "kmeans.branching must be at least 2" }
         if kmeans.depth < 1 { return "kmeans.depth must be at least 1" }
         if kmeans.iters < 1 { return "kmeans.iters must be at least 1" }
