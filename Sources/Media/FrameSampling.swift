@@ -7,7 +7,9 @@ import Tensor
 public struct SampledFrame {
     /// Output index: 0, 1, 2, ... (the frame's row in `videobert frames` output).
     public let index: Int
-    /// Presentation time in seconds from the start of the file: index / F exactly.
+    /// Presentation time in seconds from the start of the file: a multiple of 1/F; frames are
+    /// 1/F apart. Usually index / F; later when the file's only stream starts after time 0
+    /// (the CLI then starts at the first frame instead of repeating it back to 0).
     public let time: Double
     /// Timestamp (seconds from the start of the file) of the decoded frame shown here.
     /// Equal to `time` up to half a frame of F, except where frames are repeated.
@@ -21,7 +23,8 @@ public struct SampledFrame {
 public struct SamplingSummary: Sendable, Codable, Equatable {
     /// Frames written at the output rate.
     public var frames: Int
-    /// Frames the decoder produced (before dropping and repeating).
+    /// Frames the decoder produced (before dropping and repeating). Frames certain to be dropped
+    /// that nothing references are not decoded (`VideoReader.skipsUnusedFrames`).
     public var framesDecoded: Int
     /// Frames converted to RGB (each decoded frame at most once, however often it is repeated).
     public var framesConverted: Int
@@ -121,7 +124,8 @@ extension VideoReader {
     /// Decodes the video and calls `body` for each frame of the video resampled to `fps`
     /// frames per second and scaled to `width`×`height` RGB24: the same frames, in the same
     /// number, as `ffmpeg -i FILE -vf fps=F,scale=W:H -pix_fmt rgb24 -f rawvideo -`
-    /// (see `FPSFilterSchedule` for the rules). Frame i is at time i / F from the start of the file.
+    /// (see `FPSFilterSchedule` for the rules). Frames are 1/F apart; frame i is at i / F from the
+    /// start of the file, except in a single-stream file whose first frame is late (see `SampledFrame.time`).
     ///
     /// Streaming: memory is one decoded frame, the one waiting to be repeated or dropped, and one
     /// RGB buffer. Only frames that are output are converted, each once however often repeated.
@@ -137,7 +141,7 @@ extension VideoReader {
         var heldTimestamp: Int64 = 0
         var heldConverted = false
         var schedule = FPSFilterSchedule()
-        var sync = ConstantRateSync()
+        var sync = ConstantRateSync(startsAtFirstFrame: streamCount == 1)
         var framesOut = 0
         var framesConverted = 0
         let streamTB = stream.pointee.time_base
@@ -153,16 +157,15 @@ extension VideoReader {
                                             Double(run.count) / fps.framesPerSecond, seconds(heldTimestamp)), file: path)
             }
             for p in run.first ..< run.first + run.count {
-                let first = sync.written
-                let n = sync.copies(forTimestamp: p)
+                let (first, n) = sync.copies(forTimestamp: p)
                 guard n > 0 else { continue }
                 if !heldConverted {
                     try converter.convert(held)
                     heldConverted = true
                     framesConverted += 1
                 }
-                for i in first ..< first + n {
-                    try body(SampledFrame(index: Int(i), time: fps.time(ofFrame: Int(i)),
+                for s in first ..< first + n {
+                    try body(SampledFrame(index: framesOut, time: fps.time(ofFrame: Int(s)),
                                           sourceTime: seconds(heldTimestamp),
                                           width: width, height: height, pixels: pixels))
                     framesOut += 1
@@ -170,7 +173,19 @@ extension VideoReader {
             }
         }
 
-        let decoded = try decodeAll { frame, timestamp in
+        // The CLI rebuilds its filter graph when the picture size, pixel format or aspect ratio
+        // changes mid-stream (ifilter_send_frame, "need_reinit"); the new fps filter starts
+        // afresh and the frame the old one held is never written.
+        let streamAspect = stream.pointee.sample_aspect_ratio
+        var lastParameters: (Int32, Int32, Int32, Int32, Int32)? = nil
+        let decoded = try decodeAll(outputSlot: { vb_rescale_near_passminmax($0, streamTB, outTB) }) { frame, timestamp in
+            let f = frame.pointee
+            let aspect = streamAspect.num != 0 ? streamAspect : f.sample_aspect_ratio
+            let parameters = (f.width, f.height, f.format, aspect.num, aspect.den)
+            if let last = lastParameters, last != parameters {
+                schedule = FPSFilterSchedule()
+            }
+            lastParameters = parameters
             let q = vb_rescale_near_passminmax(timestamp, streamTB, outTB)
             try write(schedule.push(q))
             // The new frame is now the one held back (vf_fps keeps two; the older is done).

@@ -104,6 +104,9 @@ public final class VideoEncoder {
         case "mpeg4", "msmpeg4", "msmpeg4v2", "mjpeg", "mpeg2video", "mpeg1video", "h263p":
             cc.pointee.flags |= Int32(AV_CODEC_FLAG_QSCALE)
             cc.pointee.global_quality = Int32(FF_QP2LAMBDA) * Int32(quality ?? 3)
+            // B-frames (reordered, never referenced) as in libx264's output, so test videos
+            // exercise reordering whichever encoder is installed.
+            if name == "mpeg4" || name == "mpeg2video" { cc.pointee.max_b_frames = 2 }
         default:
             cc.pointee.bit_rate = Int64(Double(width * height) * frameRate.framesPerSecond * 0.3)
         }

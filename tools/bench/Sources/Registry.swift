@@ -4,6 +4,7 @@ import Tensor
 /// Every benchmark by name. Add one line per benchmark file.
 let benchmarks: [String: @Sendable ([String]) throws -> Void] = [
     "sgemm": benchSgemm,
+    "decode": benchDecode,
 ]
 
 /// `--name value` options of a benchmark's arguments.
