@@ -21,7 +21,8 @@ public enum DecodeErrorPolicy: Sendable {
 ///
 /// Timestamps follow the ffmpeg CLI (fftools/ffmpeg.c, FFmpeg 5.1): the container's start time is
 /// subtracted from every packet (`ts_offset = -start_time` unless `-copyts`), so time 0 is the
-/// start of the file, not of the video stream.
+/// start of the file, not of the video stream (for MPEG-TS/PS, whose clocks may jump, the
+/// start of the video stream, as the CLI corrects it there).
 public final class VideoReader {
     public let path: String
     /// Decoder threads: 0 lets FFmpeg choose (one per core, like the CLI's `-threads auto`).
@@ -50,10 +51,8 @@ public final class VideoReader {
     public let codecName: String
     public let formatName: String
 
-    private var formatContext: UnsafeMutablePointer<AVFormatContext>?
-    private var codecContext: UnsafeMutablePointer<AVCodecContext>?
-    private var packet: UnsafeMutablePointer<AVPacket>?
-    private var decodedFrame: UnsafeMutablePointer<AVFrame>?
+    /// The demuxer, decoder, packet and frame (freed with the holder).
+    private let owned: FFmpegObjects
     let stream: UnsafeMutablePointer<AVStream>
     let streamIndex: Int32
     /// The CLI's initial `ts_offset` (AV_TIME_BASE units), added to every packet timestamp.
@@ -75,6 +74,8 @@ public final class VideoReader {
     /// a file FFmpeg cannot read, a file without a video stream, or a codec without a decoder.
     public init(path: String, threads: Int = 0, errorPolicy: DecodeErrorPolicy = .strict) throws {
         _ = FFmpegLog.shared
+        let owned = FFmpegObjects()
+        self.owned = owned
         self.path = path
         self.threads = threads
         self.errorPolicy = errorPolicy
@@ -100,7 +101,7 @@ public final class VideoReader {
             let reason = said.last ?? ffmpegErrorString(openCode)
             throw VideoBertError("not a video file FFmpeg can read, or the file is damaged (\(reason))", file: path)
         }
-        formatContext = fc
+        owned.input = fc
         let demuxer = fc.pointee.iformat.map { String(cString: $0.pointee.name) } ?? "unknown"
         // FFmpeg's "tty" demuxer renders any *.txt file as ANSI art video; a text file is not a video.
         if demuxer == "tty" {
@@ -150,7 +151,7 @@ public final class VideoReader {
         guard let cc = avcodec_alloc_context3(decoder) else {
             throw VideoBertError("out of memory allocating a decoder", file: path)
         }
-        codecContext = cc
+        owned.codec = cc
         try check(avcodec_parameters_to_context(cc, par), "decoder parameters", file: path)
         cc.pointee.pkt_timebase = st.pointee.time_base
         // As the CLI does (ffmpeg_opt.c add_input_streams): the decoder starts from the stream's
@@ -162,8 +163,8 @@ public final class VideoReader {
         guard let pkt = av_packet_alloc(), let frm = av_frame_alloc() else {
             throw VideoBertError("out of memory allocating frames", file: path)
         }
-        packet = pkt
-        decodedFrame = frm
+        owned.packet = pkt
+        owned.frame = frm
 
         width = Int(par.pointee.width)
         height = Int(par.pointee.height)
@@ -202,13 +203,6 @@ public final class VideoReader {
         declaredFrameCount = st.pointee.nb_frames > 0 ? Int(st.pointee.nb_frames) : nil
     }
 
-    deinit {
-        av_frame_free(&decodedFrame)
-        av_packet_free(&packet)
-        avcodec_free_context(&codecContext)
-        if let fc = formatContext { FFmpegLog.shared.unwatch(fc) }
-        avformat_close_input(&formatContext)
-    }
 
     /// Seconds (from the container start) of a timestamp in the stream time base.
     func seconds(_ ts: Int64) -> Double {
@@ -247,7 +241,7 @@ public final class VideoReader {
             throw VideoBertError("a VideoReader reads its file once; open a new reader to read it again", file: path)
         }
         consumed = true
-        guard let fc = formatContext, let cc = codecContext, let pkt = packet, let frame = decodedFrame else {
+        guard let fc = owned.input, let cc = owned.codec, let pkt = owned.packet, let frame = owned.frame else {
             throw VideoBertError("reader is closed", file: path)
         }
         let tb = stream.pointee.time_base
