@@ -109,6 +109,9 @@ struct ConstantRateSync {
         } else if delta > 1.1 {
             n = Int64(Float(delta).rounded(.toNearestOrEven))  // llrintf
         }
+        // "frame duplication too large, skipping" (dts_error_threshold 3600 × 30): the frame
+        // is dropped and the counter stays.
+        if n > 3600 * 30 { return (slot, 0) }
         let first = slot
         slot += n
         written += n

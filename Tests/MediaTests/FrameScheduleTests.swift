@@ -60,6 +60,10 @@ final class FrameScheduleTests: XCTestCase {
         // vsync CFR starts at 0: a first frame at slot 3 is written 4 times.
         XCTAssertEqual(outputs([3, 4, 5], end: 6), [0, 0, 0, 0, 1, 2])
         XCTAssertEqual(outputs([1, 2], end: 3), [0, 0, 1])
+        // More than 3600 × 30 copies: the CLI skips the frame instead ("duplication too large").
+        var sync = ConstantRateSync()
+        XCTAssertEqual(sync.copies(forTimestamp: 200_000).count, 0)
+        XCTAssertEqual(sync.slot, 0)
     }
 
     func testSingleStreamFileStartsAtTheFirstFrame() {
