@@ -37,53 +37,83 @@ public struct SamplingSummary: Sendable, Codable, Equatable {
 /// Converts decoded pictures to RGB24 at a fixed size with libswscale, set up as FFmpeg's
 /// `scale` filter sets it up inside `ffmpeg -vf scale=W:H -pix_fmt rgb24` (libavfilter/vf_scale.c):
 /// bicubic (the CLI's default `sws_flags`), YUV matrix from the frame's colorspace
-/// (BT.601 when unspecified), input range from the frame's color_range.
+/// (BT.601 when unspecified), input range from the frame's color_range, and, like the CLI's
+/// filter threads, slice threads unless `threads` is 1 (swscale's slices give the same pixels).
 /// One output buffer, allocated once; the scaler context is rebuilt only when the input changes.
 final class RGBConverter {
     let width: Int
     let height: Int
     let buffer: UnsafeMutablePointer<UInt8>
     var byteCount: Int { width * height * 3 }
+    /// Scaler threads: 1, or 0 for one per core.
+    let threads: Int
     private var scaler: OpaquePointer? = nil
+    /// `buffer` as a reference-counted frame (the threaded swscale API takes frames).
+    private var output: UnsafeMutablePointer<AVFrame>?
     private var inputWidth: Int32 = -1, inputHeight: Int32 = -1, inputFormat: Int32 = -1
     private var inputColorspace: AVColorSpace = AVCOL_SPC_UNSPECIFIED
     private var inputRange: AVColorRange = AVCOL_RANGE_UNSPECIFIED
     private let file: String
 
-    init(width: Int, height: Int, file: String) throws {
+    init(width: Int, height: Int, threads: Int = 1, file: String) throws {
         guard width > 0, height > 0, width <= 16384, height <= 16384 else {
             throw VideoBertError("frame size \(width)x\(height) is outside 1x1 ... 16384x16384", file: file)
         }
         self.width = width
         self.height = height
+        self.threads = threads
         self.file = file
-        // av_malloc aligns for SIMD; the tail pad covers swscale's vector stores past the last pixel.
-        guard let raw = av_malloc(width * height * 3 + 64) else {
+        // av_buffer_alloc aligns for SIMD; the tail pad covers swscale's vector stores past the last pixel.
+        guard let frame = av_frame_alloc(), let ref = av_buffer_alloc(width * height * 3 + 64) else {
             throw VideoBertError("out of memory for a \(width)x\(height) frame", file: file)
         }
-        buffer = raw.bindMemory(to: UInt8.self, capacity: width * height * 3 + 64)
+        output = frame
+        frame.pointee.buf.0 = ref
+        frame.pointee.data.0 = ref.pointee.data
+        frame.pointee.linesize.0 = Int32(width * 3)
+        frame.pointee.width = Int32(width)
+        frame.pointee.height = Int32(height)
+        frame.pointee.format = AV_PIX_FMT_RGB24.rawValue
+        buffer = ref.pointee.data
     }
 
     deinit {
         sws_freeContext(scaler)
-        av_free(buffer)
+        av_frame_free(&output)
     }
 
     func convert(_ frame: UnsafeMutablePointer<AVFrame>) throws {
         let f = frame.pointee
         if f.width != inputWidth || f.height != inputHeight || f.format != inputFormat || scaler == nil {
-            let pixelFormat = AVPixelFormat(rawValue: f.format)
-            guard let ctx = sws_getCachedContext(scaler, f.width, f.height, pixelFormat,
-                                                 Int32(width), Int32(height), AV_PIX_FMT_RGB24,
-                                                 SWS_BICUBIC, nil, nil, nil) else {
+            sws_freeContext(scaler)
+            scaler = nil
+            // vf_scale's setup: sws_alloc_context + options + sws_init_context.
+            guard let ctx = sws_alloc_context() else { throw VideoBertError("out of memory for a scaler", file: file) }
+            scaler = ctx
+            let raw = UnsafeMutableRawPointer(ctx)
+            av_opt_set_int(raw, "srcw", Int64(f.width), 0)
+            av_opt_set_int(raw, "srch", Int64(f.height), 0)
+            av_opt_set_int(raw, "src_format", Int64(f.format), 0)
+            av_opt_set_int(raw, "dstw", Int64(width), 0)
+            av_opt_set_int(raw, "dsth", Int64(height), 0)
+            av_opt_set_int(raw, "dst_format", Int64(AV_PIX_FMT_RGB24.rawValue), 0)
+            av_opt_set_int(raw, "sws_flags", Int64(SWS_BICUBIC), 0)
+            av_opt_set_int(raw, "threads", Int64(threads), 0)
+            if sws_init_context(ctx, nil, nil) < 0 {
                 let name = av_get_pix_fmt_name(AVPixelFormat(rawValue: f.format)).map { String(cString: $0) } ?? "format \(f.format)"
                 throw VideoBertError("cannot convert \(name) \(f.width)x\(f.height) pictures to RGB", file: file)
             }
-            scaler = ctx
             inputWidth = f.width; inputHeight = f.height; inputFormat = f.format
             setColorspace(f.colorspace, f.color_range)
         } else if f.colorspace != inputColorspace || f.color_range != inputRange {
             setColorspace(f.colorspace, f.color_range)
+        }
+        if threads != 1 {
+            let r = sws_scale_frame(scaler, output, frame)
+            if r < 0 {
+                throw VideoBertError("scaling a \(f.width)x\(f.height) picture failed (\(ffmpegErrorString(r)))", file: file)
+            }
+            return
         }
         var dst: UnsafeMutablePointer<UInt8>? = buffer
         var dstStride = Int32(width * 3)
@@ -132,7 +162,7 @@ extension VideoReader {
     @discardableResult
     public func forEachFrame(fps: FrameRate, width: Int, height: Int,
                              _ body: (SampledFrame) throws -> Void) throws -> SamplingSummary {
-        let converter = try RGBConverter(width: width, height: height, file: path)
+        let converter = try RGBConverter(width: width, height: height, threads: threads == 1 ? 1 : 0, file: path)
         guard let held = av_frame_alloc() else {
             throw VideoBertError("out of memory allocating a frame", file: path)
         }
