@@ -8,7 +8,8 @@ import Tensor
 public struct Clip {
     /// 0, 1, 2, ...: clip k holds output frames k·n ..< (k+1)·n, n = frames per clip.
     public let index: Int
-    /// Time span [startTime, endTime) in seconds from the start of the file.
+    /// Time span [startTime, endTime) in seconds from the start of the file: the first frame's
+    /// time, plus frameCount / F.
     public let startTime: Double
     public let endTime: Double
     /// n for every clip but a partial last one (see `keepPartialClip`).
@@ -35,7 +36,7 @@ public final class ClipGrouper {
     private let buffer: UnsafeMutableBufferPointer<UInt8>
     private var filled = 0
     private var clipIndex = 0
-    private var frameIndex = 0
+    private var clipStart = 0.0
 
     public init(framesPerClip: Int, width: Int, height: Int, fps: FrameRate) {
         precondition(framesPerClip > 0 && width > 0 && height > 0)
@@ -48,14 +49,15 @@ public final class ClipGrouper {
 
     deinit { buffer.deallocate() }
 
-    /// Adds the next frame (RGB24 [height, width, 3]); calls `body` when a clip is complete.
-    public func add(_ frame: UnsafeBufferPointer<UInt8>, _ body: (Clip) throws -> Void) rethrows {
+    /// Adds the next frame (RGB24 [height, width, 3]) shown at `time` seconds; calls `body`
+    /// when a clip is complete.
+    public func add(_ frame: UnsafeBufferPointer<UInt8>, time: Double, _ body: (Clip) throws -> Void) rethrows {
         let size = width * height * 3
         precondition(frame.count == size, "frame size does not match the clip grouper")
+        if filled == 0 { clipStart = time }
         UnsafeMutableRawPointer(buffer.baseAddress! + filled * size)
             .copyMemory(from: frame.baseAddress!, byteCount: size)
         filled += 1
-        frameIndex += 1
         if filled == framesPerClip { try emit(body) }
     }
 
@@ -68,9 +70,8 @@ public final class ClipGrouper {
     public var pendingFrames: Int { filled }
 
     private func emit(_ body: (Clip) throws -> Void) rethrows {
-        let first = frameIndex - filled
         let clip = Clip(index: clipIndex,
-                        startTime: fps.time(ofFrame: first), endTime: fps.time(ofFrame: frameIndex),
+                        startTime: clipStart, endTime: clipStart + fps.time(ofFrame: filled),
                         frameCount: filled, width: width, height: height,
                         pixels: UnsafeBufferPointer(rebasing: buffer[0..<(filled * width * height * 3)]))
         filled = 0
@@ -82,7 +83,8 @@ public final class ClipGrouper {
 extension VideoReader {
     /// Decodes the video into frames at `fps` (exactly the frames of `forEachFrame`) and hands
     /// them out in clips of `clipSeconds`: round(clipSeconds × fps) frames each. Clip k covers
-    /// [k·n / fps, (k+1)·n / fps) seconds from the start of the file. A last clip with fewer
+    /// [k·n / fps, (k+1)·n / fps) seconds from the start of the file (shifted by the first frame's
+    /// time when a single-stream file starts late, see `SampledFrame.time`). A last clip with fewer
     /// frames is dropped unless `keepPartialClip`. Memory: one decoded frame and one clip.
     @discardableResult
     public func forEachClip(fps: FrameRate, clipSeconds: Double, width: Int, height: Int,
@@ -94,7 +96,7 @@ extension VideoReader {
         let grouper = ClipGrouper(framesPerClip: fps.frames(inSeconds: clipSeconds),
                                   width: width, height: height, fps: fps)
         let summary = try forEachFrame(fps: fps, width: width, height: height) { frame in
-            try grouper.add(frame.pixels, body)
+            try grouper.add(frame.pixels, time: frame.time, body)
         }
         if keepPartialClip { try grouper.flushPartial(body) }
         return summary

@@ -12,10 +12,12 @@ import CFFmpeg
 ///    later than `next`, then dropped. At end of stream the last frame is repeated while `next`
 ///    is before the end timestamp rounded the same way (the CLI's end timestamp is the last
 ///    frame's timestamp plus its duration; see `VideoReader.decodeAll`).
-/// 2. fftools/ffmpeg.c `do_video_out` with VSYNC_CFR, which the CLI picks for the rawvideo muxer
-///    (no AVFMT_VARIABLE_FPS flag). Its output counter starts at 0, so when the video stream
-///    starts after the container (an audio track that starts first), the first frame is repeated
-///    to fill the gap: the output timeline starts at the file's start and frame i is at i / F.
+/// 2. fftools/ffmpeg.c `do_video_out`, constant-frame-rate sync. For the rawvideo muxer (no
+///    AVFMT_VARIABLE_FPS flag) the CLI picks VSYNC_CFR, or VSYNC_VSCFR when the input file has
+///    a single stream (ffmpeg_opt.c). CFR's output counter starts at 0: when the video starts
+///    after the container (an audio track starts first), the first frame is repeated to fill
+///    the gap, so frame i is at i / F. VSCFR instead starts the counter at the first frame's
+///    slot ("Not duplicating initial frames"), so frame i is at (first slot + i) / F.
 struct FPSFilterSchedule {
     /// vf_fps `next_pts`: the output timestamp (units of 1/F) the next written frame gets.
     private(set) var next: Int64? = nil
@@ -64,32 +66,55 @@ struct FPSFilterSchedule {
     }
 }
 
-/// The ffmpeg CLI's constant-frame-rate output sync (fftools/ffmpeg.c `do_video_out`, VSYNC_CFR)
-/// applied to the fps filter's output, whose timestamps `p` are consecutive integers.
+/// The ffmpeg CLI's constant-frame-rate output sync (fftools/ffmpeg.c `do_video_out`,
+/// VSYNC_CFR / VSYNC_VSCFR) applied to the fps filter's output, whose timestamps `p` are
+/// consecutive integers.
 struct ConstantRateSync {
-    /// `ost->sync_opts`: index of the next frame written.
+    /// VSYNC_VSCFR (the input file has one stream): the first frame is not repeated to fill
+    /// the time before it; the output starts at its slot.
+    let startsAtFirstFrame: Bool
+    /// `ost->sync_opts`: the slot (timestamp in units of 1/F) of the next frame written.
+    private(set) var slot: Int64 = 0
+    /// `ost->frame_number`: frames written so far.
     private(set) var written: Int64 = 0
 
-    /// How many copies of the frame with fps-filter timestamp `p` are written; they get output
-    /// indices `written ..< written + n` (read `written` before calling).
-    mutating func copies(forTimestamp p: Int64) -> Int64 {
+    init(startsAtFirstFrame: Bool = false) {
+        self.startsAtFirstFrame = startsAtFirstFrame
+    }
+
+    /// How many copies of the frame with fps-filter timestamp `p` are written, and the slot of
+    /// the first; the copies take slots first ..< first + n.
+    mutating func copies(forTimestamp p: Int64) -> (first: Int64, count: Int64) {
         // adjust_frame_pts_to_encoder_tb: the float timestamp is nudged away from exact
         // midpoints by 2^-17 in the direction of its sign (FFSIGN(0) is -1).
         let nudge = 1.0 / Double(1 << 17)
         let syncIPTS = Double(p) + (p > 0 ? nudge : -nudge)
         let duration = 1.0  // one frame of F in the encoder time base 1/F
-        // delta0 is the drift of this frame from the next output slot. Its clipping and the
-        // nb0_frames copies of the previous frame never change the count here: the fps filter's
-        // output has no gaps, so only the first frame can be late (delta0 > 1.1), and before
-        // it there is no previous frame to copy.
-        let delta = syncIPTS - Double(written) + duration
+        var delta0 = syncIPTS - Double(slot)
+        var delta = delta0 + duration
+        if delta0 < 0 && delta > 0 {
+            delta0 = 0  // "Clipping frame in rate conversion"
+        }
+        if startsAtFirstFrame && written == 0 && delta0 >= 0.5 {
+            // VSYNC_VSCFR: "Not duplicating initial frames".
+            delta = duration
+            slot = Int64(syncIPTS.rounded(.toNearestOrEven))  // llrint
+        }
+        // The nb0_frames copies of the previous frame never change the count: the fps filter's
+        // output has no gaps, so only the first frame can be late, and then there is no
+        // previous frame to copy.
         var n: Int64 = 1
         if delta < -1.1 {
             n = 0
         } else if delta > 1.1 {
             n = Int64(Float(delta).rounded(.toNearestOrEven))  // llrintf
         }
+        // "frame duplication too large, skipping" (dts_error_threshold 3600 × 30): the frame
+        // is dropped and the counter stays.
+        if n > 3600 * 30 { return (slot, 0) }
+        let first = slot
+        slot += n
         written += n
-        return n
+        return (first, n)
     }
 }

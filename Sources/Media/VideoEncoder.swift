@@ -39,11 +39,13 @@ public final class VideoEncoder {
     public let startTime: Double
 
     private let output: MuxedOutput
-    private var codecContext: UnsafeMutablePointer<AVCodecContext>?
+    /// The encoder, its frame and packet, the RGB converter (freed with the holder).
+    private let owned: FFmpegObjects
+    private var codecContext: UnsafeMutablePointer<AVCodecContext>? { owned.codec }
+    private var frame: UnsafeMutablePointer<AVFrame>? { owned.frame }
+    private var packet: UnsafeMutablePointer<AVPacket>? { owned.packet }
+    private var converter: OpaquePointer? { owned.scaler }
     private let stream: UnsafeMutablePointer<AVStream>
-    private var frame: UnsafeMutablePointer<AVFrame>?
-    private var packet: UnsafeMutablePointer<AVPacket>?
-    private var converter: OpaquePointer?
     private var tone: ToneEncoder?
     private var framesWritten = 0
     private var lastPTS: Int64 = Int64.min
@@ -69,6 +71,8 @@ public final class VideoEncoder {
                 timeBase: Rational? = nil, startTime: Double = 0, audio: AudioTrack? = nil,
                 quality: Int? = nil, format: String? = nil) throws {
         _ = FFmpegLog.shared
+        let owned = FFmpegObjects()
+        self.owned = owned
         guard width > 0, height > 0 else { throw VideoBertError("frame size \(width)x\(height) must be positive", file: path) }
         self.path = path
         self.width = width
@@ -88,7 +92,7 @@ public final class VideoEncoder {
             throw VideoBertError("'\(name)' is not a video encoder", file: path)
         }
         guard let cc = avcodec_alloc_context3(encoder) else { throw VideoBertError("out of memory", file: path) }
-        codecContext = cc
+        owned.codec = cc
         cc.pointee.width = Int32(width)
         cc.pointee.height = Int32(height)
         cc.pointee.time_base = tb.av
@@ -104,6 +108,9 @@ public final class VideoEncoder {
         case "mpeg4", "msmpeg4", "msmpeg4v2", "mjpeg", "mpeg2video", "mpeg1video", "h263p":
             cc.pointee.flags |= Int32(AV_CODEC_FLAG_QSCALE)
             cc.pointee.global_quality = Int32(FF_QP2LAMBDA) * Int32(quality ?? 3)
+            // B-frames (reordered, never referenced) as in libx264's output, so test videos
+            // exercise reordering whichever encoder is installed.
+            if name == "mpeg4" || name == "mpeg2video" { cc.pointee.max_b_frames = 2 }
         default:
             cc.pointee.bit_rate = Int64(Double(width * height) * frameRate.framesPerSecond * 0.3)
         }
@@ -112,8 +119,8 @@ public final class VideoEncoder {
         stream.pointee.avg_frame_rate = cc.pointee.framerate
 
         guard let f = av_frame_alloc(), let p = av_packet_alloc() else { throw VideoBertError("out of memory", file: path) }
-        frame = f
-        packet = p
+        owned.frame = f
+        owned.packet = p
         f.pointee.format = cc.pointee.pix_fmt.rawValue
         f.pointee.width = Int32(width)
         f.pointee.height = Int32(height)
@@ -123,7 +130,7 @@ public final class VideoEncoder {
                                        SWS_BICUBIC, nil, nil, nil) else {
             throw VideoBertError("cannot convert RGB to the encoder's pixel format", file: path)
         }
-        converter = sws
+        owned.scaler = sws
         if let audio { tone = try ToneEncoder(output: output, track: audio) }
         try output.start()
     }
@@ -131,10 +138,6 @@ public final class VideoEncoder {
     deinit {
         abandon()
         for p in waiting { var q: UnsafeMutablePointer<AVPacket>? = p; av_packet_free(&q) }
-        sws_freeContext(converter)
-        av_frame_free(&frame)
-        av_packet_free(&packet)
-        avcodec_free_context(&codecContext)
     }
 
     /// yuv420p when the encoder takes it (what players and the tests expect), else its first format.
@@ -363,16 +366,19 @@ final class MuxedOutput {
 final class ToneEncoder {
     private let output: MuxedOutput
     private let track: AudioTrack
-    private var codecContext: UnsafeMutablePointer<AVCodecContext>?
+    private let owned: FFmpegObjects
+    private var codecContext: UnsafeMutablePointer<AVCodecContext>? { owned.codec }
+    private var frame: UnsafeMutablePointer<AVFrame>? { owned.frame }
+    private var packet: UnsafeMutablePointer<AVPacket>? { owned.packet }
     private let stream: UnsafeMutablePointer<AVStream>
-    private var frame: UnsafeMutablePointer<AVFrame>?
-    private var packet: UnsafeMutablePointer<AVPacket>?
     private var samplesWritten = 0
     private let totalSamples: Int
     private let samplesPerFrame: Int
     private let firstSample: Int
 
     init(output: MuxedOutput, track: AudioTrack) throws {
+        let owned = FFmpegObjects()
+        self.owned = owned
         self.output = output
         self.track = track
         let path = output.path
@@ -380,7 +386,7 @@ final class ToneEncoder {
         guard let encoder = avcodec_find_encoder(codecID), let cc = avcodec_alloc_context3(encoder) else {
             throw VideoBertError("no audio encoder for this container", file: path)
         }
-        codecContext = cc
+        owned.codec = cc
         cc.pointee.sample_rate = Int32(track.sampleRate)
         cc.pointee.sample_fmt = encoder.pointee.sample_fmts?[0] ?? AV_SAMPLE_FMT_S16
         av_channel_layout_default(&cc.pointee.ch_layout, 1)
@@ -393,19 +399,13 @@ final class ToneEncoder {
         totalSamples = Int((track.seconds * Double(track.sampleRate)).rounded())
         firstSample = Int((track.startTime * Double(track.sampleRate)).rounded())
         guard let f = av_frame_alloc(), let p = av_packet_alloc() else { throw VideoBertError("out of memory", file: path) }
-        frame = f
-        packet = p
+        owned.frame = f
+        owned.packet = p
         f.pointee.format = cc.pointee.sample_fmt.rawValue
         f.pointee.sample_rate = cc.pointee.sample_rate
         f.pointee.nb_samples = Int32(samplesPerFrame)
         try check(av_channel_layout_copy(&f.pointee.ch_layout, &cc.pointee.ch_layout), "channel layout", file: path)
         try check(av_frame_get_buffer(f, 0), "cannot allocate an audio frame", file: path)
-    }
-
-    deinit {
-        av_frame_free(&frame)
-        av_packet_free(&packet)
-        avcodec_free_context(&codecContext)
     }
 
     /// Encodes the tone up to `seconds` (so audio and video packets arrive interleaved).

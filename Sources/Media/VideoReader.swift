@@ -21,7 +21,8 @@ public enum DecodeErrorPolicy: Sendable {
 ///
 /// Timestamps follow the ffmpeg CLI (fftools/ffmpeg.c, FFmpeg 5.1): the container's start time is
 /// subtracted from every packet (`ts_offset = -start_time` unless `-copyts`), so time 0 is the
-/// start of the file, not of the video stream.
+/// start of the file, not of the video stream (for MPEG-TS/PS, whose clocks may jump, the
+/// start of the video stream, as the CLI corrects it there).
 public final class VideoReader {
     public let path: String
     /// Decoder threads: 0 lets FFmpeg choose (one per core, like the CLI's `-threads auto`).
@@ -44,25 +45,37 @@ public final class VideoReader {
     public let nativeFrameRate: Rational?
     /// Number of video frames the container declares (nil when it does not, e.g. Matroska).
     public let declaredFrameCount: Int?
+    /// Number of streams in the file (all kinds; the CLI's sync mode depends on it).
+    public let streamCount: Int
     /// Decoder and demuxer names, e.g. "h264" and "mov,mp4,m4a,3gp,3g2,mj2".
     public let codecName: String
     public let formatName: String
 
-    private var formatContext: UnsafeMutablePointer<AVFormatContext>?
-    private var codecContext: UnsafeMutablePointer<AVCodecContext>?
-    private var packet: UnsafeMutablePointer<AVPacket>?
-    private var decodedFrame: UnsafeMutablePointer<AVFrame>?
+    /// The demuxer, decoder, packet and frame (freed with the holder).
+    private let owned: FFmpegObjects
     let stream: UnsafeMutablePointer<AVStream>
     let streamIndex: Int32
-    /// The CLI's `ts_offset` rescaled to the stream time base, added to every packet timestamp.
-    let timestampOffset: Int64
+    /// The CLI's initial `ts_offset` (AV_TIME_BASE units), added to every packet timestamp.
+    let initialOffset: Int64
+    /// The container's start time as FFmpeg reports it (AV_TIME_BASE units, or AV_NOPTS_VALUE).
+    let rawContainerStart: Int64
+    /// The demuxer's timestamps may jump (MPEG-TS, MPEG-PS: AVFMT_TS_DISCONT).
+    let discontinuousTimestamps: Bool
     private var consumed = false
+
+    /// Frames that the fps sampler is certain to drop are sent to the decoder with
+    /// AVDISCARD_NONREF: a frame no other frame references (a non-reference B-frame) is then not
+    /// decoded at all. Output is unchanged (proof at `PacketLookahead`); only MP4/MOV and
+    /// Matroska/WebM, whose packets carry presentation timestamps. On by default.
+    public var skipsUnusedFrames = true
 
     /// Opens `path` and its best video stream (the CLI's choice: the largest picture, a stream
     /// marked default preferred; cover art is not a video). Throws for a missing or empty file,
     /// a file FFmpeg cannot read, a file without a video stream, or a codec without a decoder.
     public init(path: String, threads: Int = 0, errorPolicy: DecodeErrorPolicy = .strict) throws {
         _ = FFmpegLog.shared
+        let owned = FFmpegObjects()
+        self.owned = owned
         self.path = path
         self.threads = threads
         self.errorPolicy = errorPolicy
@@ -88,7 +101,7 @@ public final class VideoReader {
             let reason = said.last ?? ffmpegErrorString(openCode)
             throw VideoBertError("not a video file FFmpeg can read, or the file is damaged (\(reason))", file: path)
         }
-        formatContext = fc
+        owned.input = fc
         let demuxer = fc.pointee.iformat.map { String(cString: $0.pointee.name) } ?? "unknown"
         // FFmpeg's "tty" demuxer renders any *.txt file as ANSI art video; a text file is not a video.
         if demuxer == "tty" {
@@ -122,6 +135,7 @@ public final class VideoReader {
         }
         stream = st
         streamIndex = best
+        streamCount = Int(fc.pointee.nb_streams)
         // Only the video stream is read; the demuxer skips the others' payloads.
         for i in 0..<Int(fc.pointee.nb_streams) where Int32(i) != best {
             fc.pointee.streams[i]?.pointee.discard = AVDISCARD_ALL
@@ -137,7 +151,7 @@ public final class VideoReader {
         guard let cc = avcodec_alloc_context3(decoder) else {
             throw VideoBertError("out of memory allocating a decoder", file: path)
         }
-        codecContext = cc
+        owned.codec = cc
         try check(avcodec_parameters_to_context(cc, par), "decoder parameters", file: path)
         cc.pointee.pkt_timebase = st.pointee.time_base
         // As the CLI does (ffmpeg_opt.c add_input_streams): the decoder starts from the stream's
@@ -149,8 +163,8 @@ public final class VideoReader {
         guard let pkt = av_packet_alloc(), let frm = av_frame_alloc() else {
             throw VideoBertError("out of memory allocating frames", file: path)
         }
-        packet = pkt
-        decodedFrame = frm
+        owned.packet = pkt
+        owned.frame = frm
 
         width = Int(par.pointee.width)
         height = Int(par.pointee.height)
@@ -158,11 +172,22 @@ public final class VideoReader {
             throw VideoBertError("video stream has no picture size (\(width)x\(height)); the file is damaged", file: path)
         }
         timeBase = Rational(st.pointee.time_base)
-        let containerStart = fc.pointee.start_time == vb_av_nopts_value() ? 0 : fc.pointee.start_time
-        containerStartTime = Double(containerStart) / Double(AV_TIME_BASE)
-        timestampOffset = av_rescale_q(-containerStart, vb_av_time_base_q(), st.pointee.time_base)
-        if st.pointee.start_time != vb_av_nopts_value() {
-            startTime = Double(st.pointee.start_time + timestampOffset) * timeBase.value
+        let nopts = vb_av_nopts_value()
+        rawContainerStart = fc.pointee.start_time
+        discontinuousTimestamps = fc.pointee.iformat.pointee.flags & AVFMT_TS_DISCONT != 0
+        var offsetStart = rawContainerStart == nopts ? 0 : rawContainerStart
+        // fftools/ffmpeg.c process_input, "Correcting starttime based on the enabled streams":
+        // for formats with discontinuous timestamps the CLI starts at the earliest stream it
+        // reads, and it reads only the video stream.
+        if discontinuousTimestamps && rawContainerStart != nopts && st.pointee.pts_wrap_bits < 64
+            && st.pointee.start_time != nopts {
+            let videoStart = av_rescale_q(st.pointee.start_time, st.pointee.time_base, vb_av_time_base_q())
+            if videoStart > rawContainerStart { offsetStart = videoStart }
+        }
+        initialOffset = -offsetStart
+        containerStartTime = Double(rawContainerStart == nopts ? 0 : rawContainerStart) / Double(AV_TIME_BASE)
+        if st.pointee.start_time != nopts {
+            startTime = Double(st.pointee.start_time) * timeBase.value + Double(initialOffset) / Double(AV_TIME_BASE)
         } else {
             startTime = nil
         }
@@ -178,13 +203,6 @@ public final class VideoReader {
         declaredFrameCount = st.pointee.nb_frames > 0 ? Int(st.pointee.nb_frames) : nil
     }
 
-    deinit {
-        av_frame_free(&decodedFrame)
-        av_packet_free(&packet)
-        avcodec_free_context(&codecContext)
-        if let fc = formatContext { FFmpegLog.shared.unwatch(fc) }
-        avformat_close_input(&formatContext)
-    }
 
     /// Seconds (from the container start) of a timestamp in the stream time base.
     func seconds(_ ts: Int64) -> Double {
@@ -199,35 +217,57 @@ public final class VideoReader {
     // MARK: - decoding
 
     /// Decodes every frame of the video stream in presentation order and hands each to `onFrame`
-    /// with its timestamp (the decoder's best-effort timestamp, in the stream time base, shifted by
-    /// the CLI's offset). `onFrame` may take the frame's buffers with `av_frame_move_ref`.
+    /// with its timestamp (stream time base, shifted by the CLI's offset). `onFrame` may take the
+    /// frame's buffers with `av_frame_move_ref`.
     ///
-    /// Returns the end-of-stream timestamp (stream time base) that the ffmpeg CLI hands to its
-    /// filter graph (`send_filter_eof`): the last frame's timestamp plus its duration, computed the
-    /// way fftools/ffmpeg.c `process_input_packet` does: the frame's `pkt_duration` when positive,
-    /// else the packet's duration, else one frame at the decoder's frame rate. vf_fps rounds this
-    /// to decide how long the last frame is repeated.
-    func decodeAll(_ onFrame: (UnsafeMutablePointer<AVFrame>, Int64) throws -> Void) throws -> (eof: Int64, framesDecoded: Int, errors: Int) {
+    /// Timestamps are the ones the ffmpeg CLI hands to its filter graph (fftools/ffmpeg.c,
+    /// `process_input_packet` / `decode_video`, FFmpeg 5.1): the decoder's best-effort timestamp,
+    /// computed from packets whose dts the CLI rewrites with its own running estimate (which
+    /// matters for containers without presentation timestamps, e.g. AVI with B-frames); a frame
+    /// drained at end of stream without one takes the next of the estimates the CLI queued
+    /// (`dts_buffer`).
+    ///
+    /// Returns the end-of-stream timestamp the CLI hands to its filter graph (`send_filter_eof`):
+    /// the last frame's timestamp plus its duration (the frame's `pkt_duration` when positive, else
+    /// the packet's duration, else one frame at the decoder's frame rate). vf_fps rounds it to
+    /// decide how long the last frame is repeated.
+    ///
+    /// `outputSlot`, when given, maps a timestamp to the output frame slot the sampler rounds it
+    /// to; it lets the reader skip decoding frames the sampler is sure to drop (see
+    /// `skipsUnusedFrames`).
+    func decodeAll(outputSlot: ((Int64) -> Int64)? = nil,
+                   _ onFrame: (UnsafeMutablePointer<AVFrame>, Int64) throws -> Void) throws -> (eof: Int64, framesDecoded: Int, errors: Int) {
         guard !consumed else {
             throw VideoBertError("a VideoReader reads its file once; open a new reader to read it again", file: path)
         }
         consumed = true
-        guard let fc = formatContext, let cc = codecContext, let pkt = packet, let frame = decodedFrame else {
+        guard let fc = owned.input, let cc = owned.codec, let pkt = owned.packet, let frame = owned.frame else {
             throw VideoBertError("reader is closed", file: path)
         }
         let tb = stream.pointee.time_base
         let microseconds = vb_av_time_base_q()
         let nopts = vb_av_nopts_value()
-        // ist->next_pts of the CLI, in AV_TIME_BASE units; the EOF timestamp is its last value.
+        // The CLI's InputStream fields, in AV_TIME_BASE units: `next_pts` (its last value is the
+        // end-of-stream time), `dts` / `next_dts` (its dts estimate), `dts_buffer`.
         var nextPTS: Int64 = 0
+        var cliDTS: Int64 = nopts
+        var cliNextDTS: Int64 = nopts
+        var sawFirstPacket = false
+        var offset = initialOffset
+        var wrapCorrectionDone = false
+        var drainDTS: [Int64] = []
         var framesDecoded = 0
         var packetsRead = 0
         var errors = 0
         var lastTimestamp: Int64 = nopts
         var lastPacketTimestamp: Int64 = nopts
+        var lastDecodedTimestamp: Int64 = nopts
+        // Skipping needs presentation timestamps on packets: MP4/MOV and Matroska/WebM carry them.
+        let carriesPTS = formatName.hasPrefix("mov,") || formatName.hasPrefix("matroska")
+        let lookahead: PacketLookahead? = (skipsUnusedFrames && outputSlot != nil && carriesPTS) ? PacketLookahead() : nil
 
-        // The duration the CLI adds when a frame has no pkt_duration (`duration_dts`).
-        func fallbackDuration(packetDuration: Int64?) -> Int64 {
+        /// `duration_dts`: the packet's duration, else one frame at the decoder's frame rate.
+        func estimatedDuration(packetDuration: Int64?) -> Int64 {
             if let d = packetDuration, d != 0 { return av_rescale_q(d, tb, microseconds) }
             let fr = cc.pointee.framerate
             guard fr.num != 0, fr.den != 0 else { return 0 }
@@ -241,11 +281,23 @@ public final class VideoReader {
             return Int64(AV_TIME_BASE) * Int64(fr.den) * ticks / Int64(fr.num) / ticksPerFrame
         }
 
-        func receiveFrames(packetDuration: Int64?) throws {
+        /// One step of the CLI's dts estimate (`next_dts += duration_dts`).
+        func advanceDTS(packetDuration: Int64?) {
+            let d = estimatedDuration(packetDuration: packetDuration)
+            if cliDTS != nopts && d != 0 { cliNextDTS += d } else { cliNextDTS = nopts }
+        }
+
+        /// Receives one frame. Returns false when the decoder has nothing more now.
+        func receiveFrame(packetDuration: Int64?, draining: Bool) throws -> Bool {
             var failures = 0
             while true {
+                if draining {
+                    cliDTS = cliNextDTS
+                    drainDTS.append(cliDTS == nopts ? nopts : av_rescale_q(cliDTS, microseconds, tb))
+                }
                 let r = avcodec_receive_frame(cc, frame)
-                if r == vb_averror_eagain() || r == vb_averror_eof() { return }
+                if draining { advanceDTS(packetDuration: nil) }
+                if r == vb_averror_eagain() || r == vb_averror_eof() { return false }
                 if r < 0 {
                     if errorPolicy == .strict {
                         throw VideoBertError("decoding failed\(timeText(lastTimestamp)): \(ffmpegErrorString(r)) (the file is damaged)", file: path)
@@ -254,28 +306,119 @@ public final class VideoReader {
                     // still queued; keep receiving them, as the CLI does.
                     errors += 1
                     failures += 1
-                    if failures > 64 { return }
+                    if failures > 64 { return false }
                     continue
                 }
-                if frame.pointee.decode_error_flags != 0 || frame.pointee.flags & AV_FRAME_FLAG_CORRUPT != 0 {
-                    if errorPolicy == .strict {
-                        let ts = frame.pointee.best_effort_timestamp
-                        throw VideoBertError("corrupt picture\(timeText(ts)) (the file is damaged or truncated)", file: path)
+                break
+            }
+            if frame.pointee.decode_error_flags != 0 || frame.pointee.flags & AV_FRAME_FLAG_CORRUPT != 0 {
+                if errorPolicy == .strict {
+                    let ts = frame.pointee.best_effort_timestamp
+                    throw VideoBertError("corrupt picture\(timeText(ts)) (the file is damaged or truncated)", file: path)
+                }
+                errors += 1
+            }
+            framesDecoded += 1
+            var ts = frame.pointee.best_effort_timestamp
+            if draining && ts == nopts && !drainDTS.isEmpty { ts = drainDTS.removeFirst() }
+            // Skipping is exact only while frames come out in increasing timestamp order.
+            if lookahead != nil && (ts == nopts || (lastDecodedTimestamp != nopts && ts <= lastDecodedTimestamp)) {
+                lookahead?.enabled = false
+            }
+            lastDecodedTimestamp = ts
+            if ts != nopts {
+                nextPTS = av_rescale_q(ts, tb, microseconds)
+                lastTimestamp = ts
+            }
+            let duration = frame.pointee.pkt_duration > 0
+                ? av_rescale_q(frame.pointee.pkt_duration, tb, microseconds)
+                : estimatedDuration(packetDuration: packetDuration)
+            try onFrame(frame, ts)
+            av_frame_unref(frame)
+            nextPTS += duration
+            return true
+        }
+
+        /// fftools/ffmpeg.c `process_input` on a packet of our stream: timestamp wrap correction
+        /// (33-bit MPEG clocks), the file offset (`ts_offset`), then, for formats with
+        /// discontinuous timestamps, a jump of more than 10 s against the CLI's dts estimate moves
+        /// the offset; for other formats a dts or pts more than an hour off is dropped.
+        func adjustTimestamps(_ packet: UnsafeMutablePointer<AVPacket>) {
+            let bits = stream.pointee.pts_wrap_bits
+            if !wrapCorrectionDone && rawContainerStart != nopts && bits < 64 {
+                let start = av_rescale_q(rawContainerStart, microseconds, tb)
+                let wrap = Int64(1) << Int64(bits)
+                wrapCorrectionDone = true
+                if start + wrap > start {
+                    if packet.pointee.dts != nopts && packet.pointee.dts > start + wrap / 2 {
+                        packet.pointee.dts -= wrap
+                        wrapCorrectionDone = false
                     }
-                    errors += 1
+                    if packet.pointee.pts != nopts && packet.pointee.pts > start + wrap / 2 {
+                        packet.pointee.pts -= wrap
+                        wrapCorrectionDone = false
+                    }
                 }
-                framesDecoded += 1
-                let ts = frame.pointee.best_effort_timestamp
-                if ts != nopts {
-                    nextPTS = av_rescale_q(ts, tb, microseconds)
-                    lastTimestamp = ts
+            }
+            let shift = av_rescale_q(offset, microseconds, tb)
+            if packet.pointee.dts != nopts { packet.pointee.dts += shift }
+            if packet.pointee.pts != nopts { packet.pointee.pts += shift }
+            guard packet.pointee.dts != nopts, cliNextDTS != nopts else { return }
+            let second = Int64(AV_TIME_BASE)
+            let packetDTS = av_rescale_q(packet.pointee.dts, tb, microseconds)
+            let delta = packetDTS - cliNextDTS
+            if discontinuousTimestamps {
+                if delta < -10 * second || delta > 10 * second || packetDTS + second / 10 < max(nextPTS, cliDTS) {
+                    offset -= delta
+                    let d = av_rescale_q(delta, microseconds, tb)
+                    packet.pointee.dts -= d
+                    if packet.pointee.pts != nopts { packet.pointee.pts -= d }
                 }
-                let duration = frame.pointee.pkt_duration > 0
-                    ? av_rescale_q(frame.pointee.pkt_duration, tb, microseconds)
-                    : fallbackDuration(packetDuration: packetDuration)
-                try onFrame(frame, ts)
-                av_frame_unref(frame)
-                nextPTS += duration
+            } else {
+                if delta < -3600 * second || delta > 3600 * second { packet.pointee.dts = nopts }
+                if packet.pointee.pts != nopts {
+                    let ptsDelta = av_rescale_q(packet.pointee.pts, tb, microseconds) - cliNextDTS
+                    if ptsDelta < -3600 * second || ptsDelta > 3600 * second { packet.pointee.pts = nopts }
+                }
+            }
+        }
+
+        /// Sends one packet (then unreferences it) and receives what the decoder has ready.
+        /// `skip`: decode it only if other frames reference it (AVDISCARD_NONREF).
+        func send(_ packet: UnsafeMutablePointer<AVPacket>, skip: Bool) throws {
+            if !sawFirstPacket {
+                sawFirstPacket = true
+                let rate = stream.pointee.avg_frame_rate
+                cliDTS = rate.num != 0 ? Int64(-Double(cc.pointee.has_b_frames) * Double(AV_TIME_BASE) / av_q2d(rate)) : 0
+            }
+            if cliNextDTS == nopts { cliNextDTS = cliDTS }
+            if packet.pointee.dts != nopts {
+                cliDTS = av_rescale_q(packet.pointee.dts, tb, microseconds)
+                cliNextDTS = cliDTS
+            }
+            cliDTS = cliNextDTS
+            packet.pointee.dts = cliDTS == nopts ? nopts : av_rescale_q(cliDTS, microseconds, tb)
+            if lookahead != nil { cc.pointee.skip_frame = skip ? AVDISCARD_NONREF : AVDISCARD_DEFAULT }
+            let packetDuration = packet.pointee.duration
+            let s = avcodec_send_packet(cc, packet)
+            av_packet_unref(packet)
+            if s < 0 && s != vb_averror_eagain() && s != vb_averror_eof() {
+                if errorPolicy == .strict {
+                    throw VideoBertError("decoding failed\(timeText(lastTimestamp)): \(ffmpegErrorString(s)) (the file is damaged)", file: path)
+                }
+                errors += 1
+            }
+            var received = 0
+            while try receiveFrame(packetDuration: packetDuration, draining: false) { received += 1 }
+            // The CLI moves its dts estimate on once per decode call that ran: max(1, frames);
+            // its `dts` is the estimate at the start of the last call.
+            advanceDTS(packetDuration: packetDuration)
+            if received >= 1 {
+                for _ in 1..<received {
+                    cliDTS = cliNextDTS
+                    advanceDTS(packetDuration: packetDuration)
+                }
+                cliDTS = cliNextDTS
             }
         }
 
@@ -303,9 +446,13 @@ public final class VideoReader {
                 av_packet_unref(pkt)
                 continue
             }
+            // The CLI skips empty packets (an empty packet would mean "drain" to the decoder).
+            if pkt.pointee.size == 0 {
+                av_packet_unref(pkt)
+                continue
+            }
             packetsRead += 1
-            if pkt.pointee.pts != nopts { pkt.pointee.pts += timestampOffset }
-            if pkt.pointee.dts != nopts { pkt.pointee.dts += timestampOffset }
+            adjustTimestamps(pkt)
             if pkt.pointee.pts != nopts && (lastPacketTimestamp == nopts || pkt.pointee.pts > lastPacketTimestamp) {
                 lastPacketTimestamp = pkt.pointee.pts
             }
@@ -316,23 +463,24 @@ public final class VideoReader {
                 }
                 errors += 1
             }
-            let packetDuration = pkt.pointee.duration
-            let s = avcodec_send_packet(cc, pkt)
-            av_packet_unref(pkt)
-            if s < 0 && s != vb_averror_eagain() && s != vb_averror_eof() {
-                if errorPolicy == .strict {
-                    throw VideoBertError("decoding failed\(timeText(lastTimestamp)): \(ffmpegErrorString(s)) (the file is damaged)", file: path)
+            if let queue = lookahead, let outputSlot {
+                if let (front, skip) = queue.push(pkt, outputSlot: outputSlot) {
+                    try send(front, skip: skip)
                 }
-                errors += 1
+            } else {
+                try send(pkt, skip: false)
             }
-            try receiveFrames(packetDuration: packetDuration)
+        }
+        while let queue = lookahead, let outputSlot, let (front, skip) = queue.pop(outputSlot: outputSlot) {
+            try send(front, skip: skip)
         }
         // Drain the frames the decoder still holds (reordering delay, frame threads).
+        if lookahead != nil { cc.pointee.skip_frame = AVDISCARD_DEFAULT }
         let s = avcodec_send_packet(cc, nil)
         if s < 0 && s != vb_averror_eof() {
             throw VideoBertError("cannot flush the decoder: \(ffmpegErrorString(s))", file: path)
         }
-        try receiveFrames(packetDuration: nil)
+        while try receiveFrame(packetDuration: nil, draining: true) {}
 
         // A file cut exactly between two packets reads to a clean EOF; containers that declare
         // their frame count (MP4, MOV) still tell that frames are missing.
@@ -347,5 +495,68 @@ public final class VideoReader {
         }
         let eof = av_rescale_q_rnd(nextPTS, microseconds, tb, AVRounding(rawValue: AV_ROUND_NEAR_INF.rawValue | AV_ROUND_PASS_MINMAX.rawValue))
         return (eof, framesDecoded, errors)
+    }
+}
+
+/// A short queue of demuxed packets in front of the decoder, so that the timestamps of the
+/// packets after a packet are known when it is sent, and the timestamps seen recently.
+///
+/// Why skipping is exact: with frames in increasing timestamp order, vf_fps writes frame k
+/// (slot q_k = its timestamp rounded to 1/F) iff q_{k+1} > max(q_0..q_k), i.e. iff the next
+/// frame falls in a later slot. If any packet already seen has a later timestamp p' with
+/// slot(p') <= slot(p_k), the true next frame (timestamp in (p_k, p']) has the same slot, so
+/// frame k is dropped; and removing a dropped frame gives its predecessor the same slots (up to
+/// q_{k+1} = q_k), so every written frame, and the end-of-stream time, stay the same.
+final class PacketLookahead {
+    static let depth = 16
+    private var packets: [UnsafeMutablePointer<AVPacket>] = []
+    private let outgoing: UnsafeMutablePointer<AVPacket> = av_packet_alloc()
+    private var head = 0
+    private var count = 0
+    /// Timestamps of the last `recentCapacity` packets demuxed (queued or sent).
+    private var recent: [Int64]
+    private var recentNext = 0
+    private static let recentCapacity = 64
+    /// Turned off for good when decoded timestamps are out of order.
+    var enabled = true
+
+    init() {
+        recent = [Int64](repeating: vb_av_nopts_value(), count: Self.recentCapacity)
+        for _ in 0..<Self.depth { packets.append(av_packet_alloc()) }
+    }
+
+    deinit {
+        for p in packets + [outgoing] { var q: UnsafeMutablePointer<AVPacket>? = p; av_packet_free(&q) }
+    }
+
+    /// Queues `packet` (taking its reference). When the queue is full, returns its oldest packet
+    /// (still owned by the queue: send it before the next call) and whether it may be skipped.
+    func push(_ packet: UnsafeMutablePointer<AVPacket>, outputSlot: (Int64) -> Int64) -> (UnsafeMutablePointer<AVPacket>, Bool)? {
+        recent[recentNext] = packet.pointee.pts
+        recentNext = (recentNext + 1) % Self.recentCapacity
+        var front: (UnsafeMutablePointer<AVPacket>, Bool)? = nil
+        if count == Self.depth, let (oldest, skip) = pop(outputSlot: outputSlot) {
+            // The oldest packet's slot takes the new one; it leaves through `outgoing`.
+            av_packet_move_ref(outgoing, oldest)
+            front = (outgoing, skip)
+        }
+        av_packet_move_ref(packets[(head + count) % Self.depth], packet)
+        count += 1
+        return front
+    }
+
+    /// The oldest queued packet and whether it may be skipped; nil when the queue is empty.
+    func pop(outputSlot: (Int64) -> Int64) -> (UnsafeMutablePointer<AVPacket>, Bool)? {
+        guard count > 0 else { return nil }
+        let packet = packets[head]
+        head = (head + 1) % Self.depth
+        count -= 1
+        let nopts = vb_av_nopts_value()
+        let pts = packet.pointee.pts
+        guard enabled, pts != nopts else { return (packet, false) }
+        var successor = Int64.max
+        for r in recent where r != nopts && r > pts && r < successor { successor = r }
+        guard successor != Int64.max else { return (packet, false) }
+        return (packet, outputSlot(successor) <= outputSlot(pts))
     }
 }

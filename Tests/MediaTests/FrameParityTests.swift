@@ -50,6 +50,19 @@ final class FrameParityTests: XCTestCase {
         }
     }
 
+    /// MPEG-TS (timestamps may jump): the CLI starts the clock at the stream it reads, so a
+    /// video starting after its audio is not padded there.
+    func testTransportStreamWithAudio() throws {
+        let video = scratch.file("late.ts")
+        try TestPattern.writeVideo(path: video, width: 64, height: 48, fps: FrameRate(25), seconds: 2,
+                                   startTime: 0.5, audio: AudioTrack(seconds: 2.5))
+        let reader = try VideoReader(path: video)
+        XCTAssertEqual(reader.startTime ?? -1, 0, accuracy: 1e-6)
+        let frames = try assertParity(video, fps: "10", width: 32, height: 24)
+        XCTAssertEqual(frames.count, 20)
+        try assertParity(video, fps: "30", width: 32, height: 24)
+    }
+
     /// A file whose only stream starts at 1.3 s: the CLI measures time from the container start,
     /// which is the video's start, so only rounding is affected.
     func testNonZeroStartTimeMatroska() throws {
