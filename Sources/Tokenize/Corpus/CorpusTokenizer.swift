@@ -401,8 +401,10 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
             } else {
                 clipIndex = frame.index / perClip
                 if clipIndex != currentClip {
-                    finishClip(start: Double(currentClip * perClip) / recipe.frames.fps,
-                               end: Double((currentClip + 1) * perClip) / recipe.frames.fps)
+                    // Clip times from its first frame's timestamp (frame i is at i / F, except
+                    // when a single-stream file starts late).
+                    let start = clipFrameTimes.first ?? Double(currentClip * perClip) / recipe.frames.fps
+                    finishClip(start: start, end: start + Double(perClip) / recipe.frames.fps)
                     currentClip = clipIndex
                 }
             }
@@ -419,8 +421,8 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
             finishClip(start: 0, end: 0)
             result.frames = storedFrames
         } else if clipFrameCount * 2 >= perClip {
-            finishClip(start: Double(currentClip * perClip) / recipe.frames.fps,
-                       end: Double(currentClip * perClip + clipFrameCount) / recipe.frames.fps)
+            let start = clipFrameTimes.first ?? Double(currentClip * perClip) / recipe.frames.fps
+            finishClip(start: start, end: start + Double(clipFrameCount) / recipe.frames.fps)
         }
         result.duration = reader.duration ?? lastTime
         return result
