@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "Features", dependencies: ["Tensor"]),
         // WordPiece, k-means, transcripts, alignment, the tokenized corpus.
         .target(name: "Tokenize", dependencies: ["Tensor", "Recipe", "Media", "Features"]),
-        // Parameters, activation arena, layers as forward/backward pairs, AdamW (the BERT model is built from these).
+        // BertConfig, BertForPreTraining (HF checkpoint I/O) from layers as forward/backward pairs, parameters, arena, AdamW.
         .target(name: "Model", dependencies: ["Tensor"]),
 
         // Pretraining: examples and masking, objectives, the trainer, checkpoints.
@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "Demo", dependencies: ["Tensor"]),
 
         .executableTarget(name: "videobert", dependencies: [
-            "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo",
+            "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo", "Model",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize", "Model"],
@@ -58,6 +58,6 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Tensor"],
                     resources: [.copy("Resources")]),
         // Runs the built `videobert` binary end to end.
-        .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor"]),
+        .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor", "Model"]),
     ]
 )
