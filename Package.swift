@@ -45,8 +45,10 @@ let package = Package(
             "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo", "Model",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize", "Model"],
+        .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize", "Model", "CMalloc"],
                           path: "tools/bench/Sources"),
+        // glibc's mallinfo2 for the benchmarks (heap bytes in use across steady-state steps).
+        .systemLibrary(name: "CMalloc", path: "tools/bench/CMalloc"),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "TrainTests", dependencies: ["Train", "Tokenize", "Tensor", "Model"]),

@@ -88,6 +88,8 @@ public final class BertForPreTraining {
     private var encoded: (B: Int, T: Int)?
     /// What `load(from:…)` / `loadPretrained(from:)` loaded, initialised and ignored.
     public internal(set) var loadReport: CheckpointLoadReport?
+    /// When set, each stage of `forwardBackward` adds its wall-clock time here (benchmarks).
+    public var profile: StepProfile?
 
     /// Builds the model with all parameters zero (call `initializeWeights(seed:)` or load).
     /// Throws when the configuration is invalid or maxSeq exceeds max_position_embeddings.
@@ -238,8 +240,11 @@ public final class BertForPreTraining {
         var out = PretrainingOutput()
         let maskedRows = maskedLanguageHeads(batch, B: B, T: T, hidden: hidden, dHidden: arena[a.dA], backward: backward,
                                              weights: weights, lossScale: lossScale, output: &out)
-        let alignRows = alignmentHead(batch, B: B, T: T, hidden: hidden, dHidden: arena[a.dA], backward: backward,
+        var alignRows = 0
+        stage("alignment head") {
+            alignRows = alignmentHead(batch, B: B, T: T, hidden: hidden, dHidden: arena[a.dA], backward: backward,
                                       weight: weights.align, lossScale: lossScale, output: &out)
+        }
         out.loss = weights.mlm * out.mlmLoss + weights.mfm * out.mfmLoss + weights.align * out.alignLoss
         if backward && maskedRows + alignRows > 0 {
             encoderBackward(B: B, T: T, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step)
@@ -319,6 +324,11 @@ public final class BertForPreTraining {
     @inline(__always) private func w(_ offset: Int) -> UnsafeMutablePointer<Float> { store.parameters + offset }
     @inline(__always) private func g(_ offset: Int) -> UnsafeMutablePointer<Float> { store.gradients + offset }
 
+    /// Runs `body`, timed as `name` when a profile is set.
+    @inline(__always) private func stage(_ name: String, _ body: () -> Void) {
+        if let profile { profile.measure(name, body) } else { body() }
+    }
+
     /// Dropout call sites: 0 embeddings; per layer l: 1 + 3l attention probabilities,
     /// 2 + 3l attention output, 3 + 3l feed-forward output.
     private func site(_ layer: Int, _ k: Int) -> Int { 1 + 3 * layer + k }
@@ -330,38 +340,54 @@ public final class BertForPreTraining {
     private func encoderForward(B: Int, T: Int, pHidden: Float, pAttention: Float, seed: UInt64, step: Int) -> UnsafeMutablePointer<Float> {
         let N = B * T, C = C, FF = FF
         let mask = arena[a.mask], proj = arena[a.proj]
-        embeddingsForward(out: arena[a.embSum], inputIds: ints.ids, tokenTypeIds: ints.types, wordEmbeddings: w(p.word),
-                          positionEmbeddings: w(p.position), tokenTypeEmbeddings: w(p.tokenType), B: B, T: T, C: C)
-        layerNormForward(out: arena[a.x0], mean: arena[a.embMean], rstd: arena[a.embRstd], inp: arena[a.embSum],
-                         weight: w(p.embLNw), bias: w(p.embLNb), N: N, C: C, eps: eps)
-        if pHidden > 0 {
-            dropoutForward(out: arena[a.x0], inp: arena[a.x0], p: pHidden, seed: dropoutSeed(base: seed, step: step, site: 0), N: N * C)
+        stage("embeddings") {
+            embeddingsForward(out: arena[a.embSum], inputIds: ints.ids, tokenTypeIds: ints.types, wordEmbeddings: w(p.word),
+                              positionEmbeddings: w(p.position), tokenTypeEmbeddings: w(p.tokenType), B: B, T: T, C: C)
+            layerNormForward(out: arena[a.x0], mean: arena[a.embMean], rstd: arena[a.embRstd], inp: arena[a.embSum],
+                             weight: w(p.embLNw), bias: w(p.embLNb), N: N, C: C, eps: eps)
+            if pHidden > 0 {
+                dropoutForward(out: arena[a.x0], inp: arena[a.x0], p: pHidden, seed: dropoutSeed(base: seed, step: step, site: 0), N: N * C)
+            }
         }
         var x = arena[a.x0]
         for l in 0..<L {
             let lp = p.layers[l], la = a.layers[l % a.layers.count]
             // Self-attention (fused QKV), output projection, dropout, residual, LayerNorm.
-            linearForward(out: arena[la.qkv], inp: x, weight: w(lp.wqkv), bias: w(lp.bqkv), N: N, C: C, OC: 3 * C)
-            attentionForward(out: arena[la.context], att: arena[la.att], qkv: arena[la.qkv], mask: mask, B: B, T: T, C: C, NH: NH,
-                             dropout: pAttention, seed: dropoutSeed(base: seed, step: step, site: site(l, 0)),
-                             scratch: arena[a.attScratch])
-            linearForward(out: proj, inp: arena[la.context], weight: w(lp.wo), bias: w(lp.bo), N: N, C: C, OC: C)
-            if pHidden > 0 {
-                dropoutForward(out: proj, inp: proj, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 1)), N: N * C)
+            stage("linear (qkv, attention output)") {
+                linearForward(out: arena[la.qkv], inp: x, weight: w(lp.wqkv), bias: w(lp.bqkv), N: N, C: C, OC: 3 * C)
             }
-            residualForward(out: arena[la.res1], inp1: x, inp2: proj, N: N * C)
-            layerNormForward(out: arena[la.ln1], mean: arena[la.ln1Mean], rstd: arena[la.ln1Rstd], inp: arena[la.res1],
-                             weight: w(lp.ln1w), bias: w(lp.ln1b), N: N, C: C, eps: eps)
+            stage("attention") {
+                attentionForward(out: arena[la.context], att: arena[la.att], qkv: arena[la.qkv], mask: mask, B: B, T: T, C: C, NH: NH,
+                                 dropout: pAttention, seed: dropoutSeed(base: seed, step: step, site: site(l, 0)),
+                                 scratch: arena[a.attScratch])
+            }
+            stage("linear (qkv, attention output)") {
+                linearForward(out: proj, inp: arena[la.context], weight: w(lp.wo), bias: w(lp.bo), N: N, C: C, OC: C)
+            }
+            stage("dropout, residual, layernorm") {
+                if pHidden > 0 {
+                    dropoutForward(out: proj, inp: proj, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 1)), N: N * C)
+                }
+                residualForward(out: arena[la.res1], inp1: x, inp2: proj, N: N * C)
+                layerNormForward(out: arena[la.ln1], mean: arena[la.ln1Mean], rstd: arena[la.ln1Rstd], inp: arena[la.res1],
+                                 weight: w(lp.ln1w), bias: w(lp.ln1b), N: N, C: C, eps: eps)
+            }
             // Feed-forward: dense → GELU → dense, dropout, residual, LayerNorm.
-            linearForward(out: arena[la.h1], inp: arena[la.ln1], weight: w(lp.w1), bias: w(lp.b1), N: N, C: C, OC: FF)
-            geluForward(out: arena[la.g1], inp: arena[la.h1], N: N * FF)
-            linearForward(out: proj, inp: arena[la.g1], weight: w(lp.w2), bias: w(lp.b2), N: N, C: FF, OC: C)
-            if pHidden > 0 {
-                dropoutForward(out: proj, inp: proj, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 2)), N: N * C)
+            stage("linear (feed-forward)") {
+                linearForward(out: arena[la.h1], inp: arena[la.ln1], weight: w(lp.w1), bias: w(lp.b1), N: N, C: C, OC: FF)
             }
-            residualForward(out: arena[la.res2], inp1: arena[la.ln1], inp2: proj, N: N * C)
-            layerNormForward(out: arena[la.out], mean: arena[la.ln2Mean], rstd: arena[la.ln2Rstd], inp: arena[la.res2],
-                             weight: w(lp.ln2w), bias: w(lp.ln2b), N: N, C: C, eps: eps)
+            stage("gelu") { geluForward(out: arena[la.g1], inp: arena[la.h1], N: N * FF) }
+            stage("linear (feed-forward)") {
+                linearForward(out: proj, inp: arena[la.g1], weight: w(lp.w2), bias: w(lp.b2), N: N, C: FF, OC: C)
+            }
+            stage("dropout, residual, layernorm") {
+                if pHidden > 0 {
+                    dropoutForward(out: proj, inp: proj, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 2)), N: N * C)
+                }
+                residualForward(out: arena[la.res2], inp1: arena[la.ln1], inp2: proj, N: N * C)
+                layerNormForward(out: arena[la.out], mean: arena[la.ln2Mean], rstd: arena[la.ln2Rstd], inp: arena[la.res2],
+                                 weight: w(lp.ln2w), bias: w(lp.ln2b), N: N, C: C, eps: eps)
+            }
             x = arena[la.out]
         }
         return x
@@ -372,66 +398,84 @@ public final class BertForPreTraining {
         let N = B * T, C = C, FF = FF, NC = N * C
         let mask = arena[a.mask]
         var dOut = arena[a.dA], dIn = arena[a.dB]
-        let dRes2 = arena[a.dRes2], dLn1 = arena[a.dLn1], dRes1 = arena[a.dRes1], dProj = arena[a.dProj]
+        let dLn1 = arena[a.dLn1], dProj = arena[a.dProj]
         let dFF2 = arena[a.dFF2], dFF1 = arena[a.dFF1], dContext = arena[a.dContext], dQKV = arena[a.dQKV]
         for l in (0..<L).reversed() {
             let lp = p.layers[l], la = a.layers[l]
             let x = l == 0 ? arena[a.x0] : arena[a.layers[l - 1].out]
-            // out = LN2(res2)
-            zeroFloats(dRes2, NC)
-            layerNormBackward(dinp: dRes2, dweight: g(lp.ln2w), dbias: g(lp.ln2b), dout: dOut, inp: arena[la.res2],
-                              weight: w(lp.ln2w), mean: arena[la.ln2Mean], rstd: arena[la.ln2Rstd], N: N, C: C)
-            // res2 = ln1 + dropout(h2): d(ln1) starts as d(res2); d(h2) through the dropout mask.
-            dLn1.update(from: dRes2, count: NC)
-            var dH2 = dRes2
-            if pHidden > 0 {
-                zeroFloats(dProj, NC)
-                dropoutBackward(dinp: dProj, dout: dRes2, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 2)), N: NC)
-                dH2 = dProj
+            // out = LN2(res2), res2 = ln1 + dropout(h2). LN2's input gradient d(res2) goes straight
+            // into dLn1: it is the first term of d(ln1) (the FFN's term is added below) and, through
+            // the dropout mask, d(h2). No copy: d(h2) is consumed before dLn1 is added to.
+            var dH2 = dLn1
+            stage("dropout, residual, layernorm bwd") {
+                zeroFloats(dLn1, NC)
+                layerNormBackward(dinp: dLn1, dweight: g(lp.ln2w), dbias: g(lp.ln2b), dout: dOut, inp: arena[la.res2],
+                                  weight: w(lp.ln2w), mean: arena[la.ln2Mean], rstd: arena[la.ln2Rstd], N: N, C: C)
+                if pHidden > 0 {
+                    zeroFloats(dProj, NC)
+                    dropoutBackward(dinp: dProj, dout: dLn1, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 2)), N: NC)
+                    dH2 = dProj
+                }
             }
             // h2 = dense(g1), g1 = GELU(h1), h1 = dense(ln1)
-            zeroFloats(dFF2, N * FF)
-            linearBackward(dinp: dFF2, dweight: g(lp.w2), dbias: g(lp.b2), dout: dH2, inp: arena[la.g1], weight: w(lp.w2), N: N, C: FF, OC: C)
-            zeroFloats(dFF1, N * FF)
-            geluBackward(dinp: dFF1, inp: arena[la.h1], dout: dFF2, N: N * FF)
-            linearBackward(dinp: dLn1, dweight: g(lp.w1), dbias: g(lp.b1), dout: dFF1, inp: arena[la.ln1], weight: w(lp.w1), N: N, C: C, OC: FF)
-            // ln1 = LN1(res1)
-            zeroFloats(dRes1, NC)
-            layerNormBackward(dinp: dRes1, dweight: g(lp.ln1w), dbias: g(lp.ln1b), dout: dLn1, inp: arena[la.res1],
-                              weight: w(lp.ln1w), mean: arena[la.ln1Mean], rstd: arena[la.ln1Rstd], N: N, C: C)
-            // res1 = x + dropout(proj)
-            dIn.update(from: dRes1, count: NC)
-            var dAttentionOut = dRes1
-            if pHidden > 0 {
-                zeroFloats(dProj, NC)
-                dropoutBackward(dinp: dProj, dout: dRes1, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 1)), N: NC)
-                dAttentionOut = dProj
+            stage("linear (feed-forward) bwd") {
+                // d(g1) = d(h2) · W2 written directly (beta 0: no zeroing pass), then W2's and b2's gradients.
+                BLAS.sgemm(m: N, n: FF, k: C, a: dH2, lda: C, b: w(lp.w2), ldb: FF, beta: 0, c: dFF2, ldc: FF)
+                linearBackward(dinp: nil, dweight: g(lp.w2), dbias: g(lp.b2), dout: dH2, inp: arena[la.g1], weight: w(lp.w2), N: N, C: FF, OC: C)
+            }
+            stage("gelu bwd") {
+                zeroFloats(dFF1, N * FF)
+                geluBackward(dinp: dFF1, inp: arena[la.h1], dout: dFF2, N: N * FF)
+            }
+            stage("linear (feed-forward) bwd") {
+                linearBackward(dinp: dLn1, dweight: g(lp.w1), dbias: g(lp.b1), dout: dFF1, inp: arena[la.ln1], weight: w(lp.w1), N: N, C: C, OC: FF)
+            }
+            // ln1 = LN1(res1), res1 = x + dropout(proj): the same pattern, with d(x) in dIn.
+            var dAttentionOut = dIn
+            stage("dropout, residual, layernorm bwd") {
+                zeroFloats(dIn, NC)
+                layerNormBackward(dinp: dIn, dweight: g(lp.ln1w), dbias: g(lp.ln1b), dout: dLn1, inp: arena[la.res1],
+                                  weight: w(lp.ln1w), mean: arena[la.ln1Mean], rstd: arena[la.ln1Rstd], N: N, C: C)
+                if pHidden > 0 {
+                    zeroFloats(dProj, NC)
+                    dropoutBackward(dinp: dProj, dout: dIn, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 1)), N: NC)
+                    dAttentionOut = dProj
+                }
             }
             // proj = dense(context), context = attention(qkv), qkv = dense(x)
-            zeroFloats(dContext, NC)
-            linearBackward(dinp: dContext, dweight: g(lp.wo), dbias: g(lp.bo), dout: dAttentionOut, inp: arena[la.context],
-                           weight: w(lp.wo), N: N, C: C, OC: C)
-            zeroFloats(dQKV, 3 * NC)
-            attentionBackward(dqkv: dQKV, scratch: arena[a.attScratch], dout: dContext, qkv: arena[la.qkv], att: arena[la.att],
-                              mask: mask, B: B, T: T, C: C, NH: NH,
-                              dropout: pAttention, seed: dropoutSeed(base: seed, step: step, site: site(l, 0)))
-            linearBackward(dinp: dIn, dweight: g(lp.wqkv), dbias: g(lp.bqkv), dout: dQKV, inp: x, weight: w(lp.wqkv), N: N, C: C, OC: 3 * C)
+            stage("linear (qkv, attention output) bwd") {
+                BLAS.sgemm(m: N, n: C, k: C, a: dAttentionOut, lda: C, b: w(lp.wo), ldb: C, beta: 0, c: dContext, ldc: C)
+                linearBackward(dinp: nil, dweight: g(lp.wo), dbias: g(lp.bo), dout: dAttentionOut, inp: arena[la.context],
+                               weight: w(lp.wo), N: N, C: C, OC: C)
+            }
+            stage("attention bwd") {
+                zeroFloats(dQKV, 3 * NC)
+                attentionBackward(dqkv: dQKV, scratch: arena[a.attScratch], dout: dContext, qkv: arena[la.qkv], att: arena[la.att],
+                                  mask: mask, B: B, T: T, C: C, NH: NH,
+                                  dropout: pAttention, seed: dropoutSeed(base: seed, step: step, site: site(l, 0)))
+            }
+            stage("linear (qkv, attention output) bwd") {
+                // d(x) = d(res1) (already in dIn) + d(qkv) · Wqkv
+                linearBackward(dinp: dIn, dweight: g(lp.wqkv), dbias: g(lp.bqkv), dout: dQKV, inp: x, weight: w(lp.wqkv), N: N, C: C, OC: 3 * C)
+            }
             swap(&dOut, &dIn)
         }
         // x0 = dropout(LN(embSum))
-        var dEmbLN = dOut
-        if pHidden > 0 {
-            dEmbLN = dIn
-            zeroFloats(dEmbLN, NC)
-            dropoutBackward(dinp: dEmbLN, dout: dOut, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: 0), N: NC)
+        stage("embeddings bwd") {
+            var dEmbLN = dOut
+            if pHidden > 0 {
+                dEmbLN = dIn
+                zeroFloats(dEmbLN, NC)
+                dropoutBackward(dinp: dEmbLN, dout: dOut, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: 0), N: NC)
+            }
+            let dEmbSum = arena[a.dLn1]
+            zeroFloats(dEmbSum, NC)
+            layerNormBackward(dinp: dEmbSum, dweight: g(p.embLNw), dbias: g(p.embLNb), dout: dEmbLN, inp: arena[a.embSum],
+                              weight: w(p.embLNw), mean: arena[a.embMean], rstd: arena[a.embRstd], N: N, C: C)
+            embeddingsBackward(dwordEmbeddings: g(p.word), dpositionEmbeddings: g(p.position), dtokenTypeEmbeddings: g(p.tokenType),
+                               dout: dEmbSum, inputIds: ints.ids, tokenTypeIds: ints.types,
+                               paddingId: config.padTokenId.map { Int32($0) }, B: B, T: T, C: C)
         }
-        let dEmbSum = arena[a.dRes2]
-        zeroFloats(dEmbSum, NC)
-        layerNormBackward(dinp: dEmbSum, dweight: g(p.embLNw), dbias: g(p.embLNb), dout: dEmbLN, inp: arena[a.embSum],
-                          weight: w(p.embLNw), mean: arena[a.embMean], rstd: arena[a.embRstd], N: N, C: C)
-        embeddingsBackward(dwordEmbeddings: g(p.word), dpositionEmbeddings: g(p.position), dtokenTypeEmbeddings: g(p.tokenType),
-                           dout: dEmbSum, inputIds: ints.ids, tokenTypeIds: ints.types,
-                           paddingId: config.padTokenId.map { Int32($0) }, B: B, T: T, C: C)
     }
 
     // MARK: Heads
@@ -471,13 +515,16 @@ public final class BertForPreTraining {
             precondition(t >= 0 && Int(t) < visualWords, "video target \(t) outside 0..<\(visualWords)")
             ints.headRows[Mt + m] = r; ints.headTargets[Mt + m] = t
         }
-        predictionTransformForward(hidden: hidden, M: M)
+        stage("prediction transform") { predictionTransformForward(hidden: hidden, M: M) }
         let headOut = arena[a.headOut], dHeadOut = arena[a.dHeadOut]
         if backward { zeroFloats(dHeadOut, M * C) }
         let logits = arena[a.logits], losses = arena[a.losses]
-        // (first row, rows, first vocabulary row, classes, loss weight)
-        let parts = [(0, Mt, 0, textVocab, weights.mlm), (Mt, Mv, textVocab, visualWords, weights.mfm)]
-        for (k, (first, count, base, classes, weight)) in parts.enumerated() where count > 0 {
+        // Part 0: text rows [0, Mt) against vocabulary rows [0, Ttext); part 1: video rows [Mt, M)
+        // against [Ttext, V).
+        for k in 0..<2 {
+            let (first, count, base, classes, weight) = k == 0 ? (0, Mt, 0, textVocab, weights.mlm)
+                                                               : (Mt, Mv, textVocab, visualWords, weights.mfm)
+            if count == 0 { continue }
             let decoder = w(p.word) + base * C, decoderBias = w(p.clsBias) + base
             var lossSum: Double = 0
             var top1 = 0, top5 = 0
@@ -486,20 +533,28 @@ public final class BertForPreTraining {
                 let n = min(logitRows, count - start), r0 = first + start
                 let targets = ints.headTargets + r0
                 // logits [n, classes] = headOut rows · decoder slice ᵀ + bias slice
-                linearForward(out: logits, inp: headOut + r0 * C, weight: decoder, bias: decoderBias, N: n, C: C, OC: classes)
-                _ = softmaxCrossEntropyForward(losses: losses, probs: logits, logits: logits, rows: nil, targets: targets, M: n, V: classes)
-                for i in 0..<n { lossSum += Double(losses[i]) }
-                targetRanks(ints.ranks, scores: logits, targets: targets, M: n, V: classes)
+                stage("decoder (tied embeddings)") {
+                    linearForward(out: logits, inp: headOut + r0 * C, weight: decoder, bias: decoderBias, N: n, C: C, OC: classes)
+                }
+                stage("softmax cross-entropy, ranks") {
+                    _ = softmaxCrossEntropyForward(losses: losses, probs: logits, logits: logits, rows: nil, targets: targets, M: n, V: classes)
+                    targetRanks(ints.ranks, scores: logits, targets: targets, M: n, V: classes)
+                    if backward {
+                        // d(mean over `count` rows) of this chunk's n rows, times the loss weight and scale.
+                        softmaxCrossEntropyBackwardInPlace(probs: logits, targets: targets, M: n, V: classes,
+                                                           dloss: weight * lossScale * Float(n) / Float(count))
+                    }
+                }
                 for i in 0..<n {
+                    lossSum += Double(losses[i])
                     if ints.ranks[i] < 1 { top1 += 1 }
                     if ints.ranks[i] < 5 { top5 += 1 }
                 }
                 if backward {
-                    // d(mean over `count` rows) of this chunk's n rows, times the loss weight and scale.
-                    softmaxCrossEntropyBackwardInPlace(probs: logits, targets: targets, M: n, V: classes,
-                                                       dloss: weight * lossScale * Float(n) / Float(count))
-                    linearBackward(dinp: dHeadOut + r0 * C, dweight: g(p.word) + base * C, dbias: g(p.clsBias) + base,
-                                   dout: logits, inp: headOut + r0 * C, weight: decoder, N: n, C: C, OC: classes)
+                    stage("decoder (tied embeddings) bwd") {
+                        linearBackward(dinp: dHeadOut + r0 * C, dweight: g(p.word) + base * C, dbias: g(p.clsBias) + base,
+                                       dout: logits, inp: headOut + r0 * C, weight: decoder, N: n, C: C, OC: classes)
+                    }
                 }
                 start += n
             }
@@ -507,6 +562,7 @@ public final class BertForPreTraining {
             if k == 0 { output.mlmLoss = mean; output.mlmCorrect = top1 } else { output.mfmLoss = mean; output.mfmCorrect = top1; output.mfmTop5Correct = top5 }
         }
         if backward {
+          stage("prediction transform bwd") {
             let dHeadG = arena[a.dHeadG], dHeadH = arena[a.dHeadH], dHeadIn = arena[a.dHeadIn]
             zeroFloats(dHeadG, M * C)
             layerNormBackward(dinp: dHeadG, dweight: g(p.transformLNw), dbias: g(p.transformLNb), dout: dHeadOut, inp: arena[a.headG],
@@ -517,6 +573,7 @@ public final class BertForPreTraining {
             linearBackward(dinp: dHeadIn, dweight: g(p.transformW), dbias: g(p.transformB), dout: dHeadH, inp: arena[a.headIn],
                            weight: w(p.transformW), N: M, C: C, OC: C)
             gatherRowsBackward(dinp: dHidden, dout: dHeadIn, rows: ints.headRows, M: M, C: C)
+          }
         }
         return M
     }
@@ -652,9 +709,9 @@ private struct ActivationSlots {
     /// probabilities; [Ma] losses.
     let clsIn, poolH, pooled, nspLogits, nspProbs, nspLosses: TensorSlot
     /// Gradients (training only; empty slots otherwise): [N, C] ping-pong layer-output gradients
-    /// dA, dB; [N, C] dRes2, dLn1, dRes1, dProj, dContext; [N, FF] dFF2 (d GELU out), dFF1
-    /// (d pre-activation); [N, 3C] dQKV.
-    let dA, dB, dRes2, dLn1, dRes1, dProj, dContext, dFF2, dFF1, dQKV: TensorSlot
+    /// dA, dB; [N, C] dLn1 (d res2, then d ln1), dProj (through a dropout mask), dContext;
+    /// [N, FF] dFF2 (d GELU out), dFF1 (d pre-activation); [N, 3C] dQKV.
+    let dA, dB, dLn1, dProj, dContext, dFF2, dFF1, dQKV: TensorSlot
     /// [M, C] head gradients; [Ma, C] pooler gradients; [Ma, 2] d logits.
     let dHeadOut, dHeadG, dHeadH, dHeadIn, dPooled, dPoolH, dCls, dNspLogits: TensorSlot
 
@@ -678,8 +735,8 @@ private struct ActivationSlots {
         clsIn = l.add("clsIn", [N, C]); poolH = l.add("poolH", [N, C]); pooled = l.add("pooled", [N, C])
         nspLogits = l.add("nspLogits", [N, 2]); nspProbs = l.add("nspProbs", [N, 2]); nspLosses = l.add("nspLosses", [N])
         func g(_ name: String, _ shape: [Int]) -> TensorSlot { l.add(name, training ? shape : [0]) }
-        dA = g("dA", [N, C]); dB = g("dB", [N, C]); dRes2 = g("dRes2", [N, C]); dLn1 = g("dLn1", [N, C])
-        dRes1 = g("dRes1", [N, C]); dProj = g("dProj", [N, C]); dContext = g("dContext", [N, C])
+        dA = g("dA", [N, C]); dB = g("dB", [N, C]); dLn1 = g("dLn1", [N, C])
+        dProj = g("dProj", [N, C]); dContext = g("dContext", [N, C])
         dFF2 = g("dFF2", [N, FF]); dFF1 = g("dFF1", [N, FF]); dQKV = g("dQKV", [N, 3 * C])
         dHeadOut = g("dHeadOut", [N, C]); dHeadG = g("dHeadG", [N, C]); dHeadH = g("dHeadH", [N, C]); dHeadIn = g("dHeadIn", [N, C])
         dPooled = g("dPooled", [N, C]); dPoolH = g("dPoolH", [N, C]); dCls = g("dCls", [N, C]); dNspLogits = g("dNspLogits", [N, 2])
