@@ -365,10 +365,8 @@ public final class BertForPreTraining {
                 linearForward(out: proj, inp: arena[la.context], weight: w(lp.wo), bias: w(lp.bo), N: N, C: C, OC: C)
             }
             stage("dropout, residual, layernorm") {
-                if pHidden > 0 {
-                    dropoutForward(out: proj, inp: proj, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 1)), N: N * C)
-                }
-                residualForward(out: arena[la.res1], inp1: x, inp2: proj, N: N * C)
+                dropoutResidualForward(out: arena[la.res1], residual: x, inp: proj, p: pHidden,
+                                       seed: dropoutSeed(base: seed, step: step, site: site(l, 1)), N: N * C)
                 layerNormForward(out: arena[la.ln1], mean: arena[la.ln1Mean], rstd: arena[la.ln1Rstd], inp: arena[la.res1],
                                  weight: w(lp.ln1w), bias: w(lp.ln1b), N: N, C: C, eps: eps)
             }
@@ -381,10 +379,8 @@ public final class BertForPreTraining {
                 linearForward(out: proj, inp: arena[la.g1], weight: w(lp.w2), bias: w(lp.b2), N: N, C: FF, OC: C)
             }
             stage("dropout, residual, layernorm") {
-                if pHidden > 0 {
-                    dropoutForward(out: proj, inp: proj, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 2)), N: N * C)
-                }
-                residualForward(out: arena[la.res2], inp1: arena[la.ln1], inp2: proj, N: N * C)
+                dropoutResidualForward(out: arena[la.res2], residual: arena[la.ln1], inp: proj, p: pHidden,
+                                       seed: dropoutSeed(base: seed, step: step, site: site(l, 2)), N: N * C)
                 layerNormForward(out: arena[la.out], mean: arena[la.ln2Mean], rstd: arena[la.ln2Rstd], inp: arena[la.res2],
                                  weight: w(lp.ln2w), bias: w(lp.ln2b), N: N, C: C, eps: eps)
             }
@@ -408,12 +404,11 @@ public final class BertForPreTraining {
             // the dropout mask, d(h2). No copy: d(h2) is consumed before dLn1 is added to.
             var dH2 = dLn1
             stage("dropout, residual, layernorm bwd") {
-                zeroFloats(dLn1, NC)
                 layerNormBackward(dinp: dLn1, dweight: g(lp.ln2w), dbias: g(lp.ln2b), dout: dOut, inp: arena[la.res2],
-                                  weight: w(lp.ln2w), mean: arena[la.ln2Mean], rstd: arena[la.ln2Rstd], N: N, C: C)
+                                  weight: w(lp.ln2w), mean: arena[la.ln2Mean], rstd: arena[la.ln2Rstd], N: N, C: C, accumulate: false)
                 if pHidden > 0 {
-                    zeroFloats(dProj, NC)
-                    dropoutBackward(dinp: dProj, dout: dLn1, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 2)), N: NC)
+                    dropoutBackward(dinp: dProj, dout: dLn1, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 2)), N: NC,
+                                    accumulate: false)
                     dH2 = dProj
                 }
             }
@@ -424,8 +419,7 @@ public final class BertForPreTraining {
                 linearBackward(dinp: nil, dweight: g(lp.w2), dbias: g(lp.b2), dout: dH2, inp: arena[la.g1], weight: w(lp.w2), N: N, C: FF, OC: C)
             }
             stage("gelu bwd") {
-                zeroFloats(dFF1, N * FF)
-                geluBackward(dinp: dFF1, inp: arena[la.h1], dout: dFF2, N: N * FF)
+                geluBackward(dinp: dFF1, inp: arena[la.h1], dout: dFF2, N: N * FF, accumulate: false)
             }
             stage("linear (feed-forward) bwd") {
                 linearBackward(dinp: dLn1, dweight: g(lp.w1), dbias: g(lp.b1), dout: dFF1, inp: arena[la.ln1], weight: w(lp.w1), N: N, C: C, OC: FF)
@@ -433,12 +427,11 @@ public final class BertForPreTraining {
             // ln1 = LN1(res1), res1 = x + dropout(proj): the same pattern, with d(x) in dIn.
             var dAttentionOut = dIn
             stage("dropout, residual, layernorm bwd") {
-                zeroFloats(dIn, NC)
                 layerNormBackward(dinp: dIn, dweight: g(lp.ln1w), dbias: g(lp.ln1b), dout: dLn1, inp: arena[la.res1],
-                                  weight: w(lp.ln1w), mean: arena[la.ln1Mean], rstd: arena[la.ln1Rstd], N: N, C: C)
+                                  weight: w(lp.ln1w), mean: arena[la.ln1Mean], rstd: arena[la.ln1Rstd], N: N, C: C, accumulate: false)
                 if pHidden > 0 {
-                    zeroFloats(dProj, NC)
-                    dropoutBackward(dinp: dProj, dout: dIn, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 1)), N: NC)
+                    dropoutBackward(dinp: dProj, dout: dIn, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 1)), N: NC,
+                                    accumulate: false)
                     dAttentionOut = dProj
                 }
             }
@@ -465,13 +458,12 @@ public final class BertForPreTraining {
             var dEmbLN = dOut
             if pHidden > 0 {
                 dEmbLN = dIn
-                zeroFloats(dEmbLN, NC)
-                dropoutBackward(dinp: dEmbLN, dout: dOut, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: 0), N: NC)
+                dropoutBackward(dinp: dEmbLN, dout: dOut, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: 0), N: NC,
+                                accumulate: false)
             }
             let dEmbSum = arena[a.dLn1]
-            zeroFloats(dEmbSum, NC)
             layerNormBackward(dinp: dEmbSum, dweight: g(p.embLNw), dbias: g(p.embLNb), dout: dEmbLN, inp: arena[a.embSum],
-                              weight: w(p.embLNw), mean: arena[a.embMean], rstd: arena[a.embRstd], N: N, C: C)
+                              weight: w(p.embLNw), mean: arena[a.embMean], rstd: arena[a.embRstd], N: N, C: C, accumulate: false)
             embeddingsBackward(dwordEmbeddings: g(p.word), dpositionEmbeddings: g(p.position), dtokenTypeEmbeddings: g(p.tokenType),
                                dout: dEmbSum, inputIds: ints.ids, tokenTypeIds: ints.types,
                                paddingId: config.padTokenId.map { Int32($0) }, B: B, T: T, C: C)
@@ -564,11 +556,9 @@ public final class BertForPreTraining {
         if backward {
           stage("prediction transform bwd") {
             let dHeadG = arena[a.dHeadG], dHeadH = arena[a.dHeadH], dHeadIn = arena[a.dHeadIn]
-            zeroFloats(dHeadG, M * C)
             layerNormBackward(dinp: dHeadG, dweight: g(p.transformLNw), dbias: g(p.transformLNb), dout: dHeadOut, inp: arena[a.headG],
-                              weight: w(p.transformLNw), mean: arena[a.headMean], rstd: arena[a.headRstd], N: M, C: C)
-            zeroFloats(dHeadH, M * C)
-            geluBackward(dinp: dHeadH, inp: arena[a.headH], dout: dHeadG, N: M * C)
+                              weight: w(p.transformLNw), mean: arena[a.headMean], rstd: arena[a.headRstd], N: M, C: C, accumulate: false)
+            geluBackward(dinp: dHeadH, inp: arena[a.headH], dout: dHeadG, N: M * C, accumulate: false)
             zeroFloats(dHeadIn, M * C)
             linearBackward(dinp: dHeadIn, dweight: g(p.transformW), dbias: g(p.transformB), dout: dHeadH, inp: arena[a.headIn],
                            weight: w(p.transformW), N: M, C: C, OC: C)
