@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "Features", dependencies: ["Tensor"]),
         // WordPiece, k-means, transcripts, alignment, the tokenized corpus.
         .target(name: "Tokenize", dependencies: ["Tensor", "Recipe", "Media", "Features"]),
-        // Parameters, activation arena, layers as forward/backward pairs, AdamW (the BERT model is built from these).
+        // BertConfig, BertForPreTraining (HF checkpoint I/O) from layers as forward/backward pairs, parameters, arena, AdamW.
         .target(name: "Model", dependencies: ["Tensor"]),
 
         // Tables, plots (SVG), contact sheets, report.html.
@@ -47,8 +47,10 @@ let package = Package(
             "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo", "Model", "Train", "Report",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize", "Model"],
+        .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize", "Model", "CMalloc"],
                           path: "tools/bench/Sources"),
+        // glibc's mallinfo2 for the benchmarks (heap bytes in use across steady-state steps).
+        .systemLibrary(name: "CMalloc", path: "tools/bench/CMalloc"),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "TrainTests", dependencies: ["Train", "Tokenize", "Tensor", "Model"]),
@@ -60,6 +62,6 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Tensor"],
                     resources: [.copy("Resources")]),
         // Runs the built `videobert` binary end to end.
-        .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor"]),
+        .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor", "Model"]),
     ]
 )

@@ -31,23 +31,26 @@ public func geluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Flo
 /// dinp += dout · (Φ(x) + x·φ(x)) with Φ(x) = 0.5·(1 + erf(x/√2)), φ(x) = exp(−x²/2)/√(2π):
 /// the exact derivative of the erf form.
 /// - Parameters:
-///   - dinp: [N] accumulated (+=).
+///   - dinp: [N] accumulated (+=), or overwritten when `accumulate` is false (saves zeroing it).
 ///   - inp: [N] the forward input.
 ///   - dout: [N].
-public func geluBackward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, dout: UnsafePointer<Float>, N: Int) {
+public func geluBackward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, dout: UnsafePointer<Float>, N: Int,
+                         accumulate: Bool = true) {
     Parallel.forEachRange(N, grain: 16_384) { r in
         var i = r.lowerBound
         while i + 8 <= r.upperBound {
             let x = load8(inp + i)
             let (cdf, pdf) = normalCDFAndPDF8(x)
-            store8(load8(dinp + i) + load8(dout + i) * (cdf + x * pdf), dinp + i)
+            let g = load8(dout + i) * (cdf + x * pdf)
+            store8(accumulate ? load8(dinp + i) + g : g, dinp + i)
             i += 8
         }
         if i < r.upperBound {
             let n = r.upperBound - i
             let x = loadPartial8(inp + i, n)
             let (cdf, pdf) = normalCDFAndPDF8(x)
-            storePartial8(loadPartial8(dinp + i, n) + loadPartial8(dout + i, n) * (cdf + x * pdf), dinp + i, n)
+            let g = loadPartial8(dout + i, n) * (cdf + x * pdf)
+            storePartial8(accumulate ? loadPartial8(dinp + i, n) + g : g, dinp + i, n)
         }
     }
 }
@@ -137,13 +140,15 @@ public func dropoutForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<
 
 /// dinp += dout ⊙ keep / (1 − p), with the mask regenerated from `seed`.
 /// - Parameters:
-///   - dinp: [N] accumulated (+=). May not alias `dout`.
+///   - dinp: [N] accumulated (+=), or overwritten when `accumulate` is false (saves zeroing it).
+///     May not alias `dout`.
 ///   - dout: [N].
 ///   - p, seed: exactly as given to forward.
-public func dropoutBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, p: Float, seed: UInt64, N: Int) {
+public func dropoutBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, p: Float, seed: UInt64, N: Int,
+                            accumulate: Bool = true) {
     if p == 0 {
         Parallel.forEachRange(N, grain: 32_768) { r in
-            for i in r { dinp[i] += dout[i] }
+            if accumulate { for i in r { dinp[i] += dout[i] } } else { (dinp + r.lowerBound).update(from: dout + r.lowerBound, count: r.count) }
         }
         return
     }
@@ -152,8 +157,35 @@ public func dropoutBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePoint
     Parallel.concurrentPerform(chunks) { c in
         let start = c * dropoutChunk
         var stream = MaskStream(SeededRNG(seed: seed, stream: UInt64(c)))
-        for i in start..<min(start + dropoutChunk, N) where stream.nextFloat() >= p {
-            dinp[i] += dout[i] * scale
+        if accumulate {
+            for i in start..<min(start + dropoutChunk, N) where stream.nextFloat() >= p { dinp[i] += dout[i] * scale }
+        } else {
+            for i in start..<min(start + dropoutChunk, N) { dinp[i] = stream.nextFloat() < p ? 0 : dout[i] * scale }
+        }
+    }
+}
+
+/// out = residual + dropout(inp): `dropoutForward` and `residualForward` in one pass, with the
+/// same mask as `dropoutForward(seed:)` (so `dropoutBackward` with that seed is its backward for
+/// the `inp` branch; the `residual` branch's gradient is dout itself).
+/// - Parameters:
+///   - out: [N] (written). May alias `residual` or `inp`.
+///   - residual: [N] the skip connection.
+///   - inp: [N] the branch that goes through dropout.
+public func dropoutResidualForward(out: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>, inp: UnsafePointer<Float>,
+                                   p: Float, seed: UInt64, N: Int) {
+    precondition(p >= 0 && p < 1, "dropout probability must be in [0, 1)")
+    if p == 0 {
+        residualForward(out: out, inp1: residual, inp2: inp, N: N)
+        return
+    }
+    let scale = 1 / (1 - p)
+    let chunks = (N + dropoutChunk - 1) / dropoutChunk
+    Parallel.concurrentPerform(chunks) { c in
+        let start = c * dropoutChunk
+        var stream = MaskStream(SeededRNG(seed: seed, stream: UInt64(c)))
+        for i in start..<min(start + dropoutChunk, N) {
+            out[i] = residual[i] + (stream.nextFloat() < p ? 0 : inp[i] * scale)
         }
     }
 }

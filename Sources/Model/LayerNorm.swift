@@ -45,7 +45,8 @@ public func layerNormForward(out: UnsafeMutablePointer<Float>,
 /// Two passes: rows in parallel for dinp, then columns in parallel for dweight/dbias (each column
 /// summed over rows in order: deterministic on any number of threads).
 /// - Parameters:
-///   - dinp: [N, C] accumulated (+=). May not alias `dout`.
+///   - dinp: [N, C] accumulated (+=), or overwritten when `accumulate` is false (saves zeroing
+///     it). May not alias `dout`.
 ///   - dweight: [C] accumulated (+=).
 ///   - dbias: [C] accumulated (+=).
 ///   - dout: [N, C].
@@ -60,7 +61,7 @@ public func layerNormBackward(dinp: UnsafeMutablePointer<Float>,
                               weight: UnsafePointer<Float>,
                               mean: UnsafePointer<Float>,
                               rstd: UnsafePointer<Float>,
-                              N: Int, C: Int) {
+                              N: Int, C: Int, accumulate: Bool = true) {
     Parallel.forEachRange(N, grain: max(1, 4_096 / max(C, 1))) { rows in
         for n in rows {
             let x = inp + n * C, g = dout + n * C, d = dinp + n * C
@@ -84,9 +85,16 @@ public func layerNormBackward(dinp: UnsafeMutablePointer<Float>,
             }
             gMean /= Float(C)
             gxMean /= Float(C)
-            for c in 0..<C {
-                let xhat = (x[c] - m) * s
-                d[c] += (g[c] * weight[c] - gMean - xhat * gxMean) * s
+            if accumulate {
+                for c in 0..<C {
+                    let xhat = (x[c] - m) * s
+                    d[c] += (g[c] * weight[c] - gMean - xhat * gxMean) * s
+                }
+            } else {
+                for c in 0..<C {
+                    let xhat = (x[c] - m) * s
+                    d[c] = (g[c] * weight[c] - gMean - xhat * gxMean) * s
+                }
             }
         }
     }

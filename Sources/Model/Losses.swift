@@ -59,6 +59,10 @@ public func softmaxCrossEntropyForward(losses: UnsafeMutablePointer<Float>,
         for m in r {
             let row = logits + (rows.map { Int($0[m]) } ?? m) * V
             let p = probs + m * V
+            let target = Int(targets[m])
+            precondition(target >= 0 && target < V, "cross-entropy target \(target) outside 0..<\(V)")
+            // Read before the loop: with probs == logits (in place) the row is overwritten.
+            let targetLogit = Double(row[target])
             let mx = vectorMax(row, V)
             // Sum in Double across vectors: V reaches 50k (text + visual words).
             let mv = Float8(repeating: mx)
@@ -76,11 +80,9 @@ public func softmaxCrossEntropyForward(losses: UnsafeMutablePointer<Float>,
                 sum += Double(e)
                 v += 1
             }
-            let target = Int(targets[m])
-            precondition(target >= 0 && target < V, "cross-entropy target \(target) outside 0..<\(V)")
             let inv = Float(1 / sum)
             let logSumExp = Double(mx) + Foundation.log(sum)
-            losses[m] = Float(logSumExp - Double(row[target]))
+            losses[m] = Float(logSumExp - targetLogit)
             for v in 0..<V { p[v] *= inv }
         }
     }

@@ -15,6 +15,10 @@
 // - Dropout masks are regenerated from a seed in backward (`dropoutSeed(base:step:site:)` gives
 //   one per call site and step), never stored; p = 0 is the identity (evaluation).
 //
+// The assembled model is BertForPreTraining.swift (config: BertConfig.swift, checkpoints in HF's
+// format: BertCheckpoint.swift); tests: BertModelTests (PyTorch parity, finite differences) and
+// HFInteropTests (transformers reads ours, we read theirs).
+//
 // Assembling HF's BertForPreTraining (post-LayerNorm) from these, per step:
 //   embeddings:  embeddingsForward → layerNormForward (eps 1e-12) → dropoutForward
 //   each layer:  linearForward (fused QKV: query/key/value weights adjacent in the ParameterStore,
@@ -25,8 +29,9 @@
 //                dropoutForward → residualForward → layerNormForward
 //   MLM / MFM:   gatherRowsForward (masked positions b·T + t) → linearForward (transform.dense) →
 //                geluForward → layerNormForward → linearForward with weight = word embeddings
-//                [V, C] (tied: its backward accumulates into the embedding gradient) and bias
-//                `cls.predictions.bias` → softmaxCrossEntropyForward over the M rows
+//                (tied: its backward accumulates into the embedding gradient) and bias
+//                `cls.predictions.bias`, text rows against rows [0, Ttext) and video rows against
+//                rows [Ttext, V) only → softmaxCrossEntropyForward over each part's rows
 //   alignment:   gatherRowsForward ([CLS] rows b·T) → linearForward (pooler.dense) → tanhForward →
 //                linearForward (seq_relationship, OC = 2) → softmaxCrossEntropyForward over the
 //                rows of the text+video examples

@@ -13,6 +13,7 @@ struct VideoBert: ParsableCommand {
           wordpiece  BERT WordPiece ids for lines on stdin
           vocab      fit / show the visual vocabulary, train a text vocabulary
           inspect    print a tokenized corpus as words and visual-word ids
+          embed      last hidden states of a checkpoint for JSONL inputs (.npy)
 
         Example:
           videobert frames talk.mp4 --fps 20 --size 64x64 --out talk.npy
@@ -20,7 +21,7 @@ struct VideoBert: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             TokenizeCommand.self, FramesCommand.self, WordPieceCommand.self, VocabCommand.self, InspectCommand.self,
-            DemoCommand.self, DemoCorpusCommand.self,
+            DemoCommand.self, DemoCorpusCommand.self, EmbedCommand.self,
         ]
     )
 }

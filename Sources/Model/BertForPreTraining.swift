@@ -1,0 +1,776 @@
+import Foundation
+import Tensor
+
+// VideoBERT's joint model: Hugging Face's BertForPreTraining (post-LayerNorm BERT, Devlin et al.
+// 2019; Sun et al. 2019 "VideoBERT" §3.2) assembled from the Model layers as Overview.swift
+// describes, with HF's parameter names so that a checkpoint is a valid HF BERT checkpoint.
+//
+// Heads and the three objectives (VideoBERT §3.2: MLM on text, "masked frame modelling" on
+// visual words, and linguistic–visual alignment on [CLS]):
+//
+// - Logits only at masked positions: the final hidden rows of the masked positions are gathered,
+//   go through `cls.predictions.transform` (dense → GELU → LayerNorm), then the tied decoder.
+// - DESIGN DECISION, softmax restricted to the token's modality: a masked TEXT position is scored
+//   against the text rows [0, Ttext) of the tied decoder (word embeddings) and of
+//   `cls.predictions.bias`; a masked VIDEO position against the visual-word rows
+//   [Ttext, Ttext + Vvis) only. The modality of a masked position is always known (its segment),
+//   so scoring it against the other modality's tokens only adds cost (the text half is ~30k rows)
+//   and a trivially learnable nuisance to the loss. CE_text is a cross-entropy over Ttext
+//   classes with text-id targets, CE_video over Vvis classes with visual-word targets. The full
+//   [V] logits of HF are still available for inference (`predictionLogits(rows:)`); the
+//   restricted logits are exactly slices of them.
+// - Alignment: BERT's next-sentence head `cls.seq_relationship` (2 logits) on the pooled [CLS]
+//   (`bert.pooler`: dense → tanh), over the examples whose alignment weight is > 0 (text+video).
+//   transformers' NSP convention: class 0 = "B is a continuation of A", class 1 = "B is random".
+//   Our batches say alignLabel 1 = aligned, 0 = not; so the target class is 1 − label, and the
+//   alignment score of an example is softmax(logits)[0].
+// - Loss = w_mlm·CE_text + w_mfm·CE_video + w_align·CE_align, each a mean over its rows; an
+//   empty set of rows contributes 0.
+//
+// Memory: parameters, gradients and AdamW moments in one ParameterStore; every activation and
+// activation gradient in one Arena sized once for (maxBatch, maxSeq). A batch with T ≤ maxSeq and
+// B·T ≤ maxBatch·maxSeq uses a prefix of each buffer, so a training step allocates nothing.
+// A model built with `training: false` holds one layer's activations (reused by every layer) and
+// no gradients: the inference footprint.
+//
+// Shape letters: B batch, T sequence length, N = B·T rows, C hidden, NH heads, FF intermediate,
+// L layers, V = Ttext + Vvis vocabulary, P positions, S segment types, M masked rows (Mt text +
+// Mv video), Ma examples with an alignment label, R rows of logits per chunk.
+
+/// What one pretraining step measured.
+public struct PretrainingOutput: Sendable, Equatable {
+    /// w_mlm·mlmLoss + w_mfm·mfmLoss + w_align·alignLoss.
+    public var loss: Float = 0
+    /// Mean cross-entropy over the masked text positions (text-vocabulary softmax); 0 when none.
+    public var mlmLoss: Float = 0
+    /// Mean cross-entropy over the masked video positions (visual-word softmax); 0 when none.
+    public var mfmLoss: Float = 0
+    /// Mean two-way cross-entropy over the examples with an alignment label; 0 when none.
+    public var alignLoss: Float = 0
+    /// Masked text positions and how many had the true WordPiece ranked first.
+    public var mlmCount = 0
+    public var mlmCorrect = 0
+    /// Masked video positions, with the true visual word ranked first / within the top 5.
+    public var mfmCount = 0
+    public var mfmCorrect = 0
+    public var mfmTop5Correct = 0
+    /// Examples with an alignment label, and how many were classified right.
+    public var alignCount = 0
+    public var alignCorrect = 0
+
+    public init() {}
+}
+
+/// BERT with HF BertForPreTraining's parameters and heads, for VideoBERT's joint vocabulary.
+/// Not Sendable: it owns raw buffers that its methods mutate.
+public final class BertForPreTraining {
+    public let config: BertConfig
+    /// Parameters (HF names, see `parameterSpecs`), gradients and AdamW moments.
+    public let store: ParameterStore
+    /// The largest batch shape the arena holds: T ≤ maxSeq and B·T ≤ maxBatch·maxSeq.
+    public let maxBatch: Int
+    public let maxSeq: Int
+    /// Whether gradients exist (false: inference only).
+    public let training: Bool
+
+    let C, NH, FF, L, V, textVocab, visualWords, P, S: Int
+    let eps: Float
+    /// maxBatch·maxSeq.
+    let maxRows: Int
+    /// R: masked rows scored per decoder chunk (bounds the [R, V] logits buffer).
+    let logitRows: Int
+
+    private let p: ParameterOffsets
+    private let arena: Arena
+    private let a: ActivationSlots
+    private let ints: IntBuffers
+    /// (B, T) of the batch whose hidden states the arena holds (after `encode`).
+    private var encoded: (B: Int, T: Int)?
+    /// What `load(from:…)` / `loadPretrained(from:)` loaded, initialised and ignored.
+    public internal(set) var loadReport: CheckpointLoadReport?
+    /// When set, each stage of `forwardBackward` adds its wall-clock time here (benchmarks).
+    public var profile: StepProfile?
+
+    /// Builds the model with all parameters zero (call `initializeWeights(seed:)` or load).
+    /// Throws when the configuration is invalid or maxSeq exceeds max_position_embeddings.
+    public init(config: BertConfig, maxBatch: Int, maxSeq: Int, training: Bool = true) throws {
+        try config.validate()
+        guard maxBatch > 0, maxSeq > 0 else { throw VideoBertError("maxBatch and maxSeq must be positive") }
+        guard maxSeq <= config.maxPositionEmbeddings else {
+            throw VideoBertError("sequence length \(maxSeq) exceeds max_position_embeddings \(config.maxPositionEmbeddings)")
+        }
+        self.config = config
+        self.maxBatch = maxBatch
+        self.maxSeq = maxSeq
+        self.training = training
+        C = config.hiddenSize; NH = config.numAttentionHeads; FF = config.intermediateSize; L = config.numHiddenLayers
+        V = config.vocabSize; textVocab = config.textVocabSize; visualWords = config.visualWords
+        P = config.maxPositionEmbeddings; S = config.typeVocabSize
+        eps = Float(config.layerNormEps)
+        maxRows = maxBatch * maxSeq
+        // 20% of the positions covers BERT's 15% masking in one chunk; more rows take more chunks.
+        logitRows = min(maxRows, max(64, (maxRows + 4) / 5))
+
+        store = try ParameterStore(Self.parameterSpecs(config), training: training)
+        p = ParameterOffsets(store: store, layers: L)
+        var layout = ArenaLayout()
+        a = ActivationSlots(layout: &layout, N: maxRows, B: maxBatch, T: maxSeq, C: C, NH: NH, FF: FF, L: L,
+                            logitRows: logitRows, logitColumns: max(textVocab, visualWords), training: training)
+        arena = Arena(layout)
+        ints = IntBuffers(rows: maxRows, logitRows: logitRows)
+    }
+
+    deinit { ints.deallocate() }
+
+    /// Bytes held by parameters (and gradients and moments) plus activations.
+    public var bytes: Int { store.bytes + arena.bytes + ints.bytes }
+
+    // MARK: Parameters
+
+    /// HF BertForPreTraining's tensors, in allocation order. Query, key and value weights are
+    /// adjacent (then their biases) so the fused [3C, C] projection is free. The MLM decoder is the
+    /// word embedding (tied) and has no tensor of its own; its bias is `cls.predictions.bias`.
+    /// Weight decay as BERT's no-decay list: not on biases or LayerNorm weights.
+    public static func parameterSpecs(_ c: BertConfig) -> [ParameterSpec] {
+        let C = c.hiddenSize, FF = c.intermediateSize
+        func weight(_ name: String, _ shape: [Int]) -> ParameterSpec { ParameterSpec(name, shape, weightDecay: true) }
+        func plain(_ name: String, _ shape: [Int]) -> ParameterSpec { ParameterSpec(name, shape, weightDecay: false) }
+        var specs = [
+            weight("bert.embeddings.word_embeddings.weight", [c.vocabSize, C]),
+            weight("bert.embeddings.position_embeddings.weight", [c.maxPositionEmbeddings, C]),
+            weight("bert.embeddings.token_type_embeddings.weight", [c.typeVocabSize, C]),
+            plain("bert.embeddings.LayerNorm.weight", [C]),
+            plain("bert.embeddings.LayerNorm.bias", [C]),
+        ]
+        for l in 0..<c.numHiddenLayers {
+            let x = "bert.encoder.layer.\(l)."
+            specs += [
+                weight(x + "attention.self.query.weight", [C, C]),
+                weight(x + "attention.self.key.weight", [C, C]),
+                weight(x + "attention.self.value.weight", [C, C]),
+                plain(x + "attention.self.query.bias", [C]),
+                plain(x + "attention.self.key.bias", [C]),
+                plain(x + "attention.self.value.bias", [C]),
+                weight(x + "attention.output.dense.weight", [C, C]),
+                plain(x + "attention.output.dense.bias", [C]),
+                plain(x + "attention.output.LayerNorm.weight", [C]),
+                plain(x + "attention.output.LayerNorm.bias", [C]),
+                weight(x + "intermediate.dense.weight", [FF, C]),
+                plain(x + "intermediate.dense.bias", [FF]),
+                weight(x + "output.dense.weight", [C, FF]),
+                plain(x + "output.dense.bias", [C]),
+                plain(x + "output.LayerNorm.weight", [C]),
+                plain(x + "output.LayerNorm.bias", [C]),
+            ]
+        }
+        specs += [
+            weight("bert.pooler.dense.weight", [C, C]),
+            plain("bert.pooler.dense.bias", [C]),
+            weight("cls.predictions.transform.dense.weight", [C, C]),
+            plain("cls.predictions.transform.dense.bias", [C]),
+            plain("cls.predictions.transform.LayerNorm.weight", [C]),
+            plain("cls.predictions.transform.LayerNorm.bias", [C]),
+            plain("cls.predictions.bias", [c.vocabSize]),
+            weight("cls.seq_relationship.weight", [2, C]),
+            plain("cls.seq_relationship.bias", [2]),
+        ]
+        return specs
+    }
+
+    /// HF BertPreTrainedModel._init_weights: normal(0, initializer_range) for linear and embedding
+    /// weights, zero biases (and `cls.predictions.bias`), LayerNorm weight 1 and bias 0, and the
+    /// pad row of the word embeddings zero. Tensor i draws from SeededRNG(seed, stream: i), so a
+    /// tensor's values do not depend on which others are initialised (see `initialize(_:seed:)`).
+    public func initializeWeights(seed: UInt64) {
+        initialize(store.slots.map(\.name), seed: seed)
+    }
+
+    /// Initialises the named tensors as `initializeWeights(seed:)` would (the rest untouched).
+    public func initialize(_ names: [String], seed: UInt64) {
+        let std = Float(config.initializerRange)
+        for name in names {
+            guard let index = store.slots.firstIndex(where: { $0.name == name }) else { preconditionFailure("no parameter \(name)") }
+            if name.hasSuffix("LayerNorm.weight") {
+                store.fill(name, value: 1)
+            } else if name.hasSuffix("bias") {
+                store.fill(name, value: 0)
+            } else {
+                var rng = SeededRNG(seed: seed, stream: UInt64(index))
+                store.fillNormal(name, std: std, rng: &rng)
+                if name == "bert.embeddings.word_embeddings.weight", let pad = config.padTokenId {
+                    (store.parameters + store.slot(name).offset + pad * C).update(repeating: 0, count: C)
+                }
+            }
+        }
+    }
+
+    // MARK: Training
+
+    /// One pretraining forward pass, and in training the backward pass.
+    ///
+    /// - training true: dropout on (masks from `dropoutSeed` and `step`, reproducible), and the
+    ///   gradient of `lossScale · loss` is ADDED to `store.gradients`, so several micro-batches
+    ///   accumulate (the caller zeroes the gradients once per optimizer step, and with k
+    ///   micro-batches passes lossScale 1/k). Requires a model built with `training: true`.
+    /// - training false (evaluation): no dropout, no backward; gradients untouched.
+    ///
+    /// Batch requirements (programming errors, checked): T ≤ maxSeq, B·T ≤ maxBatch·maxSeq, ids in
+    /// 0..<V, token types in 0..<S, masked rows in 0..<B·T, text targets in 0..<Ttext, video
+    /// targets in 0..<Vvis.
+    public func forwardBackward(_ batch: PretrainingBatch, step: Int, dropoutSeed: UInt64,
+                                lossWeights: (mlm: Float, mfm: Float, align: Float) = (1, 1, 1),
+                                lossScale: Float = 1, training: Bool = true) -> PretrainingOutput {
+        precondition(!training || self.training, "a model built with training: false cannot run backward")
+        return run(batch, dropout: training, backward: training, step: step, seed: dropoutSeed,
+                   weights: lossWeights, lossScale: lossScale)
+    }
+
+    /// Forward (with or without dropout) and optionally backward: the seam the finite-difference
+    /// test uses to evaluate the training loss (dropout on) without touching gradients.
+    func run(_ batch: PretrainingBatch, dropout: Bool, backward: Bool, step: Int, seed: UInt64,
+             weights: (mlm: Float, mfm: Float, align: Float), lossScale: Float) -> PretrainingOutput {
+        let (B, T) = (batch.B, batch.T)
+        loadInputs(batch.inputIDs, batch.tokenTypeIDs, batch.attentionMask, B: B, T: T)
+        let pHidden: Float = dropout ? Float(config.hiddenDropoutProb) : 0
+        let pAttention: Float = dropout ? Float(config.attentionProbsDropoutProb) : 0
+        let hidden = encoderForward(B: B, T: T, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step)
+        encoded = nil   // the head buffers below are overwritten; `encode` must run again for inference calls
+        let N = B * T
+        if backward { zeroFloats(arena[a.dA], N * C) }
+        var out = PretrainingOutput()
+        let maskedRows = maskedLanguageHeads(batch, B: B, T: T, hidden: hidden, dHidden: arena[a.dA], backward: backward,
+                                             weights: weights, lossScale: lossScale, output: &out)
+        var alignRows = 0
+        stage("alignment head") {
+            alignRows = alignmentHead(batch, B: B, T: T, hidden: hidden, dHidden: arena[a.dA], backward: backward,
+                                      weight: weights.align, lossScale: lossScale, output: &out)
+        }
+        out.loss = weights.mlm * out.mlmLoss + weights.mfm * out.mfmLoss + weights.align * out.alignLoss
+        if backward && maskedRows + alignRows > 0 {
+            encoderBackward(B: B, T: T, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step)
+        }
+        return out
+    }
+
+    // MARK: Inference
+
+    /// The last hidden states of a batch (inference: no dropout).
+    /// - Parameters:
+    ///   - inputIDs: [B, T] joint-vocabulary ids.
+    ///   - tokenTypeIDs: [B, T], or nil for all 0.
+    ///   - attentionMask: [B, T] 1 real / 0 padding, or nil for all real.
+    /// - Returns: [B, T, C] (padded positions included, as HF computes them).
+    /// The hidden states stay in the arena for `predictionLogits(rows:)` and `alignmentScores()`.
+    public func encode(inputIDs: [Int32], tokenTypeIDs: [Int32]?, attentionMask: [Float]?, B: Int, T: Int) -> [Float] {
+        precondition(inputIDs.count == B * T, "inputIDs has \(inputIDs.count) ids, expected B·T = \(B * T)")
+        let types = tokenTypeIDs ?? [Int32](repeating: 0, count: B * T)
+        let mask = attentionMask ?? [Float](repeating: 1, count: B * T)
+        loadInputs(inputIDs, types, mask, B: B, T: T)
+        let hidden = encoderForward(B: B, T: T, pHidden: 0, pAttention: 0, seed: 0, step: 0)
+        encoded = (B, T)
+        return Array(UnsafeBufferPointer(start: hidden, count: B * T * C))
+    }
+
+    /// HF `prediction_logits` over the FULL vocabulary V at the given positions of the last
+    /// `encode`d batch (zero-shot template filling).
+    /// - Parameter rows: [M] flat positions b·T + t.
+    /// - Returns: [M, V].
+    public func predictionLogits(rows: [Int32]) -> [Float] {
+        guard let (B, T) = encoded else { preconditionFailure("predictionLogits needs a preceding encode") }
+        let M = rows.count
+        precondition(M <= maxRows, "at most \(maxRows) rows at a time")
+        for r in rows { precondition(r >= 0 && Int(r) < B * T, "row \(r) outside 0..<\(B * T)") }
+        rows.withUnsafeBufferPointer { ints.headRows.update(from: $0.baseAddress!, count: M) }
+        predictionTransformForward(hidden: hiddenPointer, M: M)
+        var logits = [Float](repeating: 0, count: M * V)
+        logits.withUnsafeMutableBufferPointer { out in
+            linearForward(out: out.baseAddress!, inp: arena[a.headOut], weight: w(p.word), bias: w(p.clsBias), N: M, C: C, OC: V)
+        }
+        return logits
+    }
+
+    /// P(aligned) per example of the last `encode`d batch: softmax of the next-sentence logits,
+    /// class 0 ("is next" in transformers' convention = text and video aligned).
+    /// - Returns: [B].
+    public func alignmentScores() -> [Float] {
+        guard let (B, T) = encoded else { preconditionFailure("alignmentScores needs a preceding encode") }
+        for b in 0..<B { ints.alignRows[b] = Int32(b * T) }
+        poolerForward(hidden: hiddenPointer, Ma: B)
+        let logits = arena[a.nspLogits]
+        return (0..<B).map { b in
+            let (l0, l1) = (logits[2 * b], logits[2 * b + 1])
+            return 1 / (1 + Foundation.exp(l1 - l0))
+        }
+    }
+
+    // MARK: Inputs
+
+    private func loadInputs(_ ids: [Int32], _ types: [Int32], _ mask: [Float], B: Int, T: Int) {
+        let N = B * T
+        precondition(B > 0 && T > 0, "empty batch")
+        precondition(T <= maxSeq && N <= maxRows, "batch [\(B), \(T)] does not fit the model's arena (T ≤ \(maxSeq), B·T ≤ \(maxRows))")
+        precondition(ids.count == N && types.count == N && mask.count == N, "batch arrays must hold B·T = \(N) values")
+        for i in 0..<N {
+            precondition(ids[i] >= 0 && Int(ids[i]) < V, "input id \(ids[i]) outside the vocabulary 0..<\(V)")
+            precondition(types[i] >= 0 && Int(types[i]) < S, "token type \(types[i]) outside 0..<\(S)")
+        }
+        ids.withUnsafeBufferPointer { ints.ids.update(from: $0.baseAddress!, count: N) }
+        types.withUnsafeBufferPointer { ints.types.update(from: $0.baseAddress!, count: N) }
+        mask.withUnsafeBufferPointer { arena[a.mask].update(from: $0.baseAddress!, count: N) }
+    }
+
+    // MARK: Encoder
+
+    @inline(__always) private func w(_ offset: Int) -> UnsafeMutablePointer<Float> { store.parameters + offset }
+    @inline(__always) private func g(_ offset: Int) -> UnsafeMutablePointer<Float> { store.gradients + offset }
+
+    /// Runs `body`, timed as `name` when a profile is set.
+    @inline(__always) private func stage(_ name: String, _ body: () -> Void) {
+        if let profile { profile.measure(name, body) } else { body() }
+    }
+
+    /// Dropout call sites: 0 embeddings; per layer l: 1 + 3l attention probabilities,
+    /// 2 + 3l attention output, 3 + 3l feed-forward output.
+    private func site(_ layer: Int, _ k: Int) -> Int { 1 + 3 * layer + k }
+
+    /// [B·T, C] the last layer's output.
+    private var hiddenPointer: UnsafeMutablePointer<Float> { arena[a.layers[(L - 1) % a.layers.count].out] }
+
+    /// Embeddings → L post-LayerNorm layers. Returns the final hidden states [B·T, C].
+    private func encoderForward(B: Int, T: Int, pHidden: Float, pAttention: Float, seed: UInt64, step: Int) -> UnsafeMutablePointer<Float> {
+        let N = B * T, C = C, FF = FF
+        let mask = arena[a.mask], proj = arena[a.proj]
+        stage("embeddings") {
+            embeddingsForward(out: arena[a.embSum], inputIds: ints.ids, tokenTypeIds: ints.types, wordEmbeddings: w(p.word),
+                              positionEmbeddings: w(p.position), tokenTypeEmbeddings: w(p.tokenType), B: B, T: T, C: C)
+            layerNormForward(out: arena[a.x0], mean: arena[a.embMean], rstd: arena[a.embRstd], inp: arena[a.embSum],
+                             weight: w(p.embLNw), bias: w(p.embLNb), N: N, C: C, eps: eps)
+            if pHidden > 0 {
+                dropoutForward(out: arena[a.x0], inp: arena[a.x0], p: pHidden, seed: dropoutSeed(base: seed, step: step, site: 0), N: N * C)
+            }
+        }
+        var x = arena[a.x0]
+        for l in 0..<L {
+            let lp = p.layers[l], la = a.layers[l % a.layers.count]
+            // Self-attention (fused QKV), output projection, dropout, residual, LayerNorm.
+            stage("linear (qkv, attention output)") {
+                linearForward(out: arena[la.qkv], inp: x, weight: w(lp.wqkv), bias: w(lp.bqkv), N: N, C: C, OC: 3 * C)
+            }
+            stage("attention") {
+                attentionForward(out: arena[la.context], att: arena[la.att], qkv: arena[la.qkv], mask: mask, B: B, T: T, C: C, NH: NH,
+                                 dropout: pAttention, seed: dropoutSeed(base: seed, step: step, site: site(l, 0)),
+                                 scratch: arena[a.attScratch])
+            }
+            stage("linear (qkv, attention output)") {
+                linearForward(out: proj, inp: arena[la.context], weight: w(lp.wo), bias: w(lp.bo), N: N, C: C, OC: C)
+            }
+            stage("dropout, residual, layernorm") {
+                dropoutResidualForward(out: arena[la.res1], residual: x, inp: proj, p: pHidden,
+                                       seed: dropoutSeed(base: seed, step: step, site: site(l, 1)), N: N * C)
+                layerNormForward(out: arena[la.ln1], mean: arena[la.ln1Mean], rstd: arena[la.ln1Rstd], inp: arena[la.res1],
+                                 weight: w(lp.ln1w), bias: w(lp.ln1b), N: N, C: C, eps: eps)
+            }
+            // Feed-forward: dense → GELU → dense, dropout, residual, LayerNorm.
+            stage("linear (feed-forward)") {
+                linearForward(out: arena[la.h1], inp: arena[la.ln1], weight: w(lp.w1), bias: w(lp.b1), N: N, C: C, OC: FF)
+            }
+            stage("gelu") { geluForward(out: arena[la.g1], inp: arena[la.h1], N: N * FF) }
+            stage("linear (feed-forward)") {
+                linearForward(out: proj, inp: arena[la.g1], weight: w(lp.w2), bias: w(lp.b2), N: N, C: FF, OC: C)
+            }
+            stage("dropout, residual, layernorm") {
+                dropoutResidualForward(out: arena[la.res2], residual: arena[la.ln1], inp: proj, p: pHidden,
+                                       seed: dropoutSeed(base: seed, step: step, site: site(l, 2)), N: N * C)
+                layerNormForward(out: arena[la.out], mean: arena[la.ln2Mean], rstd: arena[la.ln2Rstd], inp: arena[la.res2],
+                                 weight: w(lp.ln2w), bias: w(lp.ln2b), N: N, C: C, eps: eps)
+            }
+            x = arena[la.out]
+        }
+        return x
+    }
+
+    /// The forward read in reverse, from d(hidden) in `dA`, accumulating into the store's gradients.
+    private func encoderBackward(B: Int, T: Int, pHidden: Float, pAttention: Float, seed: UInt64, step: Int) {
+        let N = B * T, C = C, FF = FF, NC = N * C
+        let mask = arena[a.mask]
+        var dOut = arena[a.dA], dIn = arena[a.dB]
+        let dLn1 = arena[a.dLn1], dProj = arena[a.dProj]
+        let dFF2 = arena[a.dFF2], dFF1 = arena[a.dFF1], dContext = arena[a.dContext], dQKV = arena[a.dQKV]
+        for l in (0..<L).reversed() {
+            let lp = p.layers[l], la = a.layers[l]
+            let x = l == 0 ? arena[a.x0] : arena[a.layers[l - 1].out]
+            // out = LN2(res2), res2 = ln1 + dropout(h2). LN2's input gradient d(res2) goes straight
+            // into dLn1: it is the first term of d(ln1) (the FFN's term is added below) and, through
+            // the dropout mask, d(h2). No copy: d(h2) is consumed before dLn1 is added to.
+            var dH2 = dLn1
+            stage("dropout, residual, layernorm bwd") {
+                layerNormBackward(dinp: dLn1, dweight: g(lp.ln2w), dbias: g(lp.ln2b), dout: dOut, inp: arena[la.res2],
+                                  weight: w(lp.ln2w), mean: arena[la.ln2Mean], rstd: arena[la.ln2Rstd], N: N, C: C, accumulate: false)
+                if pHidden > 0 {
+                    dropoutBackward(dinp: dProj, dout: dLn1, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 2)), N: NC,
+                                    accumulate: false)
+                    dH2 = dProj
+                }
+            }
+            // h2 = dense(g1), g1 = GELU(h1), h1 = dense(ln1)
+            stage("linear (feed-forward) bwd") {
+                // d(g1) = d(h2) · W2 written directly (beta 0: no zeroing pass), then W2's and b2's gradients.
+                BLAS.sgemm(m: N, n: FF, k: C, a: dH2, lda: C, b: w(lp.w2), ldb: FF, beta: 0, c: dFF2, ldc: FF)
+                linearBackward(dinp: nil, dweight: g(lp.w2), dbias: g(lp.b2), dout: dH2, inp: arena[la.g1], weight: w(lp.w2), N: N, C: FF, OC: C)
+            }
+            stage("gelu bwd") {
+                geluBackward(dinp: dFF1, inp: arena[la.h1], dout: dFF2, N: N * FF, accumulate: false)
+            }
+            stage("linear (feed-forward) bwd") {
+                linearBackward(dinp: dLn1, dweight: g(lp.w1), dbias: g(lp.b1), dout: dFF1, inp: arena[la.ln1], weight: w(lp.w1), N: N, C: C, OC: FF)
+            }
+            // ln1 = LN1(res1), res1 = x + dropout(proj): the same pattern, with d(x) in dIn.
+            var dAttentionOut = dIn
+            stage("dropout, residual, layernorm bwd") {
+                layerNormBackward(dinp: dIn, dweight: g(lp.ln1w), dbias: g(lp.ln1b), dout: dLn1, inp: arena[la.res1],
+                                  weight: w(lp.ln1w), mean: arena[la.ln1Mean], rstd: arena[la.ln1Rstd], N: N, C: C, accumulate: false)
+                if pHidden > 0 {
+                    dropoutBackward(dinp: dProj, dout: dIn, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 1)), N: NC,
+                                    accumulate: false)
+                    dAttentionOut = dProj
+                }
+            }
+            // proj = dense(context), context = attention(qkv), qkv = dense(x)
+            stage("linear (qkv, attention output) bwd") {
+                BLAS.sgemm(m: N, n: C, k: C, a: dAttentionOut, lda: C, b: w(lp.wo), ldb: C, beta: 0, c: dContext, ldc: C)
+                linearBackward(dinp: nil, dweight: g(lp.wo), dbias: g(lp.bo), dout: dAttentionOut, inp: arena[la.context],
+                               weight: w(lp.wo), N: N, C: C, OC: C)
+            }
+            stage("attention bwd") {
+                zeroFloats(dQKV, 3 * NC)
+                attentionBackward(dqkv: dQKV, scratch: arena[a.attScratch], dout: dContext, qkv: arena[la.qkv], att: arena[la.att],
+                                  mask: mask, B: B, T: T, C: C, NH: NH,
+                                  dropout: pAttention, seed: dropoutSeed(base: seed, step: step, site: site(l, 0)))
+            }
+            stage("linear (qkv, attention output) bwd") {
+                // d(x) = d(res1) (already in dIn) + d(qkv) · Wqkv
+                linearBackward(dinp: dIn, dweight: g(lp.wqkv), dbias: g(lp.bqkv), dout: dQKV, inp: x, weight: w(lp.wqkv), N: N, C: C, OC: 3 * C)
+            }
+            swap(&dOut, &dIn)
+        }
+        // x0 = dropout(LN(embSum))
+        stage("embeddings bwd") {
+            var dEmbLN = dOut
+            if pHidden > 0 {
+                dEmbLN = dIn
+                dropoutBackward(dinp: dEmbLN, dout: dOut, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: 0), N: NC,
+                                accumulate: false)
+            }
+            let dEmbSum = arena[a.dLn1]
+            layerNormBackward(dinp: dEmbSum, dweight: g(p.embLNw), dbias: g(p.embLNb), dout: dEmbLN, inp: arena[a.embSum],
+                              weight: w(p.embLNw), mean: arena[a.embMean], rstd: arena[a.embRstd], N: N, C: C, accumulate: false)
+            embeddingsBackward(dwordEmbeddings: g(p.word), dpositionEmbeddings: g(p.position), dtokenTypeEmbeddings: g(p.tokenType),
+                               dout: dEmbSum, inputIds: ints.ids, tokenTypeIds: ints.types,
+                               paddingId: config.padTokenId.map { Int32($0) }, B: B, T: T, C: C)
+        }
+    }
+
+    // MARK: Heads
+
+    /// cls.predictions.transform on the rows `ints.headRows[0..<M]` of `hidden`: gather → dense →
+    /// GELU → LayerNorm into `headOut` [M, C].
+    private func predictionTransformForward(hidden: UnsafePointer<Float>, M: Int) {
+        gatherRowsForward(out: arena[a.headIn], inp: hidden, rows: ints.headRows, M: M, C: C)
+        linearForward(out: arena[a.headH], inp: arena[a.headIn], weight: w(p.transformW), bias: w(p.transformB), N: M, C: C, OC: C)
+        geluForward(out: arena[a.headG], inp: arena[a.headH], N: M * C)
+        layerNormForward(out: arena[a.headOut], mean: arena[a.headMean], rstd: arena[a.headRstd], inp: arena[a.headG],
+                         weight: w(p.transformLNw), bias: w(p.transformLNb), N: M, C: C, eps: eps)
+    }
+
+    /// MLM and MFM: the transform once over all Mt + Mv masked rows, then the decoder and the
+    /// cross-entropy per modality in chunks of R rows (restricted softmax, see the file comment),
+    /// each chunk's backward done while its logits are in the buffer. Returns M.
+    private func maskedLanguageHeads(_ batch: PretrainingBatch, B: Int, T: Int, hidden: UnsafeMutablePointer<Float>,
+                                     dHidden: UnsafeMutablePointer<Float>, backward: Bool,
+                                     weights: (mlm: Float, mfm: Float, align: Float), lossScale: Float,
+                                     output: inout PretrainingOutput) -> Int {
+        let Mt = batch.textRows.count, Mv = batch.videoRows.count, M = Mt + Mv, N = B * T, C = C
+        precondition(batch.textTargets.count == Mt && batch.videoTargets.count == Mv, "masked rows and targets differ in count")
+        precondition(M <= maxRows, "\(M) masked rows exceed the arena's \(maxRows)")
+        output.mlmCount = Mt
+        output.mfmCount = Mv
+        if M == 0 { return 0 }
+        for (m, r) in batch.textRows.enumerated() {
+            precondition(r >= 0 && Int(r) < N, "masked text row \(r) outside 0..<\(N)")
+            let t = batch.textTargets[m]
+            precondition(t >= 0 && Int(t) < textVocab, "text target \(t) outside 0..<\(textVocab)")
+            ints.headRows[m] = r; ints.headTargets[m] = t
+        }
+        for (m, r) in batch.videoRows.enumerated() {
+            precondition(r >= 0 && Int(r) < N, "masked video row \(r) outside 0..<\(N)")
+            let t = batch.videoTargets[m]
+            precondition(t >= 0 && Int(t) < visualWords, "video target \(t) outside 0..<\(visualWords)")
+            ints.headRows[Mt + m] = r; ints.headTargets[Mt + m] = t
+        }
+        stage("prediction transform") { predictionTransformForward(hidden: hidden, M: M) }
+        let headOut = arena[a.headOut], dHeadOut = arena[a.dHeadOut]
+        if backward { zeroFloats(dHeadOut, M * C) }
+        let logits = arena[a.logits], losses = arena[a.losses]
+        // Part 0: text rows [0, Mt) against vocabulary rows [0, Ttext); part 1: video rows [Mt, M)
+        // against [Ttext, V).
+        for k in 0..<2 {
+            let (first, count, base, classes, weight) = k == 0 ? (0, Mt, 0, textVocab, weights.mlm)
+                                                               : (Mt, Mv, textVocab, visualWords, weights.mfm)
+            if count == 0 { continue }
+            let decoder = w(p.word) + base * C, decoderBias = w(p.clsBias) + base
+            var lossSum: Double = 0
+            var top1 = 0, top5 = 0
+            var start = 0
+            while start < count {
+                let n = min(logitRows, count - start), r0 = first + start
+                let targets = ints.headTargets + r0
+                // logits [n, classes] = headOut rows · decoder slice ᵀ + bias slice
+                stage("decoder (tied embeddings)") {
+                    linearForward(out: logits, inp: headOut + r0 * C, weight: decoder, bias: decoderBias, N: n, C: C, OC: classes)
+                }
+                stage("softmax cross-entropy, ranks") {
+                    _ = softmaxCrossEntropyForward(losses: losses, probs: logits, logits: logits, rows: nil, targets: targets, M: n, V: classes)
+                    targetRanks(ints.ranks, scores: logits, targets: targets, M: n, V: classes)
+                    if backward {
+                        // d(mean over `count` rows) of this chunk's n rows, times the loss weight and scale.
+                        softmaxCrossEntropyBackwardInPlace(probs: logits, targets: targets, M: n, V: classes,
+                                                           dloss: weight * lossScale * Float(n) / Float(count))
+                    }
+                }
+                for i in 0..<n {
+                    lossSum += Double(losses[i])
+                    if ints.ranks[i] < 1 { top1 += 1 }
+                    if ints.ranks[i] < 5 { top5 += 1 }
+                }
+                if backward {
+                    stage("decoder (tied embeddings) bwd") {
+                        linearBackward(dinp: dHeadOut + r0 * C, dweight: g(p.word) + base * C, dbias: g(p.clsBias) + base,
+                                       dout: logits, inp: headOut + r0 * C, weight: decoder, N: n, C: C, OC: classes)
+                    }
+                }
+                start += n
+            }
+            let mean = Float(lossSum / Double(count))
+            if k == 0 { output.mlmLoss = mean; output.mlmCorrect = top1 } else { output.mfmLoss = mean; output.mfmCorrect = top1; output.mfmTop5Correct = top5 }
+        }
+        if backward {
+          stage("prediction transform bwd") {
+            let dHeadG = arena[a.dHeadG], dHeadH = arena[a.dHeadH], dHeadIn = arena[a.dHeadIn]
+            layerNormBackward(dinp: dHeadG, dweight: g(p.transformLNw), dbias: g(p.transformLNb), dout: dHeadOut, inp: arena[a.headG],
+                              weight: w(p.transformLNw), mean: arena[a.headMean], rstd: arena[a.headRstd], N: M, C: C, accumulate: false)
+            geluBackward(dinp: dHeadH, inp: arena[a.headH], dout: dHeadG, N: M * C, accumulate: false)
+            zeroFloats(dHeadIn, M * C)
+            linearBackward(dinp: dHeadIn, dweight: g(p.transformW), dbias: g(p.transformB), dout: dHeadH, inp: arena[a.headIn],
+                           weight: w(p.transformW), N: M, C: C, OC: C)
+            gatherRowsBackward(dinp: dHidden, dout: dHeadIn, rows: ints.headRows, M: M, C: C)
+          }
+        }
+        return M
+    }
+
+    /// bert.pooler + cls.seq_relationship on the rows `ints.alignRows[0..<Ma]` (the [CLS] rows):
+    /// gather → dense → tanh → dense (2) into `nspLogits` [Ma, 2].
+    private func poolerForward(hidden: UnsafePointer<Float>, Ma: Int) {
+        gatherRowsForward(out: arena[a.clsIn], inp: hidden, rows: ints.alignRows, M: Ma, C: C)
+        linearForward(out: arena[a.poolH], inp: arena[a.clsIn], weight: w(p.poolerW), bias: w(p.poolerB), N: Ma, C: C, OC: C)
+        tanhForward(out: arena[a.pooled], inp: arena[a.poolH], N: Ma * C)
+        linearForward(out: arena[a.nspLogits], inp: arena[a.pooled], weight: w(p.nspW), bias: w(p.nspB), N: Ma, C: C, OC: 2)
+    }
+
+    /// Alignment over the examples with weight > 0; target class 1 − label (transformers' NSP
+    /// convention, see the file comment). Returns Ma.
+    private func alignmentHead(_ batch: PretrainingBatch, B: Int, T: Int, hidden: UnsafeMutablePointer<Float>,
+                               dHidden: UnsafeMutablePointer<Float>, backward: Bool, weight: Float, lossScale: Float,
+                               output: inout PretrainingOutput) -> Int {
+        precondition(batch.alignLabels.count == B && batch.alignWeights.count == B, "alignment labels and weights need B values")
+        var Ma = 0
+        for b in 0..<B where batch.alignWeights[b] > 0 {
+            let label = batch.alignLabels[b]
+            precondition(label == 0 || label == 1, "alignment label \(label) is not 0 or 1")
+            ints.alignRows[Ma] = Int32(b * T)
+            ints.alignTargets[Ma] = 1 - label
+            Ma += 1
+        }
+        output.alignCount = Ma
+        if Ma == 0 { return 0 }
+        poolerForward(hidden: hidden, Ma: Ma)
+        let probs = arena[a.nspProbs]
+        output.alignLoss = softmaxCrossEntropyForward(losses: arena[a.nspLosses], probs: probs, logits: arena[a.nspLogits], rows: nil,
+                                                      targets: ints.alignTargets, M: Ma, V: 2)
+        for m in 0..<Ma {
+            let predicted: Int32 = probs[2 * m] >= probs[2 * m + 1] ? 0 : 1   // torch.argmax: the first on ties
+            if predicted == ints.alignTargets[m] { output.alignCorrect += 1 }
+        }
+        if backward {
+            let C = C
+            let dLogits = arena[a.dNspLogits], dPooled = arena[a.dPooled], dPoolH = arena[a.dPoolH], dCls = arena[a.dCls]
+            zeroFloats(dLogits, Ma * 2)
+            softmaxCrossEntropyBackward(dlogits: dLogits, probs: probs, rows: nil, targets: ints.alignTargets, M: Ma, V: 2,
+                                        dloss: weight * lossScale)
+            zeroFloats(dPooled, Ma * C)
+            linearBackward(dinp: dPooled, dweight: g(p.nspW), dbias: g(p.nspB), dout: dLogits, inp: arena[a.pooled],
+                           weight: w(p.nspW), N: Ma, C: C, OC: 2)
+            zeroFloats(dPoolH, Ma * C)
+            tanhBackward(dinp: dPoolH, dout: dPooled, out: arena[a.pooled], N: Ma * C)
+            zeroFloats(dCls, Ma * C)
+            linearBackward(dinp: dCls, dweight: g(p.poolerW), dbias: g(p.poolerB), dout: dPoolH, inp: arena[a.clsIn],
+                           weight: w(p.poolerW), N: Ma, C: C, OC: C)
+            gatherRowsBackward(dinp: dHidden, dout: dCls, rows: ints.alignRows, M: Ma, C: C)
+        }
+        return Ma
+    }
+}
+
+// MARK: - Private pieces
+
+/// Offsets (in floats, into every ParameterStore buffer) of one encoder layer's tensors.
+private struct LayerParameters {
+    /// [3C, C] query/key/value weights stacked, and [3C] their biases.
+    let wqkv, bqkv: Int
+    /// attention.output.dense [C, C], [C]; attention.output.LayerNorm [C], [C].
+    let wo, bo, ln1w, ln1b: Int
+    /// intermediate.dense [FF, C], [FF]; output.dense [C, FF], [C]; output.LayerNorm [C], [C].
+    let w1, b1, w2, b2, ln2w, ln2b: Int
+}
+
+/// Offsets of every tensor, resolved once.
+private struct ParameterOffsets {
+    /// word [V, C], position [P, C], token type [S, C], embeddings LayerNorm [C], [C].
+    let word, position, tokenType, embLNw, embLNb: Int
+    let layers: [LayerParameters]
+    /// pooler.dense [C, C], [C]; transform.dense [C, C], [C]; transform.LayerNorm [C], [C];
+    /// cls.predictions.bias [V]; seq_relationship [2, C], [2].
+    let poolerW, poolerB, transformW, transformB, transformLNw, transformLNb, clsBias, nspW, nspB: Int
+
+    init(store: ParameterStore, layers L: Int) {
+        func o(_ name: String) -> Int { store.offset(of: name) }
+        word = o("bert.embeddings.word_embeddings.weight")
+        position = o("bert.embeddings.position_embeddings.weight")
+        tokenType = o("bert.embeddings.token_type_embeddings.weight")
+        embLNw = o("bert.embeddings.LayerNorm.weight"); embLNb = o("bert.embeddings.LayerNorm.bias")
+        layers = (0..<L).map { l in
+            let x = "bert.encoder.layer.\(l)."
+            let s = x + "attention.self."
+            guard let wqkv = store.contiguous([s + "query.weight", s + "key.weight", s + "value.weight"]),
+                  let bqkv = store.contiguous([s + "query.bias", s + "key.bias", s + "value.bias"]) else {
+                preconditionFailure("query/key/value are not adjacent in the parameter store")
+            }
+            return LayerParameters(wqkv: wqkv.offset, bqkv: bqkv.offset,
+                                   wo: o(x + "attention.output.dense.weight"), bo: o(x + "attention.output.dense.bias"),
+                                   ln1w: o(x + "attention.output.LayerNorm.weight"), ln1b: o(x + "attention.output.LayerNorm.bias"),
+                                   w1: o(x + "intermediate.dense.weight"), b1: o(x + "intermediate.dense.bias"),
+                                   w2: o(x + "output.dense.weight"), b2: o(x + "output.dense.bias"),
+                                   ln2w: o(x + "output.LayerNorm.weight"), ln2b: o(x + "output.LayerNorm.bias"))
+        }
+        poolerW = o("bert.pooler.dense.weight"); poolerB = o("bert.pooler.dense.bias")
+        transformW = o("cls.predictions.transform.dense.weight"); transformB = o("cls.predictions.transform.dense.bias")
+        transformLNw = o("cls.predictions.transform.LayerNorm.weight"); transformLNb = o("cls.predictions.transform.LayerNorm.bias")
+        clsBias = o("cls.predictions.bias")
+        nspW = o("cls.seq_relationship.weight"); nspB = o("cls.seq_relationship.bias")
+    }
+}
+
+/// What one encoder layer keeps for backward (all sized for N = maxBatch·maxSeq rows).
+private struct LayerActivations {
+    /// [N, 3C] fused projection; [B, NH, T, T] attention probabilities; [N, C] context.
+    let qkv, att, context: TensorSlot
+    /// [N, C] x + dropout(attention output); [N, C] LN1 of it; [N] its mean and rstd.
+    let res1, ln1, ln1Mean, ln1Rstd: TensorSlot
+    /// [N, FF] dense pre-activation and GELU output.
+    let h1, g1: TensorSlot
+    /// [N, C] ln1 + dropout(FFN output); [N, C] LN2 of it = the layer output; [N] mean and rstd.
+    let res2, out, ln2Mean, ln2Rstd: TensorSlot
+}
+
+/// The arena's buffers. Sizes use N = maxBatch·maxSeq; a batch uses a prefix of each.
+private struct ActivationSlots {
+    /// [N] attention mask; [N, C] embedding sum; [N] its LayerNorm mean, rstd; [N, C] layer-0 input.
+    let mask, embSum, embMean, embRstd, x0: TensorSlot
+    /// One entry per layer in training, a single shared one for inference.
+    let layers: [LayerActivations]
+    /// [B, NH, T, T] attention dropout / backward workspace; [N, C] projection output before
+    /// dropout and residual (shared by all layers).
+    let attScratch, proj: TensorSlot
+    /// MLM head over M ≤ N rows: [M, C] gathered, dense, GELU, LayerNorm out; [M] mean, rstd.
+    let headIn, headH, headG, headOut, headMean, headRstd: TensorSlot
+    /// [R, max(Ttext, Vvis)] logits (then probabilities, then their gradient) of one chunk; [R] losses.
+    let logits, losses: TensorSlot
+    /// Alignment over Ma ≤ N examples: [Ma, C] [CLS] rows, pooler dense, tanh; [Ma, 2] logits,
+    /// probabilities; [Ma] losses.
+    let clsIn, poolH, pooled, nspLogits, nspProbs, nspLosses: TensorSlot
+    /// Gradients (training only; empty slots otherwise): [N, C] ping-pong layer-output gradients
+    /// dA, dB; [N, C] dLn1 (d res2, then d ln1), dProj (through a dropout mask), dContext;
+    /// [N, FF] dFF2 (d GELU out), dFF1 (d pre-activation); [N, 3C] dQKV.
+    let dA, dB, dLn1, dProj, dContext, dFF2, dFF1, dQKV: TensorSlot
+    /// [M, C] head gradients; [Ma, C] pooler gradients; [Ma, 2] d logits.
+    let dHeadOut, dHeadG, dHeadH, dHeadIn, dPooled, dPoolH, dCls, dNspLogits: TensorSlot
+
+    init(layout l: inout ArenaLayout, N: Int, B: Int, T: Int, C: Int, NH: Int, FF: Int, L: Int,
+         logitRows R: Int, logitColumns: Int, training: Bool) {
+        mask = l.add("mask", [N]); embSum = l.add("embSum", [N, C])
+        embMean = l.add("embMean", [N]); embRstd = l.add("embRstd", [N]); x0 = l.add("x0", [N, C])
+        layers = (0..<(training ? L : 1)).map { i in
+            LayerActivations(qkv: l.add("l\(i).qkv", [N, 3 * C]), att: l.add("l\(i).att", [B, NH, T, T]),
+                             context: l.add("l\(i).context", [N, C]),
+                             res1: l.add("l\(i).res1", [N, C]), ln1: l.add("l\(i).ln1", [N, C]),
+                             ln1Mean: l.add("l\(i).ln1Mean", [N]), ln1Rstd: l.add("l\(i).ln1Rstd", [N]),
+                             h1: l.add("l\(i).h1", [N, FF]), g1: l.add("l\(i).g1", [N, FF]),
+                             res2: l.add("l\(i).res2", [N, C]), out: l.add("l\(i).out", [N, C]),
+                             ln2Mean: l.add("l\(i).ln2Mean", [N]), ln2Rstd: l.add("l\(i).ln2Rstd", [N]))
+        }
+        attScratch = l.add("attScratch", training ? [B, NH, T, T] : [0]); proj = l.add("proj", [N, C])
+        headIn = l.add("headIn", [N, C]); headH = l.add("headH", [N, C]); headG = l.add("headG", [N, C])
+        headOut = l.add("headOut", [N, C]); headMean = l.add("headMean", [N]); headRstd = l.add("headRstd", [N])
+        logits = l.add("logits", [R, logitColumns]); losses = l.add("losses", [R])
+        clsIn = l.add("clsIn", [N, C]); poolH = l.add("poolH", [N, C]); pooled = l.add("pooled", [N, C])
+        nspLogits = l.add("nspLogits", [N, 2]); nspProbs = l.add("nspProbs", [N, 2]); nspLosses = l.add("nspLosses", [N])
+        func g(_ name: String, _ shape: [Int]) -> TensorSlot { l.add(name, training ? shape : [0]) }
+        dA = g("dA", [N, C]); dB = g("dB", [N, C]); dLn1 = g("dLn1", [N, C])
+        dProj = g("dProj", [N, C]); dContext = g("dContext", [N, C])
+        dFF2 = g("dFF2", [N, FF]); dFF1 = g("dFF1", [N, FF]); dQKV = g("dQKV", [N, 3 * C])
+        dHeadOut = g("dHeadOut", [N, C]); dHeadG = g("dHeadG", [N, C]); dHeadH = g("dHeadH", [N, C]); dHeadIn = g("dHeadIn", [N, C])
+        dPooled = g("dPooled", [N, C]); dPoolH = g("dPoolH", [N, C]); dCls = g("dCls", [N, C]); dNspLogits = g("dNspLogits", [N, 2])
+    }
+}
+
+/// Int32 buffers in one allocation: [N] ids, token types, masked rows, their targets, alignment
+/// rows ([CLS] positions b·T), alignment targets; [R] target ranks of one logits chunk.
+private struct IntBuffers {
+    let base: UnsafeMutablePointer<Int32>
+    let ids, types, headRows, headTargets, alignRows, alignTargets, ranks: UnsafeMutablePointer<Int32>
+    let bytes: Int
+
+    init(rows N: Int, logitRows R: Int) {
+        let count = 6 * N + R
+        base = .allocate(capacity: count)
+        base.initialize(repeating: 0, count: count)
+        ids = base; types = base + N; headRows = base + 2 * N; headTargets = base + 3 * N
+        alignRows = base + 4 * N; alignTargets = base + 5 * N; ranks = base + 6 * N
+        bytes = count * MemoryLayout<Int32>.stride
+    }
+
+    func deallocate() { base.deallocate() }
+}
+
+/// buffer[0..<count] = 0, in parallel pieces.
+private func zeroFloats(_ buffer: UnsafeMutablePointer<Float>, _ count: Int) {
+    Parallel.forEachRange(count, grain: 1 << 16) { r in (buffer + r.lowerBound).update(repeating: 0, count: r.count) }
+}
+
+/// ranks[m] = how many of the V classes score strictly higher than row m's target (0 = top-1;
+/// ties count in the target's favour, as `topKCorrect`). Rows in parallel.
+/// - Parameters:
+///   - ranks: [M] (written).
+///   - scores: [M, V] logits or probabilities.
+///   - targets: [M].
+private func targetRanks(_ ranks: UnsafeMutablePointer<Int32>, scores: UnsafePointer<Float>, targets: UnsafePointer<Int32>, M: Int, V: Int) {
+    Parallel.forEachRange(M, grain: max(1, 65_536 / max(V, 1))) { r in
+        for m in r {
+            let row = scores + m * V
+            let t = row[Int(targets[m])]
+            var higher: Int32 = 0
+            for v in 0..<V { higher &+= row[v] > t ? 1 : 0 }
+            ranks[m] = higher
+        }
+    }
+}
