@@ -2,8 +2,9 @@ import Foundation
 import Report
 import Tensor
 
-/// `metrics.jsonl`: one JSON object per log step, `{"step", "split", <metric>: value, ...}`
-/// (train lines every `log_every` steps, held-out lines at each evaluation). Appended and flushed
+/// `metrics.jsonl`: one JSON object per log step, `{"step", "kind", "split", <metric>: value, ...}`
+/// (kind "train" every `log_every` steps over the batches trained on; kind "eval" at each
+/// held-out evaluation, on the recipe's eval split). Appended and flushed
 /// line by line, so a crash loses nothing logged; a resumed run first drops lines past its step.
 public final class MetricsLog {
     public let path: String
@@ -29,8 +30,8 @@ public final class MetricsLog {
         return String(decoding: data, as: UTF8.self) + "\n"
     }
 
-    public func append(step: Int, split: String, values: [String: Double]) throws {
-        var obj: [String: Any] = ["step": step, "split": split]
+    public func append(step: Int, kind: String, split: String, values: [String: Double]) throws {
+        var obj: [String: Any] = ["step": step, "kind": kind, "split": split]
         for (k, v) in values where v.isFinite { obj[k] = (v * 1e6).rounded() / 1e6 }
         handle.write(Data(Self.line(obj).utf8))
         try handle.synchronize()
@@ -51,11 +52,14 @@ public final class MetricsLog {
 
     public static func lossPlot(_ lines: [[String: Any]], title: String = "pretraining loss") -> SVGPlot {
         var series: [SVGPlot.Series] = []
-        let splits = Array(Set(lines.compactMap { $0["split"] as? String })).sorted { ($0 == "train" ? "" : $0) < ($1 == "train" ? "" : $1) }
+        func label(_ l: [String: Any]) -> String {
+            (l["kind"] as? String) == "eval" ? "held-out (\(l["split"] as? String ?? "?"))" : "train"
+        }
+        let groups = Array(Set(lines.map(label))).sorted { ($0 == "train" ? "" : $0) < ($1 == "train" ? "" : $1) }
         var color = 0
-        for split in splits {
+        for split in groups {
             for key in ["loss", "mlm_loss", "mfm_loss", "align_loss"] {
-                let pts = lines.filter { $0["split"] as? String == split }.compactMap { l -> (x: Double, y: Double)? in
+                let pts = lines.filter { label($0) == split }.compactMap { l -> (x: Double, y: Double)? in
                     guard let s = l["step"] as? Int, let v = (l[key] as? NSNumber)?.doubleValue else { return nil }
                     return (Double(s), v)
                 }

@@ -26,7 +26,16 @@ func makeSyntheticCorpus(videos: Int = 6, segments: Int = 8, textVocab: Int = 20
         try builder.append(TokenizedVideo(id: "v\(k)", split: k < 4 ? "train" : "val", source: nil, duration: Double(words.count),
                                           clipWords: words, clipTimes: times, segments: segs))
     }
-    _ = try builder.finish(textVocab: .init(file: "text_vocab.txt", size: textVocab, cased: false, fingerprint: "0"),
+    // A visual vocabulary of 10 × 10 words in 4 dimensions (word w's centroid encodes w).
+    let level0: [Float] = (0..<10).flatMap { i -> [Float] in [Float(i), 0, 0, 0] }
+    let level1: [Float] = (0..<100).flatMap { w -> [Float] in [Float(w / 10), Float(w % 10) * 0.1, 0, 0] }
+    try VisualVocabulary(branching: 10, depth: 2, dim: 4, levels: [level0, level1]).save(to: dir + "/vocab")
+    // A text vocabulary with BERT's special tokens at BERT's ids (see `testSpecial`).
+    var tokens = (0..<textVocab).map { "w\($0)" }
+    tokens[0] = "[PAD]"; tokens[1] = "[unused0]"; tokens[100] = "[UNK]"; tokens[101] = "[CLS]"; tokens[102] = "[SEP]"; tokens[103] = "[MASK]"
+    try (tokens.joined(separator: "\n") + "\n").write(toFile: dir + "/text_vocab.txt", atomically: true, encoding: .utf8)
+    _ = try builder.finish(textVocab: .init(file: "text_vocab.txt", size: textVocab, cased: false,
+                                            fingerprint: try CorpusBuilder.fingerprint(of: dir + "/text_vocab.txt")),
                            visualVocab: .init(folder: "vocab", words: visualWords, branching: 10, depth: 2, dim: 4),
                            clipSeconds: 1, fps: 1, featureSource: "builtin", featureDim: 4, failures: 0)
     return try TokenizedCorpus(path: dir)
