@@ -1,0 +1,65 @@
+import Foundation
+import XCTest
+
+/// `videobert pretrain` end to end on a tokenized demo corpus: Ctrl-C saves and stops, --resume
+/// finishes, the checkpoint is a Hugging Face folder that `embed` reads.
+final class PretrainCLITests: XCTestCase {
+    func testCtrlCSavesAndResumeFinishes() throws {
+        let dir = NSTemporaryDirectory() + "ptcli-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let root = TokenizeCLITests.root
+        XCTAssertEqual(try CLI.run(["demo-corpus", "--out", dir + "/c", "--videos", "4", "--size", "32x32", "--fps", "6"]).status, 0)
+        let tok = try CLI.run(["tokenize", "--corpus", dir + "/c/manifest.jsonl", "--out", dir + "/t",
+                               "--recipe", root + "/Recipes/tokenize-tiny.yaml", "--set", "text.vocab=" + root + "/Vocab/bert-base-uncased.txt"])
+        XCTAssertEqual(tok.status, 0, tok.stderr)
+        let args = ["pretrain", "--recipe", root + "/Recipes/tiny.yaml", "--set", "corpus=" + dir + "/t", "--set", "out=" + dir + "/run",
+                    "--set", "log_every=1", "--set", "train.steps=400", "--set", "eval.split=train", "--set", "checkpoint.every=1000"]
+
+        // Start, wait for the first logged step, then Ctrl-C.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLI.executable)
+        p.arguments = args
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = Pipe()
+        try p.run()
+        let metrics = dir + "/run/metrics.jsonl"
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            if let s = try? String(contentsOfFile: metrics, encoding: .utf8), s.contains("\"step\":1") { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(p.terminationStatus, 130, stderr)
+        XCTAssertTrue(stderr.contains("stopped at step"), stderr)
+        let saved = try FileManager.default.contentsOfDirectory(atPath: dir + "/run/checkpoints").filter { $0.hasPrefix("step-") }
+        XCTAssertEqual(saved.count, 1, "\(saved)")
+        let stoppedAt = Int(saved[0].dropFirst(5))!
+        XCTAssertGreaterThanOrEqual(stoppedAt, 1)
+        XCTAssertLessThan(stoppedAt, 400)
+
+        // Resume and finish a few more steps.
+        let r = try CLI.run(args.map { $0 == "train.steps=400" ? "train.steps=\(stoppedAt + 3)" : $0 } + ["--resume", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("resumed from"), r.stderr)
+        let summary = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(summary["steps"] as? Int, stoppedAt + 3)
+        let ckpt = summary["checkpoint"] as! String
+
+        // The checkpoint is a BERT folder `embed` reads.
+        try "{\"text\": \"now let's stir the tomatoes\", \"visual\": [1, 2, 3]}\n".write(toFile: dir + "/in.jsonl", atomically: true, encoding: .utf8)
+        let e = try CLI.run(["embed", "--checkpoint", ckpt, "--input", dir + "/in.jsonl", "--out", dir + "/emb.npy"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/emb.npy"))
+    }
+
+    func testBadRecipeValuesAreNamed() throws {
+        let r = try CLI.run(["pretrain", "--recipe", TokenizeCLITests.root + "/Recipes/tiny.yaml", "--set", "train.schedule=sawtooth"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("train.schedule must be linear, cosine or constant"), r.stderr)
+        let r2 = try CLI.run(["pretrain", "--recipe", TokenizeCLITests.root + "/Recipes/tiny.yaml", "--set", "model.hiden_size=3"])
+        XCTAssertTrue(r2.stderr.hasPrefix("error: --set: unknown key 'model.hiden_size'"), r2.stderr)
+    }
+}
