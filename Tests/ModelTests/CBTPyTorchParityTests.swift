@@ -45,6 +45,27 @@ final class CBTPyTorchParityTests: XCTestCase {
                 checkTensor(dweight, f.values("dweight"), "\(name) dweight", atol: grad, rtol: grad)
                 checkTensor(dbias, f.values("dbias"), "\(name) dbias", atol: grad, rtol: grad)
             }
+            // The batch repeated 13 times (8 image groups of several images, several chunks each):
+            // every copy gives torch's output and input gradient, the parameter gradients add up.
+            let copies = 13, imageSize = g.H * g.W * g.C, outSize = g.OH * g.OW * g.OC
+            let big = Floats(count: copies * inp.count), bigDout = Floats(count: copies * dout.count)
+            for r in 0..<copies {
+                (big.p + r * inp.count).update(from: inp.p, count: inp.count)
+                (bigDout.p + r * dout.count).update(from: dout.p, count: dout.count)
+            }
+            let scratch = Floats(count: g.scratchCount(imagesPerChunk: 2))
+            let out = Floats(count: copies * N * outSize)
+            conv2dForward(out: out.p, inp: big.p, weight: weight.p, bias: bias.p, scratch: scratch.p, N: copies * N, geometry: g,
+                          imagesPerChunk: 2)
+            let dinp = Floats(count: big.count), dweight = Floats(count: weight.count), dbias = Floats(count: bias.count)
+            conv2dBackward(dinp: dinp.p, dweight: dweight.p, dbias: dbias.p, dout: bigDout.p, inp: big.p, weight: weight.p,
+                           scratch: scratch.p, N: copies * N, geometry: g, imagesPerChunk: 2)
+            for r in [0, 6, copies - 1] {
+                checkTensor(out.p + r * N * outSize, f.values("out"), "\(name) out, copy \(r)", atol: fwd, rtol: fwd)
+                checkTensor(dinp.p + r * N * imageSize, f.values("dinp"), "\(name) dinp, copy \(r)", atol: grad, rtol: grad)
+            }
+            checkTensor(dweight, f.values("dweight").map { $0 * Double(copies) }, "\(name) dweight × \(copies)", atol: grad, rtol: grad)
+            checkTensor(dbias, f.values("dbias").map { $0 * Double(copies) }, "\(name) dbias × \(copies)", atol: grad, rtol: grad)
         }
     }
 

@@ -59,6 +59,36 @@ final class CBTTrainingTests: XCTestCase {
         XCTAssertEqual(out[0], -2.1179, accuracy: 1e-4)   // torchvision's well-known minimum for red
     }
 
+    /// The stored frame sizes, 32×32 and 64×64: shapes through the network, and a batch smaller
+    /// than the arena's maximum gives the same embeddings as those clips alone in a full batch.
+    func testFrontEndOn32And64PixelFrames() throws {
+        for S in [32, 64] {
+            let config = ConvFrontEndConfig(frameSize: S, framesPerClip: 2, channels: [4, 6, 8], outputSize: 5)
+            let store = try ParameterStore(ConvFrontEnd.parameterSpecs(config))
+            var rng = SeededRNG(seed: UInt64(S))
+            ConvFrontEnd.initializeParameters(config, store: store, rng: &rng)
+            var layout = ArenaLayout()
+            let frontEnd = try ConvFrontEnd(config: config, store: store, maxClips: 3, layout: &layout)
+            XCTAssertEqual(frontEnd.convolutions.map { [$0.OH, $0.OW, $0.OC] }, [[S, S, 4], [S / 2, S / 2, 6], [S / 4, S / 4, 8]])
+            XCTAssertEqual(store.count, config.parameterCount)
+            let arena = Arena(layout)
+            var frames = [UInt8](repeating: 0, count: 3 * 2 * S * S * 3)
+            for i in frames.indices { frames[i] = UInt8(rng.nextInt(256)) }
+            let (all, firstOnly) = frames.withUnsafeBufferPointer { pixels -> ([Float], [Float]) in
+                let all = Array(UnsafeBufferPointer(start: frontEnd.forward(arena: arena, frames: pixels.baseAddress!, clips: 3), count: 15))
+                let one = Array(UnsafeBufferPointer(start: frontEnd.forward(arena: arena, frames: pixels.baseAddress!, clips: 1), count: 5))
+                return (all, one)
+            }
+            XCTAssertTrue(all.allSatisfy(\.isFinite))
+            for i in 0..<5 { XCTAssertEqual(all[i], firstOnly[i], accuracy: 1e-5 * max(1, abs(all[i]))) }
+            XCTAssertNotEqual(Array(all[0..<5]), Array(all[5..<10]))
+            let dout = Floats(random: 5, rng: &rng)
+            store.zeroGradients()
+            frontEnd.backward(arena: arena, dout: dout.p, clips: 1)
+            XCTAssertGreaterThan(store.gradient("frontend.conv1.weight").map(abs).max()!, 0, "no gradient reached conv1 at \(S)×\(S)")
+        }
+    }
+
     /// The front-end trained through masked-frame NCE alone: each clip's embedding must pick out
     /// its own (fixed, random) target among all clips' embeddings. The loss falls, accuracy
     /// rises above chance, and the first convolution's weights move (gradients reach layer 1).

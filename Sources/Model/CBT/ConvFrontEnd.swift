@@ -98,10 +98,10 @@ public struct ConvFrontEndConfig: Codable, Sendable, Hashable {
 /// with l = 1 … L and prefix "frontend." by default. Activations and their gradients live in the
 /// caller's Arena: `init` adds its buffers (named `<prefix>…`) to an ArenaLayout sized for
 /// `maxClips` clips; each step then runs `forward`/`backward` on any clips ≤ maxClips without
-/// allocating. ReLU runs in place on each convolution's output (backward needs only the output).
+/// allocating. ReLU is fused into each convolution (applied per chunk in place; backward needs only the output).
 ///
-/// Threads: im2col/col2im, pooling and means on Parallel's workers; the products on OpenBLAS's
-/// threads; the phases alternate, never overlap.
+/// Threads: convolutions run image groups on Parallel's workers with single-threaded sgemm
+/// (Convolution.swift); pooling, means and the ReLU gradient on Parallel's workers.
 public final class ConvFrontEnd {
     public let config: ConvFrontEndConfig
     public let prefix: String
@@ -166,9 +166,9 @@ public final class ConvFrontEnd {
 
     /// Resolves the parameters in `store` (built with `parameterSpecs`) and adds the activation
     /// buffers for up to `maxClips` clips to `layout`. Create the Arena from the layout afterwards.
-    /// - Parameter chunkFloats: the im2col matrix's target size (see `Conv2DGeometry.imagesPerChunk`).
+    /// - Parameter chunkFloats: one im2col matrix's target size (see `Conv2DGeometry.imagesPerChunk`).
     public init(config: ConvFrontEndConfig, store: ParameterStore, prefix: String = "frontend.", maxClips: Int,
-                layout: inout ArenaLayout, chunkFloats: Int = 1 << 20) throws {
+                layout: inout ArenaLayout, chunkFloats: Int = 1 << 19) throws {
         try config.validate()
         guard maxClips > 0 else { throw VideoBertError("front-end needs at least one clip per batch") }
         for spec in Self.parameterSpecs(config, prefix: prefix) {
@@ -234,8 +234,7 @@ public final class ConvFrontEnd {
         for l in 0..<L {
             let geometry = convolutions[l]
             conv2dForward(out: a[conv[l]], inp: x, weight: w(convWeight[l]), bias: w(convBias[l]), scratch: a[scratch],
-                          N: N, geometry: geometry, imagesPerChunk: imagesPerChunk[l])
-            reluForward(out: a[conv[l]], inp: a[conv[l]], N: N * geometry.OH * geometry.OW * geometry.OC)
+                          N: N, geometry: geometry, imagesPerChunk: imagesPerChunk[l], relu: true)
             if l < L - 1 {
                 maxPool2DForward(out: a[pooled[l]], argmax: a[argmax[l]], inp: a[conv[l]], N: N, geometry: pools[l])
                 x = UnsafePointer(a[pooled[l]])

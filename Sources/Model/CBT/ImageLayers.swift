@@ -58,7 +58,13 @@ public func normalizePixels(out: UnsafeMutablePointer<Float>, pixels: UnsafePoin
 ///   - inp: [N].
 public func reluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, N: Int) {
     Parallel.forEachRange(N, grain: 32_768) { r in
-        for i in r { out[i] = max(inp[i], 0) }
+        let zero = Float8()
+        var i = r.lowerBound
+        while i + 8 <= r.upperBound {
+            store8(max8(load8(inp + i), zero), out + i)
+            i += 8
+        }
+        while i < r.upperBound { out[i] = max(inp[i], 0); i += 1 }
     }
 }
 
@@ -80,7 +86,19 @@ public func reluBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<
 ///   - out: [N] the forward output.
 public func reluBackwardInPlace(d: UnsafeMutablePointer<Float>, out: UnsafePointer<Float>, N: Int) {
     Parallel.forEachRange(N, grain: 32_768) { r in
-        for i in r where !(out[i] > 0) { d[i] = 0 }
+        // A select, not a branch: about half the outputs are 0, so a branch would mispredict.
+        let zero = Float8()
+        var i = r.lowerBound
+        while i + 8 <= r.upperBound {
+            var g = load8(d + i)
+            g.replace(with: zero, where: load8(out + i) .<= zero)
+            store8(g, d + i)
+            i += 8
+        }
+        while i < r.upperBound {
+            if !(out[i] > 0) { d[i] = 0 }
+            i += 1
+        }
     }
 }
 
@@ -121,18 +139,34 @@ public func maxPool2DForward(out: UnsafeMutablePointer<Float>, argmax: UnsafeMut
             let n = item / OH, oh = item % OH
             for ow in 0..<OW {
                 let o = out + (item * OW + ow) * C, a = argmax + (item * OW + ow) * C
-                let first = inp + ((n * H + oh * s) * W + ow * s) * C
-                o.update(from: first, count: C)
-                a.update(repeating: 0, count: C)
-                for kh in 0..<k {
-                    for kw in 0..<k where kh != 0 || kw != 0 {
-                        let src = inp + ((n * H + oh * s + kh) * W + ow * s + kw) * C
-                        let tap = Float(kh * k + kw)
-                        for c in 0..<C where src[c] > o[c] {
-                            o[c] = src[c]
-                            a[c] = tap
+                let window = inp + ((n * H + oh * s) * W + ow * s) * C
+                // 8 channels at a time with selects (comparisons are data-dependent: no branches).
+                var c = 0
+                while c + 8 <= C {
+                    var best = load8(window + c), tap = Float8()
+                    for kh in 0..<k {
+                        for kw in 0..<k where kh != 0 || kw != 0 {
+                            let v = load8(window + (kh * W + kw) * C + c)
+                            let greater = v .> best
+                            best.replace(with: v, where: greater)
+                            tap.replace(with: Float8(repeating: Float(kh * k + kw)), where: greater)
                         }
                     }
+                    store8(best, o + c)
+                    store8(tap, a + c)
+                    c += 8
+                }
+                while c < C {
+                    var best = window[c], tap: Float = 0
+                    for kh in 0..<k {
+                        for kw in 0..<k where kh != 0 || kw != 0 {
+                            let v = window[(kh * W + kw) * C + c]
+                            if v > best { best = v; tap = Float(kh * k + kw) }
+                        }
+                    }
+                    o[c] = best
+                    a[c] = tap
+                    c += 1
                 }
             }
         }
@@ -155,9 +189,24 @@ public func maxPool2DBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePoi
                     let index = ((n * OH + oh) * OW + ow) * C
                     let d = dout + index, a = argmax + index
                     let window = dinp + ((n * H + oh * s) * W + ow * s) * C
-                    for c in 0..<C {
+                    // 8 channels at a time: every tap of the window takes d where it was the argmax.
+                    var c = 0
+                    while c + 8 <= C {
+                        let g = load8(d + c), taps = load8(a + c)
+                        for kh in 0..<k {
+                            for kw in 0..<k {
+                                let dst = window + (kh * W + kw) * C + c
+                                var add = Float8()
+                                add.replace(with: g, where: taps .== Float8(repeating: Float(kh * k + kw)))
+                                store8(load8(dst) + add, dst)
+                            }
+                        }
+                        c += 8
+                    }
+                    while c < C {
                         let tap = Int(a[c])
                         window[((tap / k) * W + tap % k) * C + c] += d[c]
+                        c += 1
                     }
                 }
             }

@@ -7,6 +7,7 @@ let benchmarks: [String: @Sendable ([String]) throws -> Void] = [
     "kmeans": benchKMeans,
     "wordpiece": benchWordPiece,
     "layers": benchLayers,
+    "conv": benchConv,
 ]
 
 /// `--name value` options of a benchmark's arguments.
