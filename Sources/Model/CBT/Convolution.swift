@@ -66,10 +66,10 @@ public struct Conv2DGeometry: Sendable, Hashable, CustomStringConvertible {
     static var concurrentGroups: Int { min(imageGroups, Parallel.workers) }
 
     /// Floats of scratch that `conv2dForward`/`conv2dBackward` need (an Arena buffer):
-    /// the permuted weight [OC, K], G partial weight gradients [G, OC, K], and one im2col matrix
-    /// [imagesPerChunk·OH·OW, K] per concurrently running group.
+    /// the permuted weight [OC, K], G partial weight gradients [G, OC, K], G partial bias
+    /// gradients [G, OC], and one im2col matrix [imagesPerChunk·OH·OW, K] per concurrently running group.
     public func scratchCount(imagesPerChunk: Int) -> Int {
-        OC * patch * (1 + Self.imageGroups) + Self.concurrentGroups * imagesPerChunk * OH * OW * patch
+        OC * patch * (1 + Self.imageGroups) + Self.imageGroups * OC + Self.concurrentGroups * imagesPerChunk * OH * OW * patch
     }
 
     /// A chunk size that keeps one im2col matrix near `targetFloats` (default 2¹⁹ floats = 2 MB:
@@ -222,7 +222,7 @@ public func conv2dForward(out: UnsafeMutablePointer<Float>,
     precondition(imagesPerChunk >= 1, "imagesPerChunk must be at least 1")
     let rowsPerImage = g.OH * g.OW, OC = g.OC, K = g.patch
     let permuted = scratch
-    let colBase = scratch + OC * K * (1 + Conv2DGeometry.imageGroups)
+    let colBase = scratch + OC * K * (1 + Conv2DGeometry.imageGroups) + Conv2DGeometry.imageGroups * OC
     let colCount = imagesPerChunk * rowsPerImage * K
     permuteWeightToPatchOrder(out: permuted, weight: weight, g: g)
     let lanes = Conv2DGeometry.concurrentGroups
@@ -253,7 +253,8 @@ public func conv2dForward(out: UnsafeMutablePointer<Float>,
 
 /// Backward of `conv2dForward` (without its ReLU: apply `reluBackwardInPlace` to dout first):
 /// dbias += Σ_rows dout; dweight += doutᵀ · col, with col recomputed by im2col (not saved: it is
-/// K times larger than the input); dinp += col2im(dout · W).
+/// K times larger than the input); dinp += col2im(dout · W). Per group and chunk, so dout is
+/// read while cached; the groups' bias and weight sums are added in group order.
 /// - Parameters:
 ///   - dinp: [N, H, W, C] accumulated (+=), or nil (the first layer: images need no gradient).
 ///   - dweight: [OC, C, KH, KW] accumulated (+=), or nil for a frozen weight.
@@ -272,20 +273,21 @@ public func conv2dBackward(dinp: UnsafeMutablePointer<Float>?,
                            N: Int, geometry g: Conv2DGeometry, imagesPerChunk: Int) {
     precondition(imagesPerChunk >= 1, "imagesPerChunk must be at least 1")
     let rowsPerImage = g.OH * g.OW, OC = g.OC, K = g.patch, G = Conv2DGeometry.imageGroups
-    if let dbias { columnSumsAccumulate(into: dbias, dout, rows: N * rowsPerImage, columns: OC) }
-    if dweight == nil && dinp == nil { return }
+    if dweight == nil && dinp == nil && dbias == nil { return }
     let permuted = scratch
     let partials = scratch + OC * K                  // [G, OC, K] each group's weight gradient
-    let colBase = partials + G * OC * K
+    let biasPartials = partials + G * OC * K         // [G, OC] each group's bias gradient
+    let colBase = biasPartials + G * OC
     let colCount = imagesPerChunk * rowsPerImage * K
     if dinp != nil { permuteWeightToPatchOrder(out: permuted, weight: weight, g: g) }
     let lanes = Conv2DGeometry.concurrentGroups
-    let wantWeight = dweight != nil
+    let wantWeight = dweight != nil, wantBias = dbias != nil
     Parallel.withSingleThreadedBLAS {
         Parallel.concurrentPerform(lanes) { lane in
             let col = colBase + lane * colCount
             for group in stride(from: lane, to: G, by: lanes) {
-                let partial = partials + group * OC * K
+                let partial = partials + group * OC * K, biasPartial = biasPartials + group * OC
+                biasPartial.update(repeating: 0, count: OC)
                 var started = false
                 let images = g.images(ofGroup: group, N: N)
                 var n0 = images.lowerBound
@@ -293,6 +295,9 @@ public func conv2dBackward(dinp: UnsafeMutablePointer<Float>?,
                     let count = min(imagesPerChunk, images.upperBound - n0)
                     let rows = count * rowsPerImage
                     let doutChunk = dout + n0 * rowsPerImage * OC
+                    if wantBias {
+                        for row in 0..<rows { addInPlace(biasPartial, doutChunk + row * OC, OC) }
+                    }
                     if wantWeight {
                         im2col(col: col, inp: inp, g: g, firstImage: n0, count: count)
                         BLAS.sgemm(transA: true, transB: false, m: OC, n: K, k: rows,
@@ -309,6 +314,9 @@ public func conv2dBackward(dinp: UnsafeMutablePointer<Float>?,
                 if wantWeight && !started { partial.update(repeating: 0, count: OC * K) }   // an empty group
             }
         }
+    }
+    if let dbias {
+        for group in 0..<G { addInPlace(dbias, biasPartials + group * OC, OC) }
     }
     if let dweight {
         // Σ over groups in group order into the first partial, then back to PyTorch's layout.
