@@ -9,6 +9,7 @@ let benchmarks: [String: @Sendable ([String]) throws -> Void] = [
     "layers": benchLayers,
     "decode": benchDecode,
     "bert": benchBert,
+    "conv": benchConv,
 ]
 
 /// `--name value` options of a benchmark's arguments.
