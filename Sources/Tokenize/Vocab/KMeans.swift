@@ -66,8 +66,9 @@ public struct KMeans: Sendable {
     }
 
     /// Fits `clusters` centroids to `rows` points of `dim` floats (row-major in `points`).
+    /// `initialCentroids` ([clusters, dim]) replaces the k-means++ seeding (a warm start).
     /// `progress` is called after every iteration.
-    public func fit(_ points: UnsafeBufferPointer<Float>, rows: Int, dim: Int,
+    public func fit(_ points: UnsafeBufferPointer<Float>, rows: Int, dim: Int, initialCentroids: [Float]? = nil,
                     progress: ((KMeansProgress) -> Void)? = nil) throws -> KMeansModel {
         guard clusters >= 1 else { throw VideoBertError("k-means needs at least 1 cluster (got \(clusters))") }
         guard iterations >= 0 else { throw VideoBertError("k-means iterations must be ≥ 0 (got \(iterations))") }
@@ -77,6 +78,9 @@ public struct KMeans: Sendable {
         }
         guard rows >= clusters else {
             throw VideoBertError("k-means into \(clusters) clusters needs at least \(clusters) points, got \(rows)")
+        }
+        if let initialCentroids, initialCentroids.count != clusters * dim {
+            throw VideoBertError("k-means was given \(initialCentroids.count) initial centroid values, expected \(clusters) × \(dim)")
         }
         if let m = maxPointsPerCentroid, m < 1 {
             throw VideoBertError("max points per centroid must be ≥ 1 (got \(m))")
@@ -98,7 +102,10 @@ public struct KMeans: Sendable {
             // k-means++ on a sample of the fit set.
             let s = initSampleSize(rows: n)
             let chosen: [Int]
-            if s < n {
+            if let initialCentroids {
+                state.centroids.update(from: initialCentroids, count: clusters * dim)
+                chosen = []
+            } else if s < n {
                 let picked = selectionSample(from: n, count: s, rng: &samplingRNG)
                 let sample = gatherRows(fitPoints, dim: dim, indices: picked)
                 var sampleNorms = [Float](repeating: 0, count: s)
@@ -134,8 +141,9 @@ public struct KMeans: Sendable {
     }
 
     /// `fit` over an array.
-    public func fit(_ points: [Float], rows: Int, dim: Int, progress: ((KMeansProgress) -> Void)? = nil) throws -> KMeansModel {
-        try points.withUnsafeBufferPointer { try fit($0, rows: rows, dim: dim, progress: progress) }
+    public func fit(_ points: [Float], rows: Int, dim: Int, initialCentroids: [Float]? = nil,
+                    progress: ((KMeansProgress) -> Void)? = nil) throws -> KMeansModel {
+        try points.withUnsafeBufferPointer { try fit($0, rows: rows, dim: dim, initialCentroids: initialCentroids, progress: progress) }
     }
 }
 
