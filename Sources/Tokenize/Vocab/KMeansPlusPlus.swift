@@ -111,3 +111,4 @@ func greedyKMeansPlusPlus(points: UnsafePointer<Float>, norms: UnsafePointer<Flo
     }
     return chosen
 }
+

@@ -3,7 +3,7 @@ import Tensor
 import Tokenize
 
 /// Flat k-means on a float32 .npy ([rows, dim]): `bench kmeans --data FILE.npy --k 1024 --iters 10
-/// --seed 1 [--out centroids.npy] [--bounds 1] [--init-per-centroid 8] [--threads N]`.
+/// --seed 1 [--out centroids.npy] [--skip-unmoved 1] [--init-per-centroid 8] [--threads N]`.
 /// Times the whole fit (k-means++ seeding included, reading the file excluded) and prints one
 /// JSON line. tools/bench/kmeans.py runs it beside faiss-cpu and scikit-learn on the same data.
 func benchKMeans(_ args: [String]) throws {
@@ -15,7 +15,7 @@ func benchKMeans(_ args: [String]) throws {
     let rows = array.shape[0], dim = array.shape[1]
     let points = try array.floats()
     var km = KMeans(clusters: k, iterations: Int(option(args, "iters", "10"))!, seed: UInt64(option(args, "seed", "1"))!)
-    km.useBounds = option(args, "bounds", "1") != "0"
+    km.skipUnmovedCentroids = option(args, "skip-unmoved", "1") != "0"
     km.initPointsPerCentroid = Int(option(args, "init-per-centroid", "8"))!
     km.workers = Int(option(args, "threads", String(VocabParallel.cores)))!
     let verbose = option(args, "verbose", "0") != "0"
@@ -23,8 +23,8 @@ func benchKMeans(_ args: [String]) throws {
     let cpu0 = processCPUSeconds()
     let model = try km.fit(points, rows: rows, dim: dim) { p in
         if verbose {
-            logLine(String(format: "iter %d  inertia %.6g  changed %d  searched %d/%d  %.2fs",
-                           p.iteration, p.inertia, p.changed, p.searched, p.points, p.seconds))
+            logLine(String(format: "iter %d  inertia %.6g  changed %d  moved centroids %d  distances %.3f  %.2fs",
+                           p.iteration, p.inertia, p.changed, p.movedCentroids, p.distanceFraction, p.seconds))
         }
     }
     let seconds = now() - t0
@@ -33,8 +33,8 @@ func benchKMeans(_ args: [String]) throws {
     if !out.isEmpty { try NPY.write(model.centroids, shape: [k, dim], to: out) }
     printJSON(["benchmark": "kmeans", "rows": rows, "dim": dim, "k": k, "iterations": model.iterationsRun,
                "seconds": seconds, "cpu_seconds": cpuSeconds, "init_seconds": model.initSeconds, "inertia": model.inertia,
-               "searched_fraction": model.searchedFraction, "reseeded": model.reseededClusters,
-               "threads": km.workers, "bounds": km.useBounds])
+               "distance_fraction": model.distanceFraction, "reseeded": model.reseededClusters,
+               "threads": km.workers, "skip_unmoved": km.skipUnmovedCentroids])
 }
 
 /// CPU time of all the process's threads (user + system): with other jobs on the machine, CPU
