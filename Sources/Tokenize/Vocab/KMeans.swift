@@ -46,6 +46,9 @@ public struct KMeans: Sendable {
     public var maxPointsPerCentroid: Int?
     /// k-means++ runs on a seeded sample of this many points per centroid (at least 1,024 points).
     public var initPointsPerCentroid: Int = 8
+    /// k-means++ steps whose candidates are drawn together (see `greedyKMeansPlusPlus`); nil =
+    /// K/64 up to 64/trials (1, exact greedy k-means++, below K = 128).
+    public var seedingStepsPerRound: Int?
     /// Threads (each sgemm inside runs on one OpenBLAS thread).
     public var workers: Int = VocabParallel.cores
     /// Search only against the centroids that moved, for points whose centroid did not (see
@@ -117,11 +120,12 @@ public struct KMeans: Sendable {
                 chosen = sample.withUnsafeBufferPointer { sp in
                     sampleNorms.withUnsafeMutableBufferPointer { rowSquaredNorms(sp.baseAddress!, rows: s, dim: dim, into: $0.baseAddress!, workers: workers) }
                     return greedyKMeansPlusPlus(points: sp.baseAddress!, norms: sampleNorms, n: s, dim: dim, k: clusters,
-                                                rng: &seedingRNG, workers: workers).map { picked[$0] }
+                                                rng: &seedingRNG, workers: workers,
+                                                stepsPerRound: seedingStepsPerRound).map { picked[$0] }
                 }
             } else {
                 chosen = greedyKMeansPlusPlus(points: fitPoints, norms: state.pointNorms, n: n, dim: dim, k: clusters,
-                                              rng: &seedingRNG, workers: workers)
+                                              rng: &seedingRNG, workers: workers, stepsPerRound: seedingStepsPerRound)
             }
             for (j, i) in chosen.enumerated() {
                 (state.centroids + j * dim).update(from: fitPoints + i * dim, count: dim)
@@ -250,6 +254,8 @@ struct LloydState {
     let movedBest: UnsafeMutablePointer<Float>        // [n]    squared distance to it
     let members: UnsafeMutablePointer<Int32>          // [n]    points grouped by centroid
     let offsets: UnsafeMutablePointer<Int>            // [k+1]  members of j: offsets[j]..<offsets[j+1]
+    let counts: UnsafeMutablePointer<Int>             // [k]    points per cluster
+    let previousLabels: UnsafeMutablePointer<Int32>   // [n]    labels before this assignment
     let centroids: UnsafeMutablePointer<Float>        // [k, dim]
     let previous: UnsafeMutablePointer<Float>         // [k, dim] centroids before the update
     let centroidNorms: UnsafeMutablePointer<Float>    // [k]
@@ -274,6 +280,8 @@ struct LloydState {
         movedBest = .allocate(capacity: n)
         members = .allocate(capacity: n)
         offsets = .allocate(capacity: k + 1)
+        counts = .allocate(capacity: k)
+        previousLabels = .allocate(capacity: n)
         centroids = .allocate(capacity: k * dim)
         previous = .allocate(capacity: k * dim)
         centroidNorms = .allocate(capacity: k)
@@ -291,7 +299,7 @@ struct LloydState {
         pointNorms.deallocate(); labels.deallocate(); best.deallocate(); fullSearch.deallocate()
         lower.deallocate(); kind.deallocate(); movedSecond.deallocate()
         movedSearch.deallocate(); movedLabel.deallocate(); movedBest.deallocate(); members.deallocate()
-        offsets.deallocate(); centroids.deallocate(); previous.deallocate(); centroidNorms.deallocate()
+        offsets.deallocate(); counts.deallocate(); previousLabels.deallocate(); centroids.deallocate(); previous.deallocate(); centroidNorms.deallocate()
         isMoved.deallocate(); moved.deallocate(); movedCentroids.deallocate(); movedNorms.deallocate()
         sums.deallocate(); sumSquares.deallocate()
     }
@@ -307,6 +315,7 @@ struct LloydState {
         var movedCount = k
         for it in 0..<iterations {
             rowSquaredNorms(centroids, rows: k, dim: dim, into: centroidNorms)
+            previousLabels.update(from: labels, count: n)
             // 1. Assignment.
             let changed: Int
             let fraction: Double
@@ -325,7 +334,9 @@ struct LloydState {
                 break
             }
             // 2. Update.
-            let empty = accumulate()
+            // The sums are built once, then follow the points that change cluster: after the
+            // first iterations only a few percent do (Float64 sums; the order is fixed).
+            let empty = it == 0 ? accumulate() : applyChanges()
             if empty > 0 { reseedEmptyClusters(); reseeded += empty }
             inertia = updateCentroids()
             let previouslyMoved = movedCount
@@ -416,6 +427,30 @@ struct LloydState {
         return (changed, (Double(full) * Double(k) + Double(partial) * Double(m)) / (Double(n) * Double(k)))
     }
 
+    /// Moves every point whose label changed from its old cluster's sums to its new one's, in
+    /// point order. Returns the number of empty clusters.
+    private func applyChanges() -> Int {
+        for i in 0..<n where labels[i] != previousLabels[i] {
+            let from = Int(previousLabels[i]), to = Int(labels[i])
+            let x = points + i * dim
+            let fromSum = sums + from * dim, toSum = sums + to * dim
+            var squares = 0.0
+            for c in 0..<dim {
+                let v = Double(x[c])
+                fromSum[c] -= v
+                toSum[c] += v
+                squares += v * v
+            }
+            sumSquares[from] -= squares
+            sumSquares[to] += squares
+            counts[from] -= 1
+            counts[to] += 1
+        }
+        var empty = 0
+        for j in 0..<k where counts[j] == 0 { empty += 1 }
+        return empty
+    }
+
     /// Groups points by centroid and sums each group in point order (Float64).
     /// Returns the number of empty clusters.
     private func accumulate() -> Int {
@@ -439,14 +474,16 @@ struct LloydState {
             sumSquares[j] = squares
         }
         var empty = 0
-        for j in 0..<k where offsets[j + 1] == offsets[j] { empty += 1 }
+        for j in 0..<k {
+            counts[j] = offsets[j + 1] - offsets[j]
+            if counts[j] == 0 { empty += 1 }
+        }
         return empty
     }
 
     /// Each empty cluster takes, as a singleton, the point farthest from its current centroid
     /// among clusters that keep at least one point (largest distance first, lowest index on ties).
     private func reseedEmptyClusters() {
-        var counts = (0..<k).map { offsets[$0 + 1] - offsets[$0] }
         // Exact squared distance of every point to its centroid (`best` came from the expansion).
         var distance = [Float](repeating: 0, count: n)
         let (points, dim, labels, centroids) = (self.points, self.dim, self.labels, self.centroids)
@@ -482,9 +519,6 @@ struct LloydState {
             best[p] = 0
             lower[p] = 0
         }
-        // Keep `offsets` consistent with the counts (only the sizes are used from here on).
-        offsets[0] = 0
-        for j in 0..<k { offsets[j + 1] = offsets[j] + counts[j] }
     }
 
     /// centroid = sum / count; returns the inertia Σ_j (Σ‖x‖² − ‖Σx‖²/n_j).
@@ -492,7 +526,7 @@ struct LloydState {
         previous.update(from: centroids, count: k * dim)
         var inertia = 0.0
         for j in 0..<k {
-            let count = offsets[j + 1] - offsets[j]
+            let count = counts[j]
             guard count > 0 else { continue }   // cannot happen after re-seeding; keeps the old centroid
             let s = sums + j * dim
             let inv = 1.0 / Double(count)
