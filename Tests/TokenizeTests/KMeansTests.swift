@@ -107,19 +107,45 @@ final class KMeansTests: XCTestCase {
         }
     }
 
-    /// Three starting centroids for two groups of points: the one far away gets no point, is
-    /// re-seeded at the point farthest from its centroid (4.0), and keeps it as a singleton.
-    func testEmptyClusterTakesTheFarthestPoint() throws {
-        let x: [Float] = [0, 0.1, 0.2, 4, 10, 10.1, 10.2]
+    /// Three starting centroids for two groups of points: the far one gets no point and is
+    /// re-seeded by splitting the largest cluster (4 points around 0.15), whose halves then
+    /// settle at 0.05 and 0.25.
+    func testEmptyClusterIsReseededBySplittingTheLargest() throws {
+        let x: [Float] = [0, 0.1, 0.2, 0.3, 10, 10.1]
         var progressInertia: [Double] = []
         let model = try KMeans(clusters: 3, iterations: 10, seed: 0)
-            .fit(x, rows: 7, dim: 1, initialCentroids: [0, 10, 1000]) { progressInertia.append($0.inertia) }
+            .fit(x, rows: 6, dim: 1, initialCentroids: [0.15, 10.05, 1000]) { progressInertia.append($0.inertia) }
         XCTAssertEqual(model.reseededClusters, 1)
-        XCTAssertEqual(model.centroids[0], 0.1, accuracy: 1e-6)
-        XCTAssertEqual(model.centroids[1], 10.1, accuracy: 1e-6)
-        XCTAssertEqual(model.centroids[2], 4, accuracy: 1e-6)
-        XCTAssertEqual(model.inertia, 0.04, accuracy: 1e-6)   // 2 × (0.01 + 0 + 0.01)
+        let sorted = model.centroids.sorted()
+        XCTAssertEqual(sorted[0], 0.05, accuracy: 1e-6)
+        XCTAssertEqual(sorted[1], 0.25, accuracy: 1e-6)
+        XCTAssertEqual(sorted[2], 10.05, accuracy: 1e-6)
+        XCTAssertEqual(model.inertia, 0.015, accuracy: 1e-6)   // 4 × 0.05² + 2 × 0.05²
         XCTAssertEqual(progressInertia, model.inertiaHistory)
+        // After the split, the reported inertia is that of the labels against the split centroids
+        // (0.05 for the group around 0.15, 0.005 for the one around 10.05).
+        XCTAssertEqual(model.inertiaHistory[0], 0.055, accuracy: 1e-4)
+    }
+
+    /// A cluster of one never loses its point (its centroid is that point), so plain k-means
+    /// keeps a lone outlier as a cluster. With a minimum size, that cluster is re-seeded by
+    /// splitting the largest one and the outlier joins its nearest neighbours.
+    func testClustersBelowTheMinimumSizeAreSplit() throws {
+        let a = (0..<30).map { Float($0) * 0.1 }           // 0 … 2.9
+        let b = (0..<30).map { 20 + Float($0) * 0.1 }      // 20 … 22.9
+        let x = a + b + [8]
+        let initial: [Float] = [1.45, 21.45, 8]
+        let plain = try KMeans(clusters: 3, iterations: 10, seed: 0).fit(x, rows: 61, dim: 1, initialCentroids: initial)
+        XCTAssertEqual(plain.centroids[2], 8, "plain k-means keeps the outlier alone")
+        var km = KMeans(clusters: 3, iterations: 10, seed: 0)
+        km.minClusterSize = 2
+        let model = try km.fit(x, rows: 61, dim: 1, initialCentroids: initial)
+        XCTAssertGreaterThanOrEqual(model.reseededClusters, 1)
+        let (labels, _) = x.withUnsafeBufferPointer { model.assign($0, rows: 61) }
+        let sizes = (0..<3).map { j in labels.filter { $0 == j }.count }
+        XCTAssertTrue(sizes.allSatisfy { $0 >= 2 }, "sizes \(sizes), centroids \(model.centroids)")
+        XCTAssertEqual(labels[60], labels[29], "the outlier joins the group nearest to it")
+        XCTAssertEqual(Set(labels[30..<60]).count, 1, "the far group stays whole")
     }
 
     /// Fewer distinct points than clusters: k-means++ runs out of mass, clusters empty out every
@@ -131,8 +157,9 @@ final class KMeansTests: XCTestCase {
         XCTAssertTrue(model.centroids.allSatisfy(\.isFinite))
         XCTAssertEqual(model.inertia, 0, accuracy: 1e-9)
         XCTAssertGreaterThan(model.reseededClusters, 0)
-        let distinct = Set(stride(from: 0, to: 10, by: 2).map { [model.centroids[$0], model.centroids[$0 + 1]] })
-        XCTAssertEqual(distinct, [[0, 0], [1, 2], [2, 4]])
+        // Re-seeded copies sit within a rounding step of the cluster they split.
+        let rounded = Set(stride(from: 0, to: 10, by: 2).map { [model.centroids[$0].rounded(), model.centroids[$0 + 1].rounded()] })
+        XCTAssertEqual(rounded, [[0, 0], [1, 2], [2, 4]])
     }
 
     func testSampledFitUsesAtMostMaxPointsPerCentroid() throws {

@@ -27,10 +27,13 @@ import Tensor
 ///   is exact, unlike triangle-inequality bounds (Hamerly 2010, Elkan 2003), which rarely
 ///   prune in high dimensions where distances concentrate. Iterations stop early when no
 ///   centroid moves.
-/// - Empty clusters: re-seeded as in scikit-learn (`_relocate_empty_clusters`): each empty
-///   cluster takes the point farthest from its centroid (among clusters that keep at least one
-///   point) as a singleton — the point the current centroids explain worst, so the objective
-///   drops the most.
+/// - Empty clusters (and, with `minClusterSize` > 1, clusters smaller than that) are re-seeded
+///   by splitting the largest cluster, as faiss does (Clustering.cpp, split_clusters): the
+///   re-seeded centroid and the largest one become its centroid ± a small step (10⁻³ of the
+///   cluster's RMS radius) along a seeded random direction, so the next assignment divides that
+///   cluster's points between them by a hyperplane through its mean. (scikit-learn moves the
+///   point farthest from its centroid instead; that point is often an outlier, which then
+///   stays a cluster of one — useless for a hierarchy that must split every node again.)
 /// - Sampling: with `maxPointsPerCentroid` set, at most that many points per centroid (a
 ///   seeded sample, like faiss's max_points_per_centroid = 256) are used to fit; `assign` then
 ///   labels any number of points.
@@ -46,6 +49,10 @@ public struct KMeans: Sendable {
     public var maxPointsPerCentroid: Int?
     /// k-means++ runs on a seeded sample of this many points per centroid (at least 1,024 points).
     public var initPointsPerCentroid: Int = 8
+    /// Clusters with fewer points than this (empty ones included) are re-seeded after each
+    /// update (see above). 1 = only empty clusters. The hierarchical fit raises it so that every
+    /// child keeps enough points to be split again.
+    public var minClusterSize: Int = 1
     /// k-means++ steps whose candidates are drawn together (see `greedyKMeansPlusPlus`); nil =
     /// K/64 up to 64/trials (1, exact greedy k-means++, below K = 128).
     public var seedingStepsPerRound: Int?
@@ -106,6 +113,7 @@ public struct KMeans: Sendable {
         }
         let run = { (fitPoints: UnsafePointer<Float>) throws -> KMeansModel in
             let state = LloydState(points: fitPoints, n: n, dim: dim, k: clusters, workers: workers)
+            var splitRNG = SeededRNG(seed: seed, stream: 4)
             defer { state.deallocate() }
             // k-means++ on a sample of the fit set.
             let s = initSampleSize(rows: n)
@@ -131,7 +139,8 @@ public struct KMeans: Sendable {
                 (state.centroids + j * dim).update(from: fitPoints + i * dim, count: dim)
             }
             let initSeconds = Date().timeIntervalSince(started)
-            let summary = state.iterate(iterations: iterations, skipUnmoved: skipUnmovedCentroids) { p in
+            let summary = state.iterate(iterations: iterations, skipUnmoved: skipUnmovedCentroids,
+                                        minClusterSize: max(1, minClusterSize), rng: &splitRNG) { p in
                 var p = p
                 p.seconds = Date().timeIntervalSince(started)
                 progress?(p)
@@ -307,12 +316,14 @@ struct LloydState {
     struct Summary { var inertia: Double; var history: [Double]; var reseeded: Int; var distanceFraction: Double }
 
     /// Runs up to `iterations` Lloyd iterations from the centroids in `centroids`.
-    func iterate(iterations: Int, skipUnmoved: Bool, progress: (KMeansProgress) -> Void) -> Summary {
+    func iterate(iterations: Int, skipUnmoved: Bool, minClusterSize: Int, rng: inout SeededRNG,
+                 progress: (KMeansProgress) -> Void) -> Summary {
         var history: [Double] = []
         var reseeded = 0
         var distances = 0.0
         var inertia = Double.nan
         var movedCount = k
+        var overridden = false   // the last update re-seeded, so centroids are not all means
         for it in 0..<iterations {
             rowSquaredNorms(centroids, rows: k, dim: dim, into: centroidNorms)
             previousLabels.update(from: labels, count: n)
@@ -329,16 +340,18 @@ struct LloydState {
                 (changed, fraction) = assignAgainstMoved(movedCount: movedCount)
             }
             distances += fraction
-            if it > 0 && changed == 0 {
+            if it > 0 && changed == 0 && !overridden {
                 // Same assignment as last time: the update would give the same centroids.
                 break
             }
             // 2. Update.
             // The sums are built once, then follow the points that change cluster: after the
             // first iterations only a few percent do (Float64 sums; the order is fixed).
-            let empty = it == 0 ? accumulate() : applyChanges()
-            if empty > 0 { reseedEmptyClusters(); reseeded += empty }
+            if it == 0 { accumulate() } else { applyChanges() }
             inertia = updateCentroids()
+            let split = splitLargestClusters(minSize: minClusterSize, rng: &rng, inertia: &inertia)
+            reseeded += split
+            overridden = split > 0
             let previouslyMoved = movedCount
             movedCount = markMovedCentroids()
             history.append(inertia)
@@ -428,8 +441,8 @@ struct LloydState {
     }
 
     /// Moves every point whose label changed from its old cluster's sums to its new one's, in
-    /// point order. Returns the number of empty clusters.
-    private func applyChanges() -> Int {
+    /// point order.
+    private func applyChanges() {
         for i in 0..<n where labels[i] != previousLabels[i] {
             let from = Int(previousLabels[i]), to = Int(labels[i])
             let x = points + i * dim
@@ -446,14 +459,10 @@ struct LloydState {
             counts[from] -= 1
             counts[to] += 1
         }
-        var empty = 0
-        for j in 0..<k where counts[j] == 0 { empty += 1 }
-        return empty
     }
 
     /// Groups points by centroid and sums each group in point order (Float64).
-    /// Returns the number of empty clusters.
-    private func accumulate() -> Int {
+    private func accumulate() {
         offsets.update(repeating: 0, count: k + 1)
         for i in 0..<n { offsets[Int(labels[i]) + 1] += 1 }
         for j in 0..<k { offsets[j + 1] += offsets[j] }
@@ -473,52 +482,64 @@ struct LloydState {
             }
             sumSquares[j] = squares
         }
-        var empty = 0
-        for j in 0..<k {
-            counts[j] = offsets[j + 1] - offsets[j]
-            if counts[j] == 0 { empty += 1 }
-        }
-        return empty
+        for j in 0..<k { counts[j] = offsets[j + 1] - offsets[j] }
     }
 
-    /// Each empty cluster takes, as a singleton, the point farthest from its current centroid
-    /// among clusters that keep at least one point (largest distance first, lowest index on ties).
-    private func reseedEmptyClusters() {
-        // Exact squared distance of every point to its centroid (`best` came from the expansion).
-        var distance = [Float](repeating: 0, count: n)
-        let (points, dim, labels, centroids) = (self.points, self.dim, self.labels, self.centroids)
-        distance.withUnsafeMutableBufferPointer { d in
-            let out = d.baseAddress!
-            let chunk = 8192
-            VocabParallel.forEach((n + chunk - 1) / chunk, workers: workers) { c in
-                for i in (c * chunk)..<min(n, (c + 1) * chunk) {
-                    out[i] = squaredDistance(points + i * dim, centroids + Int(labels[i]) * dim, dim)
-                }
+    /// Re-seeds every cluster with fewer than `minSize` points (ascending index) by splitting
+    /// the cluster with the most points (lowest index on ties; sizes are halved as they are
+    /// split): both centroids become its centroid ± 10⁻³ of its RMS radius along a random unit
+    /// direction. Labels and sums are left as they are (the next assignment moves the points),
+    /// and `inertia` is corrected to the new centroids. Returns how many clusters were re-seeded.
+    private func splitLargestClusters(minSize: Int, rng: inout SeededRNG, inertia: inout Double) -> Int {
+        var small: [Int] = []
+        for j in 0..<k where counts[j] < minSize { small.append(j) }
+        if small.isEmpty { return 0 }
+        var size = (0..<k).map { Double(counts[$0]) }
+        var touched = Set<Int>()
+        var direction = [Float](repeating: 0, count: dim)
+        var done = 0
+        for e in small {
+            var b = -1
+            for j in 0..<k where j != e && (b < 0 || size[j] > size[b]) { b = j }
+            // Nothing left worth splitting (fewer points than clusters of the minimum size).
+            guard b >= 0, size[b] >= 2 * Double(minSize), size[b] >= 2 else { break }
+            let nb = Double(counts[b])
+            var radius = 0.0
+            if nb > 0 {
+                var sumNorm = 0.0
+                for c in 0..<dim { sumNorm += sums[b * dim + c] * sums[b * dim + c] }
+                radius = max(0, (sumSquares[b] - sumNorm / nb) / nb).squareRoot()
             }
-        }
-        let order = (0..<n).sorted { distance[$0] != distance[$1] ? distance[$0] > distance[$1] : $0 < $1 }
-        var next = 0
-        for e in 0..<k where counts[e] == 0 {
-            while counts[Int(labels[order[next]])] < 2 { next += 1 }
-            let p = order[next]
-            next += 1
-            let from = Int(labels[p])
-            let x = points + p * dim
-            var squares = 0.0
+            var norm: Float = 0
+            for c in 0..<dim { direction[c] = rng.nextGaussian(); norm += direction[c] * direction[c] }
+            let step = Float(1e-3 * max(radius, 1e-12)) / max(norm.squareRoot(), .leastNormalMagnitude)
             for c in 0..<dim {
-                let v = Double(x[c])
-                sums[from * dim + c] -= v
-                sums[e * dim + c] = v
-                squares += v * v
+                let centre = centroids[b * dim + c]
+                centroids[e * dim + c] = centre + step * direction[c]
+                centroids[b * dim + c] = centre - step * direction[c]
             }
-            sumSquares[from] -= squares
-            sumSquares[e] = squares
-            counts[from] -= 1
-            counts[e] = 1
-            labels[p] = Int32(e)
-            best[p] = 0
-            lower[p] = 0
+            size[e] = (size[b] / 2).rounded(.down)
+            size[b] -= size[e]
+            touched.insert(e); touched.insert(b)
+            done += 1
         }
+        // The inertia of the current labels against the moved centroids: for each touched
+        // cluster, Σ‖x − c‖² = Σ‖x‖² − 2 c·Σx + n‖c‖² (the others are unchanged).
+        for j in touched {
+            let nj = Double(counts[j])
+            var before = 0.0, after = 0.0
+            if nj > 0 {
+                var sumNorm = 0.0, dot = 0.0, cNorm = 0.0
+                for c in 0..<dim {
+                    let s = sums[j * dim + c], v = Double(centroids[j * dim + c])
+                    sumNorm += s * s; dot += v * s; cNorm += v * v
+                }
+                before = max(0, sumSquares[j] - sumNorm / nj)
+                after = max(0, sumSquares[j] - 2 * dot + nj * cNorm)
+            }
+            inertia += after - before
+        }
+        return done
     }
 
     /// centroid = sum / count; returns the inertia Σ_j (Σ‖x‖² − ‖Σx‖²/n_j).
@@ -527,7 +548,7 @@ struct LloydState {
         var inertia = 0.0
         for j in 0..<k {
             let count = counts[j]
-            guard count > 0 else { continue }   // cannot happen after re-seeding; keeps the old centroid
+            guard count > 0 else { continue }   // empty: keeps its centroid until re-seeded
             let s = sums + j * dim
             let inv = 1.0 / Double(count)
             var sumNorm = 0.0
