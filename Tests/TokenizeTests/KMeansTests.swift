@@ -4,7 +4,7 @@ import Tensor
 @testable import Tokenize
 
 /// Flat k-means: parity with faiss-cpu (fixture from tools/fixtures/kmeans.py), determinism,
-/// Hamerly bounds equal to plain Lloyd, empty-cluster re-seeding, the nearest-centroid kernel.
+/// skipping unmoved centroids equals plain Lloyd, empty-cluster re-seeding, the nearest-centroid kernel.
 final class KMeansTests: XCTestCase {
     struct Reference: Decodable {
         struct Case: Decodable {

@@ -246,3 +246,18 @@ final class VisualVocabularyTests: XCTestCase {
         XCTAssertEqual(vocab.assign(scaled, rows: rows).leaves, vocab.assign(x, rows: rows).leaves)
     }
 }
+
+final class HalfConversionTests: XCTestCase {
+    /// Every one of the 65,536 half-precision values converts as Swift's Float16 does.
+    func testHalfToFloatMatchesFloat16ForEveryValue() {
+        for bits in 0...UInt16.max {
+            let expected = Float(Float16(bitPattern: bits))
+            let got = halfToFloat(bits)
+            if expected.isNaN {
+                XCTAssertTrue(got.isNaN, "\(bits)")
+            } else {
+                XCTAssertEqual(got.bitPattern, expected.bitPattern, "\(bits)")
+            }
+        }
+    }
+}
