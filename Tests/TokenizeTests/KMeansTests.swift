@@ -173,6 +173,12 @@ final class KMeansTests: XCTestCase {
         XCTAssertLessThan(sampled, 1.25 * all, "a 400-point sample should still find the large components")
     }
 
+    func testNaNInputIsAClearError() {
+        XCTAssertThrowsError(try KMeans(clusters: 2, iterations: 5).fit([1, 2, 3, .nan, 5, 6], rows: 3, dim: 2)) { error in
+            XCTAssertEqual((error as? VideoBertError)?.message, "k-means input row 1 holds a NaN or infinite value")
+        }
+    }
+
     func testTooFewPointsIsAClearError() {
         XCTAssertThrowsError(try KMeans(clusters: 10, iterations: 5).fit([1, 2, 3, 4, 5, 6], rows: 3, dim: 2)) { error in
             XCTAssertEqual((error as? VideoBertError)?.message, "k-means into 10 clusters needs at least 10 points, got 3")

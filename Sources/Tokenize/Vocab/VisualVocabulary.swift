@@ -50,8 +50,8 @@ public struct VisualVocabulary: Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case inertia, seed, iterations, points, seconds
-            case fitPoints = "fit_points", maxPointsPerNode = "max_points_per_node", usedLeaves = "used_leaves"
+            case inertia, seed, points, seconds
+            case iterations = "iters", fitPoints = "fit_points", maxPointsPerNode = "max_points_per_node", usedLeaves = "used_leaves"
         }
     }
 
@@ -302,8 +302,8 @@ public struct VisualVocabulary: Sendable, Equatable {
         var seconds: Double
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case format, branching, depth, dim, leaves, normalization, levels, inertia, seed, iterations, points, seconds
-            case formatVersion = "format_version", fitPoints = "fit_points", maxPointsPerNode = "max_points_per_node"
+            case format, branching, depth, dim, leaves, normalization, levels, inertia, seed, points, seconds
+            case iterations = "iters", formatVersion = "format_version", fitPoints = "fit_points", maxPointsPerNode = "max_points_per_node"
             case usedLeaves = "used_leaves"
         }
     }

@@ -3,7 +3,7 @@ import Tensor
 import Tokenize
 
 /// Flat k-means on a float32 .npy ([rows, dim]): `bench kmeans --data FILE.npy --k 1024 --iters 10
-/// --seed 1 [--out centroids.npy] [--skip-unmoved 1] [--init-per-centroid 8] [--round R] [--threads N]`.
+/// --seed 1 [--out centroids.npy] [--skip-unmoved 1] [--init-per-centroid 16] [--round R] [--threads N]`.
 /// Times the whole fit (k-means++ seeding included, reading the file excluded) and prints one
 /// JSON line. tools/bench/kmeans.py runs it beside faiss-cpu and scikit-learn on the same data.
 func benchKMeans(_ args: [String]) throws {
@@ -16,7 +16,7 @@ func benchKMeans(_ args: [String]) throws {
     let points = try array.floats()
     var km = KMeans(clusters: k, iterations: Int(option(args, "iters", "10"))!, seed: UInt64(option(args, "seed", "1"))!)
     km.skipUnmovedCentroids = option(args, "skip-unmoved", "1") != "0"
-    km.initPointsPerCentroid = Int(option(args, "init-per-centroid", "8"))!
+    if let perCentroid = Int(option(args, "init-per-centroid", "")) { km.initPointsPerCentroid = perCentroid }
     km.workers = Int(option(args, "threads", String(VocabParallel.cores)))!
     if let round = Int(option(args, "round", "")) { km.seedingStepsPerRound = round }
     let verbose = option(args, "verbose", "0") != "0"
