@@ -45,3 +45,28 @@ func processCPUSeconds() -> Double {
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
+
+/// Hierarchical k-means and visual-word assignment on an .npy of features:
+/// `bench vocab --data FILE.npy [--branching 12] [--depth 4] [--iters 20] [--max-points 1000000]`.
+/// Times the fit (sampling, every node's k-means, the assignment of every row) and then a
+/// separate `assign` of every row (what tokenizing does per clip), and prints one JSON line.
+func benchVocab(_ args: [String]) throws {
+    let path = option(args, "data", "")
+    guard !path.isEmpty else { throw VideoBertError("bench vocab needs --data FILE.npy") }
+    let source = try NPYFeatureFiles(path: path)
+    var hkm = HierarchicalKMeans(branching: Int(option(args, "branching", "12"))!, depth: Int(option(args, "depth", "4"))!,
+                                 iterations: Int(option(args, "iters", "20"))!, seed: 0,
+                                 maxPoints: Int(option(args, "max-points", "1000000"))!)
+    hkm.workers = Int(option(args, "threads", String(VocabParallel.cores)))!
+    let t0 = now(), c0 = processCPUSeconds()
+    let vocab = try hkm.fit(source)
+    let fitSeconds = now() - t0, fitCPU = processCPUSeconds() - c0
+    let t1 = now(), c1 = processCPUSeconds()
+    let assignment = try vocab.assign(source, workers: hkm.workers)
+    let assignSeconds = now() - t1, assignCPU = processCPUSeconds() - c1
+    printJSON(["benchmark": "vocab", "rows": source.rows, "dim": source.dim, "leaves": vocab.leaves,
+               "fit_seconds": fitSeconds, "fit_cpu_seconds": fitCPU, "inertia": vocab.info.inertia,
+               "assign_seconds": assignSeconds, "assign_cpu_seconds": assignCPU,
+               "assign_rows_per_second": Double(source.rows) / assignSeconds,
+               "assign_inertia": assignment.inertia, "used_leaves": vocab.info.usedLeaves])
+}

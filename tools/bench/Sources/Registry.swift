@@ -5,6 +5,7 @@ import Tensor
 let benchmarks: [String: @Sendable ([String]) throws -> Void] = [
     "sgemm": benchSgemm,
     "kmeans": benchKMeans,
+    "vocab": benchVocab,
 ]
 
 /// `--name value` options of a benchmark's arguments.
