@@ -1,9 +1,8 @@
 import Foundation
 import Tensor
 
-/// Fits a `VisualVocabulary`: hierarchical k-means as in VideoBERT (Sun et al. 2019, §4.1:
-/// "we tokenize the visual features using hierarchical k-means ... 4 levels and 12 clusters per
-/// level, yielding a total of 12^4 = 20,736 clusters").
+/// Fits a `VisualVocabulary`: hierarchical k-means as in VideoBERT (Sun et al. 2019, §4.1, which
+/// tokenizes S3D clip features with d = 4 levels of k = 12 clusters: 12^4 = 20,736 visual words).
 ///
 /// Level by level: every node's points are clustered into `branching` children with `KMeans`
 /// (greedy k-means++ seeding, Lloyd iterations), then every point moves to its nearest child.
@@ -16,7 +15,7 @@ import Tensor
 ///
 /// ```swift
 /// let features = try NPYFeatureFiles(path: "features/")        // or InMemoryFeatureRows
-/// var hkm = HierarchicalKMeans(branching: 12, depth: 4, iterations: 20, seed: 0)
+/// let hkm = HierarchicalKMeans(branching: 12, depth: 4, iterations: 20, seed: 0)
 /// let vocab = try hkm.fit(features)
 /// try vocab.save(to: "vocab/")
 /// let words = try vocab.assign(features).leaves                // visual word per clip
@@ -122,6 +121,11 @@ public struct HierarchicalKMeans: Sendable {
                                            usedLeaves: used.reduce(0) { $0 + ($1 ? 1 : 0) },
                                            seconds: Date().timeIntervalSince(started))
         return vocab
+    }
+
+    /// `fit` over an array ([rows, dim] row-major).
+    public func fit(_ points: [Float], rows: Int, dim: Int) throws -> VisualVocabulary {
+        try points.withUnsafeBufferPointer { try fit($0, rows: rows, dim: dim) }
     }
 
     static let sampleStream: UInt64 = 0x5A4D_504C_4553   // the fit sample's RNG stream

@@ -330,6 +330,7 @@ struct LloydState {
         var history: [Double] = []
         var reseeded = 0
         var distances = 0.0
+        var searches = 0
         var inertia = Double.nan
         var movedCount = k
         var overridden = false   // the last update re-seeded, so centroids are not all means
@@ -349,6 +350,7 @@ struct LloydState {
                 (changed, fraction) = assignAgainstMoved(movedCount: movedCount)
             }
             distances += fraction
+            searches += 1
             if it > 0 && changed == 0 && !overridden {
                 // Same assignment as last time: the update would give the same centroids.
                 break
@@ -376,8 +378,8 @@ struct LloydState {
                                centroidNorms: centroidNorms, k: k, labels: labels, best: best).run(workers: workers)
             inertia = (0..<n).reduce(0.0) { $0 + Double(best[$1]) }
         }
-        let rounds = Double(max(1, history.count + (history.count < iterations ? 1 : 0)))
-        return Summary(inertia: inertia, history: history, reseeded: reseeded, distanceFraction: min(1, distances / rounds))
+        return Summary(inertia: inertia, history: history, reseeded: reseeded,
+                       distanceFraction: searches > 0 ? distances / Double(searches) : 1)
     }
 
     /// The assignment when only `movedCount` centroids moved. Every point keeps `lower`, a lower

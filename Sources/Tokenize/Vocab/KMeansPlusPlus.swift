@@ -2,7 +2,8 @@ import Foundation
 import Tensor
 
 /// Greedy k-means++ seeding (Arthur & Vassilvitskii 2007, "k-means++: the advantages of careful
-/// seeding", §5; the variant scikit-learn uses): each new centre is the best, by the potential
+/// seeding"; the greedy variant their conclusion mentions, as scikit-learn implements it in
+/// `_kmeans_plusplus` with 2 + ⌊ln K⌋ local trials): each new centre is the best, by the potential
 /// Σ_x min(D(x)², d(x, c)²), of `trials` = 2 + ⌊ln K⌋ candidates drawn with probability
 /// proportional to D(x)², where D(x) is the distance to the nearest centre chosen so far.
 ///
