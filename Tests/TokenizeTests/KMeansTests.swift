@@ -99,6 +99,21 @@ final class KMeansTests: XCTestCase {
         }
     }
 
+    /// The same with re-seeding in play: splits move two centroids at once, mid-run.
+    func testSkippingUnmovedCentroidsMatchesPlainLloydWhenClustersAreSplit() throws {
+        let (x, rows, dim, _) = try mixture()
+        var fast = KMeans(clusters: 40, iterations: 20, seed: 8)
+        fast.minClusterSize = 45
+        var plain = fast
+        plain.skipUnmovedCentroids = false
+        let a = try fast.fit(x, rows: rows, dim: dim)
+        let b = try plain.fit(x, rows: rows, dim: dim)
+        XCTAssertGreaterThan(a.reseededClusters, 0)
+        XCTAssertEqual(a.reseededClusters, b.reseededClusters)
+        XCTAssertEqual(a.centroids, b.centroids)
+        XCTAssertEqual(a.inertiaHistory, b.inertiaHistory)
+    }
+
     func testInertiaNeverIncreasesAcrossIterations() throws {
         let (x, rows, dim, _) = try mixture()
         let model = try KMeans(clusters: 8, iterations: 20, seed: 5).fit(x, rows: rows, dim: dim)
