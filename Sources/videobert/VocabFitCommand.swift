@@ -89,7 +89,8 @@ struct VocabFit: ParsableCommand {
         var files: Int
         var out: String
         enum CodingKeys: String, CodingKey {
-            case leaves, inertia, seconds, points, dim, branching, depth, iterations, seed, normalization, files, out
+            case leaves, inertia, seconds, points, dim, branching, depth, seed, normalization, files, out
+            case iterations = "iters"
             case fitPoints = "fit_points", maxPointsPerNode = "max_points_per_node", usedLeaves = "used_leaves"
         }
     }

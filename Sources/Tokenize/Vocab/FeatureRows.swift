@@ -140,7 +140,7 @@ public struct NPYFeatureFiles: FeatureRows {
             #endif
         case .float16:
             let src = base + local * dim * 2
-            for i in 0..<n { out[i] = Float(Float16(bitPattern: UInt16(littleEndian: src.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)))) }
+            for i in 0..<n { out[i] = halfToFloat(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))) }
         case .float64:
             let src = base + local * dim * 8
             for i in 0..<n { out[i] = Float(Double(bitPattern: UInt64(littleEndian: src.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)))) }
@@ -172,6 +172,20 @@ public struct NPYFeatureFiles: FeatureRows {
             try convert(file: f, local: i - starts[f], count: 1, into: out + r * dim)
         }
     }
+}
+
+/// IEEE half → single precision with integer operations. The baseline x86-64 target has no
+/// F16C, so `Float(Float16)` is a library call per value; this is exact for every half:
+/// shifting exponent and mantissa into place and multiplying by 2^112 re-biases the exponent
+/// (15 → 127) and normalises subnormals; infinities and NaNs keep an all-ones exponent.
+@inline(__always)
+func halfToFloat(_ h: UInt16) -> Float {
+    let magnitude = UInt32(h & 0x7FFF) << 13
+    let sign = UInt32(h & 0x8000) << 16
+    if magnitude >= 0x0F80_0000 {   // exponent 31: infinity or NaN
+        return Float(bitPattern: sign | 0x7F80_0000 | (magnitude & 0x007F_FFFF))
+    }
+    return Float(bitPattern: sign | (Float(bitPattern: magnitude) * 0x1p112).bitPattern)
 }
 
 /// Whether every x[i] is finite: x − x is 0 for finite x and NaN for NaN or ±∞.

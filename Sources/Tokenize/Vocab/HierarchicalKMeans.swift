@@ -1,16 +1,21 @@
 import Foundation
 import Tensor
 
-/// Fits a `VisualVocabulary`: hierarchical k-means as in VideoBERT (Sun et al. 2019, §4.1:
-/// "we tokenize the visual features using hierarchical k-means ... 4 levels and 12 clusters per
-/// level, yielding a total of 12^4 = 20,736 clusters").
+/// Fits a `VisualVocabulary`: hierarchical k-means as in VideoBERT (Sun et al. 2019, §4.1, which
+/// tokenizes S3D clip features with d = 4 levels of k = 12 clusters: 12^4 = 20,736 visual words).
 ///
 /// Level by level: every node's points are clustered into `branching` children with `KMeans`
 /// (greedy k-means++ seeding, Lloyd iterations), then every point moves to its nearest child.
 ///
+/// A node with fewer rows than K cannot be split: that is an error naming the node, its size,
+/// and what to change. To make it rare, a child that will be split again must hold at least
+/// K^(levels below it) rows (its share of the node's sample, and at least 2 sampled rows):
+/// smaller clusters — typically a few isolated rows that k-means would keep as a cluster of
+/// their own forever — are re-seeded by splitting the largest cluster (`KMeans.minClusterSize`).
+///
 /// ```swift
 /// let features = try NPYFeatureFiles(path: "features/")        // or InMemoryFeatureRows
-/// var hkm = HierarchicalKMeans(branching: 12, depth: 4, iterations: 20, seed: 0)
+/// let hkm = HierarchicalKMeans(branching: 12, depth: 4, iterations: 20, seed: 0)
 /// let vocab = try hkm.fit(features)
 /// try vocab.save(to: "vocab/")
 /// let words = try vocab.assign(features).leaves                // visual word per clip
@@ -118,6 +123,11 @@ public struct HierarchicalKMeans: Sendable {
         return vocab
     }
 
+    /// `fit` over an array ([rows, dim] row-major).
+    public func fit(_ points: [Float], rows: Int, dim: Int) throws -> VisualVocabulary {
+        try points.withUnsafeBufferPointer { try fit($0, rows: rows, dim: dim) }
+    }
+
     static let sampleStream: UInt64 = 0x5A4D_504C_4553   // the fit sample's RNG stream
 
     private func check(rows: Int, dim: Int, name: String?) throws {
@@ -179,6 +189,8 @@ public struct HierarchicalKMeans: Sendable {
             let errors = ErrorSlots(count: width)
             let (iterations, seed, perNode, workers) = (self.iterations, self.seed, self.pointsPerNode, self.workers)
             let firstGlobalID = (width - 1) / (k - 1)   // nodes above this depth: 1 + K + … + K^(level−1)
+            let below = depth - level - 1                // splits still to come under each child
+            let subtree = VisualVocabulary.leafCount(branching: k, depth: below) ?? Int(Int32.max)
             centroids.withUnsafeMutableBufferPointer { cp in
                 members.withUnsafeBufferPointer { mp in
                     let out = cp.baseAddress!
@@ -194,6 +206,14 @@ public struct HierarchicalKMeans: Sendable {
                             let sample = gatherRows(x, dim: dim, indices: picked)
                             var km = KMeans(clusters: k, iterations: iterations, seed: nodeSeed)
                             km.workers = threads
+                            // Every child will be split `below` more times, so it needs at least
+                            // K^below of the node's rows: in sample terms, that share of the
+                            // sample, and never a lone sampled row (an isolated row in the
+                            // sample is usually isolated in the data too).
+                            if below > 0 {
+                                let need = Double(subtree) * Double(picked.count) / Double(all.count)
+                                km.minClusterSize = min(picked.count / k, max(2, Int(need.rounded(.up))))
+                            }
                             let model = try km.fit(sample, rows: picked.count, dim: dim)
                             (out + p * k * dim).update(from: model.centroids, count: k * dim)
                         } catch {

@@ -10,23 +10,32 @@ import Tensor
 /// ```
 ///
 /// - Seeding: greedy k-means++ (see `greedyKMeansPlusPlus`) on a seeded sample of
-///   `initSampleSize(rows:)` points. k-means++ costs K · S · (2 + ln K) · dim, so on all points
-///   it would cost several Lloyd iterations for large K; a sample of 8 points per centroid (at
-///   least 1,024) keeps it below one iteration's cost for any K, and, measured on the
-///   benchmark mixture (tools/bench/kmeans.py: 100,000 × 512 into 1,024), gives 4–5 % lower
-///   inertia after 10 iterations than faiss's random seeding, while 2 points per centroid gave
-///   no gain over random seeding.
-/// - Lloyd: distances through sgemm (`nearestCentroids`), centroid = mean of its points
-///   (summed in Float64, in point order). Hamerly's bounds (G. Hamerly, "Making k-means even
-///   faster", SDM 2010) skip the points whose centroid provably cannot have changed: each point
-///   keeps an upper bound on the distance to its centroid and a lower bound on the distance to
-///   any other; when centroids move, the bounds move by the drift, and only points whose bounds
-///   cross are searched again. The assignments are those of plain Lloyd (up to float rounding
-///   on exact ties); only the work differs. Iterations stop early when no point changes centroid.
-/// - Empty clusters: re-seeded as in scikit-learn (`_relocate_empty_clusters`): each empty
-///   cluster takes the point farthest from its centroid (among clusters that keep at least one
-///   point) as a singleton — the point the current centroids explain worst, so the objective
-///   drops the most.
+///   `initSampleSize(rows:)` points: 16 per centroid, at least 1,024, and at most what keeps
+///   the seeding's cost (sample × K × (2 + ln K) × dim) near two Lloyd iterations over the fit
+///   set (sample ≤ 2 × rows / (2 + ln K)); greedy k-means++ over every point, as scikit-learn
+///   does, costs 2 + ln K full iterations. Measured on the benchmark mixture
+///   (tools/bench/kmeans.py: 100,000 × 512 into 1,024, 10 iterations), final inertia:
+///   8 per centroid 76.49 M, 16 per centroid 75.95 M, 32 per centroid 75.95 M; scikit-learn's
+///   greedy k-means++ on all points 75.49 M; faiss's random seeding 80.50 M. Plain
+///   (one-candidate) k-means++ on the sample did no better than random seeding there.
+/// - Lloyd: distances through sgemm (`CentroidSearch`), centroid = mean of its points (summed
+///   in Float64, in point order). After the first iterations most clusters keep exactly the
+///   same points, so their centroids come out bit-for-bit unchanged (measured on the benchmark
+///   mixture: from the third iteration on, over 90 % of the 1,024 centroids stay put). A point
+///   whose centroid did not move was nearer to it than to every other centroid, and the
+///   unmoved ones are where they were; so it only needs its distances to the centroids that
+///   moved. Only points whose own centroid moved are searched against all K. The assignment
+///   is exactly Lloyd's (ties go to the lowest index either way); only the work differs. This
+///   is exact, unlike triangle-inequality bounds (Hamerly 2010, Elkan 2003), which rarely
+///   prune in high dimensions where distances concentrate. Iterations stop early when no
+///   centroid moves.
+/// - Empty clusters (and, with `minClusterSize` > 1, clusters smaller than that) are re-seeded
+///   by splitting the largest cluster, as faiss does (Clustering.cpp, split_clusters): the
+///   re-seeded centroid and the largest one become its centroid ± a small step (10⁻³ of the
+///   cluster's RMS radius) along a seeded random direction, so the next assignment divides that
+///   cluster's points between them by a hyperplane through its mean. (scikit-learn moves the
+///   point farthest from its centroid instead; that point is often an outlier, which then
+///   stays a cluster of one — useless for a hierarchy that must split every node again.)
 /// - Sampling: with `maxPointsPerCentroid` set, at most that many points per centroid (a
 ///   seeded sample, like faiss's max_points_per_centroid = 256) are used to fit; `assign` then
 ///   labels any number of points.
@@ -40,12 +49,20 @@ public struct KMeans: Sendable {
     public var seed: UInt64
     /// Fit on a seeded sample of at most this many points per centroid; nil = every point.
     public var maxPointsPerCentroid: Int?
-    /// k-means++ runs on a seeded sample of this many points per centroid (at least 1,024 points).
-    public var initPointsPerCentroid: Int = 8
+    /// k-means++ runs on a seeded sample of this many points per centroid (see `initSampleSize`).
+    public var initPointsPerCentroid: Int = 16
+    /// Clusters with fewer points than this (empty ones included) are re-seeded after each
+    /// update (see above). 1 = only empty clusters. The hierarchical fit raises it so that every
+    /// child keeps enough points to be split again.
+    public var minClusterSize: Int = 1
+    /// k-means++ steps whose candidates are drawn together (see `greedyKMeansPlusPlus`); nil =
+    /// K/64 up to 64/trials (1, exact greedy k-means++, below K = 128).
+    public var seedingStepsPerRound: Int?
     /// Threads (each sgemm inside runs on one OpenBLAS thread).
     public var workers: Int = VocabParallel.cores
-    /// Hamerly's bounds; false searches every point every iteration (same result, more work).
-    public var useBounds: Bool = true
+    /// Search only against the centroids that moved, for points whose centroid did not (see
+    /// above); false searches every point against every centroid (same result, more work).
+    public var skipUnmovedCentroids: Bool = true
 
     public init(clusters: Int, iterations: Int = 20, seed: UInt64 = 0, maxPointsPerCentroid: Int? = nil) {
         self.clusters = clusters
@@ -54,9 +71,12 @@ public struct KMeans: Sendable {
         self.maxPointsPerCentroid = maxPointsPerCentroid
     }
 
-    /// How many points k-means++ seeds from, for `rows` points to fit.
+    /// How many points k-means++ seeds from, for `rows` points to fit: `initPointsPerCentroid`
+    /// per centroid, at least 1,024, at most 2 × rows / (2 + ln K) (about two Lloyd iterations).
     public func initSampleSize(rows: Int) -> Int {
-        min(rows, max(1024, initPointsPerCentroid * clusters))
+        let trials = 2 + Int(Foundation.log(Double(max(clusters, 1))))
+        let budget = 2 * rows / trials
+        return min(rows, max(1024, min(initPointsPerCentroid * clusters, budget)))
     }
 
     /// How many points the fit uses, for `rows` given.
@@ -66,8 +86,9 @@ public struct KMeans: Sendable {
     }
 
     /// Fits `clusters` centroids to `rows` points of `dim` floats (row-major in `points`).
+    /// `initialCentroids` ([clusters, dim]) replaces the k-means++ seeding (a warm start).
     /// `progress` is called after every iteration.
-    public func fit(_ points: UnsafeBufferPointer<Float>, rows: Int, dim: Int,
+    public func fit(_ points: UnsafeBufferPointer<Float>, rows: Int, dim: Int, initialCentroids: [Float]? = nil,
                     progress: ((KMeansProgress) -> Void)? = nil) throws -> KMeansModel {
         guard clusters >= 1 else { throw VideoBertError("k-means needs at least 1 cluster (got \(clusters))") }
         guard iterations >= 0 else { throw VideoBertError("k-means iterations must be ≥ 0 (got \(iterations))") }
@@ -78,10 +99,17 @@ public struct KMeans: Sendable {
         guard rows >= clusters else {
             throw VideoBertError("k-means into \(clusters) clusters needs at least \(clusters) points, got \(rows)")
         }
+        if let initialCentroids, initialCentroids.count != clusters * dim {
+            throw VideoBertError("k-means was given \(initialCentroids.count) initial centroid values, expected \(clusters) × \(dim)")
+        }
         if let m = maxPointsPerCentroid, m < 1 {
             throw VideoBertError("max points per centroid must be ≥ 1 (got \(m))")
         }
         let base = points.baseAddress!
+        if !allFinite(base, rows * dim) {
+            let bad = (0..<(rows * dim)).first { !base[$0].isFinite } ?? 0
+            throw VideoBertError("k-means input row \(bad / dim) holds a NaN or infinite value")
+        }
         let started = Date()
         var samplingRNG = SeededRNG(seed: seed, stream: 1)
         var seedingRNG = SeededRNG(seed: seed, stream: 2)
@@ -94,28 +122,34 @@ public struct KMeans: Sendable {
         }
         let run = { (fitPoints: UnsafePointer<Float>) throws -> KMeansModel in
             let state = LloydState(points: fitPoints, n: n, dim: dim, k: clusters, workers: workers)
+            var splitRNG = SeededRNG(seed: seed, stream: 4)
             defer { state.deallocate() }
             // k-means++ on a sample of the fit set.
             let s = initSampleSize(rows: n)
             let chosen: [Int]
-            if s < n {
+            if let initialCentroids {
+                state.centroids.update(from: initialCentroids, count: clusters * dim)
+                chosen = []
+            } else if s < n {
                 let picked = selectionSample(from: n, count: s, rng: &samplingRNG)
                 let sample = gatherRows(fitPoints, dim: dim, indices: picked)
                 var sampleNorms = [Float](repeating: 0, count: s)
                 chosen = sample.withUnsafeBufferPointer { sp in
                     sampleNorms.withUnsafeMutableBufferPointer { rowSquaredNorms(sp.baseAddress!, rows: s, dim: dim, into: $0.baseAddress!, workers: workers) }
                     return greedyKMeansPlusPlus(points: sp.baseAddress!, norms: sampleNorms, n: s, dim: dim, k: clusters,
-                                                rng: &seedingRNG, workers: workers).map { picked[$0] }
+                                                rng: &seedingRNG, workers: workers,
+                                                stepsPerRound: seedingStepsPerRound).map { picked[$0] }
                 }
             } else {
                 chosen = greedyKMeansPlusPlus(points: fitPoints, norms: state.pointNorms, n: n, dim: dim, k: clusters,
-                                              rng: &seedingRNG, workers: workers)
+                                              rng: &seedingRNG, workers: workers, stepsPerRound: seedingStepsPerRound)
             }
             for (j, i) in chosen.enumerated() {
                 (state.centroids + j * dim).update(from: fitPoints + i * dim, count: dim)
             }
             let initSeconds = Date().timeIntervalSince(started)
-            let summary = state.iterate(iterations: iterations, useBounds: useBounds) { p in
+            let summary = state.iterate(iterations: iterations, skipUnmoved: skipUnmovedCentroids,
+                                        minClusterSize: max(1, minClusterSize), rng: &splitRNG) { p in
                 var p = p
                 p.seconds = Date().timeIntervalSince(started)
                 progress?(p)
@@ -124,7 +158,7 @@ public struct KMeans: Sendable {
                                centroids: Array(UnsafeBufferPointer(start: state.centroids, count: clusters * dim)),
                                inertia: summary.inertia, inertiaHistory: summary.history, pointsUsed: n,
                                iterationsRun: summary.history.count, reseededClusters: summary.reseeded,
-                               searchedFraction: summary.searchedFraction,
+                               distanceFraction: summary.distanceFraction,
                                initSeconds: initSeconds, seconds: Date().timeIntervalSince(started))
         }
         if n < rows {
@@ -134,8 +168,9 @@ public struct KMeans: Sendable {
     }
 
     /// `fit` over an array.
-    public func fit(_ points: [Float], rows: Int, dim: Int, progress: ((KMeansProgress) -> Void)? = nil) throws -> KMeansModel {
-        try points.withUnsafeBufferPointer { try fit($0, rows: rows, dim: dim, progress: progress) }
+    public func fit(_ points: [Float], rows: Int, dim: Int, initialCentroids: [Float]? = nil,
+                    progress: ((KMeansProgress) -> Void)? = nil) throws -> KMeansModel {
+        try points.withUnsafeBufferPointer { try fit($0, rows: rows, dim: dim, initialCentroids: initialCentroids, progress: progress) }
     }
 }
 
@@ -148,8 +183,10 @@ public struct KMeansProgress: Sendable {
     public var inertia: Double
     /// Points that changed centroid.
     public var changed: Int
-    /// Points whose distances to all centroids were computed (the rest were skipped by the bounds).
-    public var searched: Int
+    /// Centroids the previous update moved (all K in the first iteration).
+    public var movedCentroids: Int
+    /// Point–centroid distances computed, as a fraction of points × K.
+    public var distanceFraction: Double
     public var points: Int
     /// Since the fit began.
     public var seconds: Double
@@ -171,19 +208,19 @@ public struct KMeansModel: Sendable, Equatable {
     public let iterationsRun: Int
     /// Empty clusters re-seeded, over all iterations.
     public let reseededClusters: Int
-    /// Mean fraction of points fully searched per iteration (1 without bounds).
-    public let searchedFraction: Double
+    /// Point–centroid distances computed over all iterations, as a fraction of iterations × points × K.
+    public let distanceFraction: Double
     /// Seeding time, and total fit time (seconds).
     public let initSeconds: Double
     public let seconds: Double
 
     public init(clusters: Int, dim: Int, centroids: [Float], inertia: Double, inertiaHistory: [Double] = [],
-                pointsUsed: Int = 0, iterationsRun: Int = 0, reseededClusters: Int = 0, searchedFraction: Double = 1,
+                pointsUsed: Int = 0, iterationsRun: Int = 0, reseededClusters: Int = 0, distanceFraction: Double = 1,
                 initSeconds: Double = 0, seconds: Double = 0) {
         precondition(centroids.count == clusters * dim)
         self.clusters = clusters; self.dim = dim; self.centroids = centroids; self.inertia = inertia
         self.inertiaHistory = inertiaHistory; self.pointsUsed = pointsUsed; self.iterationsRun = iterationsRun
-        self.reseededClusters = reseededClusters; self.searchedFraction = searchedFraction
+        self.reseededClusters = reseededClusters; self.distanceFraction = distanceFraction
         self.initSeconds = initSeconds; self.seconds = seconds
     }
 
@@ -225,150 +262,218 @@ struct LloydState {
     let n: Int, dim: Int, k: Int, workers: Int
     let pointNorms: UnsafeMutablePointer<Float>       // [n]    ‖x‖²
     let labels: UnsafeMutablePointer<Int32>           // [n]    current centroid
-    let upper: UnsafeMutablePointer<Float>            // [n]    ≥ distance to own centroid
-    let lower: UnsafeMutablePointer<Float>            // [n]    ≤ distance to any other centroid
-    let searchFlags: UnsafeMutablePointer<UInt8>      // [n]    1 = search this point again
-    let active: UnsafeMutablePointer<Int32>           // [n]    the points to search, ascending
+    let best: UnsafeMutablePointer<Float>             // [n]    squared distance to it
+    let lower: UnsafeMutablePointer<Float>            // [n]    ≤ squared distance to every unmoved other centroid
+    let kind: UnsafeMutablePointer<UInt8>             // [n]    how to search this point (see assignAgainstMoved)
+    let movedSecond: UnsafeMutablePointer<Float>      // [n]    squared distance to the second nearest moved centroid
+    let fullSearch: UnsafeMutablePointer<Int32>       // [n]    points whose centroid moved, ascending
+    let movedSearch: UnsafeMutablePointer<Int32>      // [n]    points whose centroid stayed, ascending
+    let movedLabel: UnsafeMutablePointer<Int32>       // [n]    nearest moved centroid (index into `moved`)
+    let movedBest: UnsafeMutablePointer<Float>        // [n]    squared distance to it
     let members: UnsafeMutablePointer<Int32>          // [n]    points grouped by centroid
     let offsets: UnsafeMutablePointer<Int>            // [k+1]  members of j: offsets[j]..<offsets[j+1]
+    let counts: UnsafeMutablePointer<Int>             // [k]    points per cluster
+    let previousLabels: UnsafeMutablePointer<Int32>   // [n]    labels before this assignment
     let centroids: UnsafeMutablePointer<Float>        // [k, dim]
     let previous: UnsafeMutablePointer<Float>         // [k, dim] centroids before the update
     let centroidNorms: UnsafeMutablePointer<Float>    // [k]
+    let isMoved: UnsafeMutablePointer<Bool>           // [k]    centroid changed in the last update
+    let moved: UnsafeMutablePointer<Int32>            // [k]    the moved centroids, ascending
+    let movedCentroids: UnsafeMutablePointer<Float>   // [k, dim] their values, packed
+    let movedNorms: UnsafeMutablePointer<Float>       // [k]
     let sums: UnsafeMutablePointer<Double>            // [k, dim] Σ x per cluster
     let sumSquares: UnsafeMutablePointer<Double>      // [k]    Σ ‖x‖² per cluster
-    let drift: UnsafeMutablePointer<Float>            // [k]    ‖c_new − c_old‖
-    let halfGap: UnsafeMutablePointer<Float>          // [k]    ½ min_{j'≠j} ‖c_j − c_j'‖
-
-    /// Centroid–centroid distances cost K²·dim; above this K the half-gap test is skipped.
-    static let maxClustersForGapTest = 4096
 
     init(points: UnsafePointer<Float>, n: Int, dim: Int, k: Int, workers: Int) {
         self.points = points; self.n = n; self.dim = dim; self.k = k; self.workers = workers
         pointNorms = .allocate(capacity: n)
         labels = .allocate(capacity: n)
-        upper = .allocate(capacity: n)
+        best = .allocate(capacity: n)
         lower = .allocate(capacity: n)
-        searchFlags = .allocate(capacity: n)
-        active = .allocate(capacity: n)
+        kind = .allocate(capacity: n)
+        movedSecond = .allocate(capacity: n)
+        fullSearch = .allocate(capacity: n)
+        movedSearch = .allocate(capacity: n)
+        movedLabel = .allocate(capacity: n)
+        movedBest = .allocate(capacity: n)
         members = .allocate(capacity: n)
         offsets = .allocate(capacity: k + 1)
+        counts = .allocate(capacity: k)
+        previousLabels = .allocate(capacity: n)
         centroids = .allocate(capacity: k * dim)
         previous = .allocate(capacity: k * dim)
         centroidNorms = .allocate(capacity: k)
+        isMoved = .allocate(capacity: k)
+        moved = .allocate(capacity: k)
+        movedCentroids = .allocate(capacity: k * dim)
+        movedNorms = .allocate(capacity: k)
         sums = .allocate(capacity: k * dim)
         sumSquares = .allocate(capacity: k)
-        drift = .allocate(capacity: k)
-        halfGap = .allocate(capacity: k)
         labels.update(repeating: -1, count: n)
-        halfGap.update(repeating: 0, count: k)
         rowSquaredNorms(points, rows: n, dim: dim, into: pointNorms, workers: workers)
     }
 
     func deallocate() {
-        pointNorms.deallocate(); labels.deallocate(); upper.deallocate(); lower.deallocate()
-        searchFlags.deallocate(); active.deallocate(); members.deallocate(); offsets.deallocate()
-        centroids.deallocate(); previous.deallocate(); centroidNorms.deallocate(); sums.deallocate()
-        sumSquares.deallocate(); drift.deallocate(); halfGap.deallocate()
+        pointNorms.deallocate(); labels.deallocate(); best.deallocate(); fullSearch.deallocate()
+        lower.deallocate(); kind.deallocate(); movedSecond.deallocate()
+        movedSearch.deallocate(); movedLabel.deallocate(); movedBest.deallocate(); members.deallocate()
+        offsets.deallocate(); counts.deallocate(); previousLabels.deallocate(); centroids.deallocate(); previous.deallocate(); centroidNorms.deallocate()
+        isMoved.deallocate(); moved.deallocate(); movedCentroids.deallocate(); movedNorms.deallocate()
+        sums.deallocate(); sumSquares.deallocate()
     }
 
-    struct Summary { var inertia: Double; var history: [Double]; var reseeded: Int; var searchedFraction: Double }
+    struct Summary { var inertia: Double; var history: [Double]; var reseeded: Int; var distanceFraction: Double }
 
     /// Runs up to `iterations` Lloyd iterations from the centroids in `centroids`.
-    func iterate(iterations: Int, useBounds: Bool, progress: (KMeansProgress) -> Void) -> Summary {
+    func iterate(iterations: Int, skipUnmoved: Bool, minClusterSize: Int, rng: inout SeededRNG,
+                 progress: (KMeansProgress) -> Void) -> Summary {
         var history: [Double] = []
         var reseeded = 0
-        var searchedTotal = 0.0
-        var searchPasses = 0
-        var maxDrift: Float = 0, secondMaxDrift: Float = 0, maxDriftCluster = -1
+        var distances = 0.0
+        var searches = 0
         var inertia = Double.nan
+        var movedCount = k
+        var overridden = false   // the last update re-seeded, so centroids are not all means
         for it in 0..<iterations {
             rowSquaredNorms(centroids, rows: k, dim: dim, into: centroidNorms)
-            // 1. Which points must be searched.
-            var searched = n
-            var selection: UnsafePointer<Int32>? = nil
-            if useBounds && it > 0 {
-                searched = selectByBounds(maxDrift: maxDrift, secondMaxDrift: secondMaxDrift, maxDriftCluster: maxDriftCluster)
-                selection = UnsafePointer(active)
+            previousLabels.update(from: labels, count: n)
+            // 1. Assignment.
+            let changed: Int
+            let fraction: Double
+            if it == 0 || !skipUnmoved || 2 * movedCount >= k {
+                // Everything against everything (first iteration, or most centroids moved).
+                changed = CentroidSearch(points: points, dim: dim, rows: n, pointNorms: pointNorms,
+                                         centroids: centroids, centroidNorms: centroidNorms, k: k,
+                                         labels: labels, best: best, second: lower).run(workers: workers)
+                fraction = 1
+            } else {
+                (changed, fraction) = assignAgainstMoved(movedCount: movedCount)
             }
-            // 2. Search them: nearest and second nearest centroid (squared), then to distances.
-            let changed = nearestCentroids(points: points, dim: dim, rows: searched, indices: selection,
-                                           pointNorms: pointNorms, centroids: centroids, centroidNorms: centroidNorms, k: k,
-                                           labels: labels, best: upper, second: lower, workers: workers)
-            if useBounds { takeSquareRoots(count: searched, selection: selection) }
-            searchedTotal += Double(searched) / Double(n)
-            searchPasses += 1
-            if it > 0 && changed == 0 {
+            distances += fraction
+            searches += 1
+            if it > 0 && changed == 0 && !overridden {
                 // Same assignment as last time: the update would give the same centroids.
                 break
             }
-            // 3. Update.
-            let empty = accumulate()
-            if empty > 0 { reseedEmptyClusters(); reseeded += empty }
+            // 2. Update.
+            // The sums are built once, then follow the points that change cluster: after the
+            // first iterations only a few percent do (Float64 sums; the order is fixed).
+            if it == 0 { accumulate() } else { applyChanges() }
             inertia = updateCentroids()
-            (maxDrift, secondMaxDrift, maxDriftCluster) = largestDrifts()
-            if useBounds && k > 1 && k <= Self.maxClustersForGapTest { computeHalfGaps() }
+            let split = splitLargestClusters(minSize: minClusterSize, rng: &rng, inertia: &inertia)
+            reseeded += split
+            overridden = split > 0
+            let previouslyMoved = movedCount
+            movedCount = markMovedCentroids()
             history.append(inertia)
             progress(KMeansProgress(iteration: it + 1, iterations: iterations, inertia: inertia, changed: changed,
-                                    searched: searched, points: n, seconds: 0))
+                                    movedCentroids: it == 0 ? k : previouslyMoved, distanceFraction: fraction,
+                                    points: n, seconds: 0))
+            if movedCount == 0 { break }
         }
         if history.isEmpty {
             // No update ran (0 iterations): the inertia of the initial centroids.
             rowSquaredNorms(centroids, rows: k, dim: dim, into: centroidNorms)
-            nearestCentroids(points: points, dim: dim, rows: n, indices: nil, pointNorms: pointNorms, centroids: centroids,
-                             centroidNorms: centroidNorms, k: k, labels: labels, best: upper, second: nil, workers: workers)
-            inertia = (0..<n).reduce(0.0) { $0 + Double(upper[$1]) }
+            _ = CentroidSearch(points: points, dim: dim, rows: n, pointNorms: pointNorms, centroids: centroids,
+                               centroidNorms: centroidNorms, k: k, labels: labels, best: best).run(workers: workers)
+            inertia = (0..<n).reduce(0.0) { $0 + Double(best[$1]) }
         }
         return Summary(inertia: inertia, history: history, reseeded: reseeded,
-                       searchedFraction: searchPasses > 0 ? searchedTotal / Double(searchPasses) : 1)
+                       distanceFraction: searches > 0 ? distances / Double(searches) : 1)
     }
 
-    /// Moves every point's bounds by the centroid drifts and lists (in `active`) the points whose
-    /// centroid may have changed (Hamerly 2010, Algorithm 2). Returns how many.
-    private func selectByBounds(maxDrift: Float, secondMaxDrift: Float, maxDriftCluster: Int) -> Int {
+    /// The assignment when only `movedCount` centroids moved. Every point keeps `lower`, a lower
+    /// bound on its squared distance to every centroid other than its own that has not moved
+    /// since the bound was set. Three kinds of point:
+    /// - A, its centroid did not move: the unmoved others are still no nearer, so only the moved
+    ///   centroids can take it; it is searched against those alone.
+    /// - B, its centroid moved but is still within `lower`: again only moved centroids (its own
+    ///   among them) can be nearest; searched against the moved ones.
+    /// - C, its centroid moved beyond `lower`: searched against all K.
+    /// The result is Lloyd's assignment (exact ties aside). Returns the points that changed and
+    /// the fraction of point–centroid distances computed.
+    private func assignAgainstMoved(movedCount m: Int) -> (Int, Double) {
+        // Pack the moved centroids.
+        var j = 0
+        for c in 0..<k where isMoved[c] {
+            moved[j] = Int32(c)
+            (movedCentroids + j * dim).update(from: centroids + c * dim, count: dim)
+            movedNorms[j] = centroidNorms[c]
+            j += 1
+        }
+        // Classify (in parallel; each point writes its own slots), then list in point order.
+        let (points, dim, labels, best, lower, kind, isMoved, centroids) =
+            (self.points, self.dim, self.labels, self.best, self.lower, self.kind, self.isMoved, self.centroids)
         let chunk = 8192
-        let chunks = (n + chunk - 1) / chunk
-        let (points, dim, labels, upper, lower, drift, halfGap, centroids, flags) =
-            (self.points, self.dim, self.labels, self.upper, self.lower, self.drift, self.halfGap, self.centroids, self.searchFlags)
-        VocabParallel.forEach(chunks, workers: workers) { c in
+        VocabParallel.forEach((n + chunk - 1) / chunk, workers: workers) { c in
             for i in (c * chunk)..<min(n, (c + 1) * chunk) {
                 let a = Int(labels[i])
-                var u = upper[i] + drift[a]
-                let l = lower[i] - (a == maxDriftCluster ? secondMaxDrift : maxDrift)
-                lower[i] = l
-                let bound = max(halfGap[a], l)
-                var search: UInt8 = 0
-                if u > bound {
-                    // Tighten the upper bound to the exact distance, and test again.
-                    u = squaredDistance(points + i * dim, centroids + a * dim, dim).squareRoot()
-                    if u > bound { search = 1 }
-                }
-                upper[i] = u
-                flags[i] = search
+                if !isMoved[a] { kind[i] = 0; continue }
+                let u = squaredDistance(points + i * dim, centroids + a * dim, dim)
+                if u <= lower[i] { kind[i] = 1; best[i] = u } else { kind[i] = 2 }
             }
         }
-        var count = 0
-        for i in 0..<n where flags[i] != 0 {
-            active[count] = Int32(i)
-            count += 1
+        var full = 0, partial = 0
+        for i in 0..<n {
+            if kind[i] == 2 { fullSearch[full] = Int32(i); full += 1 } else { movedSearch[partial] = Int32(i); partial += 1 }
         }
-        return count
+        // C: against everything (exact nearest and second nearest).
+        var changed = CentroidSearch(points: points, dim: dim, rows: full, indices: fullSearch, pointNorms: pointNorms,
+                                     centroids: centroids, centroidNorms: centroidNorms, k: k,
+                                     labels: labels, best: best, second: lower).run(workers: workers)
+        // A and B: against the moved centroids.
+        for r in 0..<partial { movedLabel[Int(movedSearch[r])] = -1 }
+        _ = CentroidSearch(points: points, dim: dim, rows: partial, indices: movedSearch, pointNorms: pointNorms,
+                           centroids: movedCentroids, centroidNorms: movedNorms, k: m,
+                           labels: movedLabel, best: movedBest, second: movedSecond).run(workers: workers)
+        for r in 0..<partial {
+            let i = Int(movedSearch[r])
+            let a = labels[i]
+            let candidate = moved[Int(movedLabel[i])]
+            let (m1, m2) = (movedBest[i], movedSecond[i])
+            if kind[i] == 1 {
+                // B: the nearest moved centroid is the nearest of all (its own is among them).
+                if candidate != a { changed += 1 }
+                labels[i] = candidate
+                best[i] = m1
+                lower[i] = min(lower[i], m2)
+            } else if m1 < best[i] || (m1 == best[i] && candidate < a) {
+                // A, taken by a moved centroid: the old one joins the others.
+                changed += 1
+                lower[i] = min(lower[i], best[i], m2)
+                labels[i] = candidate
+                best[i] = m1
+            } else {
+                // A, kept: the moved centroids are now others.
+                lower[i] = min(lower[i], m1)
+            }
+        }
+        return (changed, (Double(full) * Double(k) + Double(partial) * Double(m)) / (Double(n) * Double(k)))
     }
 
-    private func takeSquareRoots(count: Int, selection: UnsafePointer<Int32>?) {
-        let (upper, lower) = (self.upper, self.lower)
-        let chunk = 8192
-        VocabParallel.forEach((count + chunk - 1) / chunk, workers: workers) { c in
-            for r in (c * chunk)..<min(count, (c + 1) * chunk) {
-                let i = selection.map { Int($0[r]) } ?? r
-                upper[i] = upper[i].squareRoot()
-                lower[i] = lower[i].squareRoot()
+    /// Moves every point whose label changed from its old cluster's sums to its new one's, in
+    /// point order.
+    private func applyChanges() {
+        for i in 0..<n where labels[i] != previousLabels[i] {
+            let from = Int(previousLabels[i]), to = Int(labels[i])
+            let x = points + i * dim
+            let fromSum = sums + from * dim, toSum = sums + to * dim
+            var squares = 0.0
+            for c in 0..<dim {
+                let v = Double(x[c])
+                fromSum[c] -= v
+                toSum[c] += v
+                squares += v * v
             }
+            sumSquares[from] -= squares
+            sumSquares[to] += squares
+            counts[from] -= 1
+            counts[to] += 1
         }
     }
 
     /// Groups points by centroid and sums each group in point order (Float64).
-    /// Returns the number of empty clusters.
-    private func accumulate() -> Int {
+    private func accumulate() {
         offsets.update(repeating: 0, count: k + 1)
         for i in 0..<n { offsets[Int(labels[i]) + 1] += 1 }
         for j in 0..<k { offsets[j + 1] += offsets[j] }
@@ -388,54 +493,64 @@ struct LloydState {
             }
             sumSquares[j] = squares
         }
-        var empty = 0
-        for j in 0..<k where offsets[j + 1] == offsets[j] { empty += 1 }
-        return empty
+        for j in 0..<k { counts[j] = offsets[j + 1] - offsets[j] }
     }
 
-    /// Each empty cluster takes, as a singleton, the point farthest from its current centroid
-    /// among clusters that keep at least one point (largest distance first, lowest index on ties).
-    private func reseedEmptyClusters() {
-        var counts = (0..<k).map { offsets[$0 + 1] - offsets[$0] }
-        // Exact squared distance of every point to its centroid (the bounds are only bounds).
-        var distance = [Float](repeating: 0, count: n)
-        let (points, dim, labels, centroids) = (self.points, self.dim, self.labels, self.centroids)
-        distance.withUnsafeMutableBufferPointer { d in
-            let out = d.baseAddress!
-            let chunk = 8192
-            VocabParallel.forEach((n + chunk - 1) / chunk, workers: workers) { c in
-                for i in (c * chunk)..<min(n, (c + 1) * chunk) {
-                    out[i] = squaredDistance(points + i * dim, centroids + Int(labels[i]) * dim, dim)
-                }
+    /// Re-seeds every cluster with fewer than `minSize` points (ascending index) by splitting
+    /// the cluster with the most points (lowest index on ties; sizes are halved as they are
+    /// split): both centroids become its centroid ± 10⁻³ of its RMS radius along a random unit
+    /// direction. Labels and sums are left as they are (the next assignment moves the points),
+    /// and `inertia` is corrected to the new centroids. Returns how many clusters were re-seeded.
+    private func splitLargestClusters(minSize: Int, rng: inout SeededRNG, inertia: inout Double) -> Int {
+        var small: [Int] = []
+        for j in 0..<k where counts[j] < minSize { small.append(j) }
+        if small.isEmpty { return 0 }
+        var size = (0..<k).map { Double(counts[$0]) }
+        var touched = Set<Int>()
+        var direction = [Float](repeating: 0, count: dim)
+        var done = 0
+        for e in small {
+            var b = -1
+            for j in 0..<k where j != e && (b < 0 || size[j] > size[b]) { b = j }
+            // Nothing left worth splitting (fewer points than clusters of the minimum size).
+            guard b >= 0, size[b] >= 2 * Double(minSize), size[b] >= 2 else { break }
+            let nb = Double(counts[b])
+            var radius = 0.0
+            if nb > 0 {
+                var sumNorm = 0.0
+                for c in 0..<dim { sumNorm += sums[b * dim + c] * sums[b * dim + c] }
+                radius = max(0, (sumSquares[b] - sumNorm / nb) / nb).squareRoot()
             }
-        }
-        let order = (0..<n).sorted { distance[$0] != distance[$1] ? distance[$0] > distance[$1] : $0 < $1 }
-        var next = 0
-        for e in 0..<k where counts[e] == 0 {
-            while counts[Int(labels[order[next]])] < 2 { next += 1 }
-            let p = order[next]
-            next += 1
-            let from = Int(labels[p])
-            let x = points + p * dim
-            var squares = 0.0
+            var norm: Float = 0
+            for c in 0..<dim { direction[c] = rng.nextGaussian(); norm += direction[c] * direction[c] }
+            let step = Float(1e-3 * max(radius, 1e-12)) / max(norm.squareRoot(), .leastNormalMagnitude)
             for c in 0..<dim {
-                let v = Double(x[c])
-                sums[from * dim + c] -= v
-                sums[e * dim + c] = v
-                squares += v * v
+                let centre = centroids[b * dim + c]
+                centroids[e * dim + c] = centre + step * direction[c]
+                centroids[b * dim + c] = centre - step * direction[c]
             }
-            sumSquares[from] -= squares
-            sumSquares[e] = squares
-            counts[from] -= 1
-            counts[e] = 1
-            labels[p] = Int32(e)
-            // Distance 0 to its new centroid; no lower bound known: searched next iteration.
-            upper[p] = 0
-            lower[p] = 0
+            size[e] = (size[b] / 2).rounded(.down)
+            size[b] -= size[e]
+            touched.insert(e); touched.insert(b)
+            done += 1
         }
-        // Keep `offsets` consistent with the counts (only the sizes are used from here on).
-        offsets[0] = 0
-        for j in 0..<k { offsets[j + 1] = offsets[j] + counts[j] }
+        // The inertia of the current labels against the moved centroids: for each touched
+        // cluster, Σ‖x − c‖² = Σ‖x‖² − 2 c·Σx + n‖c‖² (the others are unchanged).
+        for j in touched {
+            let nj = Double(counts[j])
+            var before = 0.0, after = 0.0
+            if nj > 0 {
+                var sumNorm = 0.0, dot = 0.0, cNorm = 0.0
+                for c in 0..<dim {
+                    let s = sums[j * dim + c], v = Double(centroids[j * dim + c])
+                    sumNorm += s * s; dot += v * s; cNorm += v * v
+                }
+                before = max(0, sumSquares[j] - sumNorm / nj)
+                after = max(0, sumSquares[j] - 2 * dot + nj * cNorm)
+            }
+            inertia += after - before
+        }
+        return done
     }
 
     /// centroid = sum / count; returns the inertia Σ_j (Σ‖x‖² − ‖Σx‖²/n_j).
@@ -443,8 +558,8 @@ struct LloydState {
         previous.update(from: centroids, count: k * dim)
         var inertia = 0.0
         for j in 0..<k {
-            let count = offsets[j + 1] - offsets[j]
-            guard count > 0 else { continue }   // cannot happen after re-seeding; keeps the old centroid
+            let count = counts[j]
+            guard count > 0 else { continue }   // empty: keeps its centroid until re-seeded
             let s = sums + j * dim
             let inv = 1.0 / Double(count)
             var sumNorm = 0.0
@@ -457,31 +572,16 @@ struct LloydState {
         return inertia
     }
 
-    /// drift[j] = ‖c_new − c_old‖; returns the largest, the second largest and the cluster of the largest.
-    private func largestDrifts() -> (Float, Float, Int) {
-        var first: Float = 0, second: Float = 0, which = -1
+    /// isMoved[j] = centroid j differs (in any bit) from before the update; returns how many.
+    private func markMovedCentroids() -> Int {
+        var count = 0
         for j in 0..<k {
-            let d = squaredDistance(centroids + j * dim, previous + j * dim, dim).squareRoot()
-            drift[j] = d
-            if d > first { second = first; first = d; which = j } else if d > second { second = d }
+            let a = UnsafeRawPointer(centroids + j * dim), b = UnsafeRawPointer(previous + j * dim)
+            let changed = memcmp(a, b, dim * MemoryLayout<Float>.size) != 0
+            isMoved[j] = changed
+            if changed { count += 1 }
         }
-        return (first, second, which)
-    }
-
-    /// halfGap[j] = ½ min_{j'≠j} ‖c_j − c_j'‖, from one K×K sgemm (Hamerly's s(j)).
-    private func computeHalfGaps() {
-        rowSquaredNorms(centroids, rows: k, dim: dim, into: centroidNorms)
-        let gram = UnsafeMutablePointer<Float>.allocate(capacity: k * k)   // [k, k] c_j · c_j'
-        defer { gram.deallocate() }
-        BLAS.sgemm(transB: true, m: k, n: k, k: dim, a: centroids, lda: dim, b: centroids, ldb: dim, c: gram, ldc: k)
-        for j in 0..<k {
-            var nearest = Float.infinity
-            let row = gram + j * k
-            for j2 in 0..<k where j2 != j {
-                nearest = min(nearest, centroidNorms[j] + centroidNorms[j2] - 2 * row[j2])
-            }
-            halfGap[j] = 0.5 * max(0, nearest).squareRoot()
-        }
+        return count
     }
 }
 
@@ -494,7 +594,7 @@ func addRow(_ x: UnsafePointer<Float>, to acc: UnsafeMutablePointer<Double>, _ n
         let v = SIMD8<Double>(UnsafeRawPointer(x + c).loadUnaligned(as: SIMD8<Float>.self))
         let a = UnsafeMutableRawPointer(acc + c)
         a.storeBytes(of: a.loadUnaligned(as: SIMD8<Double>.self) + v, as: SIMD8<Double>.self)
-        squares = squares.addingProduct(v, v)
+        squares += v * v
         c += 8
     }
     var s = squares.sum()

@@ -19,19 +19,19 @@ func searchBlockRows(centroids k: Int) -> Int {
 /// Σ x[i]² for i in 0..<n.
 @inline(__always)
 func squaredNorm(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
+    var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
     var i = 0
-    while i + 32 <= n {
-        let a = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
-        let b = UnsafeRawPointer(x + i + 16).loadUnaligned(as: SIMD16<Float>.self)
-        acc0 = acc0.addingProduct(a, a)
-        acc1 = acc1.addingProduct(b, b)
-        i += 32
-    }
     while i + 16 <= n {
-        let a = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
-        acc0 = acc0.addingProduct(a, a)
+        let a = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+        let b = UnsafeRawPointer(x + i + 8).loadUnaligned(as: SIMD8<Float>.self)
+        acc0 += a * a
+        acc1 += b * b
         i += 16
+    }
+    while i + 8 <= n {
+        let a = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+        acc0 += a * a
+        i += 8
     }
     var s = (acc0 + acc1).sum()
     while i < n { s += x[i] * x[i]; i += 1 }
@@ -41,22 +41,22 @@ func squaredNorm(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
 /// Σ (x[i] − y[i])² for i in 0..<n, computed directly (no cancellation).
 @inline(__always)
 func squaredDistance(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
+    var acc0 = SIMD8<Float>(), acc1 = SIMD8<Float>()
     var i = 0
-    while i + 32 <= n {
-        let a = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
-            - UnsafeRawPointer(y + i).loadUnaligned(as: SIMD16<Float>.self)
-        let b = UnsafeRawPointer(x + i + 16).loadUnaligned(as: SIMD16<Float>.self)
-            - UnsafeRawPointer(y + i + 16).loadUnaligned(as: SIMD16<Float>.self)
-        acc0 = acc0.addingProduct(a, a)
-        acc1 = acc1.addingProduct(b, b)
-        i += 32
-    }
     while i + 16 <= n {
-        let a = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
-            - UnsafeRawPointer(y + i).loadUnaligned(as: SIMD16<Float>.self)
-        acc0 = acc0.addingProduct(a, a)
+        let a = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+            - UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
+        let b = UnsafeRawPointer(x + i + 8).loadUnaligned(as: SIMD8<Float>.self)
+            - UnsafeRawPointer(y + i + 8).loadUnaligned(as: SIMD8<Float>.self)
+        acc0 += a * a
+        acc1 += b * b
         i += 16
+    }
+    while i + 8 <= n {
+        let a = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+            - UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
+        acc0 += a * a
+        i += 8
     }
     var s = (acc0 + acc1).sum()
     while i < n { let d = x[i] - y[i]; s += d * d; i += 1 }
@@ -85,9 +85,12 @@ func minTwo(_ scores: UnsafePointer<Float>, _ norms: UnsafePointer<Float>, _ k: 
         while j + 8 <= k {
             let v = UnsafeRawPointer(scores + j).loadUnaligned(as: SIMD8<Float>.self)
                 + UnsafeRawPointer(norms + j).loadUnaligned(as: SIMD8<Float>.self)
-            m2 = pointwiseMin(m2, pointwiseMax(m1, v))
-            idx.replace(with: lane, where: v .< m1)
-            m1 = pointwiseMin(m1, v)
+            // (pointwiseMin/Max are IEEE minimum/maximum, scalarised; a compare and a blend are not.)
+            let smaller = v .< m1
+            let larger = m1.replacing(with: v, where: .!smaller)      // max(m1, v)
+            m2 = m2.replacing(with: larger, where: larger .< m2)      // min(m2, max(m1, v))
+            m1 = m1.replacing(with: v, where: smaller)                // min(m1, v)
+            idx.replace(with: lane, where: smaller)
             lane &+= step
             j += 8
         }

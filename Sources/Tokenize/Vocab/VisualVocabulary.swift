@@ -1,8 +1,8 @@
 import Foundation
 import Tensor
 
-/// A fitted hierarchical k-means tree: the visual words of VideoBERT (Sun et al. 2019, §3.2 and
-/// §4.1: hierarchical k-means with k = 12 and 4 levels gives 12^4 = 20,736 visual words).
+/// A fitted hierarchical k-means tree: the visual words of VideoBERT (Sun et al. 2019, §4.1:
+/// hierarchical k-means with k = 12 and 4 levels gives 12^4 = 20,736 visual words).
 ///
 /// Every node has `branching` (K) children and the tree has `depth` (D) levels. Nodes at depth
 /// l + 1 are numbered 0..<K^(l+1) so that child c of node p is p·K + c; a leaf id is therefore
@@ -50,8 +50,8 @@ public struct VisualVocabulary: Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case inertia, seed, iterations, points, seconds
-            case fitPoints = "fit_points", maxPointsPerNode = "max_points_per_node", usedLeaves = "used_leaves"
+            case inertia, seed, points, seconds
+            case iterations = "iters", fitPoints = "fit_points", maxPointsPerNode = "max_points_per_node", usedLeaves = "used_leaves"
         }
     }
 
@@ -302,8 +302,8 @@ public struct VisualVocabulary: Sendable, Equatable {
         var seconds: Double
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case format, branching, depth, dim, leaves, normalization, levels, inertia, seed, iterations, points, seconds
-            case formatVersion = "format_version", fitPoints = "fit_points", maxPointsPerNode = "max_points_per_node"
+            case format, branching, depth, dim, leaves, normalization, levels, inertia, seed, points, seconds
+            case iterations = "iters", formatVersion = "format_version", fitPoints = "fit_points", maxPointsPerNode = "max_points_per_node"
             case usedLeaves = "used_leaves"
         }
     }

@@ -17,12 +17,16 @@ public enum VocabParallel {
     static func run(items: Int, workers: Int, _ worker: (_ next: () -> Int?) -> Void) {
         if items <= 0 { return }
         let threads = min(max(1, workers), items)
+        // One OpenBLAS thread even when this runs on one worker: every item's sgemm is then
+        // computed the same way whatever the worker count, so results match bit for bit.
         if threads == 1 {
             var i = 0
-            worker {
-                guard i < items else { return nil }
-                defer { i += 1 }
-                return i
+            withSingleThreadedBLAS {
+                worker {
+                    guard i < items else { return nil }
+                    defer { i += 1 }
+                    return i
+                }
             }
             return
         }

@@ -10,6 +10,7 @@ let benchmarks: [String: @Sendable ([String]) throws -> Void] = [
     "decode": benchDecode,
     "bert": benchBert,
     "conv": benchConv,
+    "vocab": benchVocab,
 ]
 
 /// `--name value` options of a benchmark's arguments.
