@@ -20,7 +20,7 @@ struct VideoBert: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             TokenizeCommand.self, FramesCommand.self, WordPieceCommand.self, VocabCommand.self, InspectCommand.self,
-            DemoCommand.self, DemoCorpusCommand.self,
+            DemoCommand.self, DemoCorpusCommand.self, EvaluateCommand.self,
         ]
     )
 }

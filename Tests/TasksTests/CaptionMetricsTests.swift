@@ -28,15 +28,13 @@ final class CaptionMetricsTests: XCTestCase {
             meteorExactStemStats: try XCTUnwrap(es["stats"] as? [String]).map { $0.split(separator: " ").map { Double($0)! } })
     }
 
-    /// One evaluation shared by the tests (the fixture takes about a second in a debug build).
-    nonisolated(unsafe) static var cached: CaptionEvaluation?
-    static func evaluation() throws -> CaptionEvaluation {
-        if let cached { return cached }
-        let e = try CaptionEvaluator.evaluate(predictionsFile: Fixture.path("caption_results"),
-                                              referencesFile: Fixture.path("caption_references"))
-        cached = e
-        return e
+    /// One evaluation shared by the tests (the fixture takes about a second in a debug build);
+    /// a static let is initialized once, thread-safely.
+    static let shared = Result {
+        try CaptionEvaluator.evaluate(predictionsFile: Fixture.path("caption_results"),
+                                      referencesFile: Fixture.path("caption_references"))
     }
+    static func evaluation() throws -> CaptionEvaluation { try shared.get() }
 
     func testImagesAreEvaluatedInPycocoevalcapOrder() throws {
         let (e, x) = (try Self.evaluation(), try Self.expected())

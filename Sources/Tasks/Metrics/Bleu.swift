@@ -24,7 +24,7 @@ public enum Bleu {
     /// - Parameters:
     ///   - hypotheses: one tokenized caption per image.
     ///   - references: the tokenized references of each image (at least one each).
-    ///   - n: highest n-gram order.
+    ///   - n: highest n-gram order (1…4).
     /// - Returns: corpus BLEU-1…n and, per image, BLEU-1…n.
     public static func score(hypotheses: [String], references: [[String]], n: Int = 4) -> (corpus: [Double], perImage: [[Double]]) {
         precondition(hypotheses.count == references.count, "one hypothesis per image")
@@ -34,8 +34,9 @@ public enum Bleu {
         var totalRef = 0
         var totalGuess = [Int](repeating: 0, count: n)
         var totalCorrect = [Int](repeating: 0, count: n)
+        var index = WordIndex()
         for (hyp, refs) in zip(hypotheses, references) {
-            let st = stats(hypothesis: hyp, references: refs, n: n)
+            let st = stats(hypothesis: hyp, references: refs, n: n, index: &index)
             totalTest += st.testLength
             totalRef += st.referenceLength
             for k in 0..<n {
@@ -48,21 +49,21 @@ public enum Bleu {
         return (corpus, perImage)
     }
 
-    static func stats(hypothesis: String, references: [String], n: Int) -> Stats {
+    static func stats(hypothesis: String, references: [String], n: Int, index: inout WordIndex) -> Stats {
         // cook_refs: reference lengths and the maximum count of each n-gram over the references
         var refLengths: [Int] = []
         var maxCounts: [NGram: Int] = [:]
         for ref in references {
-            let words = pythonSplit(ref)
+            let words = index.words(ref)
             refLengths.append(words.count)
-            for (g, c) in ngramCounts(words, maxOrder: n) where c > maxCounts[g, default: 0] { maxCounts[g] = c }
+            for (g, c) in NGramCounts(words, maxOrder: n).items where c > maxCounts[g, default: 0] { maxCounts[g] = c }
         }
         // cook_test
-        let words = pythonSplit(hypothesis)
+        let words = index.words(hypothesis)
         let testLength = words.count
         var st = Stats(testLength: testLength, guess: (1...n).map { max(0, testLength - $0 + 1) },
                        correct: [Int](repeating: 0, count: n))
-        for (g, c) in ngramCounts(words, maxOrder: n) {
+        for (g, c) in NGramCounts(words, maxOrder: n).items {
             st.correct[g.order - 1] += min(maxCounts[g, default: 0], c)
         }
         // "closest": min over (|l - testlen|, l)

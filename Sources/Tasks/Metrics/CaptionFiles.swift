@@ -161,9 +161,15 @@ public enum CaptionFiles {
         return CaptionEntry(imageID: id, caption: caption)
     }
 
+    /// JSON true/false (an NSNumber holding a C char; `is Bool` also holds for the numbers 0 and 1).
+    static func isJSONBoolean(_ v: Any) -> Bool {
+        guard let n = v as? NSNumber else { return false }
+        return String(cString: n.objCType) == "c"
+    }
+
     static func imageID(_ v: Any) -> ImageID? {
         if let s = v as? String { return .string(s) }
-        if v is Bool { return nil }  // JSON true/false
+        if isJSONBoolean(v) { return nil }
         if let n = v as? NSNumber {
             let d = n.doubleValue
             guard d.rounded() == d, abs(d) < 9.0e15 else { return nil }
@@ -177,7 +183,7 @@ public enum CaptionFiles {
         if v is String { return "a string" }
         if v is [Any] { return "a list" }
         if v is [String: Any] { return "an object" }
-        if v is Bool { return "a boolean" }
+        if isJSONBoolean(v) { return "a boolean" }
         if let n = v as? NSNumber { return "the number \(n)" }
         return "\(type(of: v))"
     }

@@ -22,31 +22,36 @@ public enum CiderD {
     public static func score(hypotheses: [String], references: [[String]]) -> (corpus: Double, perImage: [Double]) {
         precondition(hypotheses.count == references.count, "one hypothesis per image")
         let n = maxOrder
-        let hypCounts = hypotheses.map { ngramCounts(pythonSplit($0), maxOrder: n) }
-        let refCounts = references.map { refs in refs.map { ngramCounts(pythonSplit($0), maxOrder: n) } }
+        var index = WordIndex()
+        let hypCounts = hypotheses.map { NGramCounts(index.words($0), maxOrder: n) }
+        let refCounts = references.map { refs in refs.map { NGramCounts(index.words($0), maxOrder: n) } }
 
         // Document frequency over the references of the evaluated images.
         var documentFrequency: [NGram: Int] = [:]
         for refs in refCounts {
             var seen = Set<NGram>()
-            for counts in refs { for g in counts.keys { seen.insert(g) } }
+            for counts in refs { for g in counts.grams { seen.insert(g) } }
             for g in seen { documentFrequency[g, default: 0] += 1 }
         }
         let logDocuments = log(Double(references.count))
 
-        func vector(_ counts: [NGram: Int]) -> (weights: [NGram: Double], norms: [Double], length: Int) {
-            var weights: [NGram: Double] = [:]
-            weights.reserveCapacity(counts.count)
+        /// counts2vec: TF-IDF weights in n-gram insertion order, per-order norms, and the "length".
+        func vector(_ counts: NGramCounts) -> (grams: [NGram], weights: [Double], lookup: [NGram: Double], norms: [Double], length: Int) {
+            var weights: [Double] = []
+            weights.reserveCapacity(counts.grams.count)
+            var lookup: [NGram: Double] = [:]
+            lookup.reserveCapacity(counts.grams.count)
             var squares = [Double](repeating: 0, count: n)
             var length = 0
-            for (g, tf) in counts {
+            for (g, tf) in counts.items {
                 let df = log(max(1.0, Double(documentFrequency[g] ?? 0)))
                 let w = Double(tf) * (logDocuments - df)
-                weights[g] = w
+                weights.append(w)
+                lookup[g] = w
                 squares[g.order - 1] += w * w
                 if g.order == 2 { length += tf }  // pycocoevalcap's length: bigram count
             }
-            return (weights, squares.map { $0.squareRoot() }, length)
+            return (counts.grams, weights, lookup, squares.map { $0.squareRoot() }, length)
         }
 
         var perImage: [Double] = []
@@ -60,8 +65,8 @@ public enum CiderD {
                 let delta = Double(h.length - r.length)
                 let penalty = exp(-(delta * delta) / (2 * sigma * sigma))
                 var value = [Double](repeating: 0, count: n)
-                for (g, wh) in h.weights {
-                    let wr = r.weights[g] ?? 0
+                for (g, wh) in zip(h.grams, h.weights) {
+                    let wr = r.lookup[g] ?? 0
                     value[g.order - 1] += min(wh, wr) * wr
                 }
                 for k in 0..<n {

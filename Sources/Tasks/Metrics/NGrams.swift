@@ -16,26 +16,66 @@ func isPythonWhitespace(_ c: Unicode.Scalar) -> Bool {
     }
 }
 
-/// An n-gram as a key: its words joined by U+0001 (which never occurs inside a word here, since
-/// control characters are dropped by the tokenizer), so counting needs one hash per n-gram.
-struct NGram: Hashable {
-    let key: String
-    let order: Int  // n, 1-based
-}
+/// Word ids for the captions being scored: n-grams are hashed as a few integers, not strings.
+struct WordIndex {
+    private var ids: [Substring: Int32] = [:]
 
-/// Counts of all n-grams of orders 1…n (pycocoevalcap `precook`).
-func ngramCounts(_ words: [Substring], maxOrder n: Int) -> [NGram: Int] {
-    var counts: [NGram: Int] = [:]
-    guard !words.isEmpty else { return counts }
-    for k in 1...n where words.count >= k {
-        for i in 0...(words.count - k) {
-            var key = String(words[i])
-            for j in (i + 1)..<(i + k) {
-                key.append("\u{1}")
-                key.append(contentsOf: words[j])
-            }
-            counts[NGram(key: key, order: k), default: 0] += 1
+    /// The words of a tokenized caption (Python `split()`), as ids.
+    mutating func words(_ caption: String) -> [Int32] {
+        pythonSplit(caption).map { w in
+            if let id = ids[w] { return id }
+            let id = Int32(ids.count)
+            ids[w] = id
+            return id
         }
     }
-    return counts
+}
+
+/// An n-gram of order 1…4: its word ids (unused slots −1).
+struct NGram: Hashable {
+    static let maxOrder = 4
+    var w0: Int32, w1: Int32, w2: Int32, w3: Int32
+    var order: Int
+
+    init(_ words: ArraySlice<Int32>) {
+        precondition(words.count >= 1 && words.count <= NGram.maxOrder)
+        let b = words.startIndex
+        w0 = words[b]
+        w1 = words.count > 1 ? words[b + 1] : -1
+        w2 = words.count > 2 ? words[b + 2] : -1
+        w3 = words.count > 3 ? words[b + 3] : -1
+        order = words.count
+    }
+}
+
+/// Counts of all n-grams of orders 1…n (pycocoevalcap `precook`), kept in insertion order (orders
+/// ascending, then position) like the Python dict it mirrors, so that sums over n-grams happen in
+/// the same order on every run (Swift dictionaries iterate in a per-process random order).
+struct NGramCounts {
+    private(set) var grams: [NGram] = []
+    private(set) var counts: [Int] = []
+    private var index: [NGram: Int] = [:]
+
+    init(_ words: [Int32], maxOrder n: Int) {
+        precondition(n >= 1 && n <= NGram.maxOrder, "n-gram orders 1...\(NGram.maxOrder)")
+        guard !words.isEmpty else { return }
+        index.reserveCapacity(words.count * n)
+        for k in 1...n where words.count >= k {
+            for i in 0...(words.count - k) {
+                let g = NGram(words[i..<(i + k)])
+                if let at = index[g] {
+                    counts[at] += 1
+                } else {
+                    index[g] = grams.count
+                    grams.append(g)
+                    counts.append(1)
+                }
+            }
+        }
+    }
+
+    subscript(_ g: NGram) -> Int { index[g].map { counts[$0] } ?? 0 }
+
+    /// (n-gram, count) in insertion order.
+    var items: Zip2Sequence<[NGram], [Int]> { zip(grams, counts) }
 }

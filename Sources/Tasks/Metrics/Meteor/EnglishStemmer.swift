@@ -31,7 +31,8 @@ private struct Word {
     static func isVowel(_ c: UInt16) -> Bool { c == cA || c == cE || c == cI || c == cO || c == cU || c == cY }
     /// v_WXY = v + w, x, Y
     static func isVowelWXY(_ c: UInt16) -> Bool { isVowel(c) || c == cW || c == cX || c == cYUpper }
-    static func isValidLi(_ c: UInt16) -> Bool { u("cdeghkmnrt").contains(c) }
+    static let validLi: Set<UInt16> = Set("cdeghkmnrt".utf16)
+    static func isValidLi(_ c: UInt16) -> Bool { validLi.contains(c) }
 
     func ends(_ suffix: [UInt16]) -> Bool {
         b.count >= suffix.count && Array(b[(b.count - suffix.count)...]) == suffix
@@ -167,14 +168,20 @@ private struct Word {
         b[b.count - 1] = cI
     }
 
+    static let step2Rules: [String: String] = [
+        "tional": "tion", "enci": "ence", "anci": "ance", "abli": "able", "entli": "ent", "izer": "ize", "ization": "ize",
+        "ational": "ate", "ation": "ate", "ator": "ate", "alism": "al", "aliti": "al", "alli": "al", "fulness": "ful",
+        "ousli": "ous", "ousness": "ous", "iveness": "ive", "iviti": "ive", "biliti": "ble", "bli": "ble", "ogi": "og",
+        "fulli": "ful", "lessli": "less", "li": "",
+    ]
+    static let step2Suffixes = Array(step2Rules.keys)
+    static let step3Rules: [String: String] = ["tional": "tion", "ational": "ate", "alize": "al", "icate": "ic", "iciti": "ic",
+                                               "ical": "ic", "ful": "", "ness": "", "ative": ""]
+    static let step3Suffixes = Array(step3Rules.keys)
+
     mutating func step2() {
-        let rules: [String: String] = [
-            "tional": "tion", "enci": "ence", "anci": "ance", "abli": "able", "entli": "ent", "izer": "ize", "ization": "ize",
-            "ational": "ate", "ation": "ate", "ator": "ate", "alism": "al", "aliti": "al", "alli": "al", "fulness": "ful",
-            "ousli": "ous", "ousness": "ous", "iveness": "ive", "iviti": "ive", "biliti": "ble", "bli": "ble", "ogi": "og",
-            "fulli": "ful", "lessli": "less", "li": "",
-        ]
-        guard let s = longestSuffix(Array(rules.keys)), inR1(s.count) else { return }
+        let rules = Self.step2Rules
+        guard let s = longestSuffix(Self.step2Suffixes), inR1(s.count) else { return }
         let str = String(decoding: s, as: UTF16.self)
         let before = b.count - s.count
         switch str {
@@ -188,9 +195,8 @@ private struct Word {
     }
 
     mutating func step3() {
-        let rules: [String: String] = ["tional": "tion", "ational": "ate", "alize": "al", "icate": "ic", "iciti": "ic",
-                                       "ical": "ic", "ful": "", "ness": "", "ative": ""]
-        guard let s = longestSuffix(Array(rules.keys)), inR1(s.count) else { return }
+        let rules = Self.step3Rules
+        guard let s = longestSuffix(Self.step3Suffixes), inR1(s.count) else { return }
         let str = String(decoding: s, as: UTF16.self)
         if str == "ative" {
             if inR2(s.count) { b.removeLast(s.count) }

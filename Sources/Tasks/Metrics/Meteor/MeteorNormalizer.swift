@@ -36,23 +36,30 @@ public enum MeteorNormalizer {
         // 3. commas
         let isDigit: (Unicode.Scalar) -> Bool = { $0.value >= 0x30 && $0.value <= 0x39 }
         let comma: (Unicode.Scalar) -> Bool = { $0 == "," }
-        t = replaceTriples(t, { !isDigit($0) }, comma, { !isDigit($0) }) { a, _, b in [a, " ", ",", " ", b] }
-        t = replaceTriples(t, isDigit, comma, { !isDigit($0) }) { a, _, b in [a, " ", ",", " ", b] }
-        t = replaceTriples(t, { !isDigit($0) }, comma, isDigit) { a, _, b in [a, " ", ",", " ", b] }
+        // (each pass only when its character occurs: most lines have none of them)
+        if t.contains(",") {
+            t = replaceTriples(t, { !isDigit($0) }, comma, { !isDigit($0) }) { a, _, b in [a, " ", ",", " ", b] }
+            t = replaceTriples(t, isDigit, comma, { !isDigit($0) }) { a, _, b in [a, " ", ",", " ", b] }
+            t = replaceTriples(t, { !isDigit($0) }, comma, isDigit) { a, _, b in [a, " ", ",", " ", b] }
+        }
         // 4. quotes and dashes
         t = t.map { $0 == "`" || $0 == "\u{2018}" || $0 == "\u{2019}" ? "'" : $0 }
         t = replaceDoubleQuotes(t)
         t = t.map { $0 == "\u{2013}" ? "-" : $0 }
-        t = replaceLiteral(t, "--", "-")
-        // 5. r_rm_dash: ([alnum\.])[\-]([alnum]) → "$1 $2"
-        t = replaceTriples(t, { isAlnum($0) || $0 == "." }, { $0 == "-" }, isAlnum) { a, _, b in [a, " ", b] }
+        if t.contains("-") {
+            t = replaceLiteral(t, "--", "-")
+            // 5. r_rm_dash: ([alnum\.])[\-]([alnum]) → "$1 $2"
+            t = replaceTriples(t, { isAlnum($0) || $0 == "." }, { $0 == "-" }, isAlnum) { a, _, b in [a, " ", b] }
+        }
         // 6. English contractions
-        let apos: (Unicode.Scalar) -> Bool = { $0 == "'" }
-        t = replaceTriples(t, { !isAlpha($0) }, apos, { !isAlpha($0) }) { a, q, b in [a, " ", q, " ", b] }
-        t = replaceTriples(t, { !isAlpha($0) && !isDigit($0) }, apos, isAlpha) { a, q, b in [a, " ", q, " ", b] }
-        t = replaceTriples(t, isAlpha, apos, { !isAlpha($0) }) { a, q, b in [a, " ", q, " ", b] }
-        t = replaceTriples(t, isAlpha, apos, isAlpha) { a, q, b in [a, " ", q, b] }
-        t = replaceTriples(t, isDigit, apos, { $0 == "s" }) { a, q, b in [a, " ", q, b] }
+        if t.contains("'") {
+            let apos: (Unicode.Scalar) -> Bool = { $0 == "'" }
+            t = replaceTriples(t, { !isAlpha($0) }, apos, { !isAlpha($0) }) { a, q, b in [a, " ", q, " ", b] }
+            t = replaceTriples(t, { !isAlpha($0) && !isDigit($0) }, apos, isAlpha) { a, q, b in [a, " ", q, " ", b] }
+            t = replaceTriples(t, isAlpha, apos, { !isAlpha($0) }) { a, q, b in [a, " ", q, " ", b] }
+            t = replaceTriples(t, isAlpha, apos, isAlpha) { a, q, b in [a, " ", q, b] }
+            t = replaceTriples(t, isDigit, apos, { $0 == "s" }) { a, q, b in [a, " ", q, b] }
+        }
         // 7. non-breaking prefixes (tokens as java.util.StringTokenizer splits them)
         let words = String(String.UnicodeScalarView(t)).split(whereSeparator: { " \t\n\r\u{000C}".contains($0) }).map(String.init)
         var out = ""
