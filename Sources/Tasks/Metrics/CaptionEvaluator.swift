@@ -39,7 +39,9 @@ public struct CaptionEvaluation: Sendable {
 /// BLEU-1…4, METEOR, ROUGE-L and CIDEr-D as pycocoevalcap's COCOEvalCap reports them, with
 /// `params['image_id']` set to the predicted images (its documented use on a subset):
 ///
-/// 1. the evaluated images are those with a prediction, in the order of the references file;
+/// 1. the evaluated images are those with a prediction, in the order they first appear in the
+///    references' annotations (COCOEvalCap follows the file's "images" list, which normally has
+///    the same order; the order only matters to the tokenizer's look-ahead across captions);
 /// 2. all references, then all predictions, are tokenized with the PTB tokenizer in that order;
 /// 3. each scorer sees the same tokenized captions. CIDEr-D's document frequencies come from the
 ///    references of the evaluated images only.
