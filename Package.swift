@@ -42,9 +42,11 @@ let package = Package(
         .target(name: "Train", dependencies: ["Tensor", "Recipe", "Tokenize", "Model", "Report"]),
         // The built-in demo: a generated corpus of cooking videos with narration.
         .target(name: "Demo", dependencies: ["Tensor"]),
+        // Downstream tasks and their metrics (caption metrics: BLEU, METEOR, ROUGE-L, CIDEr-D as pycocoevalcap).
+        .target(name: "Tasks", dependencies: ["Tensor"]),
 
         .executableTarget(name: "videobert", dependencies: [
-            "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo", "Model", "Train", "Report",
+            "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo", "Model", "Train", "Report", "Tasks",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize", "Model", "CMalloc"],
@@ -60,6 +62,8 @@ let package = Package(
         .testTarget(name: "TokenizeTests", dependencies: ["Tokenize", "Tensor", "Media", "Features"],
                     resources: [.copy("Resources")]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Tensor"],
+                    resources: [.copy("Resources")]),
+        .testTarget(name: "TasksTests", dependencies: ["Tasks", "Tensor"],
                     resources: [.copy("Resources")]),
         // Runs the built `videobert` binary end to end.
         .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor", "Model"]),

@@ -13,6 +13,9 @@ struct VideoBert: ParsableCommand {
           wordpiece  BERT WordPiece ids for lines on stdin
           vocab      fit / show the visual vocabulary, train a text vocabulary
           inspect    print a tokenized corpus as words and visual-word ids
+          pretrain   train VideoBERT from a recipe; embed: hidden states of a checkpoint
+          evaluate   caption metrics (BLEU, METEOR, ROUGE-L, CIDEr-D) as pycocoevalcap
+          demo       the whole toolkit on a built-in corpus
           embed      last hidden states of a checkpoint for JSONL inputs (.npy)
 
         Example:
@@ -21,7 +24,7 @@ struct VideoBert: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             TokenizeCommand.self, FramesCommand.self, WordPieceCommand.self, VocabCommand.self, InspectCommand.self,
-            PretrainCommand.self, EmbedCommand.self, DemoCommand.self, DemoCorpusCommand.self,
+            PretrainCommand.self, EmbedCommand.self, EvaluateCommand.self, DemoCommand.self, DemoCorpusCommand.self,
         ]
     )
 }
