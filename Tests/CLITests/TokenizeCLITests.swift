@@ -1,4 +1,5 @@
 import Foundation
+import Media
 import XCTest
 
 /// End to end: render a few demo videos, add every kind of bad input, tokenize, check the corpus,
@@ -21,25 +22,30 @@ final class TokenizeCLITests: XCTestCase {
         let good = try FileManager.default.contentsOfDirectory(atPath: videos).filter { $0.hasSuffix(".mp4") && $0.hasPrefix("demo") }.sorted()
         let whole = try Data(contentsOf: URL(fileURLWithPath: videos + "/" + good[0]))
         try whole.prefix(whole.count / 3).write(to: URL(fileURLWithPath: videos + "/truncated.mp4"))
+        // An MP4 with sound and no picture.
+        try AudioFileWriter.write(path: videos + "/audioonly.mp4", track: AudioTrack(seconds: 1))
         // A good video with a broken transcript.
         try FileManager.default.copyItem(atPath: videos + "/" + good[1], toPath: videos + "/badcaptions.mp4")
         try "WEBVTT\n\n00:00:01.000 --> nonsense\nhello\n".write(toFile: videos + "/badcaptions.vtt", atomically: true, encoding: .utf8)
 
         let out = dir + "/tokens"
         let args = ["tokenize", "--corpus", videos, "--out", out, "--recipe", Self.root + "/Recipes/tokenize-tiny.yaml",
-                    "--set", "text.vocab=" + Self.root + "/Vocab/bert-base-uncased.txt"]
+                    "--set", "text.vocab=" + Self.root + "/Vocab/bert-base-uncased.txt",
+                    "--set", "store.frames=true", "--set", "store.frame_size=8", "--set", "store.frames_per_clip=2",
+                    "--set", "store.features=true"]
         let r = try CLI.run(args)
         XCTAssertEqual(r.status, 2, "some videos failed, so the exit status is not 0\n" + r.stderr)
-        XCTAssertTrue(r.stdout.contains("tokenized 4/9 videos"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("tokenized 4/10 videos"), r.stdout)
 
         // failures.jsonl names each bad file and why.
         let failures = try String(contentsOfFile: out + "/failures.jsonl", encoding: .utf8)
             .split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
         let byID = Dictionary(uniqueKeysWithValues: failures.map { ($0["id"] as! String, $0) })
-        XCTAssertEqual(Set(byID.keys), ["empty", "text", "random", "truncated", "badcaptions"])
+        XCTAssertEqual(Set(byID.keys), ["empty", "text", "random", "truncated", "badcaptions", "audioonly"])
         XCTAssertEqual(byID["badcaptions"]?["stage"] as? String, "transcript")
         XCTAssertTrue((byID["badcaptions"]?["error"] as? String ?? "").contains("badcaptions.vtt: line 3"), "\(byID["badcaptions"]!)")
-        for id in ["empty", "text", "random", "truncated"] {
+        XCTAssertTrue((byID["audioonly"]?["error"] as? String ?? "").contains("video stream"), "\(byID["audioonly"]!)")
+        for id in ["empty", "text", "random", "truncated", "audioonly"] {
             XCTAssertEqual(byID[id]?["stage"] as? String, "video", id)
             XCTAssertTrue((byID[id]?["error"] as? String ?? "").contains(id + "."), "\(byID[id]!)")
         }
@@ -48,7 +54,13 @@ final class TokenizeCLITests: XCTestCase {
         let index = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/index.json"))) as! [String: Any]
         let counts = index["counts"] as! [String: Any]
         XCTAssertEqual(counts["videos"] as? Int, 4)
-        XCTAssertEqual(counts["failures"] as? Int, 5)
+        XCTAssertEqual(counts["failures"] as? Int, 6)
+        // Stored clip features and low-resolution frames, one row per clip.
+        let clips = counts["clips"] as! Int
+        let framesHeader = String(decoding: try Data(contentsOf: URL(fileURLWithPath: out + "/clip_frames.npy")).prefix(128), as: UTF8.self)
+        XCTAssertTrue(framesHeader.contains("'shape': (\(clips), 2, 8, 8, 3)"), framesHeader)
+        let featuresHeader = String(decoding: try Data(contentsOf: URL(fileURLWithPath: out + "/clip_features.npy")).prefix(128), as: UTF8.self)
+        XCTAssertTrue(featuresHeader.contains("'shape': (\(clips), 128)"), featuresHeader)
         XCTAssertGreaterThan(counts["segments"] as! Int, 8)
         let inspect = try CLI.run(["inspect", out, "--limit", "1"])
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
