@@ -137,9 +137,9 @@ public final class Trainer {
         return CorpusBuilder.fnv1a(Array(((try? RecipeLoader.yaml(r)) ?? "").utf8))
     }
 
-    static func checkpointName(_ step: Int) -> String { String(format: "step-%07d", step) }
+    public static func checkpointName(_ step: Int) -> String { String(format: "step-%07d", step) }
 
-    static func latestCheckpoint(in dir: String) -> String? {
+    public static func latestCheckpoint(in dir: String) -> String? {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasPrefix("step-") && !$0.contains(".tmp") }.sorted()
         return names.last.map { (dir as NSString).appendingPathComponent($0) }
     }
