@@ -27,6 +27,11 @@ import Tensor
 // - Loss = w_mlm·CE_text + w_mfm·CE_video + w_align·CE_align, each a mean over its rows; an
 //   empty set of rows contributes 0.
 //
+// Compute: besides logits only at masked rows, the LAST layer runs everything after attention
+// (output projection, LayerNorms, feed-forward) only on the rows the heads read — masked
+// positions and the [CLS] of aligned examples — since no other row of its output is used
+// (exact; `encoderForward`). `encode` computes every row.
+//
 // Memory: parameters, gradients and AdamW moments in one ParameterStore; every activation and
 // activation gradient in one Arena sized once for (maxBatch, maxSeq). A batch with T ≤ maxSeq and
 // B·T ≤ maxBatch·maxSeq uses a prefix of each buffer, so a training step allocates nothing.

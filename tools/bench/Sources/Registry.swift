@@ -8,7 +8,6 @@ let benchmarks: [String: @Sendable ([String]) throws -> Void] = [
     "wordpiece": benchWordPiece,
     "layers": benchLayers,
     "bert": benchBert,
-    "gemmshapes": benchGemmShapes,
 ]
 
 /// `--name value` options of a benchmark's arguments.
