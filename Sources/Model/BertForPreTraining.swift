@@ -27,6 +27,11 @@ import Tensor
 // - Loss = w_mlm·CE_text + w_mfm·CE_video + w_align·CE_align, each a mean over its rows; an
 //   empty set of rows contributes 0.
 //
+// Compute: besides logits only at masked rows, the LAST layer runs everything after attention
+// (output projection, LayerNorms, feed-forward) only on the rows the heads read — masked
+// positions and the [CLS] of aligned examples — since no other row of its output is used
+// (exact; `encoderForward`). `encode` computes every row.
+//
 // Memory: parameters, gradients and AdamW moments in one ParameterStore; every activation and
 // activation gradient in one Arena sized once for (maxBatch, maxSeq). A batch with T ≤ maxSeq and
 // B·T ≤ maxBatch·maxSeq uses a prefix of each buffer, so a training step allocates nothing.
@@ -231,25 +236,72 @@ public final class BertForPreTraining {
              weights: (mlm: Float, mfm: Float, align: Float), lossScale: Float) -> PretrainingOutput {
         let (B, T) = (batch.B, batch.T)
         loadInputs(batch.inputIDs, batch.tokenTypeIDs, batch.attentionMask, B: B, T: T)
+        encoded = nil   // the last layer's buffers now hold selected rows only; `encode` must run again for inference calls
+        var out = PretrainingOutput()
+        let rows = prepareRows(batch, B: B, T: T)
+        out.mlmCount = rows.Mt; out.mfmCount = rows.Mv; out.alignCount = rows.Ma
+        if rows.Ms == 0 { return out }   // no loss term reads any position: nothing to compute
         let pHidden: Float = dropout ? Float(config.hiddenDropoutProb) : 0
         let pAttention: Float = dropout ? Float(config.attentionProbsDropoutProb) : 0
-        let hidden = encoderForward(B: B, T: T, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step)
-        encoded = nil   // the head buffers below are overwritten; `encode` must run again for inference calls
-        let N = B * T
-        if backward { zeroFloats(arena[a.dA], N * C) }
-        var out = PretrainingOutput()
-        let maskedRows = maskedLanguageHeads(batch, B: B, T: T, hidden: hidden, dHidden: arena[a.dA], backward: backward,
-                                             weights: weights, lossScale: lossScale, output: &out)
-        var alignRows = 0
+        let hidden = encoderForward(B: B, T: T, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step, selected: rows.Ms)
+        if backward { zeroFloats(arena[a.dA], rows.Ms * C) }
+        maskedLanguageHeads(Mt: rows.Mt, Mv: rows.Mv, hidden: hidden, dHidden: arena[a.dA], backward: backward,
+                            weights: weights, lossScale: lossScale, output: &out)
         stage("alignment head") {
-            alignRows = alignmentHead(batch, B: B, T: T, hidden: hidden, dHidden: arena[a.dA], backward: backward,
-                                      weight: weights.align, lossScale: lossScale, output: &out)
+            alignmentHead(Ma: rows.Ma, hidden: hidden, dHidden: arena[a.dA], backward: backward,
+                          weight: weights.align, lossScale: lossScale, output: &out)
         }
         out.loss = weights.mlm * out.mlmLoss + weights.mfm * out.mfmLoss + weights.align * out.alignLoss
-        if backward && maskedRows + alignRows > 0 {
-            encoderBackward(B: B, T: T, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step)
+        if backward {
+            encoderBackward(B: B, T: T, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step, selected: rows.Ms)
         }
         return out
+    }
+
+    /// Validates the batch's masked rows, targets and alignment labels and lays them out for the
+    /// heads: `ints.headRows`/`headTargets` [M] (text rows, then video rows), `ints.alignRows`/
+    /// `alignTargets` [Ma] ([CLS] rows b·T, target class 1 − label). Then the rows any head reads,
+    /// sorted and distinct, go to `ints.selected` [Ms], and headRows/alignRows are rewritten as
+    /// indices into that list: the last layer computes only those rows (see `encoderForward`).
+    private func prepareRows(_ batch: PretrainingBatch, B: Int, T: Int) -> (Mt: Int, Mv: Int, Ma: Int, Ms: Int) {
+        let N = B * T
+        let Mt = batch.textRows.count, Mv = batch.videoRows.count, M = Mt + Mv
+        precondition(batch.textTargets.count == Mt && batch.videoTargets.count == Mv, "masked rows and targets differ in count")
+        precondition(M <= maxRows, "\(M) masked rows exceed the arena's \(maxRows)")
+        precondition(batch.alignLabels.count == B && batch.alignWeights.count == B, "alignment labels and weights need B values")
+        for (m, r) in batch.textRows.enumerated() {
+            precondition(r >= 0 && Int(r) < N, "masked text row \(r) outside 0..<\(N)")
+            let t = batch.textTargets[m]
+            precondition(t >= 0 && Int(t) < textVocab, "text target \(t) outside 0..<\(textVocab)")
+            ints.headRows[m] = r; ints.headTargets[m] = t
+        }
+        for (m, r) in batch.videoRows.enumerated() {
+            precondition(r >= 0 && Int(r) < N, "masked video row \(r) outside 0..<\(N)")
+            let t = batch.videoTargets[m]
+            precondition(t >= 0 && Int(t) < visualWords, "video target \(t) outside 0..<\(visualWords)")
+            ints.headRows[Mt + m] = r; ints.headTargets[Mt + m] = t
+        }
+        var Ma = 0
+        for b in 0..<B where batch.alignWeights[b] > 0 {
+            let label = batch.alignLabels[b]
+            precondition(label == 0 || label == 1, "alignment label \(label) is not 0 or 1")
+            ints.alignRows[Ma] = Int32(b * T)
+            ints.alignTargets[Ma] = 1 - label      // transformers' NSP classes: 0 = aligned ("is next")
+            Ma += 1
+        }
+        let map = ints.rowMap
+        map.update(repeating: -1, count: N)
+        for m in 0..<M { map[Int(ints.headRows[m])] = 0 }
+        for m in 0..<Ma { map[Int(ints.alignRows[m])] = 0 }
+        var Ms = 0
+        for i in 0..<N where map[i] == 0 {
+            map[i] = Int32(Ms)
+            ints.selected[Ms] = Int32(i)
+            Ms += 1
+        }
+        for m in 0..<M { ints.headRows[m] = map[Int(ints.headRows[m])] }
+        for m in 0..<Ma { ints.alignRows[m] = map[Int(ints.alignRows[m])] }
+        return (Mt, Mv, Ma, Ms)
     }
 
     // MARK: Inference
@@ -336,8 +388,17 @@ public final class BertForPreTraining {
     /// [B·T, C] the last layer's output.
     private var hiddenPointer: UnsafeMutablePointer<Float> { arena[a.layers[(L - 1) % a.layers.count].out] }
 
-    /// Embeddings → L post-LayerNorm layers. Returns the final hidden states [B·T, C].
-    private func encoderForward(B: Int, T: Int, pHidden: Float, pAttention: Float, seed: UInt64, step: Int) -> UnsafeMutablePointer<Float> {
+    /// Embeddings → L post-LayerNorm layers. Returns the final hidden states: [B·T, C], or with
+    /// `selected` = Ms only the rows `ints.selected[0..<Ms]`, [Ms, C].
+    ///
+    /// Pruning the last layer (exact): the heads read only the masked positions and the [CLS] of
+    /// aligned examples (~15% of rows). The last layer's attention still needs every key and value,
+    /// so QKV and attention run on all rows; everything after (output projection, dropout,
+    /// residual, LayerNorm, the feed-forward block, LayerNorm), forward and backward, runs on the
+    /// selected rows only — about 3/4 of the last layer's matrix work, since no other row's output
+    /// is ever used. (Dropout masks there are drawn over the compact rows: still deterministic.)
+    private func encoderForward(B: Int, T: Int, pHidden: Float, pAttention: Float, seed: UInt64, step: Int,
+                                selected: Int? = nil) -> UnsafeMutablePointer<Float> {
         let N = B * T, C = C, FF = FF
         let mask = arena[a.mask], proj = arena[a.proj]
         stage("embeddings") {
@@ -361,36 +422,45 @@ public final class BertForPreTraining {
                                  dropout: pAttention, seed: dropoutSeed(base: seed, step: step, site: site(l, 0)),
                                  scratch: arena[a.attScratch])
             }
+            var rows = N, context = arena[la.context], residual = x
+            if l == L - 1, let Ms = selected {
+                stage("gather selected rows") {
+                    gatherRowsForward(out: arena[a.contextS], inp: arena[la.context], rows: ints.selected, M: Ms, C: C)
+                    gatherRowsForward(out: arena[a.residualS], inp: x, rows: ints.selected, M: Ms, C: C)
+                }
+                (rows, context, residual) = (Ms, arena[a.contextS], arena[a.residualS])
+            }
             stage("linear (qkv, attention output)") {
-                linearForward(out: proj, inp: arena[la.context], weight: w(lp.wo), bias: w(lp.bo), N: N, C: C, OC: C)
+                linearForward(out: proj, inp: context, weight: w(lp.wo), bias: w(lp.bo), N: rows, C: C, OC: C)
             }
             stage("dropout, residual, layernorm") {
-                dropoutResidualForward(out: arena[la.res1], residual: x, inp: proj, p: pHidden,
-                                       seed: dropoutSeed(base: seed, step: step, site: site(l, 1)), N: N * C)
+                dropoutResidualForward(out: arena[la.res1], residual: residual, inp: proj, p: pHidden,
+                                       seed: dropoutSeed(base: seed, step: step, site: site(l, 1)), N: rows * C)
                 layerNormForward(out: arena[la.ln1], mean: arena[la.ln1Mean], rstd: arena[la.ln1Rstd], inp: arena[la.res1],
-                                 weight: w(lp.ln1w), bias: w(lp.ln1b), N: N, C: C, eps: eps)
+                                 weight: w(lp.ln1w), bias: w(lp.ln1b), N: rows, C: C, eps: eps)
             }
             // Feed-forward: dense → GELU → dense, dropout, residual, LayerNorm.
             stage("linear (feed-forward)") {
-                linearForward(out: arena[la.h1], inp: arena[la.ln1], weight: w(lp.w1), bias: w(lp.b1), N: N, C: C, OC: FF)
+                linearForward(out: arena[la.h1], inp: arena[la.ln1], weight: w(lp.w1), bias: w(lp.b1), N: rows, C: C, OC: FF)
             }
-            stage("gelu") { geluForward(out: arena[la.g1], inp: arena[la.h1], N: N * FF) }
+            stage("gelu") { geluForward(out: arena[la.g1], inp: arena[la.h1], N: rows * FF) }
             stage("linear (feed-forward)") {
-                linearForward(out: proj, inp: arena[la.g1], weight: w(lp.w2), bias: w(lp.b2), N: N, C: FF, OC: C)
+                linearForward(out: proj, inp: arena[la.g1], weight: w(lp.w2), bias: w(lp.b2), N: rows, C: FF, OC: C)
             }
             stage("dropout, residual, layernorm") {
                 dropoutResidualForward(out: arena[la.res2], residual: arena[la.ln1], inp: proj, p: pHidden,
-                                       seed: dropoutSeed(base: seed, step: step, site: site(l, 2)), N: N * C)
+                                       seed: dropoutSeed(base: seed, step: step, site: site(l, 2)), N: rows * C)
                 layerNormForward(out: arena[la.out], mean: arena[la.ln2Mean], rstd: arena[la.ln2Rstd], inp: arena[la.res2],
-                                 weight: w(lp.ln2w), bias: w(lp.ln2b), N: N, C: C, eps: eps)
+                                 weight: w(lp.ln2w), bias: w(lp.ln2b), N: rows, C: C, eps: eps)
             }
             x = arena[la.out]
         }
         return x
     }
 
-    /// The forward read in reverse, from d(hidden) in `dA`, accumulating into the store's gradients.
-    private func encoderBackward(B: Int, T: Int, pHidden: Float, pAttention: Float, seed: UInt64, step: Int) {
+    /// The forward read in reverse, from d(hidden) in `dA` ([Ms, C] with `selected`, as forward),
+    /// accumulating into the store's gradients.
+    private func encoderBackward(B: Int, T: Int, pHidden: Float, pAttention: Float, seed: UInt64, step: Int, selected: Int? = nil) {
         let N = B * T, C = C, FF = FF, NC = N * C
         let mask = arena[a.mask]
         var dOut = arena[a.dA], dIn = arena[a.dB]
@@ -399,15 +469,18 @@ public final class BertForPreTraining {
         for l in (0..<L).reversed() {
             let lp = p.layers[l], la = a.layers[l]
             let x = l == 0 ? arena[a.x0] : arena[a.layers[l - 1].out]
+            // Rows after attention: all N, or the selected Ms in a pruned last layer.
+            let pruned = l == L - 1 ? selected : nil
+            let rows = pruned ?? N, RC = rows * C
             // out = LN2(res2), res2 = ln1 + dropout(h2). LN2's input gradient d(res2) goes straight
             // into dLn1: it is the first term of d(ln1) (the FFN's term is added below) and, through
             // the dropout mask, d(h2). No copy: d(h2) is consumed before dLn1 is added to.
             var dH2 = dLn1
             stage("dropout, residual, layernorm bwd") {
                 layerNormBackward(dinp: dLn1, dweight: g(lp.ln2w), dbias: g(lp.ln2b), dout: dOut, inp: arena[la.res2],
-                                  weight: w(lp.ln2w), mean: arena[la.ln2Mean], rstd: arena[la.ln2Rstd], N: N, C: C, accumulate: false)
+                                  weight: w(lp.ln2w), mean: arena[la.ln2Mean], rstd: arena[la.ln2Rstd], N: rows, C: C, accumulate: false)
                 if pHidden > 0 {
-                    dropoutBackward(dinp: dProj, dout: dLn1, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 2)), N: NC,
+                    dropoutBackward(dinp: dProj, dout: dLn1, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 2)), N: RC,
                                     accumulate: false)
                     dH2 = dProj
                 }
@@ -415,31 +488,43 @@ public final class BertForPreTraining {
             // h2 = dense(g1), g1 = GELU(h1), h1 = dense(ln1)
             stage("linear (feed-forward) bwd") {
                 // d(g1) = d(h2) · W2 written directly (beta 0: no zeroing pass), then W2's and b2's gradients.
-                BLAS.sgemm(m: N, n: FF, k: C, a: dH2, lda: C, b: w(lp.w2), ldb: FF, beta: 0, c: dFF2, ldc: FF)
-                linearBackward(dinp: nil, dweight: g(lp.w2), dbias: g(lp.b2), dout: dH2, inp: arena[la.g1], weight: w(lp.w2), N: N, C: FF, OC: C)
+                BLAS.sgemm(m: rows, n: FF, k: C, a: dH2, lda: C, b: w(lp.w2), ldb: FF, beta: 0, c: dFF2, ldc: FF)
+                linearBackward(dinp: nil, dweight: g(lp.w2), dbias: g(lp.b2), dout: dH2, inp: arena[la.g1], weight: w(lp.w2), N: rows, C: FF, OC: C)
             }
             stage("gelu bwd") {
-                geluBackward(dinp: dFF1, inp: arena[la.h1], dout: dFF2, N: N * FF, accumulate: false)
+                geluBackward(dinp: dFF1, inp: arena[la.h1], dout: dFF2, N: rows * FF, accumulate: false)
             }
             stage("linear (feed-forward) bwd") {
-                linearBackward(dinp: dLn1, dweight: g(lp.w1), dbias: g(lp.b1), dout: dFF1, inp: arena[la.ln1], weight: w(lp.w1), N: N, C: C, OC: FF)
+                linearBackward(dinp: dLn1, dweight: g(lp.w1), dbias: g(lp.b1), dout: dFF1, inp: arena[la.ln1], weight: w(lp.w1), N: rows, C: C, OC: FF)
             }
-            // ln1 = LN1(res1), res1 = x + dropout(proj): the same pattern, with d(x) in dIn.
-            var dAttentionOut = dIn
+            // ln1 = LN1(res1), res1 = x + dropout(proj): the same pattern, with d(res1) in dIn (or,
+            // pruned, in the compact dResidualS, scattered into dIn below).
+            let dRes1 = pruned == nil ? dIn : arena[a.dResidualS]
+            var dAttentionOut = dRes1
             stage("dropout, residual, layernorm bwd") {
-                layerNormBackward(dinp: dIn, dweight: g(lp.ln1w), dbias: g(lp.ln1b), dout: dLn1, inp: arena[la.res1],
-                                  weight: w(lp.ln1w), mean: arena[la.ln1Mean], rstd: arena[la.ln1Rstd], N: N, C: C, accumulate: false)
+                layerNormBackward(dinp: dRes1, dweight: g(lp.ln1w), dbias: g(lp.ln1b), dout: dLn1, inp: arena[la.res1],
+                                  weight: w(lp.ln1w), mean: arena[la.ln1Mean], rstd: arena[la.ln1Rstd], N: rows, C: C, accumulate: false)
                 if pHidden > 0 {
-                    dropoutBackward(dinp: dProj, dout: dIn, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 1)), N: NC,
+                    dropoutBackward(dinp: dProj, dout: dRes1, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 1)), N: RC,
                                     accumulate: false)
                     dAttentionOut = dProj
                 }
             }
             // proj = dense(context), context = attention(qkv), qkv = dense(x)
             stage("linear (qkv, attention output) bwd") {
-                BLAS.sgemm(m: N, n: C, k: C, a: dAttentionOut, lda: C, b: w(lp.wo), ldb: C, beta: 0, c: dContext, ldc: C)
-                linearBackward(dinp: nil, dweight: g(lp.wo), dbias: g(lp.bo), dout: dAttentionOut, inp: arena[la.context],
-                               weight: w(lp.wo), N: N, C: C, OC: C)
+                let dContextRows = pruned == nil ? dContext : arena[a.dContextS]
+                let contextRows = pruned == nil ? arena[la.context] : arena[a.contextS]
+                BLAS.sgemm(m: rows, n: C, k: C, a: dAttentionOut, lda: C, b: w(lp.wo), ldb: C, beta: 0, c: dContextRows, ldc: C)
+                linearBackward(dinp: nil, dweight: g(lp.wo), dbias: g(lp.bo), dout: dAttentionOut, inp: contextRows,
+                               weight: w(lp.wo), N: rows, C: C, OC: C)
+            }
+            if let Ms = pruned {
+                stage("gather selected rows bwd") {
+                    zeroFloats(dContext, NC)
+                    gatherRowsBackward(dinp: dContext, dout: arena[a.dContextS], rows: ints.selected, M: Ms, C: C)
+                    zeroFloats(dIn, NC)
+                    gatherRowsBackward(dinp: dIn, dout: dRes1, rows: ints.selected, M: Ms, C: C)
+                }
             }
             stage("attention bwd") {
                 zeroFloats(dQKV, 3 * NC)
@@ -482,31 +567,16 @@ public final class BertForPreTraining {
                          weight: w(p.transformLNw), bias: w(p.transformLNb), N: M, C: C, eps: eps)
     }
 
-    /// MLM and MFM: the transform once over all Mt + Mv masked rows, then the decoder and the
-    /// cross-entropy per modality in chunks of R rows (restricted softmax, see the file comment),
-    /// each chunk's backward done while its logits are in the buffer. Returns M.
-    private func maskedLanguageHeads(_ batch: PretrainingBatch, B: Int, T: Int, hidden: UnsafeMutablePointer<Float>,
+    /// MLM and MFM over the rows `prepareRows` laid out: the transform once over all Mt + Mv
+    /// masked rows, then the decoder and the cross-entropy per modality in chunks of R rows
+    /// (restricted softmax, see the file comment), each chunk's backward done while its logits are
+    /// in the buffer. `hidden`/`dHidden` are the compact [Ms, C] rows.
+    private func maskedLanguageHeads(Mt: Int, Mv: Int, hidden: UnsafeMutablePointer<Float>,
                                      dHidden: UnsafeMutablePointer<Float>, backward: Bool,
                                      weights: (mlm: Float, mfm: Float, align: Float), lossScale: Float,
-                                     output: inout PretrainingOutput) -> Int {
-        let Mt = batch.textRows.count, Mv = batch.videoRows.count, M = Mt + Mv, N = B * T, C = C
-        precondition(batch.textTargets.count == Mt && batch.videoTargets.count == Mv, "masked rows and targets differ in count")
-        precondition(M <= maxRows, "\(M) masked rows exceed the arena's \(maxRows)")
-        output.mlmCount = Mt
-        output.mfmCount = Mv
-        if M == 0 { return 0 }
-        for (m, r) in batch.textRows.enumerated() {
-            precondition(r >= 0 && Int(r) < N, "masked text row \(r) outside 0..<\(N)")
-            let t = batch.textTargets[m]
-            precondition(t >= 0 && Int(t) < textVocab, "text target \(t) outside 0..<\(textVocab)")
-            ints.headRows[m] = r; ints.headTargets[m] = t
-        }
-        for (m, r) in batch.videoRows.enumerated() {
-            precondition(r >= 0 && Int(r) < N, "masked video row \(r) outside 0..<\(N)")
-            let t = batch.videoTargets[m]
-            precondition(t >= 0 && Int(t) < visualWords, "video target \(t) outside 0..<\(visualWords)")
-            ints.headRows[Mt + m] = r; ints.headTargets[Mt + m] = t
-        }
+                                     output: inout PretrainingOutput) {
+        let M = Mt + Mv, C = C
+        if M == 0 { return }
         stage("prediction transform") { predictionTransformForward(hidden: hidden, M: M) }
         let headOut = arena[a.headOut], dHeadOut = arena[a.dHeadOut]
         if backward { zeroFloats(dHeadOut, M * C) }
@@ -565,7 +635,6 @@ public final class BertForPreTraining {
             gatherRowsBackward(dinp: dHidden, dout: dHeadIn, rows: ints.headRows, M: M, C: C)
           }
         }
-        return M
     }
 
     /// bert.pooler + cls.seq_relationship on the rows `ints.alignRows[0..<Ma]` (the [CLS] rows):
@@ -577,22 +646,11 @@ public final class BertForPreTraining {
         linearForward(out: arena[a.nspLogits], inp: arena[a.pooled], weight: w(p.nspW), bias: w(p.nspB), N: Ma, C: C, OC: 2)
     }
 
-    /// Alignment over the examples with weight > 0; target class 1 − label (transformers' NSP
-    /// convention, see the file comment). Returns Ma.
-    private func alignmentHead(_ batch: PretrainingBatch, B: Int, T: Int, hidden: UnsafeMutablePointer<Float>,
-                               dHidden: UnsafeMutablePointer<Float>, backward: Bool, weight: Float, lossScale: Float,
-                               output: inout PretrainingOutput) -> Int {
-        precondition(batch.alignLabels.count == B && batch.alignWeights.count == B, "alignment labels and weights need B values")
-        var Ma = 0
-        for b in 0..<B where batch.alignWeights[b] > 0 {
-            let label = batch.alignLabels[b]
-            precondition(label == 0 || label == 1, "alignment label \(label) is not 0 or 1")
-            ints.alignRows[Ma] = Int32(b * T)
-            ints.alignTargets[Ma] = 1 - label
-            Ma += 1
-        }
-        output.alignCount = Ma
-        if Ma == 0 { return 0 }
+    /// Alignment over the Ma examples `prepareRows` laid out (weight > 0; target class 1 − label,
+    /// transformers' NSP convention, see the file comment).
+    private func alignmentHead(Ma: Int, hidden: UnsafeMutablePointer<Float>, dHidden: UnsafeMutablePointer<Float>,
+                               backward: Bool, weight: Float, lossScale: Float, output: inout PretrainingOutput) {
+        if Ma == 0 { return }
         poolerForward(hidden: hidden, Ma: Ma)
         let probs = arena[a.nspProbs]
         output.alignLoss = softmaxCrossEntropyForward(losses: arena[a.nspLosses], probs: probs, logits: arena[a.nspLogits], rows: nil,
@@ -617,7 +675,6 @@ public final class BertForPreTraining {
                            weight: w(p.poolerW), N: Ma, C: C, OC: C)
             gatherRowsBackward(dinp: dHidden, dout: dCls, rows: ints.alignRows, M: Ma, C: C)
         }
-        return Ma
     }
 }
 
@@ -691,6 +748,8 @@ private struct ActivationSlots {
     /// [B, NH, T, T] attention dropout / backward workspace; [N, C] projection output before
     /// dropout and residual (shared by all layers).
     let attScratch, proj: TensorSlot
+    /// Pruned last layer: [Ms, C] its context rows and residual-input rows at the selected positions.
+    let contextS, residualS: TensorSlot
     /// MLM head over M ≤ N rows: [M, C] gathered, dense, GELU, LayerNorm out; [M] mean, rstd.
     let headIn, headH, headG, headOut, headMean, headRstd: TensorSlot
     /// [R, max(Ttext, Vvis)] logits (then probabilities, then their gradient) of one chunk; [R] losses.
@@ -704,6 +763,8 @@ private struct ActivationSlots {
     let dA, dB, dLn1, dProj, dContext, dFF2, dFF1, dQKV: TensorSlot
     /// [M, C] head gradients; [Ma, C] pooler gradients; [Ma, 2] d logits.
     let dHeadOut, dHeadG, dHeadH, dHeadIn, dPooled, dPoolH, dCls, dNspLogits: TensorSlot
+    /// Pruned last layer: [Ms, C] gradients of its context rows and residual rows.
+    let dContextS, dResidualS: TensorSlot
 
     init(layout l: inout ArenaLayout, N: Int, B: Int, T: Int, C: Int, NH: Int, FF: Int, L: Int,
          logitRows R: Int, logitColumns: Int, training: Bool) {
@@ -719,6 +780,7 @@ private struct ActivationSlots {
                              ln2Mean: l.add("l\(i).ln2Mean", [N]), ln2Rstd: l.add("l\(i).ln2Rstd", [N]))
         }
         attScratch = l.add("attScratch", training ? [B, NH, T, T] : [0]); proj = l.add("proj", [N, C])
+        contextS = l.add("contextS", [N, C]); residualS = l.add("residualS", [N, C])
         headIn = l.add("headIn", [N, C]); headH = l.add("headH", [N, C]); headG = l.add("headG", [N, C])
         headOut = l.add("headOut", [N, C]); headMean = l.add("headMean", [N]); headRstd = l.add("headRstd", [N])
         logits = l.add("logits", [R, logitColumns]); losses = l.add("losses", [R])
@@ -730,22 +792,24 @@ private struct ActivationSlots {
         dFF2 = g("dFF2", [N, FF]); dFF1 = g("dFF1", [N, FF]); dQKV = g("dQKV", [N, 3 * C])
         dHeadOut = g("dHeadOut", [N, C]); dHeadG = g("dHeadG", [N, C]); dHeadH = g("dHeadH", [N, C]); dHeadIn = g("dHeadIn", [N, C])
         dPooled = g("dPooled", [N, C]); dPoolH = g("dPoolH", [N, C]); dCls = g("dCls", [N, C]); dNspLogits = g("dNspLogits", [N, 2])
+        dContextS = g("dContextS", [N, C]); dResidualS = g("dResidualS", [N, C])
     }
 }
 
 /// Int32 buffers in one allocation: [N] ids, token types, masked rows, their targets, alignment
-/// rows ([CLS] positions b·T), alignment targets; [R] target ranks of one logits chunk.
+/// rows ([CLS] positions b·T), alignment targets, the selected rows of a pruned last layer, the
+/// map from a position to its selected index (−1: not selected); [R] target ranks of one chunk.
 private struct IntBuffers {
     let base: UnsafeMutablePointer<Int32>
-    let ids, types, headRows, headTargets, alignRows, alignTargets, ranks: UnsafeMutablePointer<Int32>
+    let ids, types, headRows, headTargets, alignRows, alignTargets, selected, rowMap, ranks: UnsafeMutablePointer<Int32>
     let bytes: Int
 
     init(rows N: Int, logitRows R: Int) {
-        let count = 6 * N + R
+        let count = 8 * N + R
         base = .allocate(capacity: count)
         base.initialize(repeating: 0, count: count)
         ids = base; types = base + N; headRows = base + 2 * N; headTargets = base + 3 * N
-        alignRows = base + 4 * N; alignTargets = base + 5 * N; ranks = base + 6 * N
+        alignRows = base + 4 * N; alignTargets = base + 5 * N; selected = base + 6 * N; rowMap = base + 7 * N; ranks = base + 8 * N
         bytes = count * MemoryLayout<Int32>.stride
     }
 

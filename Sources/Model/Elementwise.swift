@@ -156,11 +156,11 @@ public func dropoutBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePoint
     let chunks = (N + dropoutChunk - 1) / dropoutChunk
     Parallel.concurrentPerform(chunks) { c in
         let start = c * dropoutChunk
-        var stream = MaskStream(SeededRNG(seed: seed, stream: UInt64(c)))
+        var mask = DropoutBits(SeededRNG(seed: seed, stream: UInt64(c)), p: p)
         if accumulate {
-            for i in start..<min(start + dropoutChunk, N) where stream.nextFloat() >= p { dinp[i] += dout[i] * scale }
+            for i in start..<min(start + dropoutChunk, N) where mask.keep() { dinp[i] += dout[i] * scale }
         } else {
-            for i in start..<min(start + dropoutChunk, N) { dinp[i] = stream.nextFloat() < p ? 0 : dout[i] * scale }
+            for i in start..<min(start + dropoutChunk, N) { dinp[i] = mask.keep() ? dout[i] * scale : 0 }
         }
     }
 }
@@ -183,23 +183,54 @@ public func dropoutResidualForward(out: UnsafeMutablePointer<Float>, residual: U
     let chunks = (N + dropoutChunk - 1) / dropoutChunk
     Parallel.concurrentPerform(chunks) { c in
         let start = c * dropoutChunk
-        var stream = MaskStream(SeededRNG(seed: seed, stream: UInt64(c)))
+        var mask = DropoutBits(SeededRNG(seed: seed, stream: UInt64(c)), p: p)
         for i in start..<min(start + dropoutChunk, N) {
-            out[i] = residual[i] + (stream.nextFloat() < p ? 0 : inp[i] * scale)
+            out[i] = residual[i] + (mask.keep() ? inp[i] * scale : 0)
         }
     }
 }
 
-/// out[i] = rng says keep ? inp[i] / (1 − p) : 0, one draw per element in order (keep ⇔ u ≥ p,
-/// u = rng.nextFloat()). Advances `rng` by `count` draws.
+/// out[i] = keep ? inp[i] / (1 − p) : 0, with the keep decisions of `DropoutBits` over `rng`'s
+/// sequence, in element order. Advances `rng` by ⌈count / 4⌉ draws.
 @inline(__always)
 func applyDropoutMask(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int, p: Float, rng: inout SeededRNG) {
     let scale = 1 / (1 - p)
-    var stream = MaskStream(rng)
+    var mask = DropoutBits(rng, p: p)
     for i in 0..<count {
-        out[i] = stream.nextFloat() < p ? 0 : inp[i] * scale
+        out[i] = mask.keep() ? inp[i] * scale : 0
     }
-    rng.state = stream.state
+    rng.state = mask.stream.state
+}
+
+/// Dropout's keep/drop decisions, four per 64-bit draw of SeededRNG's sequence (one draw per
+/// element was the largest cost of attention dropout): the draw's 16-bit quarters, low first, are
+/// uniforms u in 0..<65536, and an element is kept iff u ≥ round(p · 65536). So the drop
+/// probability is p rounded to a multiple of 2⁻¹⁶ (0.1 → 0.1000061); the kept values are scaled
+/// by 1 / (1 − p) as torch does. Masks depend only on the seed and the element index (every user
+/// starts a fresh generator at an index that is a multiple of 4), so backward regenerates them.
+struct DropoutBits {
+    var stream: MaskStream
+    let threshold: UInt64
+    var bits: UInt64 = 0
+    var left = 0
+
+    @inline(__always)
+    init(_ rng: SeededRNG, p: Float) {
+        stream = MaskStream(rng)
+        threshold = UInt64((Double(p) * 65_536).rounded())
+    }
+
+    @inline(__always)
+    mutating func keep() -> Bool {
+        if left == 0 {
+            bits = stream.next()
+            left = 4
+        }
+        let u = bits & 0xFFFF
+        bits >>= 16
+        left -= 1
+        return u >= threshold
+    }
 }
 
 /// SeededRNG's exact xoshiro256** sequence, copied into the caller so that the per-element draw

@@ -113,11 +113,16 @@ final class StorageTests: XCTestCase {
         var stream = MaskStream(rng)
         for _ in 0..<1000 { XCTAssertEqual(stream.nextFloat(), rng.nextFloat()) }
         XCTAssertTrue(stream.state == rng.state)
-        // applyDropoutMask leaves the generator where 5 draws leave it.
+        // applyDropoutMask: element i is kept iff the 16-bit quarter i % 4 (low first) of draw
+        // i / 4 is ≥ round(p · 65536); 5 elements take 2 draws.
         var a = SeededRNG(seed: 1), b = SeededRNG(seed: 1)
         let x = Floats([Float](repeating: 1, count: 5)), y = Floats(count: 5)
         applyDropoutMask(out: y.p, inp: x.p, count: 5, p: 0.5, rng: &a)
-        for i in 0..<5 { XCTAssertEqual(y[i], b.nextFloat() < 0.5 ? 0 : 2) }
+        let draws = [b.next(), b.next()]
+        for i in 0..<5 {
+            let u = (draws[i / 4] >> (16 * UInt64(i % 4))) & 0xFFFF
+            XCTAssertEqual(y[i], u < 32_768 ? 0 : 2)
+        }
         XCTAssertEqual(a, b)
     }
 

@@ -8,7 +8,7 @@ import Tensor
 /// achieved GFLOP/s against this machine's sgemm peak (measured in the same run), peak RSS, and
 /// where the time goes (the model's per-stage profile on the fastest step).
 ///
-///     bench bert [--config small|base] [--B N] [--T 128] [--steps 3] [--text 30522] [--visual 144] [--peak 1]
+///     bench bert [--config small|base] [--B N] [--T 128] [--steps 3] [--text 30522] [--visual 144] [--dropout 0.1] [--peak 1]
 ///
 /// Configurations (issue 3): small = 4 layers × 256 hidden, 4 heads, FF 1024, batch 32;
 /// base = BERT-base 12 × 768, 12 heads, FF 3072, batch 8. Both: T = 128 tokens, joint vocabulary
@@ -30,8 +30,10 @@ func benchBert(_ args: [String]) throws {
     let steps = Int(option(args, "steps", "3"))!
     let textVocab = Int(option(args, "text", "30522"))!, visual = Int(option(args, "visual", "144"))!
     let measurePeak = option(args, "peak", "1") != "0"
+    let dropout = Double(option(args, "dropout", "0.1"))!
     let config = BertConfig(textVocabSize: textVocab, visualWords: visual, hiddenSize: defaults.C, numHiddenLayers: defaults.L,
-                            numAttentionHeads: defaults.NH, intermediateSize: defaults.FF, maxPositionEmbeddings: 512)
+                            numAttentionHeads: defaults.NH, intermediateSize: defaults.FF, maxPositionEmbeddings: 512,
+                            hiddenDropoutProb: dropout, attentionProbsDropoutProb: dropout)
     let model = try BertForPreTraining(config: config, maxBatch: B, maxSeq: T, training: true)
     model.initializeWeights(seed: 1)
     var adam = AdamW(store: model.store, weightDecay: 0.01)
@@ -72,10 +74,16 @@ func benchBert(_ args: [String]) throws {
     times.sort()
     let best = times[0], median = times[times.count / 2]
 
-    // FLOPs of one step: forward matrix work × 3 (backward ≈ 2 × forward).
+    // FLOPs of one step as computed: forward matrix work × 3 (backward ≈ 2 × forward). The last
+    // layer runs its output projection and feed-forward block on the selected rows only (masked
+    // positions and [CLS]; see BertForPreTraining.encoderForward).
     let N = Double(B * T), C = Double(defaults.C), FF = Double(defaults.FF), L = Double(defaults.L)
     let Mt = Double(batch.textRows.count), Mv = Double(batch.videoRows.count), Ma = Double(B)
-    let encoder = L * (2 * N * (4 * C * C + 2 * C * FF) + 4 * Double(B) * Double(T * T) * C)
+    let selected = Double(Set(batch.textRows + batch.videoRows + (0..<B).map { Int32($0 * T) }).count)
+    let attention = 4 * Double(B) * Double(T * T) * C
+    let layer = 2 * N * (4 * C * C + 2 * C * FF) + attention
+    let lastLayer = 2 * N * 3 * C * C + attention + 2 * selected * (C * C + 2 * C * FF)
+    let encoder = (L - 1) * layer + lastLayer
     let heads = 2 * (Mt + Mv) * C * C + 2 * Mt * C * Double(textVocab) + 2 * Mv * C * Double(visual) + 2 * Ma * C * (C + 2)
     let stepFlops = 3 * (encoder + heads)
     let peak = measurePeak ? sgemmPeak(n: 2048, reps: 3) : 0
@@ -87,7 +95,7 @@ func benchBert(_ args: [String]) throws {
     getrusage(RUSAGE_SELF.rawValue, &usage)
     printJSON([
         "benchmark": "bert", "config": name, "layers": defaults.L, "hidden": defaults.C, "heads": defaults.NH, "ff": defaults.FF,
-        "B": B, "T": T, "text_vocab": textVocab, "visual_words": visual, "vocab": textVocab + visual,
+        "B": B, "T": T, "dropout": dropout, "selected_rows": Int(selected), "text_vocab": textVocab, "visual_words": visual, "vocab": textVocab + visual,
         "masked_text": batch.textRows.count, "masked_video": batch.videoRows.count, "aligned_examples": B,
         "parameters": model.store.count, "seconds_best": best, "seconds_median": median,
         "tokens_per_s_best": N / best, "tokens_per_s_median": N / median,
