@@ -55,12 +55,23 @@ struct InspectCommand: ParsableCommand {
         }
     }
 
-    /// WordPieces back to text: `##` continuations join the previous piece.
+    /// WordPieces back to text: `##` continuations join the previous piece; no space before
+    /// closing punctuation, none around an apostrophe inside a word ("let ' s" → "let's").
     static func detokenize(_ ids: ArraySlice<Int32>, _ vocab: TextVocabulary) -> String {
         var out = ""
+        var glueNext = false
         for id in ids {
             let piece = vocab.token(id) ?? "[?]"
-            if piece.hasPrefix("##") { out += piece.dropFirst(2) } else { out += (out.isEmpty ? "" : " ") + piece }
+            if piece.hasPrefix("##") {
+                out += piece.dropFirst(2)
+            } else if piece == "'" && out.last.map({ $0.isLetter }) == true {
+                out += piece; glueNext = true; continue
+            } else if glueNext || out.isEmpty || [".", ",", "!", "?", ";", ":", ")"].contains(piece) {
+                out += piece
+            } else {
+                out += " " + piece
+            }
+            glueNext = false
         }
         return out
     }
