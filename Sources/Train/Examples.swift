@@ -65,10 +65,15 @@ public struct ExampleSettings: Sendable, Codable, Equatable {
 /// with exactly the batches an uninterrupted run would have seen.
 public final class ExampleSampler {
     public struct State: Codable, Sendable, Equatable {
+        /// Draws the per-epoch orders (shuffles) only.
         public var rng: SeededRNG
         public var epoch: Int
         public var cursors: [Int]
         public var orders: [[Int32]]
+        /// Global batches drawn so far; with the seed it names every example's random stream.
+        public var batches: Int
+        /// The seed of the per-example streams.
+        public var seed: UInt64
     }
 
     public let corpus: TokenizedCorpus
@@ -100,7 +105,7 @@ public final class ExampleSampler {
             throw VideoBertError("the '\(split)' split has no segments to train on", file: corpus.path)
         }
         pools = [tv, t, v]
-        state = State(rng: SeededRNG(seed: seed), epoch: 0, cursors: [0, 0, 0], orders: [[], [], []])
+        state = State(rng: SeededRNG(seed: seed), epoch: 0, cursors: [0, 0, 0], orders: [[], [], []], batches: 0, seed: seed)
         for k in 0..<3 { reshuffle(k) }
     }
 
@@ -124,11 +129,11 @@ public final class ExampleSampler {
     }
 
     /// The regime of the next example: 0 text+video, 1 text, 2 video (empty pools skipped).
-    func drawRegime() -> Int {
+    func drawRegime(_ rng: inout SeededRNG) -> Int {
         var w = [settings.textVideo, settings.textOnly, settings.videoOnly]
         for k in 0..<3 where pools[k].isEmpty { w[k] = 0 }
         let total = w.reduce(0, +)
-        var u = state.rng.nextDouble() * total
+        var u = rng.nextDouble() * total
         for k in 0..<3 { if u < w[k] { return k }; u -= w[k] }
         return w.lastIndex { $0 > 0 }!
     }
@@ -155,20 +160,24 @@ public final class ExampleSampler {
         var alignWeight: Float = 0
     }
 
-    func makeExample() -> Example {
-        let regime = drawRegime()
-        let anchor = nextAnchor(regime)
-        let n = 1 + state.rng.nextInt(max(1, settings.concatMax))
+    /// Example `j` of a global batch: its random stream, regime and anchor are fixed for all
+    /// ranks before any rank builds its slice (see `nextBatch(global:slice:)`).
+    struct Plan { var rng: SeededRNG; var regime: Int; var anchor: Int }
+
+    func makeExample(_ plan: Plan) -> Example {
+        var rng = plan.rng
+        let regime = plan.regime, anchor = plan.anchor
+        let n = 1 + rng.nextInt(max(1, settings.concatMax))
         var (text, video) = span(from: anchor, count: n)
         var ex = Example()
         if regime == 0 {
             ex.alignWeight = 1
             ex.alignLabel = 1
-            if state.rng.nextDouble() < settings.alignNegative, pools[0].count > 1 {
+            if rng.nextDouble() < settings.alignNegative, pools[0].count > 1 {
                 // A video from another video of the corpus (VideoBERT's alignment negatives).
                 let myVideo = corpus.segmentVideo[anchor]
                 for _ in 0..<16 {
-                    let other = Int(pools[0][state.rng.nextInt(pools[0].count)])
+                    let other = Int(pools[0][rng.nextInt(pools[0].count)])
                     if corpus.segmentVideo[other] != myVideo {
                         video = span(from: other, count: n).video
                         ex.alignLabel = 0
@@ -190,29 +199,49 @@ public final class ExampleSampler {
         ex.ids.append(special.sep); ex.types.append(video.isEmpty ? 0 : 1)
 
         // Masking (BERT §3.1 Task #1), positions relative to the example.
-        for (i, t) in text.enumerated() where state.rng.nextDouble() < settings.maskProb {
+        for (i, t) in text.enumerated() where rng.nextDouble() < settings.maskProb {
             let pos = 1 + i
             ex.textRows.append(Int32(pos)); ex.textTargets.append(t)
-            ex.ids[pos] = corrupt(t, random: { Int32(self.state.rng.nextInt(self.textVocabSize)) })
+            ex.ids[pos] = corrupt(t, rng: &rng, random: { r in Int32(r.nextInt(self.textVocabSize)) })
         }
-        for (i, v) in video.enumerated() where state.rng.nextDouble() < settings.maskProb {
+        for (i, v) in video.enumerated() where rng.nextDouble() < settings.maskProb {
             let pos = videoStart + i
             ex.videoRows.append(Int32(pos)); ex.videoTargets.append(v)
-            ex.ids[pos] = corrupt(Int32(textVocabSize) + v, random: { Int32(self.textVocabSize + self.state.rng.nextInt(self.visualWords)) })
+            ex.ids[pos] = corrupt(Int32(textVocabSize) + v, rng: &rng, random: { r in Int32(self.textVocabSize + r.nextInt(self.visualWords)) })
         }
         return ex
     }
 
-    func corrupt(_ original: Int32, random: () -> Int32) -> Int32 {
-        let u = state.rng.nextDouble()
+    func corrupt(_ original: Int32, rng: inout SeededRNG, random: (inout SeededRNG) -> Int32) -> Int32 {
+        let u = rng.nextDouble()
         if u < settings.maskTokenProb { return special.mask }
-        if u < settings.maskTokenProb + settings.randomTokenProb { return random() }
+        if u < settings.maskTokenProb + settings.randomTokenProb { return random(&rng) }
         return original
     }
 
     /// The next B examples, padded to the longest.
     public func nextBatch(_ B: Int) -> PretrainingBatch {
-        let examples = (0..<B).map { _ in makeExample() }
+        nextBatch(global: B, slice: 0..<B)
+    }
+
+    /// Examples `slice` of the next global batch of G examples (data parallelism: rank r of N
+    /// takes slice r·B..<(r+1)·B of a global batch of N·B). Every rank advances through the same
+    /// global batch — regimes and anchors of all G examples are drawn, from per-example random
+    /// streams named by (seed, batch, index) — but builds only its own examples, so the ranks
+    /// read disjoint parts of the corpus, and the union of the slices is exactly the batch one
+    /// process would draw with B = G.
+    public func nextBatch(global G: Int, slice: Range<Int>) -> PretrainingBatch {
+        precondition(G > 0 && G < 1 << 24 && slice.lowerBound >= 0 && slice.upperBound <= G && !slice.isEmpty)
+        var plans: [Plan] = []
+        plans.reserveCapacity(G)
+        for j in 0..<G {
+            var rng = SeededRNG(seed: state.seed, stream: UInt64(state.batches) << 24 | UInt64(j))
+            let regime = drawRegime(&rng)
+            plans.append(Plan(rng: rng, regime: regime, anchor: nextAnchor(regime)))
+        }
+        state.batches += 1
+        let B = slice.count
+        let examples = slice.map { makeExample(plans[$0]) }
         let T = examples.map(\.ids.count).max()!
         var batch = PretrainingBatch(B: B, T: T, inputIDs: .init(repeating: special.pad, count: B * T),
                                      tokenTypeIDs: .init(repeating: 0, count: B * T), attentionMask: .init(repeating: 0, count: B * T),

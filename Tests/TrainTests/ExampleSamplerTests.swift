@@ -124,3 +124,26 @@ final class ExampleSamplerTests: XCTestCase {
         }
     }
 }
+
+final class ExampleSamplerSliceTests: XCTestCase {
+    /// Real tokens of example i of a batch (padding dropped).
+    func rows(_ b: PretrainingBatch) -> [[Int32]] {
+        (0..<b.B).map { i in (0..<b.T).filter { b.attentionMask[i * b.T + $0] == 1 }.map { b.inputIDs[i * b.T + $0] } }
+    }
+
+    func testSlicesOfAGlobalBatchEqualTheWholeBatch() throws {
+        let corpus = try makeSyntheticCorpus()
+        let whole = try ExampleSampler(corpus: corpus, split: "train", settings: ExampleSettings(), special: testSpecial, seed: 5)
+        let r0 = try ExampleSampler(corpus: corpus, split: "train", settings: ExampleSettings(), special: testSpecial, seed: 5)
+        let r1 = try ExampleSampler(corpus: corpus, split: "train", settings: ExampleSettings(), special: testSpecial, seed: 5)
+        for _ in 0..<6 {
+            let w = whole.nextBatch(16)
+            let a = r0.nextBatch(global: 16, slice: 0..<8), b = r1.nextBatch(global: 16, slice: 8..<16)
+            XCTAssertEqual(rows(a) + rows(b), rows(w))
+            XCTAssertEqual(a.alignLabels + b.alignLabels, w.alignLabels)
+            XCTAssertEqual(a.textTargets + b.textTargets, w.textTargets)
+            XCTAssertEqual(a.videoTargets + b.videoTargets, w.videoTargets)
+        }
+        XCTAssertEqual(r0.currentState, r1.currentState, "every rank stays at the same data position")
+    }
+}
