@@ -20,6 +20,8 @@ let package = Package(
         .systemLibrary(name: "CFFmpeg", path: "Sources/CFFmpeg", pkgConfig: "libavformat",
                        providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev"])]),
 
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
 
@@ -36,6 +38,8 @@ let package = Package(
         // BertConfig, BertForPreTraining (HF checkpoint I/O) from layers as forward/backward pairs, parameters, arena, AdamW.
         .target(name: "Model", dependencies: ["Tensor"]),
 
+        // More than one process: MPI (mpirun, srun) as a Communicator.
+        .target(name: "Distributed", dependencies: ["CMPI", "Tensor"]),
         // Tables, plots (SVG), contact sheets, report.html.
         .target(name: "Report", dependencies: ["Tensor"]),
         // Pretraining: examples and masking, objectives, the trainer, checkpoints.
@@ -46,7 +50,7 @@ let package = Package(
         .target(name: "Tasks", dependencies: ["Tensor"]),
 
         .executableTarget(name: "videobert", dependencies: [
-            "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo", "Model", "Train", "Report", "Tasks",
+            "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo", "Model", "Train", "Report", "Distributed", "Tasks",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize", "Model", "CMalloc"],

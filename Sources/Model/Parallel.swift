@@ -10,7 +10,7 @@ import Tensor
 /// fixed order. That keeps training bit-for-bit deterministic on any machine.
 public enum Parallel {
     /// Worker threads for elementwise work: the cores the process may use.
-    public static let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    public static let workers = Threads.count
 
     /// Runs `body` over ranges that partition `0..<count`, in parallel when `count` is at least
     /// two `grain`s. Up to four pieces per worker, handed out dynamically, so that a core busy

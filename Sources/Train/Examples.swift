@@ -230,8 +230,15 @@ public final class ExampleSampler {
     /// streams named by (seed, batch, index) — but builds only its own examples, so the ranks
     /// read disjoint parts of the corpus, and the union of the slices is exactly the batch one
     /// process would draw with B = G.
-    public func nextBatch(global G: Int, slice: Range<Int>) -> PretrainingBatch {
-        precondition(G > 0 && G < 1 << 24 && slice.lowerBound >= 0 && slice.upperBound <= G && !slice.isEmpty)
+    /// Every slice of width `chunk` of the next global batch of G examples (one process doing the
+    /// work of all ranks, e.g. held-out evaluation).
+    public func nextBatches(global G: Int, chunk: Int) -> [PretrainingBatch] {
+        let plans = planGlobalBatch(G)
+        return stride(from: 0, to: G, by: chunk).map { assemble(plans, Array($0..<min($0 + chunk, G))) }
+    }
+
+    func planGlobalBatch(_ G: Int) -> [Plan] {
+        precondition(G > 0 && G < 1 << 24)
         var plans: [Plan] = []
         plans.reserveCapacity(G)
         for j in 0..<G {
@@ -240,8 +247,18 @@ public final class ExampleSampler {
             plans.append(Plan(rng: rng, regime: regime, anchor: nextAnchor(regime)))
         }
         state.batches += 1
-        let B = slice.count
-        let examples = slice.map { makeExample(plans[$0]) }
+        return plans
+    }
+
+    public func nextBatch(global G: Int, slice: Range<Int>) -> PretrainingBatch {
+        precondition(slice.lowerBound >= 0 && slice.upperBound <= G && !slice.isEmpty)
+        return assemble(planGlobalBatch(G), Array(slice))
+    }
+
+    /// Builds and pads the examples `indices` of a planned global batch.
+    func assemble(_ plans: [Plan], _ indices: [Int]) -> PretrainingBatch {
+        let B = indices.count
+        let examples = indices.map { makeExample(plans[$0]) }
         let T = examples.map(\.ids.count).max()!
         var batch = PretrainingBatch(B: B, T: T, inputIDs: .init(repeating: special.pad, count: B * T),
                                      tokenTypeIDs: .init(repeating: 0, count: B * T), attentionMask: .init(repeating: 0, count: B * T),

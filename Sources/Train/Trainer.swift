@@ -57,7 +57,15 @@ public final class Trainer {
     let runDir: String
     let checkpointsDir: String
 
-    public init(recipe: PretrainRecipe, resume: Bool) throws {
+    /// The ranks of a data-parallel run (one process: `SingleProcess`).
+    let comm: Communicator
+
+    /// - Parameter communicator: with N ranks, rank r trains on slice r of every global batch of
+    ///   N × `train.batch_size` examples; gradients are summed over ranks (each rank weights its
+    ///   losses by its share of the global masked rows, so the sum is the gradient of the global
+    ///   mean); rank 0 writes checkpoints, metrics and progress.
+    public init(recipe: PretrainRecipe, resume: Bool, communicator: Communicator = SingleProcess()) throws {
+        comm = communicator
         if let p = recipe.problem() { throw VideoBertError(p, file: "recipe") }
         self.recipe = recipe
         recipeText = try RecipeLoader.yaml(recipe)
@@ -130,10 +138,12 @@ public final class Trainer {
         }
     }
 
+    /// What must not change across a resume: the model and the data settings. The optimisation
+    /// (batch per rank, number of ranks, schedule, steps), evaluation and logging may.
     var recipeFingerprint: String {
-        // Settings that must not change across a resume (the schedule and run length may).
-        var r = recipe
-        r.train.steps = 0; r.eval = .init(); r.checkpoint = .init(); r.logEvery = 0; r.out = ""
+        var r = PretrainRecipe()
+        r.model = recipe.model
+        r.data = recipe.data
         return CorpusBuilder.fnv1a(Array(((try? RecipeLoader.yaml(r)) ?? "").utf8))
     }
 
@@ -214,13 +224,19 @@ public final class Trainer {
 
     // MARK: - training
 
+    /// Sums over the batches of a logging window (or an evaluation): each loss is a mean over
+    /// all its rows in the window (batch means weighted by their row counts), so the numbers do
+    /// not depend on how the rows were split into batches or ranks.
     struct Meter {
-        var loss = 0.0, mlm = 0.0, mfm = 0.0, align = 0.0
+        var mlm = 0.0, mfm = 0.0, align = 0.0
         var mlmCorrect = 0, mlmCount = 0, mfmTop1 = 0, mfmTop5 = 0, mfmCount = 0, alignCorrect = 0, alignCount = 0
         var batches = 0, tokens = 0
+        var weights: (mlm: Double, mfm: Double, align: Double) = (1, 1, 1)
 
         mutating func add(_ o: PretrainingOutput, tokens t: Int) {
-            loss += Double(o.loss); mlm += Double(o.mlmLoss); mfm += Double(o.mfmLoss); align += Double(o.alignLoss)
+            mlm += Double(o.mlmLoss) * Double(o.mlmCount)
+            mfm += Double(o.mfmLoss) * Double(o.mfmCount)
+            align += Double(o.alignLoss) * Double(o.alignCount)
             mlmCorrect += o.mlmCorrect; mlmCount += o.mlmCount
             mfmTop1 += o.mfmCorrect; mfmTop5 += o.mfmTop5Correct; mfmCount += o.mfmCount
             alignCorrect += o.alignCorrect; alignCount += o.alignCount
@@ -228,10 +244,12 @@ public final class Trainer {
         }
 
         func values(prefix: String = "") -> [String: Double] {
-            let n = Double(max(batches, 1))
+            func mean(_ sum: Double, _ n: Int) -> Double { n > 0 ? sum / Double(n) : 0 }
             func ratio(_ a: Int, _ b: Int) -> Double { b > 0 ? Double(a) / Double(b) : .nan }
+            let (l1, l2, l3) = (mean(mlm, mlmCount), mean(mfm, mfmCount), mean(align, alignCount))
             var out: [String: Double] = [
-                prefix + "loss": loss / n, prefix + "mlm_loss": mlm / n, prefix + "mfm_loss": mfm / n, prefix + "align_loss": align / n,
+                prefix + "loss": weights.mlm * l1 + weights.mfm * l2 + weights.align * l3,
+                prefix + "mlm_loss": l1, prefix + "mfm_loss": l2, prefix + "align_loss": l3,
             ]
             if mlmCount > 0 { out[prefix + "mlm_acc"] = ratio(mlmCorrect, mlmCount) }
             if mfmCount > 0 { out[prefix + "mfm_top1"] = ratio(mfmTop1, mfmCount); out[prefix + "mfm_top5"] = ratio(mfmTop5, mfmCount) }
@@ -245,12 +263,21 @@ public final class Trainer {
         let evalSampler = try ExampleSampler(corpus: corpus, split: recipe.eval.split, settings: recipe.data, special: special,
                                              seed: 0x5EED_E7A1)
         var meter = Meter()
+        // Global batches (all ranks' slices, here in one process), so held-out numbers do not
+        // depend on the number of ranks; their mean over the chunks is weighted by rows.
         for _ in 0..<recipe.eval.batches {
-            let batch = evalSampler.nextBatch(recipe.train.batchSize)
-            let out = model.forwardBackward(batch, step: step, dropoutSeed: 0, lossWeights: lossWeights, lossScale: 1, training: false)
-            meter.add(out, tokens: batch.tokenCount)
+            for batch in evalSampler.nextBatches(global: recipe.train.batchSize * comm.size, chunk: recipe.train.batchSize) {
+                let out = model.forwardBackward(batch, step: step, dropoutSeed: 0, lossWeights: lossWeights, lossScale: 1, training: false)
+                meter.add(out, tokens: batch.tokenCount)
+            }
         }
         return meter.values(prefix: "")
+    }
+
+    func newMeter() -> Meter {
+        var m = Meter()
+        m.weights = (recipe.train.mlmWeight, recipe.train.mfmWeight, recipe.train.alignWeight)
+        return m
     }
 
     var lossWeights: (mlm: Float, mfm: Float, align: Float) {
@@ -259,41 +286,62 @@ public final class Trainer {
 
     public func run() throws -> Summary {
         let started = Date()
+        let root = comm.isRoot
         try AtomicFile.createDirectory(runDir)
         let metricsPath = (runDir as NSString).appendingPathComponent("metrics.jsonl")
-        if step == 0 { try AtomicFile.write("", to: metricsPath) }
-        let metrics = try MetricsLog(path: metricsPath, truncateAfterStep: step)
+        if step == 0 && root { try AtomicFile.write("", to: metricsPath) }
+        let metrics = root ? try MetricsLog(path: metricsPath, truncateAfterStep: step) : nil
         let t = recipe.train
-        logLine("pretrain: \(model.config.numHiddenLayers) layers × \(model.config.hiddenSize), \(model.store.count) parameters; batch \(t.batchSize) × \(t.gradAccum) accumulation = \(t.batchSize * t.gradAccum) examples per step; \(t.steps) steps")
+        let N = comm.size
+        if root {
+            logLine("pretrain: \(model.config.numHiddenLayers) layers × \(model.config.hiddenSize), \(model.store.count) parameters; "
+                    + "\(N) rank\(N == 1 ? "" : "s") × batch \(t.batchSize) × \(t.gradAccum) accumulation = \(N * t.batchSize * t.gradAccum) examples per step; \(t.steps) steps")
+        }
         let previous = signal(SIGINT) { _ in stopRequested = 1 }
         let previousTerm = signal(SIGTERM) { _ in stopRequested = 1 }
         defer { signal(SIGINT, previous); signal(SIGTERM, previousTerm) }
         stopRequested = 0
 
-        let progress = ProgressReporter(label: "pretrain", total: t.steps, unit: "steps", enabled: showProgress)
+        let progress = ProgressReporter(label: "pretrain", total: t.steps, unit: "steps", enabled: showProgress && root)
         progress.advance(step)
-        var meter = Meter()
+        var meter = newMeter()
         var windowStart = Date()
         var lastCheckpoint = Self.latestCheckpoint(in: checkpointsDir) ?? ""
         var lastEval: [String: Double] = [:]
         var lastLoss = Double.nan
         var stoppedEarly = false
         let scale = 1 / Float(t.gradAccum)
+        let slice = (comm.rank * t.batchSize)..<((comm.rank + 1) * t.batchSize)
+        let gradients = UnsafeMutableBufferPointer(start: model.store.gradients, count: model.store.count)
         while step < t.steps {
-            if stopRequested != 0 || (stopAtStep.map { step >= $0 } ?? false) { stoppedEarly = true; break }
+            // Every rank stops at the same step (Ctrl-C reaches the ranks at different moments).
+            var stop = [Double(stopRequested != 0 || (stopAtStep.map { step >= $0 } ?? false) ? 1 : 0)]
+            stop.withUnsafeMutableBufferPointer { comm.allreduceMax($0) }
+            if stop[0] > 0 { stoppedEarly = true; break }
             step += 1
             model.store.zeroGradients()
             var stepLoss = 0.0
             for micro in 0..<t.gradAccum {
-                let batch = sampler.nextBatch(t.batchSize)
+                let batch = sampler.nextBatch(global: N * t.batchSize, slice: slice)
                 let seed = dropoutSeed(base: UInt64(t.seed), step: step, site: micro)
-                let out = model.forwardBackward(batch, step: step, dropoutSeed: seed, lossWeights: lossWeights, lossScale: scale, training: true)
-                guard out.loss.isFinite else {
-                    throw VideoBertError("loss is \(out.loss) at step \(step) (mlm \(out.mlmLoss), mfm \(out.mfmLoss), align \(out.alignLoss)); the last good checkpoint is \(lastCheckpoint.isEmpty ? "none" : lastCheckpoint)", file: runDir)
+                // Each objective's rows over all ranks: weighting this rank's means by its share
+                // makes the summed gradients those of the global means.
+                let alignRows = batch.alignWeights.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
+                let local = [batch.textRows.count, batch.videoRows.count, alignRows]
+                var global = local.map(Int64.init)
+                comm.allreduceSum(&global)
+                func share(_ k: Int) -> Float { global[k] > 0 ? Float(local[k]) / Float(global[k]) : 0 }
+                let w = lossWeights
+                let weights = N == 1 ? w : (mlm: w.mlm * share(0), mfm: w.mfm * share(1), align: w.align * share(2))
+                let out = model.forwardBackward(batch, step: step, dropoutSeed: seed, lossWeights: weights, lossScale: scale, training: true)
+                let g = N == 1 ? out : globalOutput(out, local: local, global: global, tokens: batch.tokenCount)
+                guard g.loss.isFinite else {
+                    throw VideoBertError("loss is \(g.loss) at step \(step) (mlm \(g.mlmLoss), mfm \(g.mfmLoss), align \(g.alignLoss)); the last good checkpoint is \(lastCheckpoint.isEmpty ? "none" : lastCheckpoint)", file: runDir)
                 }
-                meter.add(out, tokens: batch.tokenCount)
-                stepLoss += Double(out.loss) / Double(t.gradAccum)
+                meter.add(g, tokens: N == 1 ? batch.tokenCount : globalTokens)
+                stepLoss += Double(g.loss) / Double(t.gradAccum)
             }
+            comm.allreduceSum(gradients)
             if let bad = model.store.firstNonFiniteGradient() {
                 throw VideoBertError("gradient of \(bad) is not finite at step \(step); the last good checkpoint is \(lastCheckpoint.isEmpty ? "none" : lastCheckpoint)", file: runDir)
             }
@@ -309,31 +357,57 @@ public final class Trainer {
                 line["grad_norm"] = gradNorm
                 line["tokens_per_s"] = Double(meter.tokens) / max(secs, 1e-9)
                 line["seconds"] = Date().timeIntervalSince(started)
-                try metrics.append(step: step, kind: "train", split: "train", values: line)
+                if N > 1 { line["bytes_communicated"] = Double(comm.bytesCommunicated) }
+                try metrics?.append(step: step, kind: "train", split: "train", values: line)
                 progress.setStatus(String(format: "loss %.3f  %.0f tok/s", line["loss"] ?? .nan, line["tokens_per_s"] ?? 0))
-                meter = Meter()
+                meter = newMeter()
                 windowStart = Date()
             }
-            if (recipe.eval.every > 0 && step % recipe.eval.every == 0) || step == t.steps {
+            if root && ((recipe.eval.every > 0 && step % recipe.eval.every == 0) || step == t.steps) {
                 lastEval = try evaluate()
                 var line = lastEval
                 line["seconds"] = Date().timeIntervalSince(started)
-                try metrics.append(step: step, kind: "eval", split: recipe.eval.split, values: line)
-                try metrics.plot(to: (runDir as NSString).appendingPathComponent("loss.svg"))
+                try metrics?.append(step: step, kind: "eval", split: recipe.eval.split, values: line)
+                try metrics?.plot(to: (runDir as NSString).appendingPathComponent("loss.svg"))
                 windowStart = Date()
             }
-            if step % recipe.checkpoint.every == 0 || step == t.steps {
+            if root && (step % recipe.checkpoint.every == 0 || step == t.steps) {
                 lastCheckpoint = try saveCheckpoint()
             }
             progress.advance()
         }
-        if stoppedEarly {
+        if stoppedEarly && root {
             lastCheckpoint = try saveCheckpoint()
             logLine("pretrain: stopped at step \(step); saved \(lastCheckpoint) (continue with --resume)")
         }
         progress.finish()
-        try metrics.plot(to: (runDir as NSString).appendingPathComponent("loss.svg"))
+        try metrics?.plot(to: (runDir as NSString).appendingPathComponent("loss.svg"))
+        comm.barrier()
         return Summary(steps: step, finalLoss: lastLoss, eval: lastEval, checkpoint: lastCheckpoint,
                        seconds: Date().timeIntervalSince(started), stoppedEarly: stoppedEarly)
+    }
+
+    /// Tokens of the last micro-batch over all ranks (set by `globalOutput`).
+    private var globalTokens = 0
+
+    /// The micro-batch's losses and counts over all ranks: each objective's mean over the global
+    /// rows (Σ_r m_r · mean_r / M), the correct counts summed.
+    func globalOutput(_ o: PretrainingOutput, local: [Int], global: [Int64], tokens: Int) -> PretrainingOutput {
+        var v: [Double] = [
+            Double(o.mlmLoss) * Double(local[0]), Double(o.mfmLoss) * Double(local[1]), Double(o.alignLoss) * Double(local[2]),
+            Double(o.mlmCorrect), Double(o.mlmCount), Double(o.mfmCorrect), Double(o.mfmTop5Correct), Double(o.mfmCount),
+            Double(o.alignCorrect), Double(o.alignCount), Double(tokens),
+        ]
+        comm.allreduceSum(&v)
+        var g = PretrainingOutput()
+        g.mlmLoss = global[0] > 0 ? Float(v[0] / Double(global[0])) : 0
+        g.mfmLoss = global[1] > 0 ? Float(v[1] / Double(global[1])) : 0
+        g.alignLoss = global[2] > 0 ? Float(v[2] / Double(global[2])) : 0
+        let w = lossWeights
+        g.loss = w.mlm * g.mlmLoss + w.mfm * g.mfmLoss + w.align * g.alignLoss
+        g.mlmCorrect = Int(v[3]); g.mlmCount = Int(v[4]); g.mfmCorrect = Int(v[5]); g.mfmTop5Correct = Int(v[6])
+        g.mfmCount = Int(v[7]); g.alignCorrect = Int(v[8]); g.alignCount = Int(v[9])
+        globalTokens = Int(v[10])
+        return g
     }
 }

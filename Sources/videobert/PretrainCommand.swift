@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Recipe
 import Tensor
+import Distributed
 import Train
 
 struct PretrainCommand: ParsableCommand {
@@ -23,8 +24,13 @@ struct PretrainCommand: ParsableCommand {
         exactly where a run stopped. metrics.jsonl has one JSON object per logged step;
         loss.svg draws the curves.
 
+        Under mpirun or srun the run is data-parallel: rank r of N trains on slice r of every
+        global batch of N × train.batch_size examples, gradients are summed with MPI_Allreduce,
+        and rank 0 writes checkpoints, logs and progress. A run can resume with another N.
+
         Examples:
           videobert pretrain --recipe Recipes/demo.yaml
+          mpirun -np 4 videobert pretrain --recipe Recipes/videobert-base.yaml
           videobert pretrain --recipe Recipes/tiny.yaml --set corpus=demo/tokens --set train.steps=50
           videobert pretrain --recipe Recipes/demo.yaml --resume
         """)
@@ -32,6 +38,7 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Recipe YAML.") var recipe: String
     @Option(name: .customLong("set"), help: "Override a recipe value, e.g. --set train.lr=5e-4 (repeatable).") var overrides: [String] = []
     @Flag(help: "Continue from the newest checkpoint in the run folder.") var resume = false
+    @Option(help: "Save a checkpoint and stop after this step (time-limited jobs); continue with --resume.") var stopAt: Int?
     @Flag(help: "Print the summary as JSON only.") var json = false
 
     func run() throws {
@@ -42,8 +49,20 @@ struct PretrainCommand: ParsableCommand {
             throw VideoBertError(e.message, file: e.file)
         }
         if let p = r.problem() { throw VideoBertError(p, file: recipe) }
-        let trainer = try Trainer(recipe: r, resume: resume)
+        // Under mpirun/srun: data-parallel over the ranks (each takes a slice of every global batch).
+        let comm = worldCommunicator()
+        if comm.size > 1 {
+            Threads.configureBLAS()
+            if comm.isRoot { logLine("pretrain: \(comm.size) ranks, \(Threads.count) thread\(Threads.count == 1 ? "" : "s") each (OpenBLAS and loops)") }
+        }
+        let trainer = try Trainer(recipe: r, resume: resume, communicator: comm)
+        trainer.showProgress = comm.isRoot
+        trainer.stopAtStep = stopAt
         let summary = try trainer.run()
+        guard comm.isRoot else {
+            if summary.stoppedEarly && stopAt == nil { throw ExitCode(130) }
+            return
+        }
         if !json {
             print("trained \(summary.steps) steps in \(String(format: "%.1f", summary.seconds)) s; final loss \(String(format: "%.4f", summary.finalLoss))")
             if !summary.eval.isEmpty {
@@ -52,6 +71,6 @@ struct PretrainCommand: ParsableCommand {
             print("checkpoint: \(summary.checkpoint)")
         }
         print(try JSON.string(summary))
-        if summary.stoppedEarly { throw ExitCode(130) }
+        if summary.stoppedEarly && stopAt == nil { throw ExitCode(130) }
     }
 }

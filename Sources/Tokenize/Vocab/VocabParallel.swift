@@ -9,7 +9,7 @@ import Tensor
 /// workers plus OpenBLAS never oversubscribe the cores.
 public enum VocabParallel {
     /// The cores this process may use.
-    public static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    public static let cores = Threads.count
 
     /// Runs `worker(next)` on up to `workers` threads; each worker calls `next()` for items
     /// (0..<items, handed out in increasing order, each exactly once) until it returns nil.
