@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import Recipe
 import Tensor
@@ -19,6 +20,10 @@ struct TokenizeCommand: ParsableCommand {
         The output folder holds .npy arrays and index.json (numpy reads them alone), the visual
         vocabulary (vocab/), the text vocabulary, the resolved recipe, and failures.jsonl.
         Re-running skips finished videos. The exit status is 0 only when every video succeeded.
+
+        Under mpirun or srun, video i goes to rank i mod N, the visual vocabulary is fitted by
+        all ranks together (the same bytes as one process), and rank 0 writes the corpus; the
+        output folder must be on a file system every rank sees.
 
         Examples:
           videobert tokenize --corpus demo/corpus/manifest.jsonl --recipe Recipes/tokenize-demo.yaml --out demo/tokens
@@ -44,7 +49,12 @@ struct TokenizeCommand: ParsableCommand {
         if let p = r.problem() { throw VideoBertError(p, file: recipe ?? "--set") }
         let items = try CorpusSource.discover(corpus, videosDir: videos)
         let tokenizer = try CorpusTokenizer(recipe: r, items: items, out: out)
+        // Under mpirun/srun the videos are divided among the ranks; rank 0 writes the corpus.
+        let comm = worldCommunicator()
+        if comm.size > 1 { Threads.configureBLAS() }
+        tokenizer.communicator = comm
         let (summary, failures) = try tokenizer.run()
+        guard comm.isRoot else { return }
         if json {
             print(try JSON.string(summary))
         } else {

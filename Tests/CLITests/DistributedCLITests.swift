@@ -52,9 +52,16 @@ final class DistributedCLITests: XCTestCase {
         XCTAssertEqual(try CLI.run(["demo-corpus", "--out", dir + "/c", "--videos", "4", "--size", "32x32", "--fps", "6"]).status, 0)
         // A small text vocabulary keeps the debug-build steps quick.
         XCTAssertEqual(try CLI.run(["vocab", "text", dir + "/c/videos", "--size", "300", "--unused", "2", "--out", dir + "/v.txt"]).status, 0)
-        let tok = try CLI.run(["tokenize", "--corpus", dir + "/c/manifest.jsonl", "--out", dir + "/t",
-                               "--recipe", root + "/Recipes/tokenize-tiny.yaml", "--set", "text.vocab=" + dir + "/v.txt"])
+        let tokArgs = ["tokenize", "--corpus", dir + "/c/manifest.jsonl", "--recipe", root + "/Recipes/tokenize-tiny.yaml",
+                       "--set", "text.vocab=" + dir + "/v.txt"]
+        let tok = try CLI.run(tokArgs + ["--out", dir + "/t"])
         XCTAssertEqual(tok.status, 0, tok.stderr)
+        // Tokenizing with 2 ranks (videos divided, vocabulary fitted together) gives the same bytes.
+        let tok2 = try mpi(2, tokArgs + ["--out", dir + "/t2"])
+        XCTAssertEqual(tok2.status, 0, tok2.stderr)
+        for f in ["vocab/level0.npy", "vocab/level1.npy", "clip_words.npy", "visual_ids.npy", "text_ids.npy", "segment_times.npy"] {
+            XCTAssertEqual(FileManager.default.contents(atPath: dir + "/t/" + f), FileManager.default.contents(atPath: dir + "/t2/" + f), f)
+        }
         let common = ["pretrain", "--recipe", root + "/Recipes/tiny.yaml", "--set", "corpus=" + dir + "/t", "--set", "train.steps=20",
                       "--set", "log_every=1", "--set", "eval.every=0", "--set", "eval.split=train", "--set", "checkpoint.every=10"]
         let one = try CLI.run(common + ["--set", "out=" + dir + "/one", "--set", "train.batch_size=8"])

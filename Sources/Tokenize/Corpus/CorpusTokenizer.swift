@@ -46,6 +46,9 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         }
     }
 
+    /// Ids of the videos that failed in phase 1 (on any rank).
+    var phase1Failed: Set<String> = []
+
     /// What phase 1 leaves in work/<id>.json for a finished video.
     struct VideoWork: Codable {
         var id: String
@@ -63,6 +66,11 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
     public let items: [VideoItem]
     public let out: String
     public var showProgress = true
+    /// Ranks sharing the work (MPI; one process by default). Videos are divided among the ranks
+    /// (video i goes to rank i mod N), the vocabulary is fitted together (`HierarchicalKMeans`),
+    /// each rank gives its own videos their visual words, and rank 0 writes the corpus. The
+    /// output folder must be on a file system every rank sees.
+    public var communicator: Communicator = SingleProcess()
     let workDir: String
     let tokenizer: BertTokenizer
     let textVocabPath: String
@@ -115,7 +123,8 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         var failures: [Failure] = []
         var pending: [Int] = []
         var skipped = 0
-        for (i, it) in items.enumerated() {
+        let comm = communicator
+        for (i, it) in items.enumerated() where i % comm.size == comm.rank {
             if let w = try? JSON.decode(VideoWork.self, from: workPath(it.id, ".json")), w.fingerprint == fp,
                FileManager.default.fileExists(atPath: workPath(it.id, ".features.npy")) {
                 skipped += 1
@@ -123,13 +132,15 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
                 pending.append(i)
             }
         }
-        let progress = ProgressReporter(label: "tokenize", total: items.count, unit: "videos", enabled: showProgress)
+        let mine = (0..<items.count).filter { $0 % comm.size == comm.rank }.count
+        let progress = ProgressReporter(label: comm.size > 1 ? "tokenize (rank \(comm.rank))" : "tokenize", total: mine, unit: "videos",
+                                        enabled: showProgress)
         if skipped > 0 { progress.advance(skipped) }
         let lock = NSLock()
         let todo = pending
         nonisolated(unsafe) var next = 0
         nonisolated(unsafe) var phase1Failures: [Failure] = []
-        let workers = min(recipe.workers, max(pending.count, 1))
+        let workers = min(comm.size > 1 ? min(recipe.workers, Threads.count) : recipe.workers, max(pending.count, 1))
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             let descriptor = ClipDescriptor()
             while true {
@@ -151,21 +162,57 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
             }
         }
         progress.finish()
-        failures = phase1Failures.sorted { $0.id < $1.id }
-        let failedIDs = Set(failures.map(\.id))
-        let good = items.filter { !failedIDs.contains($0.id) }
+        failures = phase1Failures
+        if comm.size > 1 {
+            // Every rank learns which videos failed; rank 0 collects the reasons.
+            try JSON.write(failures, to: (workDir as NSString).appendingPathComponent("failures.rank\(comm.rank).json"))
+            var failed = [Int64](repeating: 0, count: items.count)
+            let byID = Dictionary(uniqueKeysWithValues: items.enumerated().map { ($1.id, $0) })
+            for f in failures { if let i = byID[f.id] { failed[i] = 1 } }
+            comm.allreduceSum(&failed)
+            var skippedAll = [Int64(skipped)]
+            comm.allreduceSum(&skippedAll)
+            skipped = Int(skippedAll[0])
+            if comm.isRoot {
+                failures = []
+                for r in 0..<comm.size {
+                    failures += try JSON.decode([Failure].self, from: (workDir as NSString).appendingPathComponent("failures.rank\(r).json"))
+                }
+            }
+            let failedSet = Set(items.indices.filter { failed[$0] > 0 }.map { items[$0].id })
+            failures = failures.filter { failedSet.contains($0.id) }
+            phase1Failed = failedSet
+        } else {
+            phase1Failed = Set(failures.map(\.id))
+        }
+        failures.sort { $0.id < $1.id }
+        let good = items.filter { !phase1Failed.contains($0.id) }
 
         // Phase 2: the visual vocabulary.
         let (vocab, reused) = try visualVocabulary(for: good)
 
-        // Phase 3: words, alignment, splits, corpus.
+        // Phase 3: each rank gives its videos their visual words (work/<id>.words.npy); then
+        // rank 0 aligns, splits and writes the corpus.
+        for (i, it) in items.enumerated() where i % comm.size == comm.rank && !phase1Failed.contains(it.id) {
+            let arr = try NPY.read(clusteringFeaturesPath(it.id))
+            let feats = try arr.floats()
+            let words = vocab.assign(feats, rows: arr.shape[0], workers: comm.size > 1 ? 1 : Threads.count).leaves
+            try NPY.write(words, shape: [words.count], to: workPath(it.id, ".words.npy"))
+        }
+        comm.barrier()
+        guard comm.isRoot else {
+            let summary = Summary(videos: items.count, succeeded: good.count, failed: phase1Failed.count, skipped: skipped, clips: 0,
+                                  segments: 0, textTokens: 0, visualWords: vocab.leaves, vocabularyReused: reused,
+                                  inertia: vocab.info.inertia, seconds: Date().timeIntervalSince(t0), splits: [:], out: out)
+            return (summary, [])
+        }
         let splits = CorpusSource.assignSplits(good, val: recipe.split.val, test: recipe.split.test, seed: recipe.split.seed)
         let storeFrameShape = recipe.store.frames ? [recipe.store.framesPerClip, recipe.store.frameSize, recipe.store.frameSize, 3] : nil
         let builder = try CorpusBuilder(dir: out, featureDim: recipe.store.features ? vocab.dim : nil, frameShape: storeFrameShape)
         for it in good {
             let w = try JSON.decode(VideoWork.self, from: workPath(it.id, ".json"))
-            let feats = try NPY.read(clusteringFeaturesPath(it.id)).floats()
-            let words = vocab.assign(feats, rows: w.clipStarts.count, workers: 1).leaves
+            let words = try NPY.read(workPath(it.id, ".words.npy")).values(Int32.self)
+            let feats: [Float]? = recipe.store.features ? try NPY.read(clusteringFeaturesPath(it.id)).floats() : nil
             let clipTimes = zip(w.clipStarts, w.clipEnds).map { (start: $0, end: $1) }
             let segments = Aligner.align(sentences: w.sentences.map { Aligner.TimedText(start: $0.start, end: $0.end, ids: $0.ids) },
                                          clips: clipTimes, maxVideoOnlyClips: recipe.segments.maxVideoOnlyClips)
@@ -175,7 +222,7 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
             }
             try builder.append(TokenizedVideo(id: it.id, split: splits[it.id] ?? "train", source: it.video, duration: w.duration,
                                               clipWords: words, clipTimes: clipTimes, segments: segments,
-                                              features: recipe.store.features ? feats : nil, frames: frames))
+                                              features: feats, frames: frames))
         }
         let textVocabOut = (out as NSString).appendingPathComponent("text_vocab.txt")
         try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: textVocabPath)), to: textVocabOut)
@@ -205,29 +252,40 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         }
         guard !good.isEmpty else { throw VideoBertError("no video could be processed, so there is nothing to fit a vocabulary on", file: out) }
         let vocabDir = (out as NSString).appendingPathComponent("vocab")
+        let comm = communicator
+        // Rank 0 writes any centered features first; the others then find them.
+        if comm.isRoot { for g in good { _ = try clusteringFeaturesPath(g.id) } }
+        comm.barrier()
         let paths = try good.map { try clusteringFeaturesPath($0.id) }
         let rows = try paths.map { try NPY.readHeader($0).shape.first ?? 0 }
         let key = ["v1", fingerprint, recipe.features.center, "\(k.branching)", "\(k.depth)", "\(k.iters)", "\(k.seed)", "\(k.maxPoints)"]
             + zip(good, rows).map { "\($0.id):\($1)" }
         let fitKey = CorpusBuilder.fnv1a(Array(key.joined(separator: "|").utf8))
         let keyPath = (vocabDir as NSString).appendingPathComponent("fit_key.txt")
-        if let saved = try? String(contentsOfFile: keyPath, encoding: .utf8), saved == fitKey,
-           let v = try? VisualVocabulary.load(from: vocabDir) {
-            return (v, true)
+        var reuse = [Double(0)]
+        if comm.isRoot, let saved = try? String(contentsOfFile: keyPath, encoding: .utf8), saved == fitKey,
+           (try? VisualVocabulary.load(from: vocabDir)) != nil {
+            reuse[0] = 1
         }
+        reuse.withUnsafeMutableBufferPointer { comm.allreduceMax($0) }
+        if reuse[0] > 0 { return (try VisualVocabulary.load(from: vocabDir), true) }
         let source = try NPYFeatureFiles(paths: paths, name: workDir)
         var hk = HierarchicalKMeans(branching: k.branching, depth: k.depth, iterations: k.iters, seed: UInt64(k.seed),
                                     maxPoints: k.maxPoints > 0 ? k.maxPoints : nil)
-        hk.showProgress = showProgress
-        hk.workers = recipe.workers
+        hk.showProgress = showProgress && comm.isRoot
+        hk.workers = comm.size > 1 ? Threads.count : recipe.workers
+        hk.communicator = comm
         let vocab: VisualVocabulary
         do {
             vocab = try hk.fit(source)
         } catch let e as VideoBertError {
             throw VideoBertError(e.message + " (recipe: kmeans.branching / kmeans.depth)", file: e.file)
         }
-        try vocab.save(to: vocabDir)
-        try AtomicFile.write(fitKey, to: keyPath)
+        if comm.isRoot {
+            try vocab.save(to: vocabDir)
+            try AtomicFile.write(fitKey, to: keyPath)
+        }
+        comm.barrier()
         return (vocab, false)
     }
 

@@ -46,6 +46,12 @@ public struct HierarchicalKMeans: Sendable {
     public var workers: Int = VocabParallel.cores
     /// Progress bars on stderr.
     public var showProgress = false
+    /// Ranks sharing the fit (MPI). Every rank holds the same fit rows and fits every node's
+    /// children on the node's sample itself (small: at most `maxPointsPerNode` rows, so identical
+    /// and cheap on each rank); what grows with the corpus — moving every row to its nearest
+    /// child at each level — is split: rank r takes rows i with i mod N = r, and the labels and
+    /// distances are combined with an allreduce. The result is the same bytes as one process.
+    public var communicator: Communicator = SingleProcess()
 
     public init(branching: Int = 12, depth: Int = 4, iterations: Int = 20, seed: UInt64 = 0,
                 maxPoints: Int? = nil, maxPointsPerNode: Int? = nil) {
@@ -236,8 +242,21 @@ public struct HierarchicalKMeans: Sendable {
             centroids.withUnsafeBufferPointer { c in
                 norms.withUnsafeMutableBufferPointer { rowSquaredNorms(c.baseAddress!, rows: width * k, dim: dim, into: $0.baseAddress!) }
             }
-            var child = [Int32](repeating: -1, count: n)
+            var child = [Int32](repeating: 0, count: n)
             let lastLevel = level == depth - 1
+            // This rank's rows of each node (all of them in one process).
+            let (rank, ranks) = (communicator.rank, communicator.size)
+            if ranks > 1 {
+                var mine = [Int32](), mineOffsets = [0]
+                mine.reserveCapacity(n / ranks + width)
+                for p in 0..<width {
+                    for j in offsets[p]..<offsets[p + 1] where Int(members[j]) % ranks == rank { mine.append(members[j]) }
+                    mineOffsets.append(mine.count)
+                }
+                members = mine
+                offsets = mineOffsets
+                if lastLevel { for i in 0..<n { distance[i] = 0 } }
+            }
             centroids.withUnsafeBufferPointer { cp in
                 norms.withUnsafeBufferPointer { np in
                     members.withUnsafeBufferPointer { mp in
@@ -263,6 +282,17 @@ public struct HierarchicalKMeans: Sendable {
                             }
                         }
                     }
+                }
+            }
+            if ranks > 1 {
+                // Each row was labelled by exactly one rank; the others hold 0 for it.
+                var combined = child.map { Double($0) }
+                communicator.allreduceSum(&combined)
+                for i in 0..<n { child[i] = Int32(combined[i]) }
+                if lastLevel {
+                    var d = distance.map { Double($0) }
+                    communicator.allreduceSum(&d)
+                    for i in 0..<n { distance[i] = Float(d[i]) }
                 }
             }
             for i in 0..<n { node[i] = node[i] * Int32(k) + child[i] }
