@@ -79,20 +79,17 @@ public final class CaptionGenerator {
         var logp = [Float](repeating: 0, count: videos.count)
         var finished = [Bool](repeating: false, count: videos.count)
         var live = Array(videos.indices)
-        let Tt = model.textVocabSize, sep = model.special.sep
+        let sep = model.special.sep
         for _ in 0..<options.maxTokens where !live.isEmpty {
             let inputs = live.map { input(prefix: ids[$0], video: videoParts[$0]) }
             var next: [Int] = []
             model.forEachBatch(inputs.map(\.0)) { first, B, T in
                 let rows = (0..<B).map { Int32($0 * T + inputs[first + $0].1) }
-                let lp = model.textLogProbabilities(rows: rows)
-                lp.withUnsafeBufferPointer { p in
-                    for b in 0..<B {
-                        let s = live[first + b]
-                        let token = topAllowed(p.baseAddress! + b * Tt, k: 1)[0]
-                        logp[s] += p[b * Tt + Int(token)]
-                        if token == sep { finished[s] = true; progress?.advance() } else { ids[s].append(token); next.append(s) }
-                    }
+                model.withTextLogProbabilities(rows: rows) { b, row in
+                    let s = live[first + b]
+                    let token = topAllowed(row.baseAddress!, k: 1)[0]
+                    logp[s] += row[Int(token)]
+                    if token == sep { finished[s] = true; progress?.advance() } else { ids[s].append(token); next.append(s) }
                 }
             }
             live = next
@@ -116,7 +113,7 @@ public final class CaptionGenerator {
         let videoParts = videos.map { videoPart($0, options: options) }
         var alive = [[Hypothesis]](repeating: [Hypothesis(ids: [], logp: 0)], count: videos.count)
         var done = [[(hyp: Hypothesis, score: Double, finished: Bool)]](repeating: [], count: videos.count)
-        let Tt = model.textVocabSize, sep = model.special.sep, alpha = options.lengthPenalty
+        let sep = model.special.sep, alpha = options.lengthPenalty
         func normalised(_ logp: Float, length: Int) -> Double { Double(logp) / pow(Double(max(length, 1)), alpha) }
         precondition(options.maxTokens >= 1, "max_tokens must be at least 1")
         var live = Array(videos.indices)
@@ -132,12 +129,8 @@ public final class CaptionGenerator {
             var proposals = [[(token: Int32, logp: Float)]](repeating: [], count: inputs.count)
             model.forEachBatch(inputs.map(\.0)) { first, B, T in
                 let rows = (0..<B).map { Int32($0 * T + inputs[first + $0].1) }
-                let lp = model.textLogProbabilities(rows: rows)
-                lp.withUnsafeBufferPointer { p in
-                    for b in 0..<B {
-                        let row = p.baseAddress! + b * Tt
-                        proposals[first + b] = topAllowed(row, k: 2 * W).map { ($0, row[Int($0)]) }
-                    }
+                model.withTextLogProbabilities(rows: rows) { b, row in
+                    proposals[first + b] = topAllowed(row.baseAddress!, k: 2 * W).map { ($0, row[Int($0)]) }
                 }
             }
             var next: [Int] = []

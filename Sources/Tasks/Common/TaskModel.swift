@@ -142,33 +142,52 @@ extension TaskModel {
 
     /// Log-probabilities over the text vocabulary (the softmax pretraining's MLM is trained with:
     /// text positions are scored against the Ttext WordPieces only, see BertForPreTraining.swift)
-    /// at flat rows of the last encoded batch. Returns [rows.count, Ttext].
+    /// at flat rows of the last encoded batch: `body(i, row)` for each rows[i], in order; `row`
+    /// holds Ttext values and is valid only during the call (logits are made 256 rows at a time,
+    /// so memory stays bounded whatever the batch).
+    public func withTextLogProbabilities(rows: [Int32], _ body: (Int, UnsafeBufferPointer<Float>) -> Void) {
+        withRestrictedLogSoftmax(rows: rows, from: 0, count: textVocabSize, body)
+    }
+
+    /// The same over the visual words (MFM's softmax): rows of Vvis values.
+    public func withVisualLogProbabilities(rows: [Int32], _ body: (Int, UnsafeBufferPointer<Float>) -> Void) {
+        withRestrictedLogSoftmax(rows: rows, from: textVocabSize, count: visualWords, body)
+    }
+
+    /// [rows.count, Ttext] text log-probabilities as one array (for a few rows).
     public func textLogProbabilities(rows: [Int32]) -> [Float] {
-        restrictedLogSoftmax(rows: rows, from: 0, count: textVocabSize)
+        var out = [Float](repeating: 0, count: rows.count * textVocabSize)
+        withTextLogProbabilities(rows: rows) { i, row in
+            out.withUnsafeMutableBufferPointer { o in (o.baseAddress! + i * row.count).update(from: row.baseAddress!, count: row.count) }
+        }
+        return out
     }
 
-    /// Log-probabilities over the visual words (MFM's softmax) at flat rows. Returns [rows.count, Vvis].
+    /// [rows.count, Vvis] visual log-probabilities as one array.
     public func visualLogProbabilities(rows: [Int32]) -> [Float] {
-        restrictedLogSoftmax(rows: rows, from: textVocabSize, count: visualWords)
+        var out = [Float](repeating: 0, count: rows.count * visualWords)
+        withVisualLogProbabilities(rows: rows) { i, row in
+            out.withUnsafeMutableBufferPointer { o in (o.baseAddress! + i * row.count).update(from: row.baseAddress!, count: row.count) }
+        }
+        return out
     }
 
-    private func restrictedLogSoftmax(rows: [Int32], from lo: Int, count n: Int) -> [Float] {
+    private func withRestrictedLogSoftmax(rows: [Int32], from lo: Int, count n: Int, _ body: (Int, UnsafeBufferPointer<Float>) -> Void) {
         let V = textVocabSize + visualWords
-        var out = [Float](repeating: 0, count: rows.count * n)
+        let row = UnsafeMutablePointer<Float>.allocate(capacity: n)
+        defer { row.deallocate() }
         var start = 0
         while start < rows.count {
-            let chunk = Array(rows[start..<min(rows.count, start + maxRows)])
+            let chunk = Array(rows[start..<min(rows.count, start + 256)])
             let logits = model.predictionLogits(rows: chunk)
             logits.withUnsafeBufferPointer { l in
-                out.withUnsafeMutableBufferPointer { o in
-                    for m in 0..<chunk.count {
-                        logSoftmax(l.baseAddress! + m * V + lo, into: o.baseAddress! + (start + m) * n, count: n)
-                    }
+                for m in 0..<chunk.count {
+                    logSoftmax(l.baseAddress! + m * V + lo, into: row, count: n)
+                    body(start + m, UnsafeBufferPointer(start: row, count: n))
                 }
             }
             start += chunk.count
         }
-        return out
     }
 }
 

@@ -102,11 +102,9 @@ public enum NextStepRanking {
             }
         }
         var totals = [Double](repeating: 0, count: candidates.count)
-        let Tt = model.textVocabSize
         model.forEachBatch(sequences) { first, B, T in
             let rows = (0..<B).map { Int32($0 * T + positions[first + $0]) }
-            let lp = model.textLogProbabilities(rows: rows)
-            for b in 0..<B { totals[owner[first + b]] += Double(lp[b * Tt + Int(targets[first + b])]) }
+            model.withTextLogProbabilities(rows: rows) { b, row in totals[owner[first + b]] += Double(row[Int(targets[first + b])]) }
         }
         if aggregate == .mean { for k in candidates.indices { totals[k] /= Double(max(candidates[k].count, 1)) } }
         return totals

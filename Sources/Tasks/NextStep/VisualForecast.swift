@@ -44,7 +44,7 @@ public struct SegmentPair: Sendable, Codable, Equatable {
 
 public struct ForecastReport: Sendable, Codable {
     public struct Position: Sendable, Codable {
-        /// 1-based future position.
+        /// 1-based future position (0 in `overall`: every position pooled).
         public var position: Int
         public var model: TopKAccuracy
         /// The train split's most frequent visual words, the same for every pair.
@@ -128,21 +128,18 @@ public enum VisualForecast {
                 let start = 1 + contexts[first + b].count
                 for j in 0..<h { rows.append(Int32(b * T + start + j)) }
             }
-            let lp = model.visualLogProbabilities(rows: rows)
-            lp.withUnsafeBufferPointer { p in
-                for b in 0..<B {
-                    let i = first + b
-                    for (j, truth) in truths[i].enumerated() {
-                        let row = UnsafeBufferPointer(rebasing: p[((b * h + j) * Vv)..<((b * h + j + 1) * Vv)])
-                        let t = row[Int(truth)]
-                        var rank = 1
-                        for w in 0..<Vv where row[w] > t || (row[w] == t && w < Int(truth)) { rank += 1 }
-                        modelRanks[j].append(rank)
-                        freqRanks[j].append((frequent.firstIndex(of: truth) ?? Vv) + 1)
-                        persistRanks[j].append((persistence(contexts[i], frequent: frequent).firstIndex(of: truth) ?? 5) + 1)
-                    }
-                    progress.advance()
+            model.withVisualLogProbabilities(rows: rows) { r, row in
+                let i = first + r / h, j = r % h
+                if j < truths[i].count {
+                    let truth = truths[i][j]
+                    let t = row[Int(truth)]
+                    var rank = 1
+                    for w in 0..<Vv where row[w] > t || (row[w] == t && w < Int(truth)) { rank += 1 }
+                    modelRanks[j].append(rank)
+                    freqRanks[j].append((frequent.firstIndex(of: truth) ?? Vv) + 1)
+                    persistRanks[j].append((persistence(contexts[i], frequent: frequent).firstIndex(of: truth) ?? 5) + 1)
                 }
+                if j == h - 1 { progress.advance() }
             }
         }
         progress.finish()
@@ -175,10 +172,8 @@ public enum VisualForecast {
             }
             model.forEachBatch(sequences) { first, B, T in
                 let rows = (0..<B).map { b in Int32(b * T + 1 + contexts[(first + b) / S].count + j) }
-                let lp = model.visualLogProbabilities(rows: rows)
-                for b in 0..<B {
+                model.withVisualLogProbabilities(rows: rows) { b, row in
                     let i = first + b
-                    let row = Array(lp[(b * Vv)..<((b + 1) * Vv)])
                     let k = options.topK > 0 ? min(options.topK, Vv) : Vv
                     let candidates = topIndices(row, k: k)
                     let t = max(options.temperature, 1e-6)

@@ -1,7 +1,7 @@
 import Foundation
 import Tensor
 
-/// Top-1 / top-5 accuracy over `count` items.
+/// Top-1 / top-5 accuracy over `count` items (written as 0 in JSON when `count` is 0).
 public struct TopKAccuracy: Sendable, Codable, Equatable {
     public var top1: Double
     public var top5: Double
