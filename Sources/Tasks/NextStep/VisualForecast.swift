@@ -69,6 +69,9 @@ public struct ForecastReport: Sendable, Codable {
     /// Every future position pooled.
     public var overall: Position
     public var continuations: [Sample]
+    enum CodingKeys: String, CodingKey {
+        case checkpoint, corpus, split, options, pairs, positions, overall, continuations, visualWords = "visual_words"
+    }
 }
 
 public enum VisualForecast {
