@@ -46,8 +46,9 @@ let package = Package(
         .target(name: "Train", dependencies: ["Tensor", "Recipe", "Tokenize", "Model", "Report"]),
         // The built-in demo: a generated corpus of cooking videos with narration.
         .target(name: "Demo", dependencies: ["Tensor"]),
-        // Downstream tasks and their metrics (caption metrics: BLEU, METEOR, ROUGE-L, CIDEr-D as pycocoevalcap).
-        .target(name: "Tasks", dependencies: ["Tensor"]),
+        // Downstream tasks: zero-shot classification, fine-tuned captioning, next-step prediction, retrieval;
+        // caption metrics (BLEU, METEOR, ROUGE-L, CIDEr-D as pycocoevalcap).
+        .target(name: "Tasks", dependencies: ["Tensor", "Recipe", "Tokenize", "Model", "Train"]),
 
         .executableTarget(name: "videobert", dependencies: [
             "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo", "Model", "Train", "Report", "Distributed", "Tasks",
@@ -67,9 +68,9 @@ let package = Package(
                     resources: [.copy("Resources")]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Tensor"],
                     resources: [.copy("Resources")]),
-        .testTarget(name: "TasksTests", dependencies: ["Tasks", "Tensor"],
+        .testTarget(name: "TasksTests", dependencies: ["Tasks", "Tensor", "Tokenize", "Model", "Train"],
                     resources: [.copy("Resources")]),
         // Runs the built `videobert` binary end to end.
-        .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor", "Model"]),
+        .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor", "Model", "Tokenize"]),
     ]
 )

@@ -147,55 +147,21 @@ public final class Trainer {
         return CorpusBuilder.fnv1a(Array(((try? RecipeLoader.yaml(r)) ?? "").utf8))
     }
 
-    public static func checkpointName(_ step: Int) -> String { String(format: "step-%07d", step) }
+    public static func checkpointName(_ step: Int) -> String { CheckpointFiles.name(step: step) }
 
-    public static func latestCheckpoint(in dir: String) -> String? {
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasPrefix("step-") && !$0.contains(".tmp") }.sorted()
-        return names.last.map { (dir as NSString).appendingPathComponent($0) }
-    }
+    public static func latestCheckpoint(in dir: String) -> String? { CheckpointFiles.latest(in: dir) }
 
     /// Writes a checkpoint folder atomically (temporary folder, then rename) and prunes old ones.
     func saveCheckpoint() throws -> String {
-        try AtomicFile.createDirectory(checkpointsDir)
-        let final = (checkpointsDir as NSString).appendingPathComponent(Self.checkpointName(step))
-        let tmp = AtomicFile.temporaryPath(for: final)
-        try AtomicFile.createDirectory(tmp)
-        do {
+        try CheckpointFiles.write(step: step, in: checkpointsDir, keep: recipe.checkpoint.keep) { tmp in
             try model.save(to: tmp)
             try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: corpus.textVocabPath)),
                                  to: (tmp as NSString).appendingPathComponent("vocab.txt"))
-            try copyFolder(corpus.visualVocabPath, to: (tmp as NSString).appendingPathComponent("visual_vocab"))
+            try CheckpointFiles.copyFiles(from: corpus.visualVocabPath, to: (tmp as NSString).appendingPathComponent("visual_vocab"))
             try AtomicFile.write(recipeText, to: (tmp as NSString).appendingPathComponent("recipe.yaml"))
             let state = TrainerState(step: step, adamStep: adam.step, sampler: sampler.currentState, recipeFingerprint: recipeFingerprint)
             try JSON.write(state, to: (tmp as NSString).appendingPathComponent("trainer_state.json"))
-            let store = model.store
-            var moments: [(name: String, shape: [Int], values: UnsafeBufferPointer<Float>)] = []
-            for slot in store.slots {
-                moments.append(("m." + slot.name, slot.shape, UnsafeBufferPointer(start: store.firstMoment + slot.offset, count: slot.count)))
-                moments.append(("v." + slot.name, slot.shape, UnsafeBufferPointer(start: store.secondMoment + slot.offset, count: slot.count)))
-            }
-            try SafeTensors.write(moments, metadata: ["format": "videobert-adamw"], to: (tmp as NSString).appendingPathComponent("optimizer.safetensors"))
-            try AtomicFile.commit(temporary: tmp, to: final)
-        } catch {
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw error
-        }
-        // Keep the newest `keep`.
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: checkpointsDir)) ?? []).filter { $0.hasPrefix("step-") && !$0.contains(".tmp") }.sorted()
-        for old in names.dropLast(recipe.checkpoint.keep) {
-            try? FileManager.default.removeItem(atPath: (checkpointsDir as NSString).appendingPathComponent(old))
-        }
-        return final
-    }
-
-    func copyFolder(_ src: String, to dst: String) throws {
-        try AtomicFile.createDirectory(dst)
-        for name in try FileManager.default.contentsOfDirectory(atPath: src) where !name.hasPrefix(".") {
-            let s = (src as NSString).appendingPathComponent(name)
-            var isDir: ObjCBool = false
-            FileManager.default.fileExists(atPath: s, isDirectory: &isDir)
-            if isDir.boolValue { continue }
-            try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: s)), to: (dst as NSString).appendingPathComponent(name))
+            try CheckpointFiles.writeOptimizerState(model.store, to: (tmp as NSString).appendingPathComponent("optimizer.safetensors"))
         }
     }
 
@@ -206,16 +172,7 @@ public final class Trainer {
             throw VideoBertError("was written with different model or data settings; resume with the recipe it was started with", file: dir)
         }
         try model.loadPretrained(from: dir)
-        let opt = try SafeTensors.read((dir as NSString).appendingPathComponent("optimizer.safetensors"))
-        let store = model.store
-        for slot in store.slots {
-            let m = try opt.floats("m." + slot.name), v = try opt.floats("v." + slot.name)
-            guard m.count == slot.count, v.count == slot.count else {
-                throw VideoBertError("optimizer state for \(slot.name) has the wrong size", file: dir)
-            }
-            m.withUnsafeBufferPointer { (store.firstMoment + slot.offset).update(from: $0.baseAddress!, count: slot.count) }
-            v.withUnsafeBufferPointer { (store.secondMoment + slot.offset).update(from: $0.baseAddress!, count: slot.count) }
-        }
+        try CheckpointFiles.readOptimizerState(into: model.store, from: (dir as NSString).appendingPathComponent("optimizer.safetensors"))
         adam.step = state.adamStep
         sampler.restore(state.sampler)
         step = state.step

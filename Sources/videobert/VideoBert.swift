@@ -17,6 +17,10 @@ struct VideoBert: ParsableCommand {
           evaluate   caption metrics (BLEU, METEOR, ROUGE-L, CIDEr-D) as pycocoevalcap
           demo       the whole toolkit on a built-in corpus
           embed      last hidden states of a checkpoint for JSONL inputs (.npy)
+          zero-shot  verb/noun classification and template captions (VideoBERT §4.2)
+          finetune   caption: train a captioner from a checkpoint; caption: generate captions
+          next-step  forecast the next segment's visual words; rank the next sentence
+          retrieve   text-to-video and video-to-text retrieval with the alignment head
 
         Example:
           videobert frames talk.mp4 --fps 20 --size 64x64 --out talk.npy
@@ -25,6 +29,7 @@ struct VideoBert: ParsableCommand {
         subcommands: [
             TokenizeCommand.self, FramesCommand.self, WordPieceCommand.self, VocabCommand.self, InspectCommand.self,
             PretrainCommand.self, EmbedCommand.self, EvaluateCommand.self, DemoCommand.self, DemoCorpusCommand.self,
+            FinetuneCommand.self, CaptionCommand.self, NextStepCommand.self, RetrieveCommand.self, ZeroShotCommand.self,
         ]
     )
 }

@@ -1,0 +1,62 @@
+import ArgumentParser
+import Foundation
+import Tasks
+import Tensor
+
+/// `videobert caption`: captions for held-out annotated steps, in COCO results format.
+struct CaptionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "caption",
+        abstract: "Caption the annotated steps of a split with a fine-tuned checkpoint (COCO results JSON).",
+        discussion: """
+        Each step's visual words (the corpus clips overlapping its span) go in; the caption is
+        generated word by word (see `videobert finetune caption`) by beam search with length
+        normalisation (log P / n^alpha), or greedily with --beam 1. Writes
+        [{"image_id": "<video>#<step>", "caption"}] to --out and, with --refs-out, the matching
+        COCO references {"annotations": [{"image_id", "caption"}]}.
+
+        Prints BLEU/METEOR/ROUGE-L/CIDEr-D (as `videobert evaluate captions`) of the model beside
+        the most frequent train-split caption given to every step, and any --baseline files.
+
+        Example:
+          videobert caption --checkpoint demo/caption/checkpoints/step-0001000 --corpus demo/tokens \\
+              --annotations demo/corpus/annotations.json --split test --beam 4 \\
+              --out captions.json --refs-out refs.json --baseline zero-shot=zero-shot-captions.json
+        """)
+
+    @OptionGroup var task: TaskOptions
+    @Option(help: "Annotations: YouCook2 JSON, MSR-VTT JSON or JSONL.") var annotations: String
+    @Option(help: "Beam width (1: greedy).") var beam: Int = 4
+    @Option(help: "Words generated at most.") var maxTokens: Int = GenerationOptions().maxTokens
+    @Option(help: "Length normalisation alpha: hypotheses ranked by log P / n^alpha.") var lengthPenalty: Double = GenerationOptions().lengthPenalty
+    @Option(help: "Visual words given per step.") var maxVideoTokens: Int = GenerationOptions().maxVideoTokens
+    @Option(help: "Write the captions here (COCO results).") var out: String
+    @Option(help: "Write the COCO references here.") var refsOut: String?
+    @Option(help: "Also score NAME=FILE, COCO results of another system (repeatable).") var baseline: [String] = []
+
+    func validate() throws {
+        guard beam >= 1 else { throw ValidationError("--beam must be at least 1") }
+        guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be at least 1") }
+        guard maxVideoTokens >= 1 else { throw ValidationError("--max-video-tokens must be at least 1") }
+        for b in baseline where !b.contains("=") { throw ValidationError("--baseline expects NAME=FILE, got '\(b)'") }
+    }
+
+    func run() throws {
+        let notes = try StepAnnotations.load(annotations)
+        let extra = try baseline.map { spec -> (String, CaptionPredictions) in
+            let eq = spec.firstIndex(of: "=")!
+            return (String(spec[..<eq]), try CaptionFiles.loadPredictions(String(spec[spec.index(after: eq)...])))
+        }
+        let (model, corpus) = try task.load()
+        var options = GenerationOptions()
+        options.beam = beam
+        options.maxTokens = maxTokens
+        options.lengthPenalty = lengthPenalty
+        options.maxVideoTokens = maxVideoTokens
+        let output = try CaptionTask.run(model: model, corpus: corpus, annotations: notes, split: task.split, trainSplit: task.trainSplit,
+                                         options: options, extra: extra)
+        try writeJSONObject(CaptionTask.resultsJSON(output.results), to: out)
+        if let refsOut { try writeJSONObject(CaptionTask.referencesJSON(output.references), to: refsOut) }
+        try task.emit(output.report, table: CaptionTask.table(output.report) + "\ncaptions: \(out)" + (refsOut.map { "\nreferences: \($0)" } ?? ""))
+    }
+}

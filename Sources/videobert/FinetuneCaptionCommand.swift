@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import Recipe
+import Tasks
+import Tensor
+
+/// `videobert finetune caption`: a captioner trained from a pretrained checkpoint.
+struct FinetuneCaptionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "caption",
+        abstract: "Train a captioner (visual words in, text out) initialised from a pretrained checkpoint.",
+        discussion: """
+        The same BERT generates the caption word by word: to predict word k+1 it reads
+        "[CLS] w1..wk [MASK] [>] v1..vm [SEP]" and its MLM head at the [MASK] gives the word; [SEP]
+        ends the caption. Training visits every (caption, prefix) pair of the train split's
+        annotated steps in a seeded order (MLM loss at the [MASK] only).
+
+        Every key of a recipe and its default: Sources/Tasks/Captioning/CaptionRecipe.swift.
+        Checkpoints go to <out>/checkpoints/step-NNNNNNN (a checkpoint folder every task command
+        reads, plus the recipe and trainer state); metrics.jsonl and loss.svg beside them.
+        Ctrl-C saves and stops; --resume continues exactly. Generate with `videobert caption`.
+
+        Examples:
+          videobert finetune caption --recipe Recipes/finetune-caption-demo.yaml
+          videobert finetune caption --recipe Recipes/finetune-caption-demo.yaml --set train.steps=100
+          videobert finetune caption --recipe Recipes/finetune-caption-demo.yaml --resume
+        """)
+
+    @Option(help: "Recipe YAML.") var recipe: String
+    @Option(name: .customLong("set"), help: "Override a recipe value, e.g. --set train.lr=5e-5 (repeatable).") var overrides: [String] = []
+    @Flag(help: "Continue from the newest checkpoint in the run folder.") var resume = false
+    @Flag(help: "Print the summary as JSON only.") var json = false
+
+    func run() throws {
+        let r: CaptionRecipe
+        do {
+            r = try RecipeLoader.load(CaptionRecipe.self, file: recipe, overrides: overrides)
+        } catch let e as RecipeError {
+            throw VideoBertError(e.message, file: e.file)
+        }
+        if let p = r.problem() { throw VideoBertError(p, file: recipe) }
+        let tuner: CaptionFineTuner
+        do {
+            tuner = try CaptionFineTuner(recipe: r, resume: resume)
+        } catch let e as VideoBertError where e.file == "recipe" {
+            throw VideoBertError(e.message, file: recipe)
+        }
+        let summary = try tuner.run()
+        if json {
+            print(try JSON.string(summary))
+        } else {
+            print("fine-tuned \(summary.steps) steps in \(String(format: "%.1f", summary.seconds)) s on \(summary.trainCaptions) captions (\(summary.trainPairs) prefixes); final loss \(String(format: "%.4f", summary.finalLoss))")
+            if !summary.eval.isEmpty {
+                print("held-out (\(r.data.evalSplit)): " + summary.eval.keys.sorted().map { "\($0) \(String(format: "%.4f", summary.eval[$0]!))" }.joined(separator: ", "))
+            }
+            print("checkpoint: \(summary.checkpoint)")
+        }
+        if summary.stoppedEarly { throw ExitCode(130) }
+    }
+}

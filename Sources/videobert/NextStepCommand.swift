@@ -1,0 +1,76 @@
+import ArgumentParser
+import Foundation
+import Tasks
+import Tensor
+
+/// `videobert next-step`: what comes next, in visual words and as text.
+struct NextStepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "next-step",
+        abstract: "Next-step prediction: forecast the next segment's visual words, and rank the next sentence.",
+        discussion: """
+        Visual: for consecutive segments of a held-out video, "[CLS] v_cur.. [MASK]xH [SEP]"
+        (pretraining's video-only regime) predicts the next segment's first H visual words: top-1
+        and top-5 accuracy per position beside the train split's most frequent words, persistence
+        (the current words, newest first) and chance. A few continuations are sampled by filling
+        the masks left to right (temperature, top-k), as the paper's long-range prediction.
+
+        Text: given the current sentence and visual words, the true next sentence is ranked among
+        --candidates sentences (the others from other videos of the split) by its masked
+        pseudo-log-likelihood in "[CLS] current candidate [>] video [SEP]" (pretraining joins
+        consecutive segments, so this is in distribution): accuracy@1 and mean rank beside a
+        unigram language model of the train split's WordPieces and chance (1/N, (N+1)/2).
+
+        Example:
+          videobert next-step --checkpoint demo/pretrain/checkpoints/step-0000600 --corpus demo/tokens \\
+              --split test --samples-out continuations.json --out-json next-step.json
+        """)
+
+    struct Result: Encodable {
+        var visual: ForecastReport?
+        var text: NextStepTextReport?
+    }
+
+    enum Part: String, ExpressibleByArgument, CaseIterable { case both, visual, text }
+
+    @OptionGroup var task: TaskOptions
+    @Option(help: "Which part to run: both, visual or text.") var part: Part = .both
+    @Option(help: "Future visual words predicted per segment (H).") var horizon: Int = ForecastOptions().horizon
+    @Option(help: "Segment pairs whose continuations are sampled.") var sampledPairs: Int = ForecastOptions().sampledPairs
+    @Option(help: "Continuations sampled per pair.") var samples: Int = ForecastOptions().samples
+    @Option(help: "Sampling temperature.") var temperature: Double = ForecastOptions().temperature
+    @Option(help: "Sample among the k most probable visual words (0: all).") var topK: Int = ForecastOptions().topK
+    @Option(help: "Candidates per next-sentence query, the true one included.") var candidates: Int = NextStepTextOptions().candidates
+    @Option(help: "Candidate score: sum or mean of the masked log-probabilities.") var score: NextStepTextOptions.Aggregate = .sum
+    @Option(help: "At most this many next-sentence queries (0: all).") var maxQueries: Int = 0
+    @Option(help: "Seed for candidates and samples.") var seed: UInt64 = 0
+    @Option(help: "Write the sampled continuations (JSON) here.") var samplesOut: String?
+
+    func validate() throws {
+        guard horizon >= 1 else { throw ValidationError("--horizon must be at least 1") }
+        guard candidates >= 2 else { throw ValidationError("--candidates must be at least 2") }
+        guard temperature > 0 else { throw ValidationError("--temperature must be positive") }
+    }
+
+    func run() throws {
+        let (model, corpus) = try task.load()
+        var result = Result()
+        var tables: [String] = []
+        if part != .text {
+            var o = ForecastOptions()
+            o.horizon = horizon; o.sampledPairs = sampledPairs; o.samples = samples; o.temperature = temperature; o.topK = topK; o.seed = seed
+            let r = try VisualForecast.run(model: model, corpus: corpus, split: task.split, trainSplit: task.trainSplit, options: o)
+            if let samplesOut { try JSON.write(r.continuations, to: samplesOut) }
+            result.visual = r
+            tables.append(VisualForecast.table(r))
+        }
+        if part != .visual {
+            var o = NextStepTextOptions()
+            o.candidates = candidates; o.score = score; o.maxQueries = maxQueries; o.seed = seed
+            let r = try NextStepRanking.run(model: model, corpus: corpus, split: task.split, trainSplit: task.trainSplit, options: o)
+            result.text = r
+            tables.append(NextStepRanking.table(r))
+        }
+        try task.emit(result, table: tables.joined(separator: "\n\n"))
+    }
+}

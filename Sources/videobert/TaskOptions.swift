@@ -1,0 +1,34 @@
+import ArgumentParser
+import Foundation
+import Tasks
+import Tensor
+
+/// Options shared by the downstream task commands (zero-shot, caption, next-step, retrieve).
+struct TaskOptions: ParsableArguments {
+    @Option(help: "Checkpoint folder (from `videobert pretrain` or `videobert finetune caption`).") var checkpoint: String
+    @Option(help: "Tokenized corpus folder (from `videobert tokenize`), with the checkpoint's vocabularies.") var corpus: String
+    @Option(help: "The corpus split evaluated (held-out videos).") var split: String = "test"
+    @Option(help: "The corpus split baselines count frequencies in.") var trainSplit: String = "train"
+    @Option(help: "Sequences per forward pass (memory: batch × 128 positions).") var batch: Int = 64
+    @Flag(help: "Print only the JSON result (no table).") var json = false
+    @Option(help: "Also write the JSON result to this file.") var outJson: String?
+
+    func validate() throws {
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+    }
+
+    func load() throws -> (TaskModel, TaskCorpus) {
+        let corpus = try TaskCorpus(path: self.corpus)
+        let model = try TaskModel(checkpoint: checkpoint, corpus: corpus, maxBatch: batch)
+        return (model, corpus)
+    }
+
+    /// Prints the table, or with --json the JSON result; writes --out-json.
+    func emit<T: Encodable>(_ value: T, table: String) throws {
+        if let outJson { try JSON.write(value, to: outJson) }
+        if json { print(try JSON.string(value)) } else { print(table) }
+    }
+}
+
+extension ZeroShotOptions.PieceScoring: ExpressibleByArgument {}
+extension NextStepTextOptions.Aggregate: ExpressibleByArgument {}
