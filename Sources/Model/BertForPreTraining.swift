@@ -213,6 +213,7 @@ public final class BertForPreTraining {
         let (B, T) = (batch.B, batch.T)
         loadInputs(batch.inputIDs, batch.tokenTypeIDs, batch.attentionMask, B: B, T: T)
         encoded = nil   // the last layer's buffers now hold selected rows only; `encode` must run again for inference calls
+        keptForBackward = nil
         var out = PretrainingOutput()
         let rows = prepareRows(batch, B: B, T: T)
         out.mlmCount = rows.Mt; out.mfmCount = rows.Mv; out.alignCount = rows.Ma
@@ -234,12 +235,62 @@ public final class BertForPreTraining {
         return out
     }
 
+    // MARK: Every hidden row (CBT's text side)
+
+    /// What `forwardKeepingHidden` left for `backwardKeepingHidden`.
+    private var keptForBackward: (B: Int, T: Int, pHidden: Float, pAttention: Float, seed: UInt64, step: Int)?
+
+    /// The first half of a step for a caller that reads EVERY final hidden row (the CBT model's
+    /// cross-modal and pooled objectives over the text BERT): embeddings, all L layers (no
+    /// pruning), and the heads of `batch` (MLM, MFM, alignment with `lossWeights`), whose
+    /// gradient, in training, is written into `hiddenGradient`. The caller then ADDS its own
+    /// d(hidden) there and calls `backwardKeepingHidden()`.
+    /// `dropout` defaults to `training` (false with training true: the finite-difference seam).
+    /// - Returns: the heads' output and the final hidden states [B·T, C] (valid until the next call).
+    public func forwardKeepingHidden(_ batch: PretrainingBatch, step: Int, dropoutSeed seed: UInt64,
+                                     lossWeights weights: (mlm: Float, mfm: Float, align: Float), lossScale: Float = 1,
+                                     training: Bool, dropout: Bool? = nil) -> (output: PretrainingOutput, hidden: UnsafeMutablePointer<Float>) {
+        precondition(!training || self.training, "a model built with training: false cannot run backward")
+        let dropout = dropout ?? training
+        let (B, T) = (batch.B, batch.T)
+        loadInputs(batch.inputIDs, batch.tokenTypeIDs, batch.attentionMask, B: B, T: T)
+        let rows = prepareRows(batch, B: B, T: T, compact: false)
+        var out = PretrainingOutput()
+        out.mlmCount = rows.Mt; out.mfmCount = rows.Mv; out.alignCount = rows.Ma
+        let pHidden: Float = dropout ? Float(config.hiddenDropoutProb) : 0
+        let pAttention: Float = dropout ? Float(config.attentionProbsDropoutProb) : 0
+        let hidden = encoderForward(B: B, T: T, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step)
+        encoded = (B, T)
+        if training { zeroFloats(arena[encoder.dOutput], B * T * C) }
+        maskedLanguageHeads(Mt: rows.Mt, Mv: rows.Mv, hidden: hidden, dHidden: arena[encoder.dOutput], backward: training,
+                            weights: weights, lossScale: lossScale, output: &out)
+        alignmentHead(Ma: rows.Ma, hidden: hidden, dHidden: arena[encoder.dOutput], backward: training,
+                      weight: weights.align, lossScale: lossScale, output: &out)
+        out.loss = weights.mlm * out.mlmLoss + weights.mfm * out.mfmLoss + weights.align * out.alignLoss
+        keptForBackward = training ? (B, T, pHidden, pAttention, seed, step) : nil
+        return (out, hidden)
+    }
+
+    /// [B·T, C] d(final hidden states) of the last `forwardKeepingHidden` in training: holds the
+    /// heads' gradient; add the caller's before `backwardKeepingHidden()`.
+    public var hiddenGradient: UnsafeMutablePointer<Float> { arena[encoder.dOutput] }
+
+    /// The second half: backward through the layers and embeddings from `hiddenGradient`,
+    /// accumulating (+=) into the store's gradients.
+    public func backwardKeepingHidden() {
+        guard let k = keptForBackward else { preconditionFailure("backwardKeepingHidden needs a preceding forwardKeepingHidden in training") }
+        keptForBackward = nil
+        encoded = nil   // backward overwrites the buffers the hidden states were read from
+        encoderBackward(B: k.B, T: k.T, pHidden: k.pHidden, pAttention: k.pAttention, seed: k.seed, step: k.step)
+    }
+
     /// Validates the batch's masked rows, targets and alignment labels and lays them out for the
     /// heads: `ints.headRows`/`headTargets` [M] (text rows, then video rows), `ints.alignRows`/
     /// `alignTargets` [Ma] ([CLS] rows b·T, target class 1 − label). Then the rows any head reads,
     /// sorted and distinct, go to `ints.selected` [Ms], and headRows/alignRows are rewritten as
     /// indices into that list: the last layer computes only those rows (see `encoderForward`).
-    private func prepareRows(_ batch: PretrainingBatch, B: Int, T: Int) -> (Mt: Int, Mv: Int, Ma: Int, Ms: Int) {
+    /// With `compact` false the rows stay positions b·T + t of the full hidden states (Ms = N).
+    private func prepareRows(_ batch: PretrainingBatch, B: Int, T: Int, compact: Bool = true) -> (Mt: Int, Mv: Int, Ma: Int, Ms: Int) {
         let N = B * T
         let Mt = batch.textRows.count, Mv = batch.videoRows.count, M = Mt + Mv
         precondition(batch.textTargets.count == Mt && batch.videoTargets.count == Mv, "masked rows and targets differ in count")
@@ -265,6 +316,7 @@ public final class BertForPreTraining {
             ints.alignTargets[Ma] = 1 - label      // transformers' NSP classes: 0 = aligned ("is next")
             Ma += 1
         }
+        if !compact { return (Mt, Mv, Ma, N) }
         let map = ints.rowMap
         map.update(repeating: -1, count: N)
         for m in 0..<M { map[Int(ints.headRows[m])] = 0 }
