@@ -5,10 +5,8 @@ import Report
 import Tensor
 import Tokenize
 
-/// Set by SIGINT/SIGTERM; the training loop checks it after every step, saves a checkpoint and stops.
-nonisolated(unsafe) var stopRequested: sig_atomic_t = 0
-
-/// `videobert pretrain`: the training loop of VideoBERT (MLM + MFM + alignment, DESIGN.md §4).
+/// `videobert pretrain` for VideoBERT (MLM + MFM + alignment, DESIGN.md §4): the model-specific
+/// half of a run; `TrainingLoop` does the rest.
 ///
 /// Every `checkpoint.every` steps (and at the end, and on Ctrl-C) the run writes
 /// `<out>/checkpoints/step-NNNNNNN/` — a Hugging Face BERT folder plus our extras — under a
@@ -17,52 +15,63 @@ nonisolated(unsafe) var stopRequested: sig_atomic_t = 0
 /// random stream are restored, so a run stopped at step n and resumed ends with the same bytes as
 /// an uninterrupted run.
 public final class Trainer {
-    public struct Summary: Codable, Sendable {
-        public var steps: Int
-        public var finalLoss: Double
-        public var eval: [String: Double]
-        public var checkpoint: String
-        public var seconds: Double
-        public var stoppedEarly: Bool
-        enum CodingKeys: String, CodingKey {
-            case steps, eval, checkpoint, seconds
-            case finalLoss = "final_loss", stoppedEarly = "stopped_early"
-        }
-    }
-
-    /// Saved as trainer_state.json in every checkpoint (no wall-clock values, so that identical
-    /// runs write identical bytes).
-    struct TrainerState: Codable {
-        var format = "videobert-trainer-state"
-        var version = 1
-        var step: Int
-        var adamStep: Int
-        var sampler: ExampleSampler.State
-        var recipeFingerprint: String
-    }
+    public typealias Summary = PretrainSummary
 
     public let recipe: PretrainRecipe
-    let recipeText: String
-    public var showProgress = true
+    let task: VideoBertTask
+    let loop: TrainingLoop<VideoBertTask>
+
+    public var showProgress: Bool {
+        get { loop.showProgress }
+        set { loop.showProgress = newValue }
+    }
     /// Stop (as on Ctrl-C: checkpoint, then return) once this step is done. For tests and for
     /// splitting a run into sessions; nil: run to `train.steps`.
-    public var stopAtStep: Int?
-    let corpus: TokenizedCorpus
-    let model: BertForPreTraining
-    var adam: AdamW
-    let sampler: ExampleSampler
-    let special: SpecialTokens
-    let textVocab: TextVocabulary
-    var step = 0
-    let runDir: String
-    let checkpointsDir: String
+    public var stopAtStep: Int? {
+        get { loop.stopAtStep }
+        set { loop.stopAtStep = newValue }
+    }
+    var model: BertForPreTraining { task.model }
 
     public init(recipe: PretrainRecipe, resume: Bool) throws {
         if let p = recipe.problem() { throw VideoBertError(p, file: "recipe") }
         self.recipe = recipe
-        recipeText = try RecipeLoader.yaml(recipe)
-        runDir = recipe.out
-        checkpointsDir = (recipe.out as NSString).appendingPathComponent("checkpoints")
+        task = try VideoBertTask(recipe: recipe)
+        loop = try TrainingLoop(task: task, settings: .init(out: recipe.out, train: recipe.train, eval: recipe.eval,
+                                                             checkpoint: recipe.checkpoint, logEvery: recipe.logEvery,
+                                                             recipeText: try RecipeLoader.yaml(recipe),
+                                                             fingerprint: Self.fingerprint(recipe),
+                                                             learningRate: { [recipe] in recipe.learningRate(step: $0) }),
+                                resume: resume)
+    }
+
+    /// Settings that must not change across a resume (the schedule and run length may).
+    static func fingerprint(_ recipe: PretrainRecipe) -> String {
+        var r = recipe
+        r.train.steps = 0; r.eval = .init(); r.checkpoint = .init(); r.logEvery = 0; r.out = ""
+        return CorpusBuilder.fnv1a(Array(((try? RecipeLoader.yaml(r)) ?? "").utf8))
+    }
+
+    public static func checkpointName(_ step: Int) -> String { TrainingLoop<VideoBertTask>.checkpointName(step) }
+    public static func latestCheckpoint(in dir: String) -> String? { TrainingLoop<VideoBertTask>.latestCheckpoint(in: dir) }
+
+    /// Held-out evaluation: the same batches every time (a sampler with a fixed seed).
+    public func evaluate() throws -> [String: Double] { try task.evaluate(step: loop.step) }
+
+    public func run() throws -> Summary { try loop.run() }
+}
+
+/// VideoBERT's model, data and metrics for `TrainingLoop`.
+final class VideoBertTask: PretrainingTask {
+    let recipe: PretrainRecipe
+    let corpus: TokenizedCorpus
+    let model: BertForPreTraining
+    let sampler: ExampleSampler
+    let special: SpecialTokens
+    let textVocab: TextVocabulary
+
+    init(recipe: PretrainRecipe) throws {
+        self.recipe = recipe
         corpus = try TokenizedCorpus(path: recipe.corpus)
         textVocab = try TextVocabulary.load(corpus.textVocabPath)
         special = try SpecialTokens(vocabulary: textVocab)
@@ -96,26 +105,17 @@ public final class Trainer {
             throw VideoBertError("sequences of \(maxSeq) tokens exceed max_position_embeddings \(config.maxPositionEmbeddings)", file: "recipe")
         }
         model = try BertForPreTraining(config: config, maxBatch: recipe.train.batchSize, maxSeq: maxSeq, training: true)
-        adam = AdamW(store: model.store, beta1: recipe.train.beta1, beta2: recipe.train.beta2, eps: recipe.train.eps,
-                     weightDecay: recipe.train.weightDecay)
         sampler = try ExampleSampler(corpus: corpus, split: "train", settings: recipe.data, special: special,
                                      seed: UInt64(recipe.train.seed))
-
-        let latest = Self.latestCheckpoint(in: checkpointsDir)
-        if resume, let latest {
-            try restore(from: latest)
-        } else {
-            if resume { logLine("pretrain: no checkpoint in \(checkpointsDir); starting from step 0") }
-            if !resume, latest != nil {
-                throw VideoBertError("holds checkpoints of an earlier run; pass --resume to continue it, or choose another out", file: checkpointsDir)
-            }
-            try initializeModel()
-        }
     }
 
-    // MARK: - initialisation and checkpoints
+    var parameterStores: [(prefix: String, store: ParameterStore)] { [("", model.store)] }
+    var runDescription: String { "\(model.config.numHiddenLayers) layers × \(model.config.hiddenSize), \(model.store.count) parameters" }
+    var plotKeys: [String] { MetricsLog.videoBertLossKeys }
+    var samplerState: ExampleSampler.State { sampler.currentState }
+    func restoreSampler(_ state: ExampleSampler.State) { sampler.restore(state) }
 
-    func initializeModel() throws {
+    func initializeParameters() throws {
         let seed = UInt64(recipe.train.seed)
         model.initializeWeights(seed: seed)
         if !recipe.model.initFrom.isEmpty {
@@ -130,210 +130,47 @@ public final class Trainer {
         }
     }
 
-    var recipeFingerprint: String {
-        // Settings that must not change across a resume (the schedule and run length may).
-        var r = recipe
-        r.train.steps = 0; r.eval = .init(); r.checkpoint = .init(); r.logEvery = 0; r.out = ""
-        return CorpusBuilder.fnv1a(Array(((try? RecipeLoader.yaml(r)) ?? "").utf8))
+    func saveModel(to folder: String) throws {
+        try model.save(to: folder)
+        try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: corpus.textVocabPath)),
+                             to: (folder as NSString).appendingPathComponent("vocab.txt"))
+        try copyFolder(corpus.visualVocabPath, to: (folder as NSString).appendingPathComponent("visual_vocab"))
     }
 
-    public static func checkpointName(_ step: Int) -> String { String(format: "step-%07d", step) }
-
-    public static func latestCheckpoint(in dir: String) -> String? {
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasPrefix("step-") && !$0.contains(".tmp") }.sorted()
-        return names.last.map { (dir as NSString).appendingPathComponent($0) }
-    }
-
-    /// Writes a checkpoint folder atomically (temporary folder, then rename) and prunes old ones.
-    func saveCheckpoint() throws -> String {
-        try AtomicFile.createDirectory(checkpointsDir)
-        let final = (checkpointsDir as NSString).appendingPathComponent(Self.checkpointName(step))
-        let tmp = AtomicFile.temporaryPath(for: final)
-        try AtomicFile.createDirectory(tmp)
-        do {
-            try model.save(to: tmp)
-            try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: corpus.textVocabPath)),
-                                 to: (tmp as NSString).appendingPathComponent("vocab.txt"))
-            try copyFolder(corpus.visualVocabPath, to: (tmp as NSString).appendingPathComponent("visual_vocab"))
-            try AtomicFile.write(recipeText, to: (tmp as NSString).appendingPathComponent("recipe.yaml"))
-            let state = TrainerState(step: step, adamStep: adam.step, sampler: sampler.currentState, recipeFingerprint: recipeFingerprint)
-            try JSON.write(state, to: (tmp as NSString).appendingPathComponent("trainer_state.json"))
-            let store = model.store
-            var moments: [(name: String, shape: [Int], values: UnsafeBufferPointer<Float>)] = []
-            for slot in store.slots {
-                moments.append(("m." + slot.name, slot.shape, UnsafeBufferPointer(start: store.firstMoment + slot.offset, count: slot.count)))
-                moments.append(("v." + slot.name, slot.shape, UnsafeBufferPointer(start: store.secondMoment + slot.offset, count: slot.count)))
-            }
-            try SafeTensors.write(moments, metadata: ["format": "videobert-adamw"], to: (tmp as NSString).appendingPathComponent("optimizer.safetensors"))
-            try AtomicFile.commit(temporary: tmp, to: final)
-        } catch {
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw error
-        }
-        // Keep the newest `keep`.
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: checkpointsDir)) ?? []).filter { $0.hasPrefix("step-") && !$0.contains(".tmp") }.sorted()
-        for old in names.dropLast(recipe.checkpoint.keep) {
-            try? FileManager.default.removeItem(atPath: (checkpointsDir as NSString).appendingPathComponent(old))
-        }
-        return final
-    }
-
-    func copyFolder(_ src: String, to dst: String) throws {
-        try AtomicFile.createDirectory(dst)
-        for name in try FileManager.default.contentsOfDirectory(atPath: src) where !name.hasPrefix(".") {
-            let s = (src as NSString).appendingPathComponent(name)
-            var isDir: ObjCBool = false
-            FileManager.default.fileExists(atPath: s, isDirectory: &isDir)
-            if isDir.boolValue { continue }
-            try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: s)), to: (dst as NSString).appendingPathComponent(name))
-        }
-    }
-
-    func restore(from dir: String) throws {
-        let statePath = (dir as NSString).appendingPathComponent("trainer_state.json")
-        let state = try JSON.decode(TrainerState.self, from: statePath)
-        guard state.recipeFingerprint == recipeFingerprint else {
-            throw VideoBertError("was written with different model or data settings; resume with the recipe it was started with", file: dir)
-        }
-        try model.loadPretrained(from: dir)
-        let opt = try SafeTensors.read((dir as NSString).appendingPathComponent("optimizer.safetensors"))
-        let store = model.store
-        for slot in store.slots {
-            let m = try opt.floats("m." + slot.name), v = try opt.floats("v." + slot.name)
-            guard m.count == slot.count, v.count == slot.count else {
-                throw VideoBertError("optimizer state for \(slot.name) has the wrong size", file: dir)
-            }
-            m.withUnsafeBufferPointer { (store.firstMoment + slot.offset).update(from: $0.baseAddress!, count: slot.count) }
-            v.withUnsafeBufferPointer { (store.secondMoment + slot.offset).update(from: $0.baseAddress!, count: slot.count) }
-        }
-        adam.step = state.adamStep
-        sampler.restore(state.sampler)
-        step = state.step
-        logLine("pretrain: resumed from \(dir) at step \(step)")
-    }
-
-    // MARK: - training
-
-    struct Meter {
-        var loss = 0.0, mlm = 0.0, mfm = 0.0, align = 0.0
-        var mlmCorrect = 0, mlmCount = 0, mfmTop1 = 0, mfmTop5 = 0, mfmCount = 0, alignCorrect = 0, alignCount = 0
-        var batches = 0, tokens = 0
-
-        mutating func add(_ o: PretrainingOutput, tokens t: Int) {
-            loss += Double(o.loss); mlm += Double(o.mlmLoss); mfm += Double(o.mfmLoss); align += Double(o.alignLoss)
-            mlmCorrect += o.mlmCorrect; mlmCount += o.mlmCount
-            mfmTop1 += o.mfmCorrect; mfmTop5 += o.mfmTop5Correct; mfmCount += o.mfmCount
-            alignCorrect += o.alignCorrect; alignCount += o.alignCount
-            batches += 1; tokens += t
-        }
-
-        func values(prefix: String = "") -> [String: Double] {
-            let n = Double(max(batches, 1))
-            func ratio(_ a: Int, _ b: Int) -> Double { b > 0 ? Double(a) / Double(b) : .nan }
-            var out: [String: Double] = [
-                prefix + "loss": loss / n, prefix + "mlm_loss": mlm / n, prefix + "mfm_loss": mfm / n, prefix + "align_loss": align / n,
-            ]
-            if mlmCount > 0 { out[prefix + "mlm_acc"] = ratio(mlmCorrect, mlmCount) }
-            if mfmCount > 0 { out[prefix + "mfm_top1"] = ratio(mfmTop1, mfmCount); out[prefix + "mfm_top5"] = ratio(mfmTop5, mfmCount) }
-            if alignCount > 0 { out[prefix + "align_acc"] = ratio(alignCorrect, alignCount) }
-            return out
-        }
-    }
-
-    /// Held-out evaluation: the same batches every time (a sampler with a fixed seed).
-    public func evaluate() throws -> [String: Double] {
-        let evalSampler = try ExampleSampler(corpus: corpus, split: recipe.eval.split, settings: recipe.data, special: special,
-                                             seed: 0x5EED_E7A1)
-        var meter = Meter()
-        for _ in 0..<recipe.eval.batches {
-            let batch = evalSampler.nextBatch(recipe.train.batchSize)
-            let out = model.forwardBackward(batch, step: step, dropoutSeed: 0, lossWeights: lossWeights, lossScale: 1, training: false)
-            meter.add(out, tokens: batch.tokenCount)
-        }
-        return meter.values(prefix: "")
-    }
+    func loadModel(from folder: String) throws { try model.loadPretrained(from: folder) }
 
     var lossWeights: (mlm: Float, mfm: Float, align: Float) {
         (Float(recipe.train.mlmWeight), Float(recipe.train.mfmWeight), Float(recipe.train.alignWeight))
     }
 
-    public func run() throws -> Summary {
-        let started = Date()
-        try AtomicFile.createDirectory(runDir)
-        let metricsPath = (runDir as NSString).appendingPathComponent("metrics.jsonl")
-        if step == 0 { try AtomicFile.write("", to: metricsPath) }
-        let metrics = try MetricsLog(path: metricsPath, truncateAfterStep: step)
-        let t = recipe.train
-        logLine("pretrain: \(model.config.numHiddenLayers) layers × \(model.config.hiddenSize), \(model.store.count) parameters; batch \(t.batchSize) × \(t.gradAccum) accumulation = \(t.batchSize * t.gradAccum) examples per step; \(t.steps) steps")
-        let previous = signal(SIGINT) { _ in stopRequested = 1 }
-        let previousTerm = signal(SIGTERM) { _ in stopRequested = 1 }
-        defer { signal(SIGINT, previous); signal(SIGTERM, previousTerm) }
-        stopRequested = 0
+    /// The losses (mean over batches) and accuracies (over rows) of the three objectives.
+    static func metrics(_ o: PretrainingOutput, tokens: Int) -> MetricSums {
+        var m = MetricSums()
+        m.add("loss", Double(o.loss)); m.add("mlm_loss", Double(o.mlmLoss)); m.add("mfm_loss", Double(o.mfmLoss))
+        m.add("align_loss", Double(o.alignLoss))
+        m.addRatio("mlm_acc", correct: o.mlmCorrect, count: o.mlmCount)
+        m.addRatio("mfm_top1", correct: o.mfmCorrect, count: o.mfmCount)
+        m.addRatio("mfm_top5", correct: o.mfmTop5Correct, count: o.mfmCount)
+        m.addRatio("align_acc", correct: o.alignCorrect, count: o.alignCount)
+        m.tokens = tokens
+        return m
+    }
 
-        let progress = ProgressReporter(label: "pretrain", total: t.steps, unit: "steps", enabled: showProgress)
-        progress.advance(step)
-        var meter = Meter()
-        var windowStart = Date()
-        var lastCheckpoint = Self.latestCheckpoint(in: checkpointsDir) ?? ""
-        var lastEval: [String: Double] = [:]
-        var lastLoss = Double.nan
-        var stoppedEarly = false
-        let scale = 1 / Float(t.gradAccum)
-        while step < t.steps {
-            if stopRequested != 0 || (stopAtStep.map { step >= $0 } ?? false) { stoppedEarly = true; break }
-            step += 1
-            model.store.zeroGradients()
-            var stepLoss = 0.0
-            for micro in 0..<t.gradAccum {
-                let batch = sampler.nextBatch(t.batchSize)
-                let seed = dropoutSeed(base: UInt64(t.seed), step: step, site: micro)
-                let out = model.forwardBackward(batch, step: step, dropoutSeed: seed, lossWeights: lossWeights, lossScale: scale, training: true)
-                guard out.loss.isFinite else {
-                    throw VideoBertError("loss is \(out.loss) at step \(step) (mlm \(out.mlmLoss), mfm \(out.mfmLoss), align \(out.alignLoss)); the last good checkpoint is \(lastCheckpoint.isEmpty ? "none" : lastCheckpoint)", file: runDir)
-                }
-                meter.add(out, tokens: batch.tokenCount)
-                stepLoss += Double(out.loss) / Double(t.gradAccum)
-            }
-            if let bad = model.store.firstNonFiniteGradient() {
-                throw VideoBertError("gradient of \(bad) is not finite at step \(step); the last good checkpoint is \(lastCheckpoint.isEmpty ? "none" : lastCheckpoint)", file: runDir)
-            }
-            let gradNorm = t.clipGrad > 0 ? clipGradientNorm(model.store, maxNorm: t.clipGrad) : gradientNorm(model.store)
-            let lr = recipe.learningRate(step: step)
-            adam.update(model.store, lr: lr)
-            lastLoss = stepLoss
+    func trainMicroBatch(step: Int, micro: Int, dropoutSeed: UInt64, lossScale: Float) -> (loss: Float, metrics: MetricSums) {
+        let batch = sampler.nextBatch(recipe.train.batchSize)
+        let out = model.forwardBackward(batch, step: step, dropoutSeed: dropoutSeed, lossWeights: lossWeights, lossScale: lossScale, training: true)
+        return (out.loss, Self.metrics(out, tokens: batch.tokenCount))
+    }
 
-            if step % recipe.logEvery == 0 || step == t.steps {
-                let secs = Date().timeIntervalSince(windowStart)
-                var line = meter.values()
-                line["lr"] = lr
-                line["grad_norm"] = gradNorm
-                line["tokens_per_s"] = Double(meter.tokens) / max(secs, 1e-9)
-                line["seconds"] = Date().timeIntervalSince(started)
-                try metrics.append(step: step, kind: "train", split: "train", values: line)
-                progress.setStatus(String(format: "loss %.3f  %.0f tok/s", line["loss"] ?? .nan, line["tokens_per_s"] ?? 0))
-                meter = Meter()
-                windowStart = Date()
-            }
-            if (recipe.eval.every > 0 && step % recipe.eval.every == 0) || step == t.steps {
-                lastEval = try evaluate()
-                var line = lastEval
-                line["seconds"] = Date().timeIntervalSince(started)
-                try metrics.append(step: step, kind: "eval", split: recipe.eval.split, values: line)
-                try metrics.plot(to: (runDir as NSString).appendingPathComponent("loss.svg"))
-                windowStart = Date()
-            }
-            if step % recipe.checkpoint.every == 0 || step == t.steps {
-                lastCheckpoint = try saveCheckpoint()
-            }
-            progress.advance()
+    func evaluate(step: Int) throws -> [String: Double] {
+        let evalSampler = try ExampleSampler(corpus: corpus, split: recipe.eval.split, settings: recipe.data, special: special,
+                                             seed: 0x5EED_E7A1)
+        var meter = MetricSums()
+        for _ in 0..<recipe.eval.batches {
+            let batch = evalSampler.nextBatch(recipe.train.batchSize)
+            let out = model.forwardBackward(batch, step: step, dropoutSeed: 0, lossWeights: lossWeights, lossScale: 1, training: false)
+            for (key, s) in Self.metrics(out, tokens: 0).sums { meter.add(key, s.sum, count: s.count) }
         }
-        if stoppedEarly {
-            lastCheckpoint = try saveCheckpoint()
-            logLine("pretrain: stopped at step \(step); saved \(lastCheckpoint) (continue with --resume)")
-        }
-        progress.finish()
-        try metrics.plot(to: (runDir as NSString).appendingPathComponent("loss.svg"))
-        return Summary(steps: step, finalLoss: lastLoss, eval: lastEval, checkpoint: lastCheckpoint,
-                       seconds: Date().timeIntervalSince(started), stoppedEarly: stoppedEarly)
+        return meter.values()
     }
 }

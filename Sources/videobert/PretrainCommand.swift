@@ -7,7 +7,7 @@ import Train
 struct PretrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pretrain",
-        abstract: "Pretrain VideoBERT on a tokenized corpus: MLM + MFM + text–video alignment.",
+        abstract: "Pretrain VideoBERT (MLM + MFM + alignment) or CBT (NCE over continuous clips) on a tokenized corpus.",
         discussion: """
         The model is BERT (post-LayerNorm) over [CLS] text [>] video [SEP], visual word i being
         token T + i. Examples mix three regimes (text+video with alignment negatives, text only,
@@ -16,6 +16,16 @@ struct PretrainCommand: ParsableCommand {
         Every key of a recipe and its default: Sources/Train/PretrainRecipe.swift.
         Recipes: Recipes/tiny.yaml (seconds), demo.yaml (minutes), videobert-base.yaml,
         videobert-large.yaml (the paper's size; needs far more than 2 cores).
+
+        A recipe with `variant: cbt` trains the CBT variant instead (Sun et al. 2019): a text
+        BERT with MLM, a visual transformer over continuous clip embeddings from a trainable
+        front-end (a conv net over the corpus' stored frames, or a projection of its stored
+        features) with masked-frame NCE, and a shallow cross-modal transformer trained
+        contrastively with in-batch negatives (plus InfoNCE or ranking on pooled embeddings).
+        Its keys and defaults: Sources/Train/CBTRecipe.swift; recipes Recipes/cbt-tiny.yaml,
+        cbt-demo.yaml, cbt-features.yaml. Its checkpoints hold cbt_config.json,
+        model.safetensors (frontend.*, visual.*, cross.*, pooled.*) and the text BERT as the
+        Hugging Face folder text/.
 
         Checkpoints go to <out>/checkpoints/step-NNNNNNN: a Hugging Face BERT folder
         (config.json, model.safetensors, vocab.txt) plus the visual vocabulary, the resolved
@@ -27,6 +37,7 @@ struct PretrainCommand: ParsableCommand {
           videobert pretrain --recipe Recipes/demo.yaml
           videobert pretrain --recipe Recipes/tiny.yaml --set corpus=demo/tokens --set train.steps=50
           videobert pretrain --recipe Recipes/demo.yaml --resume
+          videobert pretrain --recipe Recipes/cbt-demo.yaml --set corpus=demo/tokens
         """)
 
     @Option(help: "Recipe YAML.") var recipe: String
@@ -35,15 +46,23 @@ struct PretrainCommand: ParsableCommand {
     @Flag(help: "Print the summary as JSON only.") var json = false
 
     func run() throws {
-        let r: PretrainRecipe
+        let summary: PretrainSummary
         do {
-            r = try RecipeLoader.load(PretrainRecipe.self, file: recipe, overrides: overrides)
+            switch try RecipeLoader.topLevelString("variant", file: recipe, overrides: overrides) ?? "videobert" {
+            case "videobert":
+                let r = try RecipeLoader.load(PretrainRecipe.self, file: recipe, overrides: overrides)
+                if let p = r.problem() { throw VideoBertError(p, file: recipe) }
+                summary = try Trainer(recipe: r, resume: resume).run()
+            case "cbt":
+                let r = try RecipeLoader.load(CBTRecipe.self, file: recipe, overrides: overrides)
+                if let p = r.problem() { throw VideoBertError(p, file: recipe) }
+                summary = try CBTTrainer(recipe: r, resume: resume).run()
+            case let other:
+                throw VideoBertError("variant '\(other)' is not known (videobert or cbt)", file: recipe)
+            }
         } catch let e as RecipeError {
             throw VideoBertError(e.message, file: e.file)
         }
-        if let p = r.problem() { throw VideoBertError(p, file: recipe) }
-        let trainer = try Trainer(recipe: r, resume: resume)
-        let summary = try trainer.run()
         if !json {
             print("trained \(summary.steps) steps in \(String(format: "%.1f", summary.seconds)) s; final loss \(String(format: "%.4f", summary.finalLoss))")
             if !summary.eval.isEmpty {

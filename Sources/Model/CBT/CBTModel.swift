@@ -102,6 +102,12 @@ public struct CBTRetrievalInputs: Sendable {
     /// [N, Tt, Cx] projected text rows and [N, Tt] their mask; [N, Tv, Cx] projected video rows, [N, Tv] mask.
     public var crossText: [Float], textMask: [Float], crossVideo: [Float], videoMask: [Float]
     public var N: Int, Tt: Int, Tv: Int
+
+    public init(text: [Float], video: [Float], crossText: [Float], textMask: [Float], crossVideo: [Float], videoMask: [Float],
+                N: Int, Tt: Int, Tv: Int) {
+        self.text = text; self.video = video; self.crossText = crossText; self.textMask = textMask
+        self.crossVideo = crossVideo; self.videoMask = videoMask; self.N = N; self.Tt = Tt; self.Tv = Tv
+    }
 }
 
 /// The CBT model: text BERT, visual front-end, visual transformer, cross-modal transformer and
