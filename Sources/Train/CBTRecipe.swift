@@ -34,7 +34,10 @@ public struct CBTRecipe: RecipeSection, Equatable {
         public var channels = [16, 32, 64]
         /// features: the MLP's hidden size (GELU); 0 for a single linear layer.
         public var mlpHidden = 0
-        enum CodingKeys: String, CodingKey { case source, channels, mlpHidden = "mlp_hidden" }
+        /// frames: `video` feeds each frame's difference from its video's mean frame (what moves
+        /// rather than the static background); `none` the frames as stored.
+        public var center = "none"
+        enum CodingKeys: String, CodingKey { case source, channels, mlpHidden = "mlp_hidden", center }
     }
 
     /// A transformer's sizes.
@@ -160,6 +163,7 @@ public struct CBTRecipe: RecipeSection, Equatable {
         if !["frames", "features"].contains(frontend.source) { return "frontend.source must be frames or features" }
         if frontend.channels.isEmpty || frontend.channels.contains(where: { $0 < 1 }) { return "frontend.channels must be positive numbers" }
         if frontend.mlpHidden < 0 { return "frontend.mlp_hidden must be ≥ 0" }
+        if !["none", "video"].contains(frontend.center) { return "frontend.center must be none or video" }
         for (name, t) in [("visual", visual), ("cross", cross)] {
             if t.hiddenSize < 1 || t.numLayers < 1 || t.numHeads < 1 || t.intermediateSize < 1 { return "\(name) sizes must be positive" }
             if t.hiddenSize % t.numHeads != 0 { return "\(name).hidden_size must be a multiple of \(name).num_heads" }

@@ -11,7 +11,11 @@ enum ClipInputs {
     case features([Float], dim: Int)
 
     /// Reads what `source` ("frames" or "features") needs; errors name the corpus and the tokenize option.
-    static func load(corpus: TokenizedCorpus, source: String) throws -> ClipInputs {
+    /// With `centerFrames`, each video's frames become their difference from the video's mean
+    /// frame (per pixel and channel), stored as clamp(128 + x − mean): what stays is what changes
+    /// within the video — hands, objects, actions — not its static background (the same reason
+    /// Recipes/tokenize-demo.yaml centres clip features per video).
+    static func load(corpus: TokenizedCorpus, source: String, centerFrames: Bool = false) throws -> ClipInputs {
         let name = source == "frames" ? "clip_frames" : "clip_features"
         let path = (corpus.path as NSString).appendingPathComponent(name + ".npy")
         guard corpus.index.extras.contains(name), FileManager.default.fileExists(atPath: path) else {
@@ -25,10 +29,33 @@ enum ClipInputs {
             guard array.shape.count == 5, array.shape[2] == array.shape[3], array.shape[4] == 3 else {
                 throw VideoBertError("expected uint8 [clips, frames, size, size, 3], got \(array.shape)", file: path)
             }
-            return .frames(try array.values(UInt8.self), framesPerClip: array.shape[1], size: array.shape[2])
+            var frames = try array.values(UInt8.self)
+            if centerFrames { centerPerVideo(&frames, corpus: corpus, framesPerClip: array.shape[1], size: array.shape[2]) }
+            return .frames(frames, framesPerClip: array.shape[1], size: array.shape[2])
         }
         guard array.shape.count == 2 else { throw VideoBertError("expected [clips, dim], got \(array.shape)", file: path) }
         return .features(try array.floats(), dim: array.shape[1])
+    }
+}
+
+/// frames ← clamp(128 + frames − the video's mean frame), video by video (see `ClipInputs.load`).
+func centerPerVideo(_ frames: inout [UInt8], corpus: TokenizedCorpus, framesPerClip F: Int, size S: Int) {
+    let pixels = S * S * 3
+    frames.withUnsafeMutableBufferPointer { all in
+        let base = all.baseAddress!
+        for video in corpus.index.videos where video.clipEnd > video.clipBegin {
+            let first = video.clipBegin * F, count = (video.clipEnd - video.clipBegin) * F
+            var mean = [Float](repeating: 0, count: pixels)
+            for f in 0..<count {
+                let frame = base + (first + f) * pixels
+                for i in 0..<pixels { mean[i] += Float(frame[i]) }
+            }
+            for i in 0..<pixels { mean[i] /= Float(count) }
+            for f in 0..<count {
+                let frame = base + (first + f) * pixels
+                for i in 0..<pixels { frame[i] = UInt8(max(0, min(255, (128 + Float(frame[i]) - mean[i]).rounded()))) }
+            }
+        }
     }
 }
 

@@ -77,7 +77,7 @@ final class CBTTask: PretrainingTask {
         corpus = try TokenizedCorpus(path: recipe.corpus)
         let textVocab = try TextVocabulary.load(corpus.textVocabPath)
         special = try SpecialTokens(vocabulary: textVocab)
-        inputs = try ClipInputs.load(corpus: corpus, source: recipe.frontend.source)
+        inputs = try ClipInputs.load(corpus: corpus, source: recipe.frontend.source, centerFrames: recipe.frontend.center == "video")
         objectives = recipe.objectiveSettings
         let textSize = corpus.index.textVocab.size
         var textConfig: BertConfig
