@@ -340,7 +340,7 @@ public final class CBTModel {
             for i in 0..<B {
                 let row = scores + i * K1x
                 var best = -Float.infinity
-                for k in 1..<max(K1x, 1) where k < K1x { best = max(best, row[k]) }
+                for k in 1..<K1x { best = max(best, row[k]) }
                 if row[0] > best { out.crossCorrect += 1 }
             }
             if training && o.crossWeight != 0 {
