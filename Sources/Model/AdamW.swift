@@ -121,3 +121,32 @@ public func clipGradientNorm(_ store: ParameterStore, maxNorm: Double) -> Double
     }
     return norm
 }
+
+/// The global L2 norm over several stores' gradients (a model whose parts keep their own
+/// stores, e.g. the CBT model's text BERT): √(Σ norm²); one store gives `gradientNorm(store)`.
+public func gradientNorm(_ stores: [ParameterStore]) -> Double {
+    if stores.count == 1 { return gradientNorm(stores[0]) }
+    return stores.reduce(0.0) { total, store in
+        let n = gradientNorm(store)
+        return total + n * n
+    }.squareRoot()
+}
+
+/// `clipGradientNorm` over several stores with ONE global norm (torch's clip_grad_norm_ over the
+/// union of the parameters). Returns the norm before clipping.
+@discardableResult
+public func clipGradientNorm(_ stores: [ParameterStore], maxNorm: Double) -> Double {
+    if stores.count == 1 { return clipGradientNorm(stores[0], maxNorm: maxNorm) }
+    let norm = gradientNorm(stores)
+    let coefficient = maxNorm / (norm + 1e-6)
+    if coefficient < 1 {
+        let scale = Float(coefficient)
+        for store in stores {
+            let g = store.gradients
+            Parallel.forEachRange(store.count, grain: 1 << 16) { r in
+                for i in r { g[i] *= scale }
+            }
+        }
+    }
+    return norm
+}

@@ -86,6 +86,8 @@ public final class BertForPreTraining {
     let logitRows: Int
 
     private let p: ParameterOffsets
+    /// The L post-LayerNorm layers (`bert.encoder.*`), activations in `arena`.
+    let encoder: TransformerEncoder
     private let arena: Arena
     private let a: ActivationSlots
     private let ints: IntBuffers
@@ -94,7 +96,7 @@ public final class BertForPreTraining {
     /// What `load(from:…)` / `loadPretrained(from:)` loaded, initialised and ignored.
     public internal(set) var loadReport: CheckpointLoadReport?
     /// When set, each stage of `forwardBackward` adds its wall-clock time here (benchmarks).
-    public var profile: StepProfile?
+    public var profile: StepProfile? { didSet { encoder.profile = profile } }
 
     /// Builds the model with all parameters zero (call `initializeWeights(seed:)` or load).
     /// Throws when the configuration is invalid or maxSeq exceeds max_position_embeddings.
@@ -117,10 +119,14 @@ public final class BertForPreTraining {
         logitRows = min(maxRows, max(64, (maxRows + 4) / 5))
 
         store = try ParameterStore(Self.parameterSpecs(config), training: training)
-        p = ParameterOffsets(store: store, layers: L)
+        p = ParameterOffsets(store: store)
         var layout = ArenaLayout()
-        a = ActivationSlots(layout: &layout, N: maxRows, B: maxBatch, T: maxSeq, C: C, NH: NH, FF: FF, L: L,
+        a = ActivationSlots(layout: &layout, N: maxRows, C: C,
                             logitRows: logitRows, logitColumns: max(textVocab, visualWords), training: training)
+        // Dropout site 0 is the embeddings; the layers use 1 + 3l + k (see `site`).
+        encoder = try TransformerEncoder(store: store, prefix: "bert.encoder.", hiddenSize: C, numHeads: NH, intermediateSize: FF,
+                                         layers: L, eps: eps, maxBatch: maxBatch, maxSeq: maxSeq, training: training, firstSite: 1,
+                                         layout: &layout)
         arena = Arena(layout)
         ints = IntBuffers(rows: maxRows, logitRows: logitRows)
     }
@@ -147,27 +153,8 @@ public final class BertForPreTraining {
             plain("bert.embeddings.LayerNorm.weight", [C]),
             plain("bert.embeddings.LayerNorm.bias", [C]),
         ]
-        for l in 0..<c.numHiddenLayers {
-            let x = "bert.encoder.layer.\(l)."
-            specs += [
-                weight(x + "attention.self.query.weight", [C, C]),
-                weight(x + "attention.self.key.weight", [C, C]),
-                weight(x + "attention.self.value.weight", [C, C]),
-                plain(x + "attention.self.query.bias", [C]),
-                plain(x + "attention.self.key.bias", [C]),
-                plain(x + "attention.self.value.bias", [C]),
-                weight(x + "attention.output.dense.weight", [C, C]),
-                plain(x + "attention.output.dense.bias", [C]),
-                plain(x + "attention.output.LayerNorm.weight", [C]),
-                plain(x + "attention.output.LayerNorm.bias", [C]),
-                weight(x + "intermediate.dense.weight", [FF, C]),
-                plain(x + "intermediate.dense.bias", [FF]),
-                weight(x + "output.dense.weight", [C, FF]),
-                plain(x + "output.dense.bias", [C]),
-                plain(x + "output.LayerNorm.weight", [C]),
-                plain(x + "output.LayerNorm.bias", [C]),
-            ]
-        }
+        specs += TransformerEncoder.parameterSpecs(prefix: "bert.encoder.", hiddenSize: C, intermediateSize: FF,
+                                                   layers: c.numHiddenLayers)
         specs += [
             weight("bert.pooler.dense.weight", [C, C]),
             plain("bert.pooler.dense.bias", [C]),
@@ -192,20 +179,9 @@ public final class BertForPreTraining {
 
     /// Initialises the named tensors as `initializeWeights(seed:)` would (the rest untouched).
     public func initialize(_ names: [String], seed: UInt64) {
-        let std = Float(config.initializerRange)
-        for name in names {
-            guard let index = store.slots.firstIndex(where: { $0.name == name }) else { preconditionFailure("no parameter \(name)") }
-            if name.hasSuffix("LayerNorm.weight") {
-                store.fill(name, value: 1)
-            } else if name.hasSuffix("bias") {
-                store.fill(name, value: 0)
-            } else {
-                var rng = SeededRNG(seed: seed, stream: UInt64(index))
-                store.fillNormal(name, std: std, rng: &rng)
-                if name == "bert.embeddings.word_embeddings.weight", let pad = config.padTokenId {
-                    (store.parameters + store.slot(name).offset + pad * C).update(repeating: 0, count: C)
-                }
-            }
+        initializeBertStyle(store, names: names, std: Float(config.initializerRange), seed: seed)
+        if names.contains("bert.embeddings.word_embeddings.weight"), let pad = config.padTokenId {
+            (store.parameters + store.offset(of: "bert.embeddings.word_embeddings.weight") + pad * C).update(repeating: 0, count: C)
         }
     }
 
@@ -237,6 +213,7 @@ public final class BertForPreTraining {
         let (B, T) = (batch.B, batch.T)
         loadInputs(batch.inputIDs, batch.tokenTypeIDs, batch.attentionMask, B: B, T: T)
         encoded = nil   // the last layer's buffers now hold selected rows only; `encode` must run again for inference calls
+        keptForBackward = nil
         var out = PretrainingOutput()
         let rows = prepareRows(batch, B: B, T: T)
         out.mlmCount = rows.Mt; out.mfmCount = rows.Mv; out.alignCount = rows.Ma
@@ -244,11 +221,11 @@ public final class BertForPreTraining {
         let pHidden: Float = dropout ? Float(config.hiddenDropoutProb) : 0
         let pAttention: Float = dropout ? Float(config.attentionProbsDropoutProb) : 0
         let hidden = encoderForward(B: B, T: T, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step, selected: rows.Ms)
-        if backward { zeroFloats(arena[a.dA], rows.Ms * C) }
-        maskedLanguageHeads(Mt: rows.Mt, Mv: rows.Mv, hidden: hidden, dHidden: arena[a.dA], backward: backward,
+        if backward { zeroFloats(arena[encoder.dOutput], rows.Ms * C) }
+        maskedLanguageHeads(Mt: rows.Mt, Mv: rows.Mv, hidden: hidden, dHidden: arena[encoder.dOutput], backward: backward,
                             weights: weights, lossScale: lossScale, output: &out)
         stage("alignment head") {
-            alignmentHead(Ma: rows.Ma, hidden: hidden, dHidden: arena[a.dA], backward: backward,
+            alignmentHead(Ma: rows.Ma, hidden: hidden, dHidden: arena[encoder.dOutput], backward: backward,
                           weight: weights.align, lossScale: lossScale, output: &out)
         }
         out.loss = weights.mlm * out.mlmLoss + weights.mfm * out.mfmLoss + weights.align * out.alignLoss
@@ -258,12 +235,62 @@ public final class BertForPreTraining {
         return out
     }
 
+    // MARK: Every hidden row (CBT's text side)
+
+    /// What `forwardKeepingHidden` left for `backwardKeepingHidden`.
+    private var keptForBackward: (B: Int, T: Int, pHidden: Float, pAttention: Float, seed: UInt64, step: Int)?
+
+    /// The first half of a step for a caller that reads EVERY final hidden row (the CBT model's
+    /// cross-modal and pooled objectives over the text BERT): embeddings, all L layers (no
+    /// pruning), and the heads of `batch` (MLM, MFM, alignment with `lossWeights`), whose
+    /// gradient, in training, is written into `hiddenGradient`. The caller then ADDS its own
+    /// d(hidden) there and calls `backwardKeepingHidden()`.
+    /// `dropout` defaults to `training` (false with training true: the finite-difference seam).
+    /// - Returns: the heads' output and the final hidden states [B·T, C] (valid until the next call).
+    public func forwardKeepingHidden(_ batch: PretrainingBatch, step: Int, dropoutSeed seed: UInt64,
+                                     lossWeights weights: (mlm: Float, mfm: Float, align: Float), lossScale: Float = 1,
+                                     training: Bool, dropout: Bool? = nil) -> (output: PretrainingOutput, hidden: UnsafeMutablePointer<Float>) {
+        precondition(!training || self.training, "a model built with training: false cannot run backward")
+        let dropout = dropout ?? training
+        let (B, T) = (batch.B, batch.T)
+        loadInputs(batch.inputIDs, batch.tokenTypeIDs, batch.attentionMask, B: B, T: T)
+        let rows = prepareRows(batch, B: B, T: T, compact: false)
+        var out = PretrainingOutput()
+        out.mlmCount = rows.Mt; out.mfmCount = rows.Mv; out.alignCount = rows.Ma
+        let pHidden: Float = dropout ? Float(config.hiddenDropoutProb) : 0
+        let pAttention: Float = dropout ? Float(config.attentionProbsDropoutProb) : 0
+        let hidden = encoderForward(B: B, T: T, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step)
+        encoded = (B, T)
+        if training { zeroFloats(arena[encoder.dOutput], B * T * C) }
+        maskedLanguageHeads(Mt: rows.Mt, Mv: rows.Mv, hidden: hidden, dHidden: arena[encoder.dOutput], backward: training,
+                            weights: weights, lossScale: lossScale, output: &out)
+        alignmentHead(Ma: rows.Ma, hidden: hidden, dHidden: arena[encoder.dOutput], backward: training,
+                      weight: weights.align, lossScale: lossScale, output: &out)
+        out.loss = weights.mlm * out.mlmLoss + weights.mfm * out.mfmLoss + weights.align * out.alignLoss
+        keptForBackward = training ? (B, T, pHidden, pAttention, seed, step) : nil
+        return (out, hidden)
+    }
+
+    /// [B·T, C] d(final hidden states) of the last `forwardKeepingHidden` in training: holds the
+    /// heads' gradient; add the caller's before `backwardKeepingHidden()`.
+    public var hiddenGradient: UnsafeMutablePointer<Float> { arena[encoder.dOutput] }
+
+    /// The second half: backward through the layers and embeddings from `hiddenGradient`,
+    /// accumulating (+=) into the store's gradients.
+    public func backwardKeepingHidden() {
+        guard let k = keptForBackward else { preconditionFailure("backwardKeepingHidden needs a preceding forwardKeepingHidden in training") }
+        keptForBackward = nil
+        encoded = nil   // backward overwrites the buffers the hidden states were read from
+        encoderBackward(B: k.B, T: k.T, pHidden: k.pHidden, pAttention: k.pAttention, seed: k.seed, step: k.step)
+    }
+
     /// Validates the batch's masked rows, targets and alignment labels and lays them out for the
     /// heads: `ints.headRows`/`headTargets` [M] (text rows, then video rows), `ints.alignRows`/
     /// `alignTargets` [Ma] ([CLS] rows b·T, target class 1 − label). Then the rows any head reads,
     /// sorted and distinct, go to `ints.selected` [Ms], and headRows/alignRows are rewritten as
     /// indices into that list: the last layer computes only those rows (see `encoderForward`).
-    private func prepareRows(_ batch: PretrainingBatch, B: Int, T: Int) -> (Mt: Int, Mv: Int, Ma: Int, Ms: Int) {
+    /// With `compact` false the rows stay positions b·T + t of the full hidden states (Ms = N).
+    private func prepareRows(_ batch: PretrainingBatch, B: Int, T: Int, compact: Bool = true) -> (Mt: Int, Mv: Int, Ma: Int, Ms: Int) {
         let N = B * T
         let Mt = batch.textRows.count, Mv = batch.videoRows.count, M = Mt + Mv
         precondition(batch.textTargets.count == Mt && batch.videoTargets.count == Mv, "masked rows and targets differ in count")
@@ -289,6 +316,7 @@ public final class BertForPreTraining {
             ints.alignTargets[Ma] = 1 - label      // transformers' NSP classes: 0 = aligned ("is next")
             Ma += 1
         }
+        if !compact { return (Mt, Mv, Ma, N) }
         let map = ints.rowMap
         map.update(repeating: -1, count: N)
         for m in 0..<M { map[Int(ints.headRows[m])] = 0 }
@@ -368,7 +396,7 @@ public final class BertForPreTraining {
         }
         ids.withUnsafeBufferPointer { ints.ids.update(from: $0.baseAddress!, count: N) }
         types.withUnsafeBufferPointer { ints.types.update(from: $0.baseAddress!, count: N) }
-        mask.withUnsafeBufferPointer { arena[a.mask].update(from: $0.baseAddress!, count: N) }
+        mask.withUnsafeBufferPointer { arena[encoder.mask].update(from: $0.baseAddress!, count: N) }
     }
 
     // MARK: Encoder
@@ -381,15 +409,11 @@ public final class BertForPreTraining {
         if let profile { profile.measure(name, body) } else { body() }
     }
 
-    /// Dropout call sites: 0 embeddings; per layer l: 1 + 3l attention probabilities,
-    /// 2 + 3l attention output, 3 + 3l feed-forward output.
-    private func site(_ layer: Int, _ k: Int) -> Int { 1 + 3 * layer + k }
-
     /// [B·T, C] the last layer's output.
-    private var hiddenPointer: UnsafeMutablePointer<Float> { arena[a.layers[(L - 1) % a.layers.count].out] }
+    private var hiddenPointer: UnsafeMutablePointer<Float> { encoder.output(arena) }
 
-    /// Embeddings → L post-LayerNorm layers. Returns the final hidden states: [B·T, C], or with
-    /// `selected` = Ms only the rows `ints.selected[0..<Ms]`, [Ms, C].
+    /// Embeddings → L post-LayerNorm layers (`encoder`). Returns the final hidden states:
+    /// [B·T, C], or with `selected` = Ms only the rows `ints.selected[0..<Ms]`, [Ms, C].
     ///
     /// Pruning the last layer (exact): the heads read only the masked positions and the [CLS] of
     /// aligned examples (~15% of rows). The last layer's attention still needs every key and value,
@@ -399,154 +423,36 @@ public final class BertForPreTraining {
     /// is ever used. (Dropout masks there are drawn over the compact rows: still deterministic.)
     private func encoderForward(B: Int, T: Int, pHidden: Float, pAttention: Float, seed: UInt64, step: Int,
                                 selected: Int? = nil) -> UnsafeMutablePointer<Float> {
-        let N = B * T, C = C, FF = FF
-        let mask = arena[a.mask], proj = arena[a.proj]
+        let N = B * T, C = C
+        let x0 = arena[encoder.input]
         stage("embeddings") {
             embeddingsForward(out: arena[a.embSum], inputIds: ints.ids, tokenTypeIds: ints.types, wordEmbeddings: w(p.word),
                               positionEmbeddings: w(p.position), tokenTypeEmbeddings: w(p.tokenType), B: B, T: T, C: C)
-            layerNormForward(out: arena[a.x0], mean: arena[a.embMean], rstd: arena[a.embRstd], inp: arena[a.embSum],
+            layerNormForward(out: x0, mean: arena[a.embMean], rstd: arena[a.embRstd], inp: arena[a.embSum],
                              weight: w(p.embLNw), bias: w(p.embLNb), N: N, C: C, eps: eps)
             if pHidden > 0 {
-                dropoutForward(out: arena[a.x0], inp: arena[a.x0], p: pHidden, seed: dropoutSeed(base: seed, step: step, site: 0), N: N * C)
+                dropoutForward(out: x0, inp: x0, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: 0), N: N * C)
             }
         }
-        var x = arena[a.x0]
-        for l in 0..<L {
-            let lp = p.layers[l], la = a.layers[l % a.layers.count]
-            // Self-attention (fused QKV), output projection, dropout, residual, LayerNorm.
-            stage("linear (qkv, attention output)") {
-                linearForward(out: arena[la.qkv], inp: x, weight: w(lp.wqkv), bias: w(lp.bqkv), N: N, C: C, OC: 3 * C)
-            }
-            stage("attention") {
-                attentionForward(out: arena[la.context], att: arena[la.att], qkv: arena[la.qkv], mask: mask, B: B, T: T, C: C, NH: NH,
-                                 dropout: pAttention, seed: dropoutSeed(base: seed, step: step, site: site(l, 0)),
-                                 scratch: arena[a.attScratch])
-            }
-            var rows = N, context = arena[la.context], residual = x
-            if l == L - 1, let Ms = selected {
-                stage("gather selected rows") {
-                    gatherRowsForward(out: arena[a.contextS], inp: arena[la.context], rows: ints.selected, M: Ms, C: C)
-                    gatherRowsForward(out: arena[a.residualS], inp: x, rows: ints.selected, M: Ms, C: C)
-                }
-                (rows, context, residual) = (Ms, arena[a.contextS], arena[a.residualS])
-            }
-            stage("linear (qkv, attention output)") {
-                linearForward(out: proj, inp: context, weight: w(lp.wo), bias: w(lp.bo), N: rows, C: C, OC: C)
-            }
-            stage("dropout, residual, layernorm") {
-                dropoutResidualForward(out: arena[la.res1], residual: residual, inp: proj, p: pHidden,
-                                       seed: dropoutSeed(base: seed, step: step, site: site(l, 1)), N: rows * C)
-                layerNormForward(out: arena[la.ln1], mean: arena[la.ln1Mean], rstd: arena[la.ln1Rstd], inp: arena[la.res1],
-                                 weight: w(lp.ln1w), bias: w(lp.ln1b), N: rows, C: C, eps: eps)
-            }
-            // Feed-forward: dense → GELU → dense, dropout, residual, LayerNorm.
-            stage("linear (feed-forward)") {
-                linearForward(out: arena[la.h1], inp: arena[la.ln1], weight: w(lp.w1), bias: w(lp.b1), N: rows, C: C, OC: FF)
-            }
-            stage("gelu") { geluForward(out: arena[la.g1], inp: arena[la.h1], N: rows * FF) }
-            stage("linear (feed-forward)") {
-                linearForward(out: proj, inp: arena[la.g1], weight: w(lp.w2), bias: w(lp.b2), N: rows, C: FF, OC: C)
-            }
-            stage("dropout, residual, layernorm") {
-                dropoutResidualForward(out: arena[la.res2], residual: arena[la.ln1], inp: proj, p: pHidden,
-                                       seed: dropoutSeed(base: seed, step: step, site: site(l, 2)), N: rows * C)
-                layerNormForward(out: arena[la.out], mean: arena[la.ln2Mean], rstd: arena[la.ln2Rstd], inp: arena[la.res2],
-                                 weight: w(lp.ln2w), bias: w(lp.ln2b), N: rows, C: C, eps: eps)
-            }
-            x = arena[la.out]
-        }
-        return x
+        return encoder.forward(arena: arena, B: B, T: T, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step,
+                               selected: selected == nil ? nil : UnsafePointer(ints.selected), selectedCount: selected ?? 0)
     }
 
-    /// The forward read in reverse, from d(hidden) in `dA` ([Ms, C] with `selected`, as forward),
-    /// accumulating into the store's gradients.
+    /// The forward read in reverse, from d(hidden) in `arena[encoder.dOutput]` ([Ms, C] with
+    /// `selected`, as forward), accumulating into the store's gradients.
     private func encoderBackward(B: Int, T: Int, pHidden: Float, pAttention: Float, seed: UInt64, step: Int, selected: Int? = nil) {
-        let N = B * T, C = C, FF = FF, NC = N * C
-        let mask = arena[a.mask]
-        var dOut = arena[a.dA], dIn = arena[a.dB]
-        let dLn1 = arena[a.dLn1], dProj = arena[a.dProj]
-        let dFF2 = arena[a.dFF2], dFF1 = arena[a.dFF1], dContext = arena[a.dContext], dQKV = arena[a.dQKV]
-        for l in (0..<L).reversed() {
-            let lp = p.layers[l], la = a.layers[l]
-            let x = l == 0 ? arena[a.x0] : arena[a.layers[l - 1].out]
-            // Rows after attention: all N, or the selected Ms in a pruned last layer.
-            let pruned = l == L - 1 ? selected : nil
-            let rows = pruned ?? N, RC = rows * C
-            // out = LN2(res2), res2 = ln1 + dropout(h2). LN2's input gradient d(res2) goes straight
-            // into dLn1: it is the first term of d(ln1) (the FFN's term is added below) and, through
-            // the dropout mask, d(h2). No copy: d(h2) is consumed before dLn1 is added to.
-            var dH2 = dLn1
-            stage("dropout, residual, layernorm bwd") {
-                layerNormBackward(dinp: dLn1, dweight: g(lp.ln2w), dbias: g(lp.ln2b), dout: dOut, inp: arena[la.res2],
-                                  weight: w(lp.ln2w), mean: arena[la.ln2Mean], rstd: arena[la.ln2Rstd], N: rows, C: C, accumulate: false)
-                if pHidden > 0 {
-                    dropoutBackward(dinp: dProj, dout: dLn1, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 2)), N: RC,
-                                    accumulate: false)
-                    dH2 = dProj
-                }
-            }
-            // h2 = dense(g1), g1 = GELU(h1), h1 = dense(ln1)
-            stage("linear (feed-forward) bwd") {
-                // d(g1) = d(h2) · W2 written directly (beta 0: no zeroing pass), then W2's and b2's gradients.
-                BLAS.sgemm(m: rows, n: FF, k: C, a: dH2, lda: C, b: w(lp.w2), ldb: FF, beta: 0, c: dFF2, ldc: FF)
-                linearBackward(dinp: nil, dweight: g(lp.w2), dbias: g(lp.b2), dout: dH2, inp: arena[la.g1], weight: w(lp.w2), N: rows, C: FF, OC: C)
-            }
-            stage("gelu bwd") {
-                geluBackward(dinp: dFF1, inp: arena[la.h1], dout: dFF2, N: rows * FF, accumulate: false)
-            }
-            stage("linear (feed-forward) bwd") {
-                linearBackward(dinp: dLn1, dweight: g(lp.w1), dbias: g(lp.b1), dout: dFF1, inp: arena[la.ln1], weight: w(lp.w1), N: rows, C: C, OC: FF)
-            }
-            // ln1 = LN1(res1), res1 = x + dropout(proj): the same pattern, with d(res1) in dIn (or,
-            // pruned, in the compact dResidualS, scattered into dIn below).
-            let dRes1 = pruned == nil ? dIn : arena[a.dResidualS]
-            var dAttentionOut = dRes1
-            stage("dropout, residual, layernorm bwd") {
-                layerNormBackward(dinp: dRes1, dweight: g(lp.ln1w), dbias: g(lp.ln1b), dout: dLn1, inp: arena[la.res1],
-                                  weight: w(lp.ln1w), mean: arena[la.ln1Mean], rstd: arena[la.ln1Rstd], N: rows, C: C, accumulate: false)
-                if pHidden > 0 {
-                    dropoutBackward(dinp: dProj, dout: dRes1, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: site(l, 1)), N: RC,
-                                    accumulate: false)
-                    dAttentionOut = dProj
-                }
-            }
-            // proj = dense(context), context = attention(qkv), qkv = dense(x)
-            stage("linear (qkv, attention output) bwd") {
-                let dContextRows = pruned == nil ? dContext : arena[a.dContextS]
-                let contextRows = pruned == nil ? arena[la.context] : arena[a.contextS]
-                BLAS.sgemm(m: rows, n: C, k: C, a: dAttentionOut, lda: C, b: w(lp.wo), ldb: C, beta: 0, c: dContextRows, ldc: C)
-                linearBackward(dinp: nil, dweight: g(lp.wo), dbias: g(lp.bo), dout: dAttentionOut, inp: contextRows,
-                               weight: w(lp.wo), N: rows, C: C, OC: C)
-            }
-            if let Ms = pruned {
-                stage("gather selected rows bwd") {
-                    zeroFloats(dContext, NC)
-                    gatherRowsBackward(dinp: dContext, dout: arena[a.dContextS], rows: ints.selected, M: Ms, C: C)
-                    zeroFloats(dIn, NC)
-                    gatherRowsBackward(dinp: dIn, dout: dRes1, rows: ints.selected, M: Ms, C: C)
-                }
-            }
-            stage("attention bwd") {
-                zeroFloats(dQKV, 3 * NC)
-                attentionBackward(dqkv: dQKV, scratch: arena[a.attScratch], dout: dContext, qkv: arena[la.qkv], att: arena[la.att],
-                                  mask: mask, B: B, T: T, C: C, NH: NH,
-                                  dropout: pAttention, seed: dropoutSeed(base: seed, step: step, site: site(l, 0)))
-            }
-            stage("linear (qkv, attention output) bwd") {
-                // d(x) = d(res1) (already in dIn) + d(qkv) · Wqkv
-                linearBackward(dinp: dIn, dweight: g(lp.wqkv), dbias: g(lp.bqkv), dout: dQKV, inp: x, weight: w(lp.wqkv), N: N, C: C, OC: 3 * C)
-            }
-            swap(&dOut, &dIn)
-        }
+        let N = B * T, C = C, NC = N * C
+        let d = encoder.backward(arena: arena, B: B, T: T, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step,
+                                 selected: selected == nil ? nil : UnsafePointer(ints.selected), selectedCount: selected ?? 0)
         // x0 = dropout(LN(embSum))
         stage("embeddings bwd") {
-            var dEmbLN = dOut
+            var dEmbLN = d.dInput
             if pHidden > 0 {
-                dEmbLN = dIn
-                dropoutBackward(dinp: dEmbLN, dout: dOut, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: 0), N: NC,
+                dEmbLN = d.spare
+                dropoutBackward(dinp: dEmbLN, dout: d.dInput, p: pHidden, seed: dropoutSeed(base: seed, step: step, site: 0), N: NC,
                                 accumulate: false)
             }
-            let dEmbSum = arena[a.dLn1]
+            let dEmbSum = d.spare2
             layerNormBackward(dinp: dEmbSum, dweight: g(p.embLNw), dbias: g(p.embLNb), dout: dEmbLN, inp: arena[a.embSum],
                               weight: w(p.embLNw), mean: arena[a.embMean], rstd: arena[a.embRstd], N: N, C: C, accumulate: false)
             embeddingsBackward(dwordEmbeddings: g(p.word), dpositionEmbeddings: g(p.position), dtokenTypeEmbeddings: g(p.tokenType),
@@ -680,45 +586,20 @@ public final class BertForPreTraining {
 
 // MARK: - Private pieces
 
-/// Offsets (in floats, into every ParameterStore buffer) of one encoder layer's tensors.
-private struct LayerParameters {
-    /// [3C, C] query/key/value weights stacked, and [3C] their biases.
-    let wqkv, bqkv: Int
-    /// attention.output.dense [C, C], [C]; attention.output.LayerNorm [C], [C].
-    let wo, bo, ln1w, ln1b: Int
-    /// intermediate.dense [FF, C], [FF]; output.dense [C, FF], [C]; output.LayerNorm [C], [C].
-    let w1, b1, w2, b2, ln2w, ln2b: Int
-}
-
 /// Offsets of every tensor, resolved once.
 private struct ParameterOffsets {
     /// word [V, C], position [P, C], token type [S, C], embeddings LayerNorm [C], [C].
     let word, position, tokenType, embLNw, embLNb: Int
-    let layers: [LayerParameters]
     /// pooler.dense [C, C], [C]; transform.dense [C, C], [C]; transform.LayerNorm [C], [C];
     /// cls.predictions.bias [V]; seq_relationship [2, C], [2].
     let poolerW, poolerB, transformW, transformB, transformLNw, transformLNb, clsBias, nspW, nspB: Int
 
-    init(store: ParameterStore, layers L: Int) {
+    init(store: ParameterStore) {
         func o(_ name: String) -> Int { store.offset(of: name) }
         word = o("bert.embeddings.word_embeddings.weight")
         position = o("bert.embeddings.position_embeddings.weight")
         tokenType = o("bert.embeddings.token_type_embeddings.weight")
         embLNw = o("bert.embeddings.LayerNorm.weight"); embLNb = o("bert.embeddings.LayerNorm.bias")
-        layers = (0..<L).map { l in
-            let x = "bert.encoder.layer.\(l)."
-            let s = x + "attention.self."
-            guard let wqkv = store.contiguous([s + "query.weight", s + "key.weight", s + "value.weight"]),
-                  let bqkv = store.contiguous([s + "query.bias", s + "key.bias", s + "value.bias"]) else {
-                preconditionFailure("query/key/value are not adjacent in the parameter store")
-            }
-            return LayerParameters(wqkv: wqkv.offset, bqkv: bqkv.offset,
-                                   wo: o(x + "attention.output.dense.weight"), bo: o(x + "attention.output.dense.bias"),
-                                   ln1w: o(x + "attention.output.LayerNorm.weight"), ln1b: o(x + "attention.output.LayerNorm.bias"),
-                                   w1: o(x + "intermediate.dense.weight"), b1: o(x + "intermediate.dense.bias"),
-                                   w2: o(x + "output.dense.weight"), b2: o(x + "output.dense.bias"),
-                                   ln2w: o(x + "output.LayerNorm.weight"), ln2b: o(x + "output.LayerNorm.bias"))
-        }
         poolerW = o("bert.pooler.dense.weight"); poolerB = o("bert.pooler.dense.bias")
         transformW = o("cls.predictions.transform.dense.weight"); transformB = o("cls.predictions.transform.dense.bias")
         transformLNw = o("cls.predictions.transform.LayerNorm.weight"); transformLNb = o("cls.predictions.transform.LayerNorm.bias")
@@ -727,29 +608,10 @@ private struct ParameterOffsets {
     }
 }
 
-/// What one encoder layer keeps for backward (all sized for N = maxBatch·maxSeq rows).
-private struct LayerActivations {
-    /// [N, 3C] fused projection; [B, NH, T, T] attention probabilities; [N, C] context.
-    let qkv, att, context: TensorSlot
-    /// [N, C] x + dropout(attention output); [N, C] LN1 of it; [N] its mean and rstd.
-    let res1, ln1, ln1Mean, ln1Rstd: TensorSlot
-    /// [N, FF] dense pre-activation and GELU output.
-    let h1, g1: TensorSlot
-    /// [N, C] ln1 + dropout(FFN output); [N, C] LN2 of it = the layer output; [N] mean and rstd.
-    let res2, out, ln2Mean, ln2Rstd: TensorSlot
-}
-
-/// The arena's buffers. Sizes use N = maxBatch·maxSeq; a batch uses a prefix of each.
+/// The arena's buffers besides the encoder's. Sizes use N = maxBatch·maxSeq; a batch uses a prefix of each.
 private struct ActivationSlots {
-    /// [N] attention mask; [N, C] embedding sum; [N] its LayerNorm mean, rstd; [N, C] layer-0 input.
-    let mask, embSum, embMean, embRstd, x0: TensorSlot
-    /// One entry per layer in training, a single shared one for inference.
-    let layers: [LayerActivations]
-    /// [B, NH, T, T] attention dropout / backward workspace; [N, C] projection output before
-    /// dropout and residual (shared by all layers).
-    let attScratch, proj: TensorSlot
-    /// Pruned last layer: [Ms, C] its context rows and residual-input rows at the selected positions.
-    let contextS, residualS: TensorSlot
+    /// [N, C] embedding sum; [N] its LayerNorm mean, rstd (the LayerNorm's output is the encoder's input).
+    let embSum, embMean, embRstd: TensorSlot
     /// MLM head over M ≤ N rows: [M, C] gathered, dense, GELU, LayerNorm out; [M] mean, rstd.
     let headIn, headH, headG, headOut, headMean, headRstd: TensorSlot
     /// [R, max(Ttext, Vvis)] logits (then probabilities, then their gradient) of one chunk; [R] losses.
@@ -757,42 +619,20 @@ private struct ActivationSlots {
     /// Alignment over Ma ≤ N examples: [Ma, C] [CLS] rows, pooler dense, tanh; [Ma, 2] logits,
     /// probabilities; [Ma] losses.
     let clsIn, poolH, pooled, nspLogits, nspProbs, nspLosses: TensorSlot
-    /// Gradients (training only; empty slots otherwise): [N, C] ping-pong layer-output gradients
-    /// dA, dB; [N, C] dLn1 (d res2, then d ln1), dProj (through a dropout mask), dContext;
-    /// [N, FF] dFF2 (d GELU out), dFF1 (d pre-activation); [N, 3C] dQKV.
-    let dA, dB, dLn1, dProj, dContext, dFF2, dFF1, dQKV: TensorSlot
-    /// [M, C] head gradients; [Ma, C] pooler gradients; [Ma, 2] d logits.
+    /// Gradients (training only; empty slots otherwise): [M, C] head gradients; [Ma, C] pooler
+    /// gradients; [Ma, 2] d logits.
     let dHeadOut, dHeadG, dHeadH, dHeadIn, dPooled, dPoolH, dCls, dNspLogits: TensorSlot
-    /// Pruned last layer: [Ms, C] gradients of its context rows and residual rows.
-    let dContextS, dResidualS: TensorSlot
 
-    init(layout l: inout ArenaLayout, N: Int, B: Int, T: Int, C: Int, NH: Int, FF: Int, L: Int,
-         logitRows R: Int, logitColumns: Int, training: Bool) {
-        mask = l.add("mask", [N]); embSum = l.add("embSum", [N, C])
-        embMean = l.add("embMean", [N]); embRstd = l.add("embRstd", [N]); x0 = l.add("x0", [N, C])
-        layers = (0..<(training ? L : 1)).map { i in
-            LayerActivations(qkv: l.add("l\(i).qkv", [N, 3 * C]), att: l.add("l\(i).att", [B, NH, T, T]),
-                             context: l.add("l\(i).context", [N, C]),
-                             res1: l.add("l\(i).res1", [N, C]), ln1: l.add("l\(i).ln1", [N, C]),
-                             ln1Mean: l.add("l\(i).ln1Mean", [N]), ln1Rstd: l.add("l\(i).ln1Rstd", [N]),
-                             h1: l.add("l\(i).h1", [N, FF]), g1: l.add("l\(i).g1", [N, FF]),
-                             res2: l.add("l\(i).res2", [N, C]), out: l.add("l\(i).out", [N, C]),
-                             ln2Mean: l.add("l\(i).ln2Mean", [N]), ln2Rstd: l.add("l\(i).ln2Rstd", [N]))
-        }
-        attScratch = l.add("attScratch", training ? [B, NH, T, T] : [0]); proj = l.add("proj", [N, C])
-        contextS = l.add("contextS", [N, C]); residualS = l.add("residualS", [N, C])
+    init(layout l: inout ArenaLayout, N: Int, C: Int, logitRows R: Int, logitColumns: Int, training: Bool) {
+        embSum = l.add("embSum", [N, C]); embMean = l.add("embMean", [N]); embRstd = l.add("embRstd", [N])
         headIn = l.add("headIn", [N, C]); headH = l.add("headH", [N, C]); headG = l.add("headG", [N, C])
         headOut = l.add("headOut", [N, C]); headMean = l.add("headMean", [N]); headRstd = l.add("headRstd", [N])
         logits = l.add("logits", [R, logitColumns]); losses = l.add("losses", [R])
         clsIn = l.add("clsIn", [N, C]); poolH = l.add("poolH", [N, C]); pooled = l.add("pooled", [N, C])
         nspLogits = l.add("nspLogits", [N, 2]); nspProbs = l.add("nspProbs", [N, 2]); nspLosses = l.add("nspLosses", [N])
         func g(_ name: String, _ shape: [Int]) -> TensorSlot { l.add(name, training ? shape : [0]) }
-        dA = g("dA", [N, C]); dB = g("dB", [N, C]); dLn1 = g("dLn1", [N, C])
-        dProj = g("dProj", [N, C]); dContext = g("dContext", [N, C])
-        dFF2 = g("dFF2", [N, FF]); dFF1 = g("dFF1", [N, FF]); dQKV = g("dQKV", [N, 3 * C])
         dHeadOut = g("dHeadOut", [N, C]); dHeadG = g("dHeadG", [N, C]); dHeadH = g("dHeadH", [N, C]); dHeadIn = g("dHeadIn", [N, C])
         dPooled = g("dPooled", [N, C]); dPoolH = g("dPoolH", [N, C]); dCls = g("dCls", [N, C]); dNspLogits = g("dNspLogits", [N, 2])
-        dContextS = g("dContextS", [N, C]); dResidualS = g("dResidualS", [N, C])
     }
 }
 
@@ -814,11 +654,6 @@ private struct IntBuffers {
     }
 
     func deallocate() { base.deallocate() }
-}
-
-/// buffer[0..<count] = 0, in parallel pieces.
-private func zeroFloats(_ buffer: UnsafeMutablePointer<Float>, _ count: Int) {
-    Parallel.forEachRange(count, grain: 1 << 16) { r in (buffer + r.lowerBound).update(repeating: 0, count: r.count) }
 }
 
 /// ranks[m] = how many of the V classes score strictly higher than row m's target (0 = top-1;

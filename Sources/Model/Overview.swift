@@ -17,7 +17,10 @@
 //
 // The assembled model is BertForPreTraining.swift (config: BertConfig.swift, checkpoints in HF's
 // format: BertCheckpoint.swift); tests: BertModelTests (PyTorch parity, finite differences) and
-// HFInteropTests (transformers reads ours, we read theirs).
+// HFInteropTests (transformers reads ours, we read theirs). Its layer stack is TransformerEncoder
+// (L post-LN BERT layers over input embeddings, parameters under a name prefix, activations in the
+// caller's arena), which the CBT model (CBT/CBTModel.swift) also uses for its visual and
+// cross-modal transformers.
 //
 // Assembling HF's BertForPreTraining (post-LayerNorm) from these, per step:
 //   embeddings:  embeddingsForward → layerNormForward (eps 1e-12) → dropoutForward

@@ -99,6 +99,28 @@ public enum RecipeLoader {
         }
     }
 
+    /// The string value of a top-level key of a recipe file, a `--set key=value` override
+    /// winning (nil when neither sets it). For commands that pick the recipe type by a key
+    /// (`videobert pretrain`'s `variant`) before loading it strictly.
+    public static func topLevelString(_ key: String, file: String?, overrides: [String] = []) throws -> String? {
+        for o in overrides.reversed() where o.hasPrefix(key + "=") { return String(o.dropFirst(key.count + 1)) }
+        guard let file else { return nil }
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw RecipeError(file: file, message: FileManager.default.fileExists(atPath: file) ? "cannot read recipe" : "no such recipe file")
+        }
+        let tree: RValue
+        do {
+            tree = try compose(yaml: String(decoding: data, as: UTF8.self)).map(convert) ?? .null
+        } catch let e as YamlError {
+            throw RecipeError(file: file, message: "YAML: \(oneLine(e))")
+        }
+        switch tree[key] {
+        case .string(let s)?: return s
+        case nil, .null?: return nil
+        case let v?: throw RecipeError(file: file, message: "'\(key)' must be a string, not \(v.kind)")
+        }
+    }
+
     /// The recipe as YAML (every field, resolved), for saving beside outputs.
     public static func yaml<T: RecipeSection>(_ value: T) throws -> String {
         try YAMLEncoder().encode(value)

@@ -52,24 +52,37 @@ public enum CheckpointFiles {
 
     /// AdamW's first and second moments as `m.<name>` / `v.<name>` tensors.
     public static func writeOptimizerState(_ store: ParameterStore, to path: String) throws {
+        try writeOptimizerState([("", store)], to: path)
+    }
+
+    /// The moments of several stores, each store's names under its prefix (`m.<prefix><name>`).
+    public static func writeOptimizerState(_ stores: [(prefix: String, store: ParameterStore)], to path: String) throws {
         var moments: [(name: String, shape: [Int], values: UnsafeBufferPointer<Float>)] = []
-        for slot in store.slots {
-            moments.append(("m." + slot.name, slot.shape, UnsafeBufferPointer(start: store.firstMoment + slot.offset, count: slot.count)))
-            moments.append(("v." + slot.name, slot.shape, UnsafeBufferPointer(start: store.secondMoment + slot.offset, count: slot.count)))
+        for (prefix, store) in stores {
+            for slot in store.slots {
+                moments.append(("m." + prefix + slot.name, slot.shape, UnsafeBufferPointer(start: store.firstMoment + slot.offset, count: slot.count)))
+                moments.append(("v." + prefix + slot.name, slot.shape, UnsafeBufferPointer(start: store.secondMoment + slot.offset, count: slot.count)))
+            }
         }
         try SafeTensors.write(moments, metadata: ["format": "videobert-adamw"], to: path)
     }
 
     /// Reads what `writeOptimizerState` wrote into the store's moments.
     public static func readOptimizerState(into store: ParameterStore, from path: String) throws {
+        try readOptimizerState(into: [("", store)], from: path)
+    }
+
+    public static func readOptimizerState(into stores: [(prefix: String, store: ParameterStore)], from path: String) throws {
         let opt = try SafeTensors.read(path)
-        for slot in store.slots {
-            let m = try opt.floats("m." + slot.name), v = try opt.floats("v." + slot.name)
-            guard m.count == slot.count, v.count == slot.count else {
-                throw VideoBertError("optimizer state for \(slot.name) has the wrong size", file: path)
+        for (prefix, store) in stores {
+            for slot in store.slots {
+                let m = try opt.floats("m." + prefix + slot.name), v = try opt.floats("v." + prefix + slot.name)
+                guard m.count == slot.count, v.count == slot.count else {
+                    throw VideoBertError("optimizer state for \(prefix + slot.name) has the wrong size", file: path)
+                }
+                m.withUnsafeBufferPointer { (store.firstMoment + slot.offset).update(from: $0.baseAddress!, count: slot.count) }
+                v.withUnsafeBufferPointer { (store.secondMoment + slot.offset).update(from: $0.baseAddress!, count: slot.count) }
             }
-            m.withUnsafeBufferPointer { (store.firstMoment + slot.offset).update(from: $0.baseAddress!, count: slot.count) }
-            v.withUnsafeBufferPointer { (store.secondMoment + slot.offset).update(from: $0.baseAddress!, count: slot.count) }
         }
     }
 }

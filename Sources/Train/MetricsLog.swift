@@ -45,12 +45,16 @@ public final class MetricsLog {
         }
     }
 
-    /// Loss curves (train and held-out; total and per objective) as SVG.
-    public func plot(to svgPath: String) throws {
-        try AtomicFile.write(try Self.lossPlot(Self.read(path)).render(), to: svgPath)
+    /// VideoBERT's losses: the total and each objective.
+    public static let videoBertLossKeys = ["loss", "mlm_loss", "mfm_loss", "align_loss"]
+
+    /// Loss curves (train and held-out; the total and each objective in `keys`) as SVG.
+    public func plot(to svgPath: String, keys: [String] = MetricsLog.videoBertLossKeys) throws {
+        try AtomicFile.write(try Self.lossPlot(Self.read(path), keys: keys).render(), to: svgPath)
     }
 
-    public static func lossPlot(_ lines: [[String: Any]], title: String = "pretraining loss") -> SVGPlot {
+    public static func lossPlot(_ lines: [[String: Any]], title: String = "pretraining loss",
+                                keys: [String] = MetricsLog.videoBertLossKeys) -> SVGPlot {
         var series: [SVGPlot.Series] = []
         func label(_ l: [String: Any]) -> String {
             (l["kind"] as? String) == "eval" ? "held-out (\(l["split"] as? String ?? "?"))" : "train"
@@ -58,7 +62,7 @@ public final class MetricsLog {
         let groups = Array(Set(lines.map(label))).sorted { ($0 == "train" ? "" : $0) < ($1 == "train" ? "" : $1) }
         var color = 0
         for split in groups {
-            for key in ["loss", "mlm_loss", "mfm_loss", "align_loss"] {
+            for key in keys {
                 let pts = lines.filter { label($0) == split }.compactMap { l -> (x: Double, y: Double)? in
                     guard let s = l["step"] as? Int, let v = (l[key] as? NSNumber)?.doubleValue else { return nil }
                     return (Double(s), v)

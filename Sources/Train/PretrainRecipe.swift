@@ -54,6 +54,28 @@ public struct PretrainRecipe: RecipeSection, Equatable {
             case minLRRatio = "min_lr_ratio", weightDecay = "weight_decay", beta1, beta2, eps, clipGrad = "clip_grad", seed
             case mlmWeight = "mlm_weight", mfmWeight = "mfm_weight", alignWeight = "align_weight"
         }
+
+        /// Learning rate at optimizer step `step` (1-based): linear warm-up, then the schedule.
+        public func learningRate(step: Int) -> Double {
+            if warmupSteps > 0 && step <= warmupSteps { return lr * Double(step) / Double(warmupSteps) }
+            let span = Double(max(steps - warmupSteps, 1))
+            let progress = min(1, Double(step - warmupSteps) / span)
+            let floor = lr * minLRRatio
+            switch schedule {
+            case "cosine": return floor + (lr - floor) * 0.5 * (1 + _cos(Double.pi * progress))
+            case "constant": return lr
+            default: return floor + (lr - floor) * (1 - progress)
+            }
+        }
+
+        /// Checks of the optimisation settings; the first problem as text.
+        func problem() -> String? {
+            if batchSize < 1 || gradAccum < 1 { return "train.batch_size and train.grad_accum must be at least 1" }
+            if steps < 1 { return "train.steps must be at least 1" }
+            if !["linear", "cosine", "constant"].contains(schedule) { return "train.schedule must be linear, cosine or constant" }
+            if lr <= 0 { return "train.lr must be positive" }
+            return nil
+        }
     }
 
     public struct Evaluation: Codable, Sendable, Equatable {
@@ -71,6 +93,8 @@ public struct PretrainRecipe: RecipeSection, Equatable {
         public var keep = 3
     }
 
+    /// Which pretraining: `videobert` (this recipe type); `cbt` recipes are `CBTRecipe`s.
+    public var variant = "videobert"
     /// The tokenized corpus folder (from `videobert tokenize`).
     public var corpus = ""
     /// The run folder: checkpoints/, metrics.jsonl, loss.svg.
@@ -86,19 +110,17 @@ public struct PretrainRecipe: RecipeSection, Equatable {
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case corpus, out, model, data, train, eval, checkpoint, logEvery = "log_every"
+        case variant, corpus, out, model, data, train, eval, checkpoint, logEvery = "log_every"
     }
 
     /// Checks that types cannot express; the first problem as text.
     public func problem() -> String? {
+        if variant != "videobert" { return "variant must be videobert here (cbt recipes are read as CBTRecipe)" }
         if corpus.isEmpty { return "corpus is required (a folder made by `videobert tokenize`)" }
         if !["random", "centroids"].contains(model.visualInit) { return "model.visual_init must be random or centroids" }
         if model.hiddenSize % max(model.numHeads, 1) != 0 { return "model.hidden_size must be a multiple of model.num_heads" }
         if model.numLayers < 1 || model.numHeads < 1 || model.hiddenSize < 1 { return "model sizes must be positive" }
-        if train.batchSize < 1 || train.gradAccum < 1 { return "train.batch_size and train.grad_accum must be at least 1" }
-        if train.steps < 1 { return "train.steps must be at least 1" }
-        if !["linear", "cosine", "constant"].contains(train.schedule) { return "train.schedule must be linear, cosine or constant" }
-        if train.lr <= 0 { return "train.lr must be positive" }
+        if let p = train.problem() { return p }
         if checkpoint.every < 1 || checkpoint.keep < 1 { return "checkpoint.every and checkpoint.keep must be at least 1" }
         if logEvery < 1 { return "log_every must be at least 1" }
         let d = data
@@ -113,18 +135,7 @@ public struct PretrainRecipe: RecipeSection, Equatable {
     }
 
     /// Learning rate at optimizer step `step` (1-based): linear warm-up, then the schedule.
-    public func learningRate(step: Int) -> Double {
-        let t = train
-        if t.warmupSteps > 0 && step <= t.warmupSteps { return t.lr * Double(step) / Double(t.warmupSteps) }
-        let span = Double(max(t.steps - t.warmupSteps, 1))
-        let progress = min(1, Double(step - t.warmupSteps) / span)
-        let floor = t.lr * t.minLRRatio
-        switch t.schedule {
-        case "cosine": return floor + (t.lr - floor) * 0.5 * (1 + _cos(Double.pi * progress))
-        case "constant": return t.lr
-        default: return floor + (t.lr - floor) * (1 - progress)
-        }
-    }
+    public func learningRate(step: Int) -> Double { train.learningRate(step: step) }
 }
 
 import Foundation

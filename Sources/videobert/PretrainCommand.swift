@@ -8,7 +8,7 @@ import Train
 struct PretrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pretrain",
-        abstract: "Pretrain VideoBERT on a tokenized corpus: MLM + MFM + text–video alignment.",
+        abstract: "Pretrain VideoBERT (MLM + MFM + alignment) or CBT (NCE over continuous clips) on a tokenized corpus.",
         discussion: """
         The model is BERT (post-LayerNorm) over [CLS] text [>] video [SEP], visual word i being
         token T + i. Examples mix three regimes (text+video with alignment negatives, text only,
@@ -17,6 +17,16 @@ struct PretrainCommand: ParsableCommand {
         Every key of a recipe and its default: Sources/Train/PretrainRecipe.swift.
         Recipes: Recipes/tiny.yaml (seconds), demo.yaml (minutes), videobert-base.yaml,
         videobert-large.yaml (the paper's size; needs far more than 2 cores).
+
+        A recipe with `variant: cbt` trains the CBT variant instead (Sun et al. 2019): a text
+        BERT with MLM, a visual transformer over continuous clip embeddings from a trainable
+        front-end (a conv net over the corpus' stored frames, or a projection of its stored
+        features) with masked-frame NCE, and a shallow cross-modal transformer trained
+        contrastively with in-batch negatives (plus InfoNCE or ranking on pooled embeddings).
+        Its keys and defaults: Sources/Train/CBTRecipe.swift; recipes Recipes/cbt-tiny.yaml,
+        cbt-demo.yaml, cbt-features.yaml. Its checkpoints hold cbt_config.json,
+        model.safetensors (frontend.*, visual.*, cross.*, pooled.*) and the text BERT as the
+        Hugging Face folder text/.
 
         Checkpoints go to <out>/checkpoints/step-NNNNNNN: a Hugging Face BERT folder
         (config.json, model.safetensors, vocab.txt) plus the visual vocabulary, the resolved
@@ -33,6 +43,7 @@ struct PretrainCommand: ParsableCommand {
           mpirun -np 4 videobert pretrain --recipe Recipes/videobert-base.yaml
           videobert pretrain --recipe Recipes/tiny.yaml --set corpus=demo/tokens --set train.steps=50
           videobert pretrain --recipe Recipes/demo.yaml --resume
+          videobert pretrain --recipe Recipes/cbt-demo.yaml --set corpus=demo/tokens
         """)
 
     @Option(help: "Recipe YAML.") var recipe: String
@@ -42,23 +53,39 @@ struct PretrainCommand: ParsableCommand {
     @Flag(help: "Print the summary as JSON only.") var json = false
 
     func run() throws {
-        let r: PretrainRecipe
+        let summary: PretrainSummary
+        // Under mpirun/srun: data-parallel over the ranks (each takes a slice of every global batch).
+        let comm = worldCommunicator()
         do {
-            r = try RecipeLoader.load(PretrainRecipe.self, file: recipe, overrides: overrides)
+            switch try RecipeLoader.topLevelString("variant", file: recipe, overrides: overrides) ?? "videobert" {
+            case "videobert":
+                let r = try RecipeLoader.load(PretrainRecipe.self, file: recipe, overrides: overrides)
+                if let p = r.problem() { throw VideoBertError(p, file: recipe) }
+                if comm.size > 1 {
+                    Threads.configureBLAS()
+                    if comm.isRoot { logLine("pretrain: \(comm.size) ranks, \(Threads.count) thread\(Threads.count == 1 ? "" : "s") each (OpenBLAS and loops)") }
+                }
+                let trainer = try Trainer(recipe: r, resume: resume, communicator: comm)
+                trainer.showProgress = comm.isRoot
+                trainer.stopAtStep = stopAt
+                summary = try trainer.run()
+            case "cbt":
+                let r = try RecipeLoader.load(CBTRecipe.self, file: recipe, overrides: overrides)
+                if let p = r.problem() { throw VideoBertError(p, file: recipe) }
+                guard comm.size == 1 else {
+                    // CBT's negatives are the other videos of the batch, so slicing a batch over
+                    // ranks would change the objective; it runs in one process.
+                    throw VideoBertError("variant cbt trains in one process (its negatives are the whole batch); run it without mpirun", file: recipe)
+                }
+                let trainer = try CBTTrainer(recipe: r, resume: resume)
+                trainer.stopAtStep = stopAt
+                summary = try trainer.run()
+            case let other:
+                throw VideoBertError("variant '\(other)' is not known (videobert or cbt)", file: recipe)
+            }
         } catch let e as RecipeError {
             throw VideoBertError(e.message, file: e.file)
         }
-        if let p = r.problem() { throw VideoBertError(p, file: recipe) }
-        // Under mpirun/srun: data-parallel over the ranks (each takes a slice of every global batch).
-        let comm = worldCommunicator()
-        if comm.size > 1 {
-            Threads.configureBLAS()
-            if comm.isRoot { logLine("pretrain: \(comm.size) ranks, \(Threads.count) thread\(Threads.count == 1 ? "" : "s") each (OpenBLAS and loops)") }
-        }
-        let trainer = try Trainer(recipe: r, resume: resume, communicator: comm)
-        trainer.showProgress = comm.isRoot
-        trainer.stopAtStep = stopAt
-        let summary = try trainer.run()
         guard comm.isRoot else {
             if summary.stoppedEarly && stopAt == nil { throw ExitCode(130) }
             return

@@ -83,4 +83,12 @@ final class DistributedCLITests: XCTestCase {
         XCTAssertEqual(rest.status, 0, rest.stderr)
         XCTAssertLessThan(try maxDifference(dir + "/one/checkpoints/step-0000020", dir + "/mixed/checkpoints/step-0000020"), 1e-5)
     }
+
+    /// CBT's negatives are the batch's other videos, so it refuses to split a batch over ranks.
+    func testCBTUnderMPIIsRefusedClearly() throws {
+        guard Self.mpirun != nil else { XCTFail("mpirun not found: run tools/setup"); return }
+        let r = try mpi(2, ["pretrain", "--recipe", TokenizeCLITests.root + "/Recipes/cbt-tiny.yaml", "--set", "corpus=/nonexistent"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("variant cbt trains in one process"), r.stderr)
+    }
 }

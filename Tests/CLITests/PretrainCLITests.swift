@@ -55,6 +55,35 @@ final class PretrainCLITests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/emb.npy"))
     }
 
+    /// `variant: cbt` recipes run through the same command: a corpus tokenized with stored frames,
+    /// a few steps of Recipes/cbt-tiny.yaml, a checkpoint whose `text/` folder `embed` reads.
+    func testCBTRecipeRunsFromStoredFrames() throws {
+        let dir = NSTemporaryDirectory() + "cbtcli-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let root = TokenizeCLITests.root
+        XCTAssertEqual(try CLI.run(["demo-corpus", "--out", dir + "/c", "--videos", "4", "--size", "32x32", "--fps", "6"]).status, 0)
+        let tok = try CLI.run(["tokenize", "--corpus", dir + "/c/manifest.jsonl", "--out", dir + "/t",
+                               "--recipe", root + "/Recipes/tokenize-tiny.yaml", "--set", "text.vocab=" + root + "/Vocab/bert-base-uncased.txt",
+                               "--set", "store.frames=true", "--set", "store.frame_size=16", "--set", "store.frames_per_clip=2"])
+        XCTAssertEqual(tok.status, 0, tok.stderr)
+        let r = try CLI.run(["pretrain", "--recipe", root + "/Recipes/cbt-tiny.yaml", "--set", "corpus=" + dir + "/t", "--set", "out=" + dir + "/run",
+                             "--set", "train.steps=3", "--set", "train.batch_size=2", "--set", "eval.split=train", "--set", "eval.batches=1",
+                             "--set", "retrieval.max_pairs=4", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("CBT: text 1 × 32, frames front-end"), r.stderr)
+        let summary = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(summary["steps"] as? Int, 3)
+        let eval = summary["eval"] as! [String: Any]
+        XCTAssertNotNil(eval["nce_acc"]); XCTAssertNotNil(eval["cross_t2v_r1"])
+        let ckpt = summary["checkpoint"] as! String
+        try "{\"text\": \"now let's stir the tomatoes\"}\n".write(toFile: dir + "/in.jsonl", atomically: true, encoding: .utf8)
+        let e = try CLI.run(["embed", "--checkpoint", ckpt + "/text", "--input", dir + "/in.jsonl", "--out", dir + "/emb.npy"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        let bad = try CLI.run(["pretrain", "--recipe", root + "/Recipes/cbt-tiny.yaml", "--set", "variant=clip"])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains("variant 'clip' is not known"), bad.stderr)
+    }
+
     func testBadRecipeValuesAreNamed() throws {
         let r = try CLI.run(["pretrain", "--recipe", TokenizeCLITests.root + "/Recipes/tiny.yaml", "--set", "train.schedule=sawtooth"])
         XCTAssertEqual(r.status, 1)
