@@ -15,7 +15,7 @@ struct RetrieveCommand: ParsableCommand {
         beside chance (R@k = k/N, median rank (N+1)/2). --max picks a seeded random subset.
 
         Example:
-          videobert retrieve --checkpoint demo/pretrain/checkpoints/step-0000600 --corpus demo/tokens \\
+          videobert retrieve --checkpoint demo/pretrain/checkpoints/step-0002000 --corpus demo/tokens \\
               --split test --max 100 --out-json retrieval.json
         """)
 

@@ -25,7 +25,7 @@ struct ZeroShotCommand: ParsableCommand {
         Labels: {"verbs": [...], "nouns": [...]} (default: the annotations' verb/noun values).
 
         Example:
-          videobert zero-shot --checkpoint demo/pretrain/checkpoints/step-0000600 --corpus demo/tokens \\
+          videobert zero-shot --checkpoint demo/pretrain/checkpoints/step-0002000 --corpus demo/tokens \\
               --annotations demo/corpus/annotations.json --labels demo/corpus/labels.json \\
               --captions-out zero-shot-captions.json --out-json zero-shot.json
         """)

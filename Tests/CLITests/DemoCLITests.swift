@@ -1,0 +1,39 @@
+import Foundation
+import XCTest
+
+/// `videobert demo` end to end at toy size (the real run is minutes; this checks that every stage
+/// runs, the table has every task, the report is complete, and a re-run reuses the stages).
+final class DemoCLITests: XCTestCase {
+    func testDemoRunsEveryStageAndReusesThem() throws {
+        let dir = NSTemporaryDirectory() + "demo-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let root = TokenizeCLITests.root
+        let args = ["demo", "--out", dir, "--root", root, "--videos", "20", "--size", "32x32", "--steps", "4", "--cbt-steps", "2",
+                    "--caption-steps", "2", "--candidates", "3",
+                    "--tokenize-set", "kmeans.branching=3", "--tokenize-set", "kmeans.iters=3",
+                    "--pretrain-set", "model.hidden_size=32", "--pretrain-set", "model.intermediate_size=64", "--pretrain-set", "model.num_layers=1",
+                    "--pretrain-set", "train.batch_size=4", "--pretrain-set", "eval.batches=1",
+                    "--cbt-set", "train.batch_size=4", "--cbt-set", "eval.batches=1", "--cbt-set", "retrieval.max_pairs=8",
+                    "--caption-set", "train.batch_size=4", "--caption-set", "eval.batches=1"]
+        let r = try CLI.run(args)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for row in ["MLM accuracy", "masked-frame NCE accuracy", "verb top-1 / top-5", "noun top-1 / top-5", "fine-tuned: BLEU-4",
+                    "zero-shot template", "next clip's visual words", "next sentence among", "text→video R@1"] {
+            XCTAssertTrue(r.stdout.contains(row), "table row '\(row)' missing:\n\(r.stdout)")
+        }
+        let html = try String(contentsOfFile: dir + "/report.html", encoding: .utf8)
+        for section in ["Captions: fine-tuned model against the reference", "Zero-shot verbs and nouns", "Next step: visual words",
+                        "Next step: the next sentence", "Visual words", "<svg"] {
+            XCTAssertTrue(html.contains(section), section)
+        }
+        for f in ["zero-shot", "caption", "caption-training", "next-step-visual", "next-step-text", "retrieval", "pretrain", "cbt"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/results/\(f).json"), f)
+        }
+        // A re-run reuses every stage: same table, no training.
+        let again = try CLI.run(args)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertFalse(again.stderr.contains("pretrain: 1 layers"), again.stderr)
+        func table(_ s: String) -> String { s.components(separatedBy: "\n").filter { $0.contains("%") }.joined(separator: "\n") }
+        XCTAssertEqual(table(again.stdout), table(r.stdout))
+    }
+}
