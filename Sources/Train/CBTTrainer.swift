@@ -60,6 +60,36 @@ public final class CBTTrainer {
     public func evaluate() throws -> [String: Double] { try task.evaluate(step: loop.step) }
 
     public func run() throws -> PretrainSummary { try loop.run() }
+
+    /// Whether `folder` is a CBT checkpoint (it holds cbt_config.json).
+    public static func isCheckpoint(_ folder: String) -> Bool {
+        FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent("cbt_config.json"))
+    }
+
+    /// Text↔video retrieval with a CBT checkpoint over the segments of `split` that have text and
+    /// video (corpus order, at most `maxPairs`; 0: all): every text against every video, scored by
+    /// the pooled embeddings' cosine similarity (`cross` false) or the cross-modal transformer's
+    /// score (`cross` true). The checkpoint's recipe.yaml gives the model; `corpus` must be the
+    /// corpus it was trained on (or one with the same vocabularies and stored clips).
+    public static func retrieval(checkpoint: String, corpus: String, split: String, maxPairs: Int, cross: Bool) throws
+        -> (pairs: Int, textToVideo: RetrievalMetrics, videoToText: RetrievalMetrics) {
+        var recipe = try RecipeLoader.load(CBTRecipe.self, file: (checkpoint as NSString).appendingPathComponent("recipe.yaml"))
+        recipe.corpus = corpus
+        recipe.eval.split = split
+        recipe.retrieval.maxPairs = maxPairs
+        let task = try CBTTask(recipe: recipe)
+        try task.loadModel(from: checkpoint)
+        if !cross && task.objectives.pooled == .none {
+            throw VideoBertError("was trained without a pooled objective (objectives.pooled: none): rank with the cross-modal score instead", file: checkpoint)
+        }
+        let sampler = try CBTSampler(corpus: task.corpus, split: split, settings: recipe.data, special: task.special,
+                                     inputs: task.inputs, seed: 0x5EED_E7A1)
+        let r = task.retrievalMetrics(sampler, cross: cross)
+        guard let m = cross ? r.cross : r.pooled else {
+            throw VideoBertError("split '\(split)' has \(r.pairs) segment\(r.pairs == 1 ? "" : "s") with both text and video; retrieval needs at least 2", file: corpus)
+        }
+        return (r.pairs, m.textToVideo, m.videoToText)
+    }
 }
 
 /// The CBT model, data and metrics for `TrainingLoop`.
@@ -198,9 +228,8 @@ final class CBTTask: PretrainingTask {
 
     /// Text↔video retrieval over the eval split's segments (see CBTTrainer's comment).
     func retrieval(_ evalSampler: CBTSampler) throws -> [String: Double] {
-        let parts = evalSampler.retrievalBatches(recipe.train.batchSize, maxPairs: recipe.retrieval.maxPairs).map { model.encodeForRetrieval($0) }
-        let inputs = Self.merge(parts, Cx: model.config.crossHiddenSize, E: model.config.embeddingSize)
-        let N = inputs.N, E = model.config.embeddingSize
+        let r = retrievalMetrics(evalSampler, cross: recipe.retrieval.cross)
+        let N = r.pairs
         guard N >= 2 else { return [:] }
         var out: [String: Double] = ["retrieval_pairs": Double(N), "chance_r1": 1 / Double(N), "chance_r5": min(1, 5 / Double(N)),
                                      "chance_r10": min(1, 10 / Double(N)), "chance_median_rank": Double(N + 1) / 2]
@@ -212,6 +241,21 @@ final class CBTTask: PretrainingTask {
                 out["\(prefix)\(direction)_median_rank"] = r.medianRank
             }
         }
+        if let p = r.pooled { record("", p) }
+        if let c = r.cross { record("cross_", c) }
+        return out
+    }
+
+    /// The retrieval metrics of the sampler's held-out pairs: by the pooled embeddings' cosine
+    /// similarity (unless the recipe trains no pooled objective) and, with `cross`, by the
+    /// cross-modal transformer's score over all N² pairs.
+    func retrievalMetrics(_ evalSampler: CBTSampler, cross: Bool)
+        -> (pairs: Int, pooled: (textToVideo: RetrievalMetrics, videoToText: RetrievalMetrics)?, cross: (textToVideo: RetrievalMetrics, videoToText: RetrievalMetrics)?) {
+        let parts = evalSampler.retrievalBatches(recipe.train.batchSize, maxPairs: recipe.retrieval.maxPairs).map { model.encodeForRetrieval($0) }
+        let inputs = Self.merge(parts, Cx: model.config.crossHiddenSize, E: model.config.embeddingSize)
+        let N = inputs.N, E = model.config.embeddingSize
+        guard N >= 2 else { return (N, nil, nil) }
+        var pooled: (textToVideo: RetrievalMetrics, videoToText: RetrievalMetrics)?
         if objectives.pooled != .none {
             // Cosine similarity of the pooled embeddings.
             func unit(_ x: [Float]) -> [Float] {
@@ -229,15 +273,16 @@ final class CBTTask: PretrainingTask {
             similarity.withUnsafeMutableBufferPointer { s in
                 BLAS.sgemm(transA: false, transB: true, m: N, n: N, k: E, a: t, lda: E, b: v, ldb: E, beta: 0, c: s.baseAddress!, ldc: N)
             }
-            record("", RetrievalMetrics.textVideo(similarity: similarity, N: N))
+            pooled = RetrievalMetrics.textVideo(similarity: similarity, N: N)
         }
-        if recipe.retrieval.cross {
+        var crossMetrics: (textToVideo: RetrievalMetrics, videoToText: RetrievalMetrics)?
+        if cross {
             var pairs: [(Int, Int)] = []
             pairs.reserveCapacity(N * N)
             for i in 0..<N { for j in 0..<N { pairs.append((i, j)) } }
-            record("cross_", RetrievalMetrics.textVideo(similarity: model.crossScores(inputs, pairs: pairs), N: N))
+            crossMetrics = RetrievalMetrics.textVideo(similarity: model.crossScores(inputs, pairs: pairs), N: N)
         }
-        return out
+        return (N, pooled, crossMetrics)
     }
 
     /// One set of retrieval inputs from several batches', padded to the longest text and clip sequence.

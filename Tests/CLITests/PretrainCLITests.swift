@@ -79,6 +79,18 @@ final class PretrainCLITests: XCTestCase {
         try "{\"text\": \"now let's stir the tomatoes\"}\n".write(toFile: dir + "/in.jsonl", atomically: true, encoding: .utf8)
         let e = try CLI.run(["embed", "--checkpoint", ckpt + "/text", "--input", dir + "/in.jsonl", "--out", dir + "/emb.npy"])
         XCTAssertEqual(e.status, 0, e.stderr)
+        // Retrieval with the CBT checkpoint's embeddings (and its cross-modal score).
+        for scorer in ["pooled", "cross"] {
+            let ret = try CLI.run(["retrieve", "--checkpoint", ckpt, "--corpus", dir + "/t", "--split", "train", "--max", "4",
+                                   "--cbt-scorer", scorer, "--json"])
+            XCTAssertEqual(ret.status, 0, ret.stderr)
+            let report = try JSONSerialization.jsonObject(with: Data(ret.stdout.utf8)) as! [String: Any]
+            XCTAssertEqual(report["segments"] as? Int, 4)
+            XCTAssertTrue((report["scorer"] as! String).contains(scorer == "cross" ? "cross-modal" : "pooled"))
+            let t2v = report["text_to_video"] as! [String: Any]
+            XCTAssertEqual((t2v["count"] as! Int), 4)
+            XCTAssertEqual((report["chance"] as! [String: Any])["median_rank"] as? Double, 2.5)
+        }
         let bad = try CLI.run(["pretrain", "--recipe", root + "/Recipes/cbt-tiny.yaml", "--set", "variant=clip"])
         XCTAssertEqual(bad.status, 1)
         XCTAssertTrue(bad.stderr.contains("variant 'clip' is not known"), bad.stderr)

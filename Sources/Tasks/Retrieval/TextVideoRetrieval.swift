@@ -63,6 +63,12 @@ public struct RetrievalReport: Sendable, Codable {
         case checkpoint, corpus, split, scorer, segments, chance
         case textToVideo = "text_to_video", videoToText = "video_to_text"
     }
+
+    public init(checkpoint: String, corpus: String, split: String, scorer: String, segments: Int,
+                textToVideo: RetrievalMetrics, videoToText: RetrievalMetrics, chance: RetrievalMetrics) {
+        self.checkpoint = checkpoint; self.corpus = corpus; self.split = split; self.scorer = scorer; self.segments = segments
+        self.textToVideo = textToVideo; self.videoToText = videoToText; self.chance = chance
+    }
 }
 
 public enum TextVideoRetrieval {
