@@ -22,7 +22,9 @@ final class TasksCLIFixture: @unchecked Sendable {
     static let nouns = ["garlic", "rice", "eggs", "fish"]
 
     private init() throws {
-        dir = NSTemporaryDirectory() + "tasks-cli-\(UUID().uuidString)"
+        // Under one folder per test process, removed when the process exits.
+        atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "videobert-test-corpora-\(getpid())") }
+        dir = NSTemporaryDirectory() + "videobert-test-corpora-\(getpid())/tasks-cli-\(UUID().uuidString)"
         corpus = dir + "/corpus"
         annotations = dir + "/annotations.json"
         labels = dir + "/labels.json"

@@ -97,7 +97,9 @@ final class TaskFixture: @unchecked Sendable {
     let checkpoint: String
 
     private init() throws {
-        dir = NSTemporaryDirectory() + "task-fixture-\(UUID().uuidString)"
+        // Under one folder per test process, removed when the process exits.
+        atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "videobert-test-corpora-\(getpid())") }
+        dir = NSTemporaryDirectory() + "videobert-test-corpora-\(getpid())/task-fixture-\(UUID().uuidString)"
         (corpusPath, annotationsPath, labelsPath) = try TaskWorld.write(to: dir)
         let resources = try XCTUnwrap(Bundle.module.url(forResource: "tiny-world", withExtension: nil, subdirectory: "Resources"),
                                       "missing Resources/tiny-world: run tools/fixtures/tasks_world.sh").path

@@ -11,7 +11,7 @@ import Tensor
 /// colour of their own (plus per-clip noise), so the context of a masked clip tells which of
 /// the batch's clips is its own (masked-frame NCE) and a text tells its video (cross-modal NCE).
 func makeSyntheticCBTCorpus(videos: Int = 6, segments: Int = 8) throws -> TokenizedCorpus {
-    let dir = NSTemporaryDirectory() + "cbtcorpus-\(UUID().uuidString)"
+    let dir = syntheticCorporaRoot + "/cbtcorpus-\(UUID().uuidString)"
     let F = 2, S = 8, dim = 6
     let builder = try CorpusBuilder(dir: dir, featureDim: dim, frameShape: [F, S, S, 3])
     var rng = SeededRNG(seed: 42)

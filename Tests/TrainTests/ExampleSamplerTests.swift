@@ -5,10 +5,16 @@ import Tensor
 @testable import Train
 import Model
 
+/// The synthetic corpora of one test run live in one folder, removed when the process exits.
+let syntheticCorporaRoot: String = {
+    atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "videobert-test-corpora-\(getpid())") }
+    return NSTemporaryDirectory() + "videobert-test-corpora-\(getpid())"
+}()
+
 /// A synthetic corpus: 6 videos × 8 segments. Video k's text ids are 1000 + 10k + j and its
 /// visual words 10k + j, so every token says which video it came from.
 func makeSyntheticCorpus(videos: Int = 6, segments: Int = 8, textVocab: Int = 2000, visualWords: Int = 100) throws -> TokenizedCorpus {
-    let dir = NSTemporaryDirectory() + "synthcorpus-\(UUID().uuidString)"
+    let dir = syntheticCorporaRoot + "/synthcorpus-\(UUID().uuidString)"
     let builder = try CorpusBuilder(dir: dir, featureDim: nil, frameShape: nil)
     for k in 0..<videos {
         var segs: [AlignedSegment] = []
