@@ -22,7 +22,7 @@ struct NextStepCommand: ParsableCommand {
         unigram language model of the train split's WordPieces and chance (1/N, (N+1)/2).
 
         Example:
-          videobert next-step --checkpoint demo/pretrain/checkpoints/step-0002000 --corpus demo/tokens \\
+          videobert next-step --checkpoint demo/pretrain/checkpoints/step-0003000 --corpus demo/tokens \\
               --split test --samples-out continuations.json --out-json next-step.json
         """)
 

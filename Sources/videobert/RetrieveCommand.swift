@@ -22,7 +22,7 @@ struct RetrieveCommand: ParsableCommand {
         stored clips (frames or features) the model was trained on.
 
         Example:
-          videobert retrieve --checkpoint demo/pretrain/checkpoints/step-0002000 --corpus demo/tokens \\
+          videobert retrieve --checkpoint demo/pretrain/checkpoints/step-0003000 --corpus demo/tokens \\
               --split test --max 100 --out-json retrieval.json
           videobert retrieve --checkpoint demo/cbt/checkpoints/step-0000200 --corpus demo/tokens --split test
         """)

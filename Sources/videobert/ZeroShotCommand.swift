@@ -25,7 +25,7 @@ struct ZeroShotCommand: ParsableCommand {
         Labels: {"verbs": [...], "nouns": [...]} (default: the annotations' verb/noun values).
 
         Example:
-          videobert zero-shot --checkpoint demo/pretrain/checkpoints/step-0002000 --corpus demo/tokens \\
+          videobert zero-shot --checkpoint demo/pretrain/checkpoints/step-0003000 --corpus demo/tokens \\
               --annotations demo/corpus/annotations.json --labels demo/corpus/labels.json \\
               --captions-out zero-shot-captions.json --out-json zero-shot.json
         """)
@@ -35,6 +35,7 @@ struct ZeroShotCommand: ParsableCommand {
     @Option(help: "Label list {\"verbs\": [...], \"nouns\": [...]} (default: from the annotations).") var labels: String?
     @Option(help: "How labels of several WordPieces are scored: fill (sum of log-probs filling the slot left to right) or first.") var pieceScoring: ZeroShotOptions.PieceScoring = .fill
     @Option(help: "Input template with {verb} and {noun}.") var template: String = ZeroShotOptions().template
+    @Flag(help: "Score each label by log P(label | template, video) − log P(label | template, no video): how much the video raises it.") var calibrate = false
     @Option(help: "Write the template captions as COCO results [{\"image_id\", \"caption\"}].") var captionsOut: String?
     @Option(help: "Write the matching COCO references.") var refsOut: String?
 
@@ -44,6 +45,7 @@ struct ZeroShotCommand: ParsableCommand {
         let (model, corpus) = try task.load()
         var options = ZeroShotOptions()
         options.pieceScoring = pieceScoring
+        options.calibrate = calibrate
         options.template = template
         let report: ZeroShotReport
         do {

@@ -64,6 +64,27 @@ final class ZeroShotTests: XCTestCase {
         XCTAssertEqual(firstScores[0].nouns[0], scores.nouns[0], accuracy: 1e-5, "one-piece labels score the same either way")
     }
 
+    /// --calibrate: each label's score minus its score for the template without video.
+    func testCalibrationSubtractsTheNoVideoPrior() throws {
+        let f = try TaskFixture.get()
+        let model = try f.model()
+        let labels = try f.labels()
+        let plain = try ZeroShotClassifier(model: model, labels: labels)
+        var options = ZeroShotOptions()
+        options.calibrate = true
+        let calibrated = try ZeroShotClassifier(model: model, labels: labels, options: options)
+        let visual: [[Int32]] = [[20, 24, 21, 25], [2, 3]]
+        let raw = plain.scores(visual: visual), prior = plain.scores(visual: [[]])[0], cal = calibrated.scores(visual: visual)
+        for i in visual.indices {
+            for k in labels.nouns.indices { XCTAssertEqual(cal[i].nouns[k], raw[i].nouns[k] - prior.nouns[k], accuracy: 1e-4) }
+            for k in labels.verbs.indices { XCTAssertEqual(cal[i].verbs[k], raw[i].verbs[k] - prior.verbs[k], accuracy: 1e-4) }
+        }
+        XCTAssertNotEqual(prior.nouns[0], 0)
+        // Old JSON without the key still decodes.
+        let old = try JSONDecoder().decode(ZeroShotOptions.self, from: Data(#"{"template": "now let's {verb} the {noun} .", "caption_template": "{verb} the {noun}", "piece_scoring": "fill", "max_video_tokens": 48, "listed": 5}"#.utf8))
+        XCTAssertFalse(old.calibrate)
+    }
+
     func testGroundTruthFromFieldsOrSentences() {
         let labels = LabelList(verbs: ["cut", "stir"], nouns: ["ice", "ice cream", "rice"])
         let fromFields = AnnotatedStep(video: "v", index: 0, start: 0, end: 1, captions: ["whatever"], verb: "Stir", noun: "rice")

@@ -39,12 +39,26 @@ public struct ZeroShotOptions: Sendable, Codable, Equatable {
     public var maxVideoTokens = 48
     /// How many verbs and nouns each prediction lists.
     public var listed = 5
+    /// Calibrate against the text prior: each label's score minus its score for the template
+    /// with no video (pointwise mutual information between the label and the video), so labels
+    /// the narration mentions often do not win whatever the video shows.
+    public var calibrate = false
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case template, captionTemplate = "caption_template", pieceScoring = "piece_scoring"
-        case maxVideoTokens = "max_video_tokens", listed
+        case maxVideoTokens = "max_video_tokens", listed, calibrate
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        template = try c.decode(String.self, forKey: .template)
+        captionTemplate = try c.decode(String.self, forKey: .captionTemplate)
+        pieceScoring = try c.decode(PieceScoring.self, forKey: .pieceScoring)
+        maxVideoTokens = try c.decode(Int.self, forKey: .maxVideoTokens)
+        listed = try c.decode(Int.self, forKey: .listed)
+        calibrate = try c.decodeIfPresent(Bool.self, forKey: .calibrate) ?? false
     }
 }
 
@@ -134,8 +148,20 @@ public final class ZeroShotClassifier {
         return out
     }
 
-    /// Scores of every verb and noun label for each segment's visual words (0..<Vvis).
+    /// Scores of every verb and noun label for each segment's visual words (0..<Vvis); with
+    /// `options.calibrate`, minus the scores for no video.
     public func scores(visual: [[Int32]], progress: ProgressReporter? = nil) -> [LabelScores] {
+        var out = rawScores(visual: visual, progress: progress)
+        guard options.calibrate else { return out }
+        let prior = rawScores(visual: [[]], progress: nil)[0]
+        for i in out.indices {
+            for k in out[i].verbs.indices { out[i].verbs[k] -= prior.verbs[k] }
+            for k in out[i].nouns.indices { out[i].nouns[k] -= prior.nouns[k] }
+        }
+        return out
+    }
+
+    func rawScores(visual: [[Int32]], progress: ProgressReporter?) -> [LabelScores] {
         let requests = requests
         let R = requests.count
         let templates = requests.map { templateText(verb: $0.verb, noun: $0.noun) }
