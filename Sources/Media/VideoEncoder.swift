@@ -67,9 +67,10 @@ public final class VideoEncoder {
     ///   - startTime: seconds added to every frame time.
     ///   - audio: a sine tone written beside the video.
     ///   - quality: libx264 CRF (default 18) or MPEG-4 quantiser (default 3); smaller is better.
+    ///   - threads: encoder threads; 0 lets the encoder choose.
     public init(path: String, width: Int, height: Int, frameRate: FrameRate, codec: String? = nil,
                 timeBase: Rational? = nil, startTime: Double = 0, audio: AudioTrack? = nil,
-                quality: Int? = nil, format: String? = nil) throws {
+                quality: Int? = nil, format: String? = nil, threads: Int = 0) throws {
         _ = FFmpegLog.shared
         let owned = FFmpegObjects()
         self.owned = owned
@@ -100,6 +101,7 @@ public final class VideoEncoder {
         // MJPEG takes full-range YUV; others get yuv420p when they take it.
         cc.pointee.pix_fmt = name == "mjpeg" ? AV_PIX_FMT_YUVJ420P : Self.pixelFormat(for: encoder)
         cc.pointee.gop_size = Int32(max(1, frameRate.framesPerSecond.rounded()))
+        cc.pointee.thread_count = Int32(max(0, threads))
         if output.needsGlobalHeader { cc.pointee.flags |= Int32(AV_CODEC_FLAG_GLOBAL_HEADER) }
         switch name {
         case "libx264":

@@ -24,7 +24,7 @@ struct DemoCorpusCommand: ParsableCommand {
 
     @Option(help: "Output folder.") var out: String
     @Option(help: "Number of videos.") var videos: Int = 120
-    @Option(help: "Random seed (the same seed renders the same corpus).") var seed: UInt64 = 0
+    @Option(help: "Random seed (the same seed renders the same frames and transcripts).") var seed: UInt64 = 0
     @Option(help: "Frame size, WxH.") var size: String = "96x96"
     @Option(help: "Frames per second of the rendered videos.") var fps: Int = 10
     @Option(help: "Videos rendered at once.") var workers: Int = 2
@@ -61,7 +61,8 @@ struct DemoCorpusCommand: ParsableCommand {
     /// H.264 in MP4 through libavcodec (VideoEncoder writes under a temporary name and renames).
     static func encode(path: String, width: Int, height: Int, fps: Int, frames: Int,
                        render: (Int, UnsafeMutableBufferPointer<UInt8>) -> Void) throws {
-        let encoder = try VideoEncoder(path: path, width: width, height: height, frameRate: FrameRate(fps), quality: 20)
+        let encoder = try VideoEncoder(path: path, width: width, height: height, frameRate: FrameRate(fps), quality: 20,
+                                       threads: 1)  // videos are rendered in parallel instead
         var buffer = [UInt8](repeating: 0, count: width * height * 3)
         for i in 0..<frames {
             buffer.withUnsafeMutableBufferPointer { render(i, $0) }
