@@ -478,7 +478,11 @@ public final class VideoReader {
         if lookahead != nil { cc.pointee.skip_frame = AVDISCARD_DEFAULT }
         let s = avcodec_send_packet(cc, nil)
         if s < 0 && s != vb_averror_eof() {
-            throw VideoBertError("cannot flush the decoder: \(ffmpegErrorString(s))", file: path)
+            if errorPolicy == .strict {
+                throw VideoBertError("cannot flush the decoder: \(ffmpegErrorString(s)) (the file is damaged)", file: path)
+            }
+            // As the ffmpeg CLI: a decoder that cannot drain after damaged input keeps what it gave.
+            errors += 1
         }
         while try receiveFrame(packetDuration: nil, draining: true) {}
 
