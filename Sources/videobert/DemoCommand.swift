@@ -23,8 +23,8 @@ struct DemoCommand: ParsableCommand {
           7. caption    fine-tune a captioner (Recipes/finetune-caption-demo.yaml), then caption the test steps
           8. next-step  the next clip's visual words, the next step's sentence
           9. retrieval  text→video and video→text over the test segments
-        then a results table here (every number on held-out test videos, beside its baselines)
-        and <out>/report.html.
+        then a results table here (pretraining on the val videos, the tasks on the test videos, each
+        beside its baselines) and <out>/report.html.
 
         Examples:
           videobert demo --out demo
@@ -155,6 +155,10 @@ struct DemoCommand: ParsableCommand {
             let recipe = try RecipeLoader.load(PretrainRecipe.self, file: recipePath("demo.yaml"), overrides: overrides + pretrainSet)
             if let p = recipe.problem() { throw VideoBertError(p, file: recipePath("demo.yaml")) }
             pretrained = (path("pretrain/checkpoints") as NSString).appendingPathComponent(Trainer.checkpointName(recipe.train.steps))
+            if let latest = Trainer.latestCheckpoint(in: path("pretrain/checkpoints")), !FileManager.default.fileExists(atPath: pretrained),
+               (latest as NSString).lastPathComponent > Trainer.checkpointName(recipe.train.steps) {
+                throw VideoBertError("holds a pretraining run longer than \(recipe.train.steps) steps; pass its --steps or choose another --out", file: path("pretrain"))
+            }
             if FileManager.default.fileExists(atPath: pretrained) {
                 results.pretrain = try cached("pretrain") { try Trainer(recipe: recipe, resume: true).evaluate() }
             } else {
