@@ -216,7 +216,7 @@ final class CBTTask: PretrainingTask {
             let batch = evalSampler.nextBatch(recipe.train.batchSize, nceNegatives: recipe.data.nceNegatives,
                                               crossCandidates: recipe.data.crossCandidates)
             let out = model.forwardBackward(batch, step: step, dropoutSeed: 0, objectives: objectives, training: false)
-            for (key, s) in Self.metrics(out, tokens: 0).sums { meter.add(key, s.sum, count: s.count) }
+            meter.add(Self.metrics(out, tokens: 0))
             crossChance += 1 / Double(batch.crossCandidates) / Double(recipe.eval.batches)
         }
         var values = meter.values()

@@ -49,8 +49,8 @@ public final class MetricsLog {
     public static let videoBertLossKeys = ["loss", "mlm_loss", "mfm_loss", "align_loss"]
 
     /// Loss curves (train and held-out; the total and each objective in `keys`) as SVG.
-    public func plot(to svgPath: String, keys: [String] = MetricsLog.videoBertLossKeys) throws {
-        try AtomicFile.write(try Self.lossPlot(Self.read(path), keys: keys).render(), to: svgPath)
+    public func plot(to svgPath: String, title: String = "pretraining loss", keys: [String] = MetricsLog.videoBertLossKeys) throws {
+        try AtomicFile.write(try Self.lossPlot(Self.read(path), title: title, keys: keys).render(), to: svgPath)
     }
 
     public static func lossPlot(_ lines: [[String: Any]], title: String = "pretraining loss",

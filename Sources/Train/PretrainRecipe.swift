@@ -27,6 +27,7 @@ public struct PretrainRecipe: RecipeSection, Equatable {
     }
 
     public struct Optimization: Codable, Sendable, Equatable {
+        public init() {}
         /// Examples per optimizer step = batch_size × grad_accum.
         public var batchSize = 32
         public var gradAccum = 1
@@ -79,6 +80,7 @@ public struct PretrainRecipe: RecipeSection, Equatable {
     }
 
     public struct Evaluation: Codable, Sendable, Equatable {
+        public init() {}
         /// Held-out evaluation every this many steps (and at the end); 0: only at the end.
         public var every = 100
         /// Batches per evaluation (the same batches every time).
@@ -87,6 +89,7 @@ public struct PretrainRecipe: RecipeSection, Equatable {
     }
 
     public struct Checkpointing: Codable, Sendable, Equatable {
+        public init() {}
         /// A checkpoint every this many steps (and at the end).
         public var every = 500
         /// Checkpoints kept (the oldest are deleted).

@@ -228,7 +228,7 @@ final class VideoBertTask: PretrainingTask {
         for _ in 0..<recipe.eval.batches {
             for batch in evalSampler.nextBatches(global: recipe.train.batchSize * comm.size, chunk: recipe.train.batchSize) {
                 let out = model.forwardBackward(batch, step: step, dropoutSeed: 0, lossWeights: lossWeights, lossScale: 1, training: false)
-                for (key, s) in Self.metrics(out, tokens: 0).sums { meter.add(key, s.sum, count: s.count) }
+                meter.add(Self.metrics(out, tokens: 0))
             }
         }
         var values = meter.values()

@@ -42,6 +42,12 @@ public struct MetricSums: Sendable {
         add(key, Double(correct), count: Double(count))
     }
 
+    /// Adds another's sums, counts and tokens.
+    public mutating func add(_ other: MetricSums) {
+        for (key, s) in other.sums { add(key, s.sum, count: s.count) }
+        tokens += other.tokens
+    }
+
     /// Every key with a positive count: sum / count.
     public func values(prefix: String = "") -> [String: Double] {
         var out: [String: Double] = [:]
@@ -50,11 +56,11 @@ public struct MetricSums: Sendable {
     }
 }
 
-/// The model-specific half of a pretraining run (VideoBERT, CBT); `TrainingLoop` is the other
+/// The model-specific half of a training run (VideoBERT, CBT, caption fine-tuning); `TrainingLoop` is the other
 /// half: AdamW over every store, the learning-rate schedule, clipping, gradient accumulation,
 /// NaN checks, held-out evaluation, metrics.jsonl, loss.svg, atomic checkpoints with the trainer
 /// state, exact resume and Ctrl-C.
-protocol PretrainingTask: AnyObject {
+public protocol PretrainingTask: AnyObject {
     associatedtype SamplerState: Codable
     /// Every parameter store, with the prefix its tensors take in optimizer.safetensors.
     var parameterStores: [(prefix: String, store: ParameterStore)] { get }
@@ -82,7 +88,7 @@ protocol PretrainingTask: AnyObject {
 }
 
 extension PretrainingTask {
-    func finishMetrics(_ values: inout [String: Double]) {}
+    public func finishMetrics(_ values: inout [String: Double]) {}
 }
 
 /// The generic training loop (see `PretrainingTask`). Checkpoints: every `checkpoint.every`
@@ -94,18 +100,33 @@ extension PretrainingTask {
 /// reports measurements over all ranks; the loop sums the gradients of every store over the ranks
 /// (`MPI_Allreduce`), has every rank stop at the same step, and lets rank 0 alone evaluate and
 /// write checkpoints, metrics.jsonl, loss.svg and progress.
-final class TrainingLoop<Task: PretrainingTask> {
-    struct Settings {
-        var out: String
-        var train: PretrainRecipe.Optimization
-        var eval: PretrainRecipe.Evaluation
-        var checkpoint: PretrainRecipe.Checkpointing
-        var logEvery: Int
+public final class TrainingLoop<Task: PretrainingTask> {
+    public struct Settings {
+        public var out: String
+        public var train: PretrainRecipe.Optimization
+        public var eval: PretrainRecipe.Evaluation
+        public var checkpoint: PretrainRecipe.Checkpointing
+        public var logEvery: Int
         /// The resolved recipe, saved as recipe.yaml.
-        var recipeText: String
+        public var recipeText: String
         /// Settings that must not change across a resume.
-        var fingerprint: String
-        var learningRate: (Int) -> Double
+        public var fingerprint: String
+        public var learningRate: (Int) -> Double
+        /// Names the run in the log and the progress line.
+        public var label = "pretrain"
+        /// The split written beside training metrics in metrics.jsonl.
+        public var trainSplit = "train"
+        /// trainer_state.json's `format`: a resume checks it, so one kind of run cannot continue another.
+        public var stateFormat = "videobert-trainer-state"
+        /// loss.svg's title.
+        public var plotTitle = "pretraining loss"
+
+        public init(out: String, train: PretrainRecipe.Optimization, eval: PretrainRecipe.Evaluation,
+                    checkpoint: PretrainRecipe.Checkpointing, logEvery: Int, recipeText: String, fingerprint: String,
+                    learningRate: @escaping (Int) -> Double) {
+            self.out = out; self.train = train; self.eval = eval; self.checkpoint = checkpoint; self.logEvery = logEvery
+            self.recipeText = recipeText; self.fingerprint = fingerprint; self.learningRate = learningRate
+        }
     }
 
     /// Saved as trainer_state.json in every checkpoint (no wall-clock values, so that identical
@@ -122,14 +143,14 @@ final class TrainingLoop<Task: PretrainingTask> {
     let task: Task
     let settings: Settings
     var adams: [AdamW]
-    var step = 0
-    var showProgress = true
-    var stopAtStep: Int?
+    public internal(set) var step = 0
+    public var showProgress = true
+    public var stopAtStep: Int?
     let runDir: String
     let checkpointsDir: String
     let comm: Communicator
 
-    init(task: Task, settings: Settings, resume: Bool, communicator: Communicator = SingleProcess()) throws {
+    public init(task: Task, settings: Settings, resume: Bool, communicator: Communicator = SingleProcess()) throws {
         self.task = task
         comm = communicator
         self.settings = settings
@@ -141,7 +162,7 @@ final class TrainingLoop<Task: PretrainingTask> {
         if resume, let latest {
             try restore(from: latest)
         } else {
-            if resume { logLine("pretrain: no checkpoint in \(checkpointsDir); starting from step 0") }
+            if resume { logLine("\(settings.label): no checkpoint in \(checkpointsDir); starting from step 0") }
             if !resume, latest != nil {
                 throw VideoBertError("holds checkpoints of an earlier run; pass --resume to continue it, or choose another out", file: checkpointsDir)
             }
@@ -161,7 +182,7 @@ final class TrainingLoop<Task: PretrainingTask> {
         try CheckpointFiles.write(step: step, in: checkpointsDir, keep: settings.checkpoint.keep) { tmp in
             try task.saveModel(to: tmp)
             try AtomicFile.write(settings.recipeText, to: (tmp as NSString).appendingPathComponent("recipe.yaml"))
-            let state = TrainerState(step: step, adamStep: adams[0].step, sampler: task.samplerState, recipeFingerprint: settings.fingerprint)
+            let state = TrainerState(format: settings.stateFormat, step: step, adamStep: adams[0].step, sampler: task.samplerState, recipeFingerprint: settings.fingerprint)
             try JSON.write(state, to: (tmp as NSString).appendingPathComponent("trainer_state.json"))
             try CheckpointFiles.writeOptimizerState(task.parameterStores, to: (tmp as NSString).appendingPathComponent("optimizer.safetensors"))
         }
@@ -169,6 +190,9 @@ final class TrainingLoop<Task: PretrainingTask> {
 
     func restore(from dir: String) throws {
         let state = try JSON.decode(TrainerState.self, from: (dir as NSString).appendingPathComponent("trainer_state.json"))
+        guard state.format == settings.stateFormat else {
+            throw VideoBertError("holds a \(state.format) checkpoint, not a \(settings.stateFormat) one", file: dir)
+        }
         guard state.recipeFingerprint == settings.fingerprint else {
             throw VideoBertError("was written with different model or data settings; resume with the recipe it was started with", file: dir)
         }
@@ -177,12 +201,12 @@ final class TrainingLoop<Task: PretrainingTask> {
         for i in adams.indices { adams[i].step = state.adamStep }
         task.restoreSampler(state.sampler)
         step = state.step
-        logLine("pretrain: resumed from \(dir) at step \(step)")
+        logLine("\(settings.label): resumed from \(dir) at step \(step)")
     }
 
     // MARK: Training
 
-    func run() throws -> PretrainSummary {
+    public func run() throws -> PretrainSummary {
         let started = Date()
         let root = comm.isRoot
         let N = comm.size
@@ -193,14 +217,14 @@ final class TrainingLoop<Task: PretrainingTask> {
         let plotPath = (runDir as NSString).appendingPathComponent("loss.svg")
         let t = settings.train
         if root {
-            logLine("pretrain: \(task.runDescription); \(N) rank\(N == 1 ? "" : "s") × batch \(t.batchSize) × \(t.gradAccum) accumulation = \(N * t.batchSize * t.gradAccum) examples per step; \(t.steps) steps")
+            logLine("\(settings.label): \(task.runDescription); \(N) rank\(N == 1 ? "" : "s") × batch \(t.batchSize) × \(t.gradAccum) accumulation = \(N * t.batchSize * t.gradAccum) examples per step; \(t.steps) steps")
         }
         let previous = signal(SIGINT) { _ in stopRequested = 1 }
         let previousTerm = signal(SIGTERM) { _ in stopRequested = 1 }
         defer { signal(SIGINT, previous); signal(SIGTERM, previousTerm) }
         stopRequested = 0
 
-        let progress = ProgressReporter(label: "pretrain", total: t.steps, unit: "steps", enabled: showProgress && root)
+        let progress = ProgressReporter(label: settings.label, total: t.steps, unit: "steps", enabled: showProgress && root)
         progress.advance(step)
         var meter = MetricSums()
         var windowStart = Date()
@@ -226,8 +250,7 @@ final class TrainingLoop<Task: PretrainingTask> {
                     let parts = m.values().filter { $0.key.hasSuffix("loss") }.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
                     throw VideoBertError("loss is \(loss) at step \(step) (\(parts.joined(separator: ", "))); the last good checkpoint is \(lastGood())", file: runDir)
                 }
-                for (key, s) in m.sums { meter.add(key, s.sum, count: s.count) }
-                meter.tokens += m.tokens
+                meter.add(m)
                 stepLoss += Double(loss) / Double(t.gradAccum)
             }
             if N > 1 {
@@ -252,17 +275,19 @@ final class TrainingLoop<Task: PretrainingTask> {
                 line["tokens_per_s"] = Double(meter.tokens) / max(secs, 1e-9)
                 line["seconds"] = Date().timeIntervalSince(started)
                 if N > 1 { line["bytes_communicated"] = Double(comm.bytesCommunicated) }
-                try metrics?.append(step: step, kind: "train", split: "train", values: line)
+                try metrics?.append(step: step, kind: "train", split: settings.trainSplit, values: line)
                 progress.setStatus(String(format: "loss %.3f  %.0f tok/s", line["loss"] ?? .nan, line["tokens_per_s"] ?? 0))
                 meter = MetricSums()
                 windowStart = Date()
             }
             if root && ((settings.eval.every > 0 && step % settings.eval.every == 0) || step == t.steps) {
                 lastEval = try task.evaluate(step: step)
-                var line = lastEval
-                line["seconds"] = Date().timeIntervalSince(started)
-                try metrics?.append(step: step, kind: "eval", split: settings.eval.split, values: line)
-                try metrics?.plot(to: plotPath, keys: task.plotKeys)
+                if !lastEval.isEmpty {   // nothing held out: no eval line
+                    var line = lastEval
+                    line["seconds"] = Date().timeIntervalSince(started)
+                    try metrics?.append(step: step, kind: "eval", split: settings.eval.split, values: line)
+                    try metrics?.plot(to: plotPath, title: settings.plotTitle, keys: task.plotKeys)
+                }
                 windowStart = Date()
             }
             if root && (step % settings.checkpoint.every == 0 || step == t.steps) {
@@ -272,10 +297,10 @@ final class TrainingLoop<Task: PretrainingTask> {
         }
         if stoppedEarly && root {
             lastCheckpoint = try saveCheckpoint()
-            logLine("pretrain: stopped at step \(step); saved \(lastCheckpoint) (continue with --resume)")
+            logLine("\(settings.label): stopped at step \(step); saved \(lastCheckpoint) (continue with --resume)")
         }
         progress.finish()
-        try metrics?.plot(to: plotPath, keys: task.plotKeys)
+        try metrics?.plot(to: plotPath, title: settings.plotTitle, keys: task.plotKeys)
         if N > 1 { comm.barrier() }
         return PretrainSummary(steps: step, finalLoss: lastLoss, eval: lastEval, checkpoint: lastCheckpoint,
                                seconds: Date().timeIntervalSince(started), stoppedEarly: stoppedEarly)

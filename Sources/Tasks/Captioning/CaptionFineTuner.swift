@@ -5,16 +5,11 @@ import Tensor
 import Tokenize
 import Train
 
-/// Set by SIGINT/SIGTERM during fine-tuning; the loop checks it after every step, saves a
-/// checkpoint and stops (a C signal handler cannot capture context, hence a global; written only
-/// by the handler and reset by `run` before the handler is installed).
-nonisolated(unsafe) var captionStopRequested: sig_atomic_t = 0
-
 /// `videobert finetune caption`: trains a captioner from a pretrained checkpoint (see
-/// CaptionExamples.swift for the design), with pretraining's machinery — AdamW, the same
-/// schedule and clipping, seeded dropout, checkpoints every N steps written atomically and
-/// pruned (`CheckpointFiles`), `metrics.jsonl` and `loss.svg` (`MetricsLog`), Ctrl-C saves, and
-/// `--resume` that continues bit-exactly.
+/// CaptionExamples.swift for the design), on pretraining's own `TrainingLoop` — AdamW, the
+/// same schedule and clipping, seeded dropout, checkpoints every N steps written atomically and
+/// pruned, `metrics.jsonl` and `loss.svg`, Ctrl-C saves, and `--resume` that continues
+/// bit-exactly.
 ///
 /// A checkpoint folder is a pretraining-style checkpoint (config.json, model.safetensors,
 /// vocab.txt, visual_vocab/) plus recipe.yaml (this recipe), trainer_state.json and
@@ -35,34 +30,74 @@ public final class CaptionFineTuner {
         }
     }
 
-    struct TrainerState: Codable {
-        var format = "videobert-caption-trainer-state"
-        var version = 1
-        var step: Int
-        var adamStep: Int
-        var examples: CaptionExamples.State
-        var recipeFingerprint: String
-    }
-
     public let recipe: CaptionRecipe
-    let recipeText: String
-    public var showProgress = true
+    let task: CaptionTrainingTask
+    let loop: TrainingLoop<CaptionTrainingTask>
+
+    public var showProgress: Bool {
+        get { loop.showProgress }
+        set { loop.showProgress = newValue }
+    }
     /// Stop (checkpoint, then return) once this step is done; nil: run to `train.steps`.
-    public var stopAtStep: Int?
-    let corpus: TaskCorpus
-    let model: BertForPreTraining
-    var adam: AdamW
-    let examples: CaptionExamples
-    let evalExamples: CaptionExamples?
-    let special: SpecialTokens
-    var step = 0
-    let checkpointsDir: String
+    public var stopAtStep: Int? {
+        get { loop.stopAtStep }
+        set { loop.stopAtStep = newValue }
+    }
 
     public init(recipe: CaptionRecipe, resume: Bool) throws {
         if let p = recipe.problem() { throw VideoBertError(p, file: "recipe") }
         self.recipe = recipe
-        recipeText = try RecipeLoader.yaml(recipe)
-        checkpointsDir = (recipe.out as NSString).appendingPathComponent("checkpoints")
+        task = try CaptionTrainingTask(recipe: recipe)
+        let t = recipe.train
+        var train = PretrainRecipe.Optimization()
+        train.batchSize = t.batchSize; train.gradAccum = 1; train.steps = t.steps; train.lr = t.lr
+        train.warmupSteps = t.warmupSteps; train.schedule = t.schedule; train.minLRRatio = t.minLRRatio
+        train.weightDecay = t.weightDecay; train.beta1 = t.beta1; train.beta2 = t.beta2; train.eps = t.eps
+        train.clipGrad = t.clipGrad; train.seed = t.seed
+        var eval = PretrainRecipe.Evaluation()
+        eval.every = recipe.eval.every; eval.batches = recipe.eval.batches; eval.split = recipe.data.evalSplit
+        var checkpoint = PretrainRecipe.Checkpointing()
+        checkpoint.every = recipe.checkpoint.every; checkpoint.keep = recipe.checkpoint.keep
+        var settings = TrainingLoop<CaptionTrainingTask>.Settings(
+            out: recipe.out, train: train, eval: eval, checkpoint: checkpoint, logEvery: recipe.logEvery,
+            recipeText: try RecipeLoader.yaml(recipe), fingerprint: Self.fingerprint(recipe),
+            learningRate: { [recipe] in recipe.learningRate(step: $0) })
+        settings.label = "finetune caption"
+        settings.trainSplit = recipe.data.trainSplit
+        settings.stateFormat = "videobert-caption-trainer-state"
+        settings.plotTitle = "caption fine-tuning loss"
+        loop = try TrainingLoop(task: task, settings: settings, resume: resume)
+    }
+
+    /// Settings that must not change across a resume (the run length, evaluation and
+    /// checkpointing may).
+    static func fingerprint(_ recipe: CaptionRecipe) -> String {
+        var r = recipe
+        r.train.steps = 0; r.eval = .init(); r.checkpoint = .init(); r.logEvery = 0; r.out = ""
+        return CorpusBuilder.fnv1a(Array(((try? RecipeLoader.yaml(r)) ?? "").utf8))
+    }
+
+    /// Held-out next-word loss and top-1 accuracy over the same examples every time.
+    public func evaluate() -> [String: Double] { task.evaluate(step: loop.step) }
+
+    public func run() throws -> Summary {
+        let s = try loop.run()
+        return Summary(steps: s.steps, finalLoss: s.finalLoss, eval: s.eval, checkpoint: s.checkpoint, seconds: s.seconds,
+                       stoppedEarly: s.stoppedEarly, trainCaptions: task.examples.items.count, trainPairs: task.examples.pairCount)
+    }
+}
+
+/// The captioner's model, examples and metrics for `TrainingLoop`.
+final class CaptionTrainingTask: PretrainingTask {
+    let recipe: CaptionRecipe
+    let corpus: TaskCorpus
+    let model: BertForPreTraining
+    let examples: CaptionExamples
+    let evalExamples: CaptionExamples?
+    let special: SpecialTokens
+
+    init(recipe: CaptionRecipe) throws {
+        self.recipe = recipe
         corpus = try TaskCorpus(path: recipe.corpus)
         try TaskModel.checkVocabularies(checkpoint: recipe.initFrom, corpus: corpus)
         var config = try BertConfig.load(from: (recipe.initFrom as NSString).appendingPathComponent(BertForPreTraining.configFileName))
@@ -94,164 +129,66 @@ public final class CaptionFineTuner {
         evalExamples = held.isEmpty ? nil : CaptionExamples(items: held, special: special, textVocabSize: corpus.textVocabSize, seed: 0x5EED_CA97)
 
         model = try BertForPreTraining(config: config, maxBatch: recipe.train.batchSize, maxSeq: recipe.maxSequence, training: true)
-        adam = AdamW(store: model.store, beta1: recipe.train.beta1, beta2: recipe.train.beta2, eps: recipe.train.eps,
-                     weightDecay: recipe.train.weightDecay)
-        let latest = CheckpointFiles.latest(in: checkpointsDir)
-        if resume, let latest {
-            try restore(from: latest)
-        } else {
-            if resume { logLine("finetune: no checkpoint in \(checkpointsDir); starting from step 0") }
-            if !resume, latest != nil {
-                throw VideoBertError("holds checkpoints of an earlier run; pass --resume to continue it, or choose another out", file: checkpointsDir)
-            }
-            model.initializeWeights(seed: UInt64(recipe.train.seed))
-            try model.loadPretrained(from: recipe.initFrom, seed: UInt64(recipe.train.seed))
-        }
-    }
-
-    var recipeFingerprint: String {
-        var r = recipe
-        r.train.steps = 0; r.eval = .init(); r.checkpoint = .init(); r.logEvery = 0; r.out = ""
-        return CorpusBuilder.fnv1a(Array(((try? RecipeLoader.yaml(r)) ?? "").utf8))
-    }
-
-    func restore(from dir: String) throws {
-        let state = try JSON.decode(TrainerState.self, from: (dir as NSString).appendingPathComponent("trainer_state.json"))
-        guard state.format == "videobert-caption-trainer-state" else {
-            throw VideoBertError("is not a caption fine-tuning checkpoint", file: dir)
-        }
-        guard state.recipeFingerprint == recipeFingerprint else {
-            throw VideoBertError("was written with different model or data settings; resume with the recipe it was started with", file: dir)
-        }
-        try model.loadPretrained(from: dir)
-        try CheckpointFiles.readOptimizerState(into: model.store, from: (dir as NSString).appendingPathComponent("optimizer.safetensors"))
-        adam.step = state.adamStep
-        examples.restore(state.examples)
-        step = state.step
-        logLine("finetune: resumed from \(dir) at step \(step)")
-    }
-
-    func saveCheckpoint() throws -> String {
-        try CheckpointFiles.write(step: step, in: checkpointsDir, keep: recipe.checkpoint.keep) { tmp in
-            try model.save(to: tmp)
-            let initVocab = (recipe.initFrom as NSString).appendingPathComponent("vocab.txt")
-            let vocab = FileManager.default.fileExists(atPath: initVocab) ? initVocab : corpus.corpus.textVocabPath
-            try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: vocab)), to: (tmp as NSString).appendingPathComponent("vocab.txt"))
-            let initVisual = (recipe.initFrom as NSString).appendingPathComponent("visual_vocab")
-            let visual = FileManager.default.fileExists(atPath: initVisual) ? initVisual : corpus.corpus.visualVocabPath
-            try CheckpointFiles.copyFiles(from: visual, to: (tmp as NSString).appendingPathComponent("visual_vocab"))
-            try AtomicFile.write(recipeText, to: (tmp as NSString).appendingPathComponent("recipe.yaml"))
-            let state = TrainerState(step: step, adamStep: adam.step, examples: examples.state, recipeFingerprint: recipeFingerprint)
-            try JSON.write(state, to: (tmp as NSString).appendingPathComponent("trainer_state.json"))
-            try CheckpointFiles.writeOptimizerState(model.store, to: (tmp as NSString).appendingPathComponent("optimizer.safetensors"))
-        }
     }
 
     static let lossWeights: (mlm: Float, mfm: Float, align: Float) = (1, 0, 0)
 
-    /// Held-out next-word loss and top-1 accuracy over the same examples every time.
-    public func evaluate() -> [String: Double] {
+    var parameterStores: [(prefix: String, store: ParameterStore)] { [("", model.store)] }
+    var runDescription: String {
+        "captioning from \(recipe.initFrom); \(examples.items.count) training captions, \(examples.pairCount) (caption, prefix) pairs"
+    }
+    var plotKeys: [String] { ["loss"] }
+    var samplerState: CaptionExamples.State { examples.state }
+    func restoreSampler(_ state: CaptionExamples.State) { examples.restore(state) }
+
+    func initializeParameters() throws {
+        model.initializeWeights(seed: UInt64(recipe.train.seed))
+        try model.loadPretrained(from: recipe.initFrom, seed: UInt64(recipe.train.seed))
+    }
+
+    /// The pretrained checkpoint's vocabularies (the corpus' when it has none) beside the weights.
+    func saveModel(to folder: String) throws {
+        try model.save(to: folder)
+        let initVocab = (recipe.initFrom as NSString).appendingPathComponent("vocab.txt")
+        let vocab = FileManager.default.fileExists(atPath: initVocab) ? initVocab : corpus.corpus.textVocabPath
+        try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: vocab)), to: (folder as NSString).appendingPathComponent("vocab.txt"))
+        let initVisual = (recipe.initFrom as NSString).appendingPathComponent("visual_vocab")
+        let visual = FileManager.default.fileExists(atPath: initVisual) ? initVisual : corpus.corpus.visualVocabPath
+        try CheckpointFiles.copyFiles(from: visual, to: (folder as NSString).appendingPathComponent("visual_vocab"))
+    }
+
+    func loadModel(from folder: String) throws { try model.loadPretrained(from: folder) }
+
+    /// Next-word loss (summed over the predicted words, so a window reports the mean per word)
+    /// and accuracy.
+    static func metrics(_ o: PretrainingOutput, tokens: Int) -> MetricSums {
+        var m = MetricSums()
+        m.add("loss", Double(o.mlmLoss) * Double(o.mlmCount), count: Double(o.mlmCount))
+        m.addRatio("next_word_acc", correct: o.mlmCorrect, count: o.mlmCount)
+        m.tokens = tokens
+        return m
+    }
+
+    func trainMicroBatch(step: Int, micro: Int, dropoutSeed: UInt64, lossScale: Float) -> (loss: Float, metrics: MetricSums) {
+        let batch = examples.nextBatch(recipe.train.batchSize)
+        let out = model.forwardBackward(batch, step: step, dropoutSeed: dropoutSeed, lossWeights: Self.lossWeights, lossScale: lossScale, training: true)
+        return (out.loss, Self.metrics(out, tokens: batch.tokenCount))
+    }
+
+    /// Held-out next-word loss and top-1 accuracy over the same examples every time ([:] without
+    /// held-out captions).
+    func evaluate(step: Int) -> [String: Double] {
         guard let held = evalExamples, recipe.eval.batches > 0 else { return [:] }
         let B = recipe.train.batchSize
-        var loss = 0.0, correct = 0, count = 0
+        var meter = MetricSums()
         var p = 0
         for _ in 0..<recipe.eval.batches {
             guard p < held.pairCount else { break }
             let pairs = (p..<min(held.pairCount, p + B)).map { Int(held.state.order[$0]) }
             p += pairs.count
             let out = model.forwardBackward(held.batch(pairs), step: step, dropoutSeed: 0, lossWeights: Self.lossWeights, training: false)
-            loss += Double(out.mlmLoss) * Double(out.mlmCount)
-            correct += out.mlmCorrect
-            count += out.mlmCount
+            meter.add(Self.metrics(out, tokens: 0))
         }
-        guard count > 0 else { return [:] }
-        return ["loss": loss / Double(count), "next_word_acc": Double(correct) / Double(count)]
-    }
-
-    /// loss.svg beside metrics.jsonl: train and held-out next-word loss.
-    func plotLoss(_ metricsPath: String) throws {
-        try AtomicFile.write(MetricsLog.lossPlot(try MetricsLog.read(metricsPath), title: "caption fine-tuning loss").render(),
-                             to: (recipe.out as NSString).appendingPathComponent("loss.svg"))
-    }
-
-    public func run() throws -> Summary {
-        let started = Date()
-        try AtomicFile.createDirectory(recipe.out)
-        let metricsPath = (recipe.out as NSString).appendingPathComponent("metrics.jsonl")
-        if step == 0 { try AtomicFile.write("", to: metricsPath) }
-        let metrics = try MetricsLog(path: metricsPath, truncateAfterStep: step)
-        let t = recipe.train
-        logLine("finetune: captioning from \(recipe.initFrom); \(examples.items.count) training captions, \(examples.pairCount) (caption, prefix) pairs; batch \(t.batchSize); \(t.steps) steps")
-        let previous = signal(SIGINT) { _ in captionStopRequested = 1 }
-        let previousTerm = signal(SIGTERM) { _ in captionStopRequested = 1 }
-        defer { signal(SIGINT, previous); signal(SIGTERM, previousTerm) }
-        captionStopRequested = 0
-
-        let progress = ProgressReporter(label: "finetune caption", total: t.steps, unit: "steps", enabled: showProgress)
-        progress.advance(step)
-        var windowLoss = 0.0, windowCorrect = 0, windowCount = 0, windowTokens = 0
-        var windowStart = Date()
-        var lastCheckpoint = CheckpointFiles.latest(in: checkpointsDir) ?? ""
-        var lastEval: [String: Double] = [:]
-        var lastLoss = Double.nan
-        var stoppedEarly = false
-        while step < t.steps {
-            if captionStopRequested != 0 || (stopAtStep.map { step >= $0 } ?? false) { stoppedEarly = true; break }
-            step += 1
-            model.store.zeroGradients()
-            let batch = examples.nextBatch(t.batchSize)
-            let out = model.forwardBackward(batch, step: step, dropoutSeed: dropoutSeed(base: UInt64(t.seed), step: step, site: 0),
-                                            lossWeights: Self.lossWeights, lossScale: 1, training: true)
-            guard out.loss.isFinite else {
-                throw VideoBertError("loss is \(out.loss) at step \(step); the last good checkpoint is \(lastCheckpoint.isEmpty ? "none" : lastCheckpoint)", file: recipe.out)
-            }
-            if let bad = model.store.firstNonFiniteGradient() {
-                throw VideoBertError("gradient of \(bad) is not finite at step \(step); the last good checkpoint is \(lastCheckpoint.isEmpty ? "none" : lastCheckpoint)", file: recipe.out)
-            }
-            let gradNorm = t.clipGrad > 0 ? clipGradientNorm(model.store, maxNorm: t.clipGrad) : gradientNorm(model.store)
-            let lr = recipe.learningRate(step: step)
-            adam.update(model.store, lr: lr)
-            lastLoss = Double(out.loss)
-            windowLoss += Double(out.mlmLoss) * Double(out.mlmCount)
-            windowCorrect += out.mlmCorrect
-            windowCount += out.mlmCount
-            windowTokens += batch.tokenCount
-
-            if step % recipe.logEvery == 0 || step == t.steps {
-                let secs = Date().timeIntervalSince(windowStart)
-                let line: [String: Double] = [
-                    "loss": windowLoss / Double(max(windowCount, 1)), "next_word_acc": Double(windowCorrect) / Double(max(windowCount, 1)),
-                    "lr": lr, "grad_norm": gradNorm, "tokens_per_s": Double(windowTokens) / max(secs, 1e-9),
-                    "seconds": Date().timeIntervalSince(started),
-                ]
-                try metrics.append(step: step, kind: "train", split: recipe.data.trainSplit, values: line)
-                progress.setStatus(String(format: "loss %.3f  acc %.3f", line["loss"]!, line["next_word_acc"]!))
-                windowLoss = 0; windowCorrect = 0; windowCount = 0; windowTokens = 0
-                windowStart = Date()
-            }
-            if (recipe.eval.every > 0 && step % recipe.eval.every == 0) || step == t.steps {
-                lastEval = evaluate()
-                if !lastEval.isEmpty {
-                    var line = lastEval
-                    line["seconds"] = Date().timeIntervalSince(started)
-                    try metrics.append(step: step, kind: "eval", split: recipe.data.evalSplit, values: line)
-                    try plotLoss(metricsPath)
-                }
-                windowStart = Date()
-            }
-            if step % recipe.checkpoint.every == 0 || step == t.steps {
-                lastCheckpoint = try saveCheckpoint()
-            }
-            progress.advance()
-        }
-        if stoppedEarly {
-            lastCheckpoint = try saveCheckpoint()
-            logLine("finetune: stopped at step \(step); saved \(lastCheckpoint) (continue with --resume)")
-        }
-        progress.finish()
-        try plotLoss(metricsPath)
-        return Summary(steps: step, finalLoss: lastLoss, eval: lastEval, checkpoint: lastCheckpoint,
-                       seconds: Date().timeIntervalSince(started), stoppedEarly: stoppedEarly,
-                       trainCaptions: examples.items.count, trainPairs: examples.pairCount)
+        return meter.values()
     }
 }
