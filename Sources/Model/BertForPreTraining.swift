@@ -211,9 +211,11 @@ public final class BertForPreTraining {
     func run(_ batch: PretrainingBatch, dropout: Bool, backward: Bool, step: Int, seed: UInt64,
              weights: (mlm: Float, mfm: Float, align: Float), lossScale: Float) -> PretrainingOutput {
         let (B, T) = (batch.B, batch.T)
-        loadInputs(batch.inputIDs, batch.tokenTypeIDs, batch.attentionMask, B: B, T: T)
+        loadInputs(batch.inputIDs, batch.tokenTypeIDs, batch.attentionMask, B: B, T: T,
+                   inputEmbeddingRows: batch.inputEmbeddingRows, inputEmbeddings: batch.inputEmbeddings)
         encoded = nil   // the last layer's buffers now hold selected rows only; `encode` must run again for inference calls
         keptForBackward = nil
+        if backward { resetInputEmbeddingGradient() }
         var out = PretrainingOutput()
         let rows = prepareRows(batch, B: B, T: T)
         out.mlmCount = rows.Mt; out.mfmCount = rows.Mv; out.alignCount = rows.Ma
@@ -253,7 +255,9 @@ public final class BertForPreTraining {
         precondition(!training || self.training, "a model built with training: false cannot run backward")
         let dropout = dropout ?? training
         let (B, T) = (batch.B, batch.T)
-        loadInputs(batch.inputIDs, batch.tokenTypeIDs, batch.attentionMask, B: B, T: T)
+        loadInputs(batch.inputIDs, batch.tokenTypeIDs, batch.attentionMask, B: B, T: T,
+                   inputEmbeddingRows: batch.inputEmbeddingRows, inputEmbeddings: batch.inputEmbeddings)
+        if training { resetInputEmbeddingGradient() }
         let rows = prepareRows(batch, B: B, T: T, compact: false)
         var out = PretrainingOutput()
         out.mlmCount = rows.Mt; out.mfmCount = rows.Mv; out.alignCount = rows.Ma
@@ -341,11 +345,14 @@ public final class BertForPreTraining {
     ///   - attentionMask: [B, T] 1 real / 0 padding, or nil for all real.
     /// - Returns: [B, T, C] (padded positions included, as HF computes them).
     /// The hidden states stay in the arena for `predictionLogits(rows:)` and `alignmentScores()`.
-    public func encode(inputIDs: [Int32], tokenTypeIDs: [Int32]?, attentionMask: [Float]?, B: Int, T: Int) -> [Float] {
+    ///   - inputEmbeddingRows, inputEmbeddings: positions whose input is a given vector instead of
+    ///     their id's word embedding, and the vectors [rows, C] (see PretrainingBatch).
+    public func encode(inputIDs: [Int32], tokenTypeIDs: [Int32]?, attentionMask: [Float]?, B: Int, T: Int,
+                       inputEmbeddingRows: [Int32] = [], inputEmbeddings: [Float] = []) -> [Float] {
         precondition(inputIDs.count == B * T, "inputIDs has \(inputIDs.count) ids, expected B·T = \(B * T)")
         let types = tokenTypeIDs ?? [Int32](repeating: 0, count: B * T)
         let mask = attentionMask ?? [Float](repeating: 1, count: B * T)
-        loadInputs(inputIDs, types, mask, B: B, T: T)
+        loadInputs(inputIDs, types, mask, B: B, T: T, inputEmbeddingRows: inputEmbeddingRows, inputEmbeddings: inputEmbeddings)
         let hidden = encoderForward(B: B, T: T, pHidden: 0, pAttention: 0, seed: 0, step: 0)
         encoded = (B, T)
         return Array(UnsafeBufferPointer(start: hidden, count: B * T * C))
@@ -385,7 +392,11 @@ public final class BertForPreTraining {
 
     // MARK: Inputs
 
-    private func loadInputs(_ ids: [Int32], _ types: [Int32], _ mask: [Float], B: Int, T: Int) {
+    /// Copies ids, token types and the attention mask into the model's buffers; positions with a
+    /// given input vector get id −1 there (no word embedding) and their vectors are kept (the
+    /// caller's arrays, not copied) for `encoderForward`.
+    private func loadInputs(_ ids: [Int32], _ types: [Int32], _ mask: [Float], B: Int, T: Int,
+                            inputEmbeddingRows rows: [Int32], inputEmbeddings values: [Float]) {
         let N = B * T
         precondition(B > 0 && T > 0, "empty batch")
         precondition(T <= maxSeq && N <= maxRows, "batch [\(B), \(T)] does not fit the model's arena (T ≤ \(maxSeq), B·T ≤ \(maxRows))")
@@ -394,9 +405,30 @@ public final class BertForPreTraining {
             precondition(ids[i] >= 0 && Int(ids[i]) < V, "input id \(ids[i]) outside the vocabulary 0..<\(V)")
             precondition(types[i] >= 0 && Int(types[i]) < S, "token type \(types[i]) outside 0..<\(S)")
         }
+        precondition(values.count == rows.count * C, "input embeddings: \(rows.count) rows need \(rows.count * C) values, got \(values.count)")
         ids.withUnsafeBufferPointer { ints.ids.update(from: $0.baseAddress!, count: N) }
         types.withUnsafeBufferPointer { ints.types.update(from: $0.baseAddress!, count: N) }
         mask.withUnsafeBufferPointer { arena[encoder.mask].update(from: $0.baseAddress!, count: N) }
+        for r in rows {
+            precondition(r >= 0 && Int(r) < N, "input-embedding row \(r) outside 0..<\(N)")
+            precondition(ints.ids[Int(r)] >= 0, "input-embedding row \(r) given twice")
+            ints.ids[Int(r)] = -1
+        }
+        external = (rows, values)
+    }
+
+    /// The input-embedding rows and vectors of the batch in the buffers (see `loadInputs`).
+    private var external: (rows: [Int32], values: [Float]) = ([], [])
+
+    /// [rows, C] d(loss)/d(input embeddings) of the last backward, in the order of the batch's
+    /// `inputEmbeddingRows` (scaled by lossScale like every gradient; empty without such rows).
+    public private(set) var inputEmbeddingGradient: [Float] = []
+
+    private func resetInputEmbeddingGradient() {
+        let n = external.rows.count * C
+        if inputEmbeddingGradient.count != n { inputEmbeddingGradient = [Float](repeating: 0, count: n) } else if n > 0 {
+            inputEmbeddingGradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        }
     }
 
     // MARK: Encoder
@@ -428,6 +460,15 @@ public final class BertForPreTraining {
         stage("embeddings") {
             embeddingsForward(out: arena[a.embSum], inputIds: ints.ids, tokenTypeIds: ints.types, wordEmbeddings: w(p.word),
                               positionEmbeddings: w(p.position), tokenTypeEmbeddings: w(p.tokenType), B: B, T: T, C: C)
+            if !external.rows.isEmpty {
+                let embSum = arena[a.embSum]
+                external.values.withUnsafeBufferPointer { v in
+                    for (i, r) in external.rows.enumerated() {
+                        let o = embSum + Int(r) * C, x = v.baseAddress! + i * C
+                        for c in 0..<C { o[c] += x[c] }
+                    }
+                }
+            }
             layerNormForward(out: x0, mean: arena[a.embMean], rstd: arena[a.embRstd], inp: arena[a.embSum],
                              weight: w(p.embLNw), bias: w(p.embLNb), N: N, C: C, eps: eps)
             if pHidden > 0 {
@@ -458,6 +499,12 @@ public final class BertForPreTraining {
             embeddingsBackward(dwordEmbeddings: g(p.word), dpositionEmbeddings: g(p.position), dtokenTypeEmbeddings: g(p.tokenType),
                                dout: dEmbSum, inputIds: ints.ids, tokenTypeIds: ints.types,
                                paddingId: config.padTokenId.map { Int32($0) }, B: B, T: T, C: C)
+            if !external.rows.isEmpty {
+                let rows = external.rows
+                inputEmbeddingGradient.withUnsafeMutableBufferPointer { d in
+                    for (i, r) in rows.enumerated() { (d.baseAddress! + i * C).update(from: dEmbSum + Int(r) * C, count: C) }
+                }
+            }
         }
     }
 

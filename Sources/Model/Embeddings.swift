@@ -11,8 +11,10 @@
 /// Positions are 0..<T (HF's default `position_ids`, padding at the end of each sequence).
 /// - Parameters:
 ///   - out: [B, T, C] the summed embeddings (written).
-///   - inputIds: [B, T] token ids, each in 0..<V. The caller validates ids (the batcher and the
-///     `embed` command check them against the vocabulary, with a message naming the file).
+///   - inputIds: [B, T] token ids, each in 0..<V, or negative for a position without a word
+///     embedding (its input vector is added by the caller: BertForPreTraining's input-embedding
+///     rows). The caller validates ids (the batcher and the `embed` command check them against
+///     the vocabulary, with a message naming the file).
 ///   - tokenTypeIds: [B, T] segment ids, each in 0..<S; nil means all 0 (HF's default).
 ///   - wordEmbeddings: [V, C] `embeddings.word_embeddings.weight`.
 ///   - positionEmbeddings: [P, C] with T ≤ P, `embeddings.position_embeddings.weight`.
@@ -27,11 +29,16 @@ public func embeddingsForward(out: UnsafeMutablePointer<Float>,
     Parallel.forEachRange(B * T, grain: max(1, 16_384 / max(C, 1))) { rows in
         for bt in rows {
             let t = bt % T
-            let word = wordEmbeddings + Int(inputIds[bt]) * C
+            let id = Int(inputIds[bt])
             let position = positionEmbeddings + t * C
             let segment = tokenTypeEmbeddings + Int(tokenTypeIds?[bt] ?? 0) * C
             let o = out + bt * C
-            for c in 0..<C { o[c] = word[c] + position[c] + segment[c] }
+            if id >= 0 {
+                let word = wordEmbeddings + id * C
+                for c in 0..<C { o[c] = word[c] + position[c] + segment[c] }
+            } else {
+                for c in 0..<C { o[c] = position[c] + segment[c] }
+            }
         }
     }
 }
@@ -50,7 +57,8 @@ public func embeddingsForward(out: UnsafeMutablePointer<Float>,
 ///   - dtokenTypeEmbeddings: [S, C] accumulated (+=).
 ///   - dout: [B, T, C] gradient of the summed embeddings.
 ///   - inputIds, tokenTypeIds: [B, T] as given to forward.
-///   - paddingId: the id whose word-embedding row gets no gradient, or nil for none.
+///   - paddingId: the id whose word-embedding row gets no gradient, or nil for none. Negative
+///     ids (positions without a word embedding) give no word-embedding gradient either.
 public func embeddingsBackward(dwordEmbeddings: UnsafeMutablePointer<Float>,
                                dpositionEmbeddings: UnsafeMutablePointer<Float>,
                                dtokenTypeEmbeddings: UnsafeMutablePointer<Float>,
@@ -70,7 +78,7 @@ public func embeddingsBackward(dwordEmbeddings: UnsafeMutablePointer<Float>,
             let id = inputIds[bt]
             let position = dpositionEmbeddings + (bt % T) * C + c0
             let segment = dtokenTypeEmbeddings + Int(tokenTypeIds?[bt] ?? 0) * C + c0
-            if id != skip {
+            if id != skip && id >= 0 {
                 let word = dwordEmbeddings + Int(id) * C + c0
                 for c in 0..<width { word[c] += g[c] }
             }

@@ -22,6 +22,12 @@ public struct PretrainingBatch: Sendable {
     public var alignLabels: [Int32]
     /// [B] 1 for examples that carry an alignment label (text+video), 0 otherwise.
     public var alignWeights: [Float]
+    /// Positions b·T + t whose input is a given vector instead of their id's word embedding
+    /// (continuous clip rows of a captioner fine-tuned from a CBT checkpoint), distinct; and
+    /// those vectors, [rows, C] in the same order. The id at such a position is ignored (any
+    /// valid id; [PAD] by convention); position and token-type embeddings are added as usual.
+    public var inputEmbeddingRows: [Int32] = []
+    public var inputEmbeddings: [Float] = []
 
     public init(B: Int, T: Int, inputIDs: [Int32], tokenTypeIDs: [Int32], attentionMask: [Float],
                 textRows: [Int32], textTargets: [Int32], videoRows: [Int32], videoTargets: [Int32],

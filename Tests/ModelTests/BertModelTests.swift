@@ -160,6 +160,99 @@ final class BertModelTests: XCTestCase {
         print("  whole model: worst relative error over \(model.store.slots.count) tensors \(worst)")
     }
 
+    // MARK: Input-embedding rows (continuous inputs)
+
+    /// Positions given as vectors equal to their ids' word-embedding rows compute exactly what
+    /// the ids compute; the word embeddings then get no gradient from those positions, and the
+    /// vectors' gradient is the one the word rows got.
+    func testInputEmbeddingRowsMatchTheirWordEmbeddings() throws {
+        let config = BertConfig(textVocabSize: 13, visualWords: 7, hiddenSize: 8, numHiddenLayers: 2, numAttentionHeads: 2,
+                                intermediateSize: 12, maxPositionEmbeddings: 10)
+        let model = try BertForPreTraining(config: config, maxBatch: 3, maxSeq: 10)
+        randomizeParameters(model, seed: 6, std: 0.4)
+        let batch = makeBatch(T: 10, textVocab: 13, visualWords: 7, layout: [(4, 3), (3, 2), (5, 0)],
+                              maskedText: [[0, 2], [1], [3, 4]], maskedVideo: [[1], [], []],
+                              alignLabels: [1, 0, 1], alignWeights: [1, 1, 0], seed: 3)
+        // The unmasked video positions of example 0 and 1 (types 1, not [SEP]).
+        var rows: [Int32] = []
+        for r in 0..<(3 * 10) where batch.tokenTypeIDs[r] == 1 && batch.attentionMask[r] == 1 && !batch.videoRows.contains(Int32(r))
+            && Int(batch.inputIDs[r]) >= 13 { rows.append(Int32(r)) }
+        XCTAssertGreaterThanOrEqual(rows.count, 3)
+        let word = model.store.parameter("bert.embeddings.word_embeddings.weight")
+        var given = batch
+        given.inputEmbeddingRows = rows
+        given.inputEmbeddings = rows.flatMap { r in (0..<8).map { word[Int(batch.inputIDs[Int(r)]) * 8 + $0] } }
+        for r in rows { given.inputIDs[Int(r)] = 0 }   // ignored
+
+        model.store.zeroGradients()
+        let a = model.forwardBackward(batch, step: 0, dropoutSeed: 0, lossWeights: (1, 1, 1))
+        let wordGradA = Array(UnsafeBufferPointer(start: model.store.gradient("bert.embeddings.word_embeddings.weight").baseAddress!, count: 20 * 8))
+        XCTAssertEqual(model.inputEmbeddingGradient, [], "no input-embedding rows: no gradient")
+        model.store.zeroGradients()
+        let b = model.forwardBackward(given, step: 0, dropoutSeed: 0, lossWeights: (1, 1, 1))
+        let wordGradB = Array(UnsafeBufferPointer(start: model.store.gradient("bert.embeddings.word_embeddings.weight").baseAddress!, count: 20 * 8))
+        XCTAssertEqual(Double(a.loss), Double(b.loss), accuracy: 1e-6)
+        XCTAssertEqual(model.inputEmbeddingGradient.count, rows.count * 8)
+        // Σ over the given rows of their gradient + the ids' rows' gradient without them = with them.
+        var expected = wordGradB
+        for (i, r) in rows.enumerated() {
+            for c in 0..<8 { expected[Int(batch.inputIDs[Int(r)]) * 8 + c] += model.inputEmbeddingGradient[i * 8 + c] }
+        }
+        for i in 0..<expected.count { XCTAssertEqual(expected[i], wordGradA[i], accuracy: 1e-5) }
+        XCTAssertGreaterThan(model.inputEmbeddingGradient.map { $0 * $0 }.reduce(0, +), 0)
+        // Inference sees the same vectors.
+        let e1 = model.encode(inputIDs: batch.inputIDs, tokenTypeIDs: batch.tokenTypeIDs, attentionMask: batch.attentionMask, B: 3, T: 10)
+        let e2 = model.encode(inputIDs: given.inputIDs, tokenTypeIDs: given.tokenTypeIDs, attentionMask: given.attentionMask, B: 3, T: 10,
+                              inputEmbeddingRows: given.inputEmbeddingRows, inputEmbeddings: given.inputEmbeddings)
+        for i in 0..<e1.count { XCTAssertEqual(e1[i], e2[i], accuracy: 1e-5) }
+    }
+
+    /// d(loss)/d(input embeddings) against central differences (with dropout, pruned last layer).
+    func testFiniteDifferencesInputEmbeddings() throws {
+        let config = BertConfig(textVocabSize: 13, visualWords: 0, hiddenSize: 8, numHiddenLayers: 2, numAttentionHeads: 2,
+                                intermediateSize: 12, maxPositionEmbeddings: 10, hiddenDropoutProb: 0.1, attentionProbsDropoutProb: 0.1)
+        let model = try BertForPreTraining(config: config, maxBatch: 2, maxSeq: 10)
+        randomizeParameters(model, seed: 8, std: 0.4)
+        // [CLS] w w [MASK] [>] v v v [SEP]: the v rows are vectors.
+        var batch = PretrainingBatch(B: 2, T: 9, inputIDs: [Int32](repeating: 0, count: 18), tokenTypeIDs: [Int32](repeating: 0, count: 18),
+                                     attentionMask: [Float](repeating: 1, count: 18), textRows: [3, 12], textTargets: [5, 7],
+                                     videoRows: [], videoTargets: [], alignLabels: [0, 0], alignWeights: [0, 0])
+        var rng = SeededRNG(seed: 4)
+        for b in 0..<2 {
+            for t in 0..<9 {
+                batch.inputIDs[b * 9 + t] = Int32(1 + rng.nextInt(12))
+                batch.tokenTypeIDs[b * 9 + t] = t >= 5 ? 1 : 0
+            }
+            batch.inputEmbeddingRows += [Int32(b * 9 + 5), Int32(b * 9 + 6), Int32(b * 9 + 7)]
+        }
+        batch.attentionMask[16] = 0; batch.attentionMask[17] = 0   // example 1 is 7 long: its last vector row is padding
+        batch.inputEmbeddings = (0..<(6 * 8)).map { _ in Float(rng.nextDouble() * 2 - 1) }
+        model.store.zeroGradients()
+        _ = model.run(batch, dropout: true, backward: true, step: 2, seed: 5, weights: (1, 0, 0), lossScale: 1)
+        let analytic = model.inputEmbeddingGradient
+        func loss(_ x: [Float]) -> Double {
+            var b = batch
+            b.inputEmbeddings = x
+            return Double(model.run(b, dropout: true, backward: false, step: 2, seed: 5, weights: (1, 0, 0), lossScale: 1).loss)
+        }
+        let h: Float = 1e-2
+        var diff = 0.0, numNorm = 0.0, anaNorm = 0.0
+        for i in 0..<batch.inputEmbeddings.count {
+            var x = batch.inputEmbeddings
+            func at(_ d: Float) -> Double { x[i] = batch.inputEmbeddings[i] + d; return loss(x) }
+            let numerical = (8 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12 * Double(h))
+            diff += (numerical - Double(analytic[i])) * (numerical - Double(analytic[i]))
+            numNorm += numerical * numerical
+            anaNorm += Double(analytic[i] * analytic[i])
+        }
+        let relative = diff.squareRoot() / (numNorm.squareRoot() + anaNorm.squareRoot())
+        print("  d(input embeddings): relative error \(relative)")
+        XCTAssertGreaterThan(numNorm, 1e-8)
+        XCTAssertLessThanOrEqual(relative, 1e-3)
+        // The padded position's vector (position 16, the 6th row) gets no gradient.
+        XCTAssertEqual(analytic[(5 * 8)..<(6 * 8)].map { abs($0) }.max()!, 0, accuracy: 0)
+    }
+
     // MARK: Training semantics
 
     func testGradientAccumulationAndLossScale() throws {
