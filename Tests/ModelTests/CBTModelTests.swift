@@ -172,6 +172,35 @@ final class CBTModelTests: XCTestCase {
         XCTAssertEqual(before, after)
         for (_, store) in loaded.parameterStores { XCTAssertEqual(gradientNorm(store), 0) }
     }
+
+    /// `visualStates` are the visual transformer's outputs that retrieval projects (cross
+    /// video_proj(Hv) = encodeForRetrieval's rows), and a visual-only model loaded without text/
+    /// computes the same; a smaller batch gives its rows of a larger one.
+    func testVisualStatesAndVisualOnlyModel() throws {
+        let model = try Self.model(frames: false)
+        var batch = Self.batch(frames: false, seed: 9)
+        batch.maskedRows = []; batch.candidates = []; batch.K1 = 1; batch.crossCandidates = 1
+        let Hv = model.visualStates(B: 3, Tv: 3, clipRows: batch.clipRows, clips: batch.clipCount, frames: [], features: batch.features)
+        let r = model.encodeForRetrieval(batch)
+        let Wv = model.store.parameter("cross.video_proj.weight"), bv = model.store.parameter("cross.video_proj.bias")
+        for row in 0..<9 where batch.clipRows[row] >= 0 {
+            for o in 0..<6 {
+                var x = bv[o]
+                for c in 0..<8 { x += Wv[o * 8 + c] * Hv[row * 8 + c] }
+                XCTAssertEqual(x, r.crossVideo[row * 6 + o], accuracy: 1e-4)
+            }
+        }
+        let dir = NSTemporaryDirectory() + "cbt-visual-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try model.save(to: dir)
+        try FileManager.default.removeItem(atPath: dir + "/text")
+        let visual = try CBTModel.loadVisual(from: dir, maxBatch: 2)
+        XCTAssertEqual(visual.parameterStores.count, 1)
+        XCTAssertThrowsError(try CBTModel.load(from: dir, maxBatch: 3, maxTextLength: 7, maxNCECandidates: 3, maxCrossCandidates: 3))
+        // Example 1 alone (2 clips, rows 3 and 4 of the batch's clips).
+        let one = visual.visualStates(B: 1, Tv: 2, clipRows: [0, 1], clips: 2, frames: [], features: Array(batch.features[15..<25]))
+        for i in 0..<16 { XCTAssertEqual(one[i], Hv[3 * 8 + i], accuracy: 1e-5) }
+    }
 }
 
 extension CBTModel {

@@ -27,7 +27,7 @@ extension CBTModel {
         }
         try SafeTensors.write(tensors, metadata: ["format": "videobert-cbt"],
                               to: (folder as NSString).appendingPathComponent(Self.weightsFileName))
-        try text.save(to: (folder as NSString).appendingPathComponent(Self.textFolderName))
+        try textModel?.save(to: (folder as NSString).appendingPathComponent(Self.textFolderName))
     }
 
     /// Loads the weights of a CBT checkpoint folder written by `save` into this model (same architecture).
@@ -53,10 +53,24 @@ extension CBTModel {
             let values = try file.floats(slot.name)
             values.withUnsafeBufferPointer { (store.parameters + slot.offset).update(from: $0.baseAddress!, count: slot.count) }
         }
-        let report = try text.loadPretrained(from: (folder as NSString).appendingPathComponent(Self.textFolderName))
+        guard let textModel else { return }   // visual-only: text/ is not read (and may be absent)
+        let report = try textModel.loadPretrained(from: (folder as NSString).appendingPathComponent(Self.textFolderName))
         guard report.initialized.isEmpty, !report.extendedVocabulary else {
             throw VideoBertError("the text BERT lacks tensors: \(report.initialized.joined(separator: ", "))", file: folder)
         }
+    }
+
+    /// A visual-only model (front-end and visual transformer; see `visualStates`) from a CBT
+    /// checkpoint folder's cbt_config.json and model.safetensors (text/ is not needed), for
+    /// batches of up to `maxBatch` clip sequences.
+    public static func loadVisual(from folder: String, maxBatch: Int) throws -> CBTModel {
+        let configPath = (folder as NSString).appendingPathComponent(configFileName)
+        let config = try JSON.decode(CBTConfig.self, from: configPath)
+        try config.validate(file: configPath)
+        let model = try CBTModel(config: config, textConfig: nil, maxBatch: maxBatch, maxTextLength: 1, maxNCECandidates: 1,
+                                 maxCrossCandidates: 1, training: false)
+        try model.loadWeights(from: folder)
+        return model
     }
 
     /// Builds a model from a CBT checkpoint folder.

@@ -115,8 +115,13 @@ public struct CBTRetrievalInputs: Sendable {
 /// Not Sendable: it owns raw buffers that its methods mutate.
 public final class CBTModel {
     public let config: CBTConfig
-    /// The text BERT (its own store; HF names).
-    public let text: BertForPreTraining
+    /// The text BERT (its own store; HF names). A visual-only model (built without a text
+    /// config, see `visualStates`) has none: asking for it is a programming error.
+    public var text: BertForPreTraining {
+        guard let textModel else { preconditionFailure("a visual-only CBT model has no text BERT") }
+        return textModel
+    }
+    let textModel: BertForPreTraining?
     /// Every other parameter (names in the file comment).
     public let store: ParameterStore
     /// B, Tt, NE (= B·maxClips), K1, K1x at most.
@@ -136,15 +141,18 @@ public final class CBTModel {
 
     /// Builds the model with zero parameters (call `initializeWeights(seed:)` or load).
     /// - Parameters:
-    ///   - textConfig: the text BERT (visual_words 0; its hidden size must be config.textHiddenSize).
+    ///   - textConfig: the text BERT (visual_words 0; its hidden size must be config.textHiddenSize);
+    ///     nil builds a visual-only model (front-end and visual transformer for `visualStates`;
+    ///     the cross-modal buffers sized for one text of one token).
     ///   - maxBatch: B; maxTextLength: Tt (≤ the text BERT's positions); maxNCECandidates: 1 + K;
     ///     maxCrossCandidates: K1x (≤ maxBatch).
-    public init(config: CBTConfig, textConfig: BertConfig, maxBatch: Int, maxTextLength: Int, maxNCECandidates: Int,
+    public init(config: CBTConfig, textConfig: BertConfig?, maxBatch: Int, maxTextLength: Int, maxNCECandidates: Int,
                 maxCrossCandidates: Int, training: Bool = true) throws {
         try config.validate()
-        guard textConfig.hiddenSize == config.textHiddenSize else {
+        if let textConfig, textConfig.hiddenSize != config.textHiddenSize {
             throw VideoBertError("the text BERT is \(textConfig.hiddenSize) wide, cbt text_hidden_size is \(config.textHiddenSize)")
         }
+        let maxTextLength = textConfig == nil ? 1 : maxTextLength
         guard maxBatch >= 1, maxNCECandidates >= 1, maxCrossCandidates >= 1, maxCrossCandidates <= maxBatch else {
             throw VideoBertError("CBT sizes: batch ≥ 1, NCE candidates ≥ 1, 1 ≤ cross candidates ≤ batch")
         }
@@ -158,7 +166,7 @@ public final class CBTModel {
         P = config.maxClips
         eps = Float(config.layerNormEps)
         maxClipsPerBatch = maxBatch * P
-        text = try BertForPreTraining(config: textConfig, maxBatch: maxBatch, maxSeq: maxTextLength, training: training)
+        textModel = try textConfig.map { try BertForPreTraining(config: $0, maxBatch: maxBatch, maxSeq: maxTextLength, training: training) }
         store = try ParameterStore(Self.parameterSpecs(config), training: training)
         w = CBTParameterOffsets(store: store)
         var layout = ArenaLayout()
@@ -187,7 +195,7 @@ public final class CBTModel {
     deinit { ints.deallocate() }
 
     /// Bytes held (both stores, parameters + gradients + moments, and activations).
-    public var bytes: Int { text.bytes + store.bytes + arena.bytes + ints.bytes }
+    public var bytes: Int { (textModel?.bytes ?? 0) + store.bytes + arena.bytes + ints.bytes }
 
     // MARK: Parameters
 
@@ -229,7 +237,7 @@ public final class CBTModel {
     /// `initializeParameters` (He-normal convolutions); everything else BERT-style
     /// (normal(0, initializer_range), LayerNorm 1, biases 0).
     public func initializeWeights(seed: UInt64) {
-        text.initializeWeights(seed: seed)
+        textModel?.initializeWeights(seed: seed)
         var rng = SeededRNG(seed: seed, stream: 0xF407)
         if let c = config.conv { ConvFrontEnd.initializeParameters(c, store: store, rng: &rng) }
         if let p = config.projection { FeatureProjection.initializeParameters(p, store: store, rng: &rng) }
@@ -238,7 +246,7 @@ public final class CBTModel {
     }
 
     /// Both stores, with the name prefix each uses in a trainer's optimizer state.
-    public var parameterStores: [(prefix: String, store: ParameterStore)] { [("", store), ("text.", text.store)] }
+    public var parameterStores: [(prefix: String, store: ParameterStore)] { [("", store)] + (textModel.map { [("text.", $0.store)] } ?? []) }
 
     @inline(__always) private func wp(_ offset: Int) -> UnsafeMutablePointer<Float> { store.parameters + offset }
     @inline(__always) private func gp(_ offset: Int) -> UnsafeMutablePointer<Float> { store.gradients + offset }
@@ -374,15 +382,18 @@ public final class CBTModel {
     // MARK: Front-end
 
     private func frontEndForward(_ batch: CBTBatch) -> UnsafeMutablePointer<Float> {
-        let NE = batch.clipCount
+        frontEndForward(clips: batch.clipCount, frames: batch.frames, features: batch.features)
+    }
+
+    private func frontEndForward(clips NE: Int, frames: [UInt8], features: [Float]) -> UnsafeMutablePointer<Float> {
         if let conv {
             let c = conv.config, perClip = c.framesPerClip * c.frameSize * c.frameSize * 3
-            precondition(batch.frames.count == NE * perClip, "frames: expected \(NE) clips of \(perClip) bytes, got \(batch.frames.count) bytes")
-            return batch.frames.withUnsafeBufferPointer { conv.forward(arena: arena, frames: $0.baseAddress!, clips: NE) }
+            precondition(frames.count == NE * perClip, "frames: expected \(NE) clips of \(perClip) bytes, got \(frames.count) bytes")
+            return frames.withUnsafeBufferPointer { conv.forward(arena: arena, frames: $0.baseAddress!, clips: NE) }
         }
         let projection = projection!
-        precondition(batch.features.count == NE * projection.config.inputSize, "features: expected \(NE) × \(projection.config.inputSize) values")
-        return batch.features.withUnsafeBufferPointer { projection.forward(arena: arena, features: $0.baseAddress!, clips: NE) }
+        precondition(features.count == NE * projection.config.inputSize, "features: expected \(NE) × \(projection.config.inputSize) values")
+        return features.withUnsafeBufferPointer { projection.forward(arena: arena, features: $0.baseAddress!, clips: NE) }
     }
 
     private func frontEndBackward(_ batch: CBTBatch, dE: UnsafeMutablePointer<Float>) {
@@ -399,17 +410,21 @@ public final class CBTModel {
 
     /// clipRows → ints.clipRows; masked flags → ints.isMasked; attention mask → visual.mask.
     private func loadVisualInputs(_ batch: CBTBatch) {
-        let Nv = batch.B * batch.Tv
+        loadVisualInputs(B: batch.B, Tv: batch.Tv, clipRows: batch.clipRows, maskedRows: batch.maskedRows, clips: batch.clipCount)
+    }
+
+    private func loadVisualInputs(B: Int, Tv: Int, clipRows: [Int32], maskedRows: [Int32], clips: Int) {
+        let Nv = B * Tv
         let mask = arena[visual.mask]
         for r in 0..<Nv {
-            let c = batch.clipRows[r]
-            precondition(c >= -1 && Int(c) < batch.clipCount, "clip row \(c) outside the batch's \(batch.clipCount) clips")
+            let c = clipRows[r]
+            precondition(c >= -1 && Int(c) < clips, "clip row \(c) outside the batch's \(clips) clips")
             ints.clipRows[r] = c
             ints.isMasked[r] = 0
             mask[r] = c >= 0 ? 1 : 0
         }
-        for r in batch.maskedRows {
-            precondition(r >= 0 && Int(r) < Nv && batch.clipRows[Int(r)] >= 0, "masked row \(r) is not a real clip position")
+        for r in maskedRows {
+            precondition(r >= 0 && Int(r) < Nv && clipRows[Int(r)] >= 0, "masked row \(r) is not a real clip position")
             ints.isMasked[Int(r)] = 1
         }
     }
@@ -638,6 +653,27 @@ public final class CBTModel {
                 }
             }
         }
+    }
+
+    // MARK: Clip features (downstream)
+
+    /// The visual transformer's final hidden states of B clip sequences (inference: no dropout,
+    /// nothing masked): the contextual clip features that captioners fine-tuned from a CBT
+    /// checkpoint read.
+    /// - Parameters:
+    ///   - Tv: positions per sequence (1...max_clips); clipRows: [B·Tv] position → clip row of
+    ///     frames/features, −1 for padding.
+    ///   - clips: rows of `frames` (uint8 [clips, F, S, S, 3], front-end "frames") or of
+    ///     `features` (float32 [clips, dim], front-end "features"); the other array is empty.
+    /// - Returns: [B·Tv, D] (padding rows included, as computed).
+    public func visualStates(B: Int, Tv: Int, clipRows: [Int32], clips: Int, frames: [UInt8], features: [Float]) -> [Float] {
+        precondition(B >= 1 && B <= maxBatch, "\(B) clip sequences outside 1...\(maxBatch)")
+        precondition(Tv >= 1 && Tv <= P && clipRows.count == B * Tv, "clip sequences of \(Tv) outside 1...\(P)")
+        precondition(clips >= 1 && clips <= maxClipsPerBatch, "\(clips) clips outside 1...\(maxClipsPerBatch)")
+        _ = frontEndForward(clips: clips, frames: frames, features: features)
+        loadVisualInputs(B: B, Tv: Tv, clipRows: clipRows, maskedRows: [], clips: clips)
+        let Hv = visualForward(B: B, Tv: Tv, pHidden: 0, pAttention: 0, seed: 0, step: 0)
+        return Array(UnsafeBufferPointer(start: Hv, count: B * Tv * D))
     }
 
     // MARK: Retrieval
