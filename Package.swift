@@ -36,7 +36,9 @@ let package = Package(
         // WordPiece, k-means, transcripts, alignment, the tokenized corpus.
         .target(name: "Tokenize", dependencies: ["Tensor", "Recipe", "Media", "Features"]),
         // BertConfig, BertForPreTraining (HF checkpoint I/O) from layers as forward/backward pairs, parameters, arena, AdamW.
-        .target(name: "Model", dependencies: ["Tensor"]),
+        // Optimised in debug builds too: its SIMD kernels (exp, GELU, softmax) run ~20× slower
+        // unoptimised, which is where a debug test run spent most of its time.
+        .target(name: "Model", dependencies: ["Tensor"], swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
 
         // More than one process: MPI (mpirun, srun) as a Communicator.
         .target(name: "Distributed", dependencies: ["CMPI", "Tensor"]),

@@ -9,8 +9,10 @@ struct CaptionCommand: ParsableCommand {
         commandName: "caption",
         abstract: "Caption the annotated steps of a split with a fine-tuned checkpoint (COCO results JSON).",
         discussion: """
-        Each step's visual words (the corpus clips overlapping its span) go in; the caption is
-        generated word by word (see `videobert finetune caption`) by beam search with length
+        Each step's visual words (the corpus clips overlapping its span) go in — or, for a
+        captioner fine-tuned from a CBT checkpoint, those clips' features from the CBT visual
+        transformer (the corpus must store the frames or features the CBT was trained on; the
+        checkpoint carries the CBT visual path in cbt/). The caption is generated word by word (see `videobert finetune caption`) by beam search with length
         normalisation (log P / n^alpha), or greedily with --beam 1. Writes
         [{"image_id": "<video>#<step>", "caption"}] to --out and, with --refs-out, the matching
         COCO references {"annotations": [{"image_id", "caption"}]}.
@@ -29,7 +31,7 @@ struct CaptionCommand: ParsableCommand {
     @Option(help: "Beam width (1: greedy).") var beam: Int = 4
     @Option(help: "Words generated at most.") var maxTokens: Int = GenerationOptions().maxTokens
     @Option(help: "Length normalisation alpha: hypotheses ranked by log P / n^alpha.") var lengthPenalty: Double = GenerationOptions().lengthPenalty
-    @Option(help: "Visual words given per step.") var maxVideoTokens: Int = GenerationOptions().maxVideoTokens
+    @Option(help: "Visual words (or clips) given per step.") var maxVideoTokens: Int = GenerationOptions().maxVideoTokens
     @Option(help: "Write the captions here (COCO results).") var out: String
     @Option(help: "Write the COCO references here.") var refsOut: String?
     @Option(help: "Also score NAME=FILE, COCO results of another system (repeatable).") var baseline: [String] = []
@@ -47,7 +49,7 @@ struct CaptionCommand: ParsableCommand {
             let eq = spec.firstIndex(of: "=")!
             return (String(spec[..<eq]), try CaptionFiles.loadPredictions(String(spec[spec.index(after: eq)...])))
         }
-        let (model, corpus) = try task.load()
+        let (model, corpus) = try task.load(allowClipFeatures: true)
         var options = GenerationOptions()
         options.beam = beam
         options.maxTokens = maxTokens

@@ -17,9 +17,10 @@ struct TaskOptions: ParsableArguments {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
     }
 
-    func load() throws -> (TaskModel, TaskCorpus) {
+    /// - Parameter allowClipFeatures: accept captioners fine-tuned from CBT checkpoints (captioning only).
+    func load(allowClipFeatures: Bool = false) throws -> (TaskModel, TaskCorpus) {
         let corpus = try TaskCorpus(path: self.corpus)
-        let model = try TaskModel(checkpoint: checkpoint, corpus: corpus, maxBatch: batch)
+        let model = try TaskModel(checkpoint: checkpoint, corpus: corpus, maxBatch: batch, allowClipFeatures: allowClipFeatures)
         return (model, corpus)
     }
 

@@ -29,14 +29,16 @@ enum TaskWorld {
     static func labels(video v: Int, step i: Int) -> (verb: Int, noun: Int) { ((v + 3 * i) % 4, (v * 5 + i) % 6) }
 
     /// Writes the corpus folder, annotations.json (YouCook2 with verb/noun) and labels.json into `dir`.
-    static func write(to dir: String) throws -> (corpus: String, annotations: String, labels: String) {
+    /// With `clipFeatures`, the corpus also stores clip features (for CBT): clip c's is the
+    /// one-hot vector of its visual word (32 values) plus normal(0, 0.1) noise.
+    static func write(to dir: String, clipFeatures: Bool = false) throws -> (corpus: String, annotations: String, labels: String) {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let corpusDir = dir + "/corpus"
         let vocabulary = TextVocabulary(tokens: tokens)
         let tokenizer = BertTokenizer(vocabulary: vocabulary)
-        let builder = try CorpusBuilder(dir: corpusDir, featureDim: nil, frameShape: nil)
+        let builder = try CorpusBuilder(dir: corpusDir, featureDim: clipFeatures ? visualWords : nil, frameShape: nil)
         var database: [String: Any] = [:]
-        var rng = SeededRNG(seed: 7)
+        var rng = SeededRNG(seed: 7), noise = SeededRNG(seed: 8)
         for v in 0..<videos {
             var words: [Int32] = [], times: [(start: Double, end: Double)] = [], segments: [AlignedSegment] = []
             var annotations: [[String: Any]] = []
@@ -54,8 +56,11 @@ enum TaskWorld {
                 annotations.append(["id": i, "segment": [Double(begin) + 0.1, Double(words.count) - 0.1],
                                     "sentence": "\(verbs[verb]) the \(nouns[noun])", "verb": verbs[verb], "noun": nouns[noun]])
             }
+            let features: [Float]? = clipFeatures ? words.flatMap { w in
+                (0..<visualWords).map { i in (i == Int(w) ? 1 : 0) + 0.1 * noise.nextGaussian() }
+            } : nil
             try builder.append(TokenizedVideo(id: "video\(v)", split: split(v), source: nil, duration: Double(words.count),
-                                              clipWords: words, clipTimes: times, segments: segments))
+                                              clipWords: words, clipTimes: times, segments: segments, features: features))
             database["video\(v)"] = ["subset": split(v), "duration": Double(words.count), "annotations": annotations]
         }
         let level: [Float] = (0..<visualWords).flatMap { w -> [Float] in [Float(w), Float(w % 4), 0, 1] }
@@ -64,7 +69,7 @@ enum TaskWorld {
         _ = try builder.finish(textVocab: .init(file: "text_vocab.txt", size: tokens.count, cased: false,
                                                 fingerprint: try CorpusBuilder.fingerprint(of: corpusDir + "/text_vocab.txt")),
                                visualVocab: .init(folder: "vocab", words: visualWords, branching: visualWords, depth: 1, dim: 4),
-                               clipSeconds: 1, fps: 1, featureSource: "builtin", featureDim: 4, failures: 0)
+                               clipSeconds: 1, fps: 1, featureSource: "builtin", featureDim: clipFeatures ? visualWords : 4, failures: 0)
         let annotationsPath = dir + "/annotations.json"
         try writeJSONObject(["database": database], to: annotationsPath)
         let labelsPath = dir + "/labels.json"

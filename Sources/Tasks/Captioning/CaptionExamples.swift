@@ -16,14 +16,33 @@ import Train
 // for k = 0 … n of every training caption (target w_{k+1}, or [SEP] at k = n), visited in a
 // seeded random order, epoch after epoch. The price: one target per sequence (a causal mask
 // would give n), so an epoch costs n+1 forward passes per caption — small next to pretraining.
+//
+// DESIGN DECISION, captioners from CBT checkpoints (clip features in): a CBT checkpoint has no
+// visual words; its product is the visual transformer's contextual clip features (D wide). The
+// captioner is then the CBT's text BERT reading the same layout, with the v_i positions given
+// as vectors: v_i = W·h_i + b, h_i the i-th clip's feature (the CBT front-end and visual
+// transformer run once over the step's clips, frozen), W, b a new trained projection into the
+// BERT's C-wide embedding space (ClipProjection), to which the BERT adds position and token
+// type 1 embeddings and its embedding LayerNorm, as for a word. Frozen features follow CBT's own
+// downstream protocol (CBT §4: captioning and anticipation models read the pretrained visual
+// transformer's outputs) and make an epoch cost no visual forward passes; the projection and
+// every BERT weight train. A batch carries the features (D wide) in `inputEmbeddings`; the
+// task projects them before the BERT reads them (CaptionTrainingTask).
 
-/// One training caption and the visual words of its step.
+/// One training caption and the visual words (or clip features) of its step.
 public struct CaptionItem: Sendable, Equatable {
     public var imageID: String
     /// WordPieces (at most max_caption_tokens).
     public var text: [Int32]
-    /// Visual words 0..<Vvis (at most max_video_tokens).
+    /// Visual words 0..<Vvis (at most max_video_tokens); empty for clip-feature captioners.
     public var video: [Int32]
+    /// Clip-feature captioners: the step's rows of the examples' feature table (at most
+    /// max_video_tokens); empty otherwise.
+    public var featureRows: Range<Int>
+
+    public init(imageID: String, text: [Int32], video: [Int32], featureRows: Range<Int> = 0..<0) {
+        self.imageID = imageID; self.text = text; self.video = video; self.featureRows = featureRows
+    }
 }
 
 /// The input layout of captioning (see the design note above).
@@ -32,6 +51,34 @@ public enum CaptionInput {
     /// - Parameter video: joint-vocabulary ids (Ttext + word).
     public static func sequence(prefix: [Int32], video: [Int32], special: SpecialTokens) -> (sequence: TaskSequence, mask: Int) {
         (TaskSequence.joint(text: prefix + [special.mask], video: video, special: special), 1 + prefix.count)
+    }
+
+    /// `[CLS] prefix [MASK] [>] x1 … xn [SEP]` with the n video positions left to input vectors
+    /// ([PAD] ids, token type 1), the [MASK]'s position and the video positions.
+    public static func sequence(prefix: [Int32], videoVectors n: Int, special: SpecialTokens) -> (sequence: TaskSequence, mask: Int, video: Range<Int>) {
+        let s = TaskSequence.joint(text: prefix + [special.mask], video: [Int32](repeating: special.pad, count: n), special: special)
+        let first = prefix.count + 3
+        return (s, 1 + prefix.count, first..<(first + n))
+    }
+
+    /// Training captions of a clip-feature captioner: every caption of every step that has
+    /// clips, with `features[i]` the features ([clips, D] row-major) of `steps[i]`; and the
+    /// feature table the items' rows index (each step's rows stored once).
+    public static func featureItems(_ steps: [ResolvedStep], features: [[Float]], featureSize D: Int, encode: (String) -> [Int32],
+                                    maxCaptionTokens: Int) -> (items: [CaptionItem], table: [Float]) {
+        var items: [CaptionItem] = [], table: [Float] = []
+        for (r, f) in zip(steps, features) where !f.isEmpty {
+            let rows = (table.count / D)..<((table.count + f.count) / D)
+            var used = false
+            for c in r.step.captions {
+                let ids = encode(c)
+                if ids.isEmpty { continue }
+                items.append(CaptionItem(imageID: r.step.imageID, text: Array(ids.prefix(maxCaptionTokens)), video: [], featureRows: rows))
+                used = true
+            }
+            if used { table += f }
+        }
+        return (items, table)
     }
 
     /// Training captions: every caption of every step that has visual words, tokenized and cut.
@@ -61,6 +108,10 @@ public final class CaptionExamples {
     public let items: [CaptionItem]
     public let special: SpecialTokens
     public let textVocabSize: Int
+    /// Clip-feature captioners: [rows, featureSize] the features the items' `featureRows` index
+    /// (featureSize 0 and empty with visual words).
+    public let features: [Float]
+    public let featureSize: Int
     /// Pair p: caption pairItem[p] with its first pairPrefix[p] words given.
     let pairItem: [Int32]
     let pairPrefix: [Int32]
@@ -68,10 +119,12 @@ public final class CaptionExamples {
 
     public var pairCount: Int { pairItem.count }
 
-    public init(items: [CaptionItem], special: SpecialTokens, textVocabSize: Int, seed: UInt64) {
+    public init(items: [CaptionItem], special: SpecialTokens, textVocabSize: Int, seed: UInt64, features: [Float] = [], featureSize: Int = 0) {
         self.items = items
         self.special = special
         self.textVocabSize = textVocabSize
+        self.features = features
+        self.featureSize = featureSize
         var pi: [Int32] = [], pp: [Int32] = []
         for (i, item) in items.enumerated() {
             for k in 0...item.text.count { pi.append(Int32(i)); pp.append(Int32(k)) }
@@ -105,15 +158,26 @@ public final class CaptionExamples {
         return batch(pairs)
     }
 
-    /// The batch of the given pairs, padded to the longest.
+    /// The batch of the given pairs, padded to the longest. For a clip-feature captioner its
+    /// `inputEmbeddingRows` are the video positions and `inputEmbeddings` their clip FEATURES
+    /// ([rows, featureSize]): the caller projects them to the BERT's width (see the design note).
     public func batch(_ pairs: [Int]) -> PretrainingBatch {
         var sequences: [TaskSequence] = [], masks: [Int] = [], targets: [Int32] = []
+        var videoPositions: [Range<Int>] = [], videoRows: [Range<Int>] = []
         for p in pairs {
             let item = items[Int(pairItem[p])], k = Int(pairPrefix[p])
-            let (s, m) = CaptionInput.sequence(prefix: Array(item.text.prefix(k)), video: item.video.map { Int32(textVocabSize) + $0 },
-                                               special: special)
-            sequences.append(s)
-            masks.append(m)
+            if featureSize > 0 {
+                let (s, m, v) = CaptionInput.sequence(prefix: Array(item.text.prefix(k)), videoVectors: item.featureRows.count, special: special)
+                sequences.append(s)
+                masks.append(m)
+                videoPositions.append(v)
+                videoRows.append(item.featureRows)
+            } else {
+                let (s, m) = CaptionInput.sequence(prefix: Array(item.text.prefix(k)), video: item.video.map { Int32(textVocabSize) + $0 },
+                                                   special: special)
+                sequences.append(s)
+                masks.append(m)
+            }
             targets.append(k < item.text.count ? item.text[k] : special.sep)
         }
         let B = pairs.count, T = sequences.map(\.count).max() ?? 1
@@ -129,6 +193,13 @@ public final class CaptionExamples {
             }
             batch.textRows.append(Int32(b * T + masks[b]))
             batch.textTargets.append(targets[b])
+        }
+        if featureSize > 0 {
+            let D = featureSize
+            for b in 0..<B {
+                batch.inputEmbeddingRows += videoPositions[b].map { Int32(b * T + $0) }
+                batch.inputEmbeddings += features[(videoRows[b].lowerBound * D)..<(videoRows[b].upperBound * D)]
+            }
         }
         return batch
     }

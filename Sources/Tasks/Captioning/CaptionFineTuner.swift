@@ -11,9 +11,14 @@ import Train
 /// pruned, `metrics.jsonl` and `loss.svg`, Ctrl-C saves, and `--resume` that continues
 /// bit-exactly.
 ///
+/// `init` is a VideoBERT checkpoint (visual words in) or a CBT checkpoint (clip features in:
+/// the CBT's text BERT becomes the captioner and reads the frozen CBT visual transformer's clip
+/// features through a trained ClipProjection; design note in CaptionExamples.swift).
+///
 /// A checkpoint folder is a pretraining-style checkpoint (config.json, model.safetensors,
-/// vocab.txt, visual_vocab/) plus recipe.yaml (this recipe), trainer_state.json and
-/// optimizer.safetensors, so every task command reads it.
+/// vocab.txt, and visual_vocab/ — or for a CBT init clip_projection.safetensors and cbt/, the
+/// CBT's visual path) plus recipe.yaml (this recipe), trainer_state.json and
+/// optimizer.safetensors; `videobert caption` reads either kind.
 public final class CaptionFineTuner {
     public struct Summary: Codable, Sendable {
         public var steps: Int
@@ -24,8 +29,10 @@ public final class CaptionFineTuner {
         public var stoppedEarly: Bool
         public var trainCaptions: Int
         public var trainPairs: Int
+        /// "visual words" or "CBT clip features".
+        public var input: String
         enum CodingKeys: String, CodingKey {
-            case steps, eval, checkpoint, seconds
+            case steps, eval, checkpoint, seconds, input
             case finalLoss = "final_loss", stoppedEarly = "stopped_early", trainCaptions = "train_captions", trainPairs = "train_pairs"
         }
     }
@@ -83,7 +90,8 @@ public final class CaptionFineTuner {
     public func run() throws -> Summary {
         let s = try loop.run()
         return Summary(steps: s.steps, finalLoss: s.finalLoss, eval: s.eval, checkpoint: s.checkpoint, seconds: s.seconds,
-                       stoppedEarly: s.stoppedEarly, trainCaptions: task.examples.items.count, trainPairs: task.examples.pairCount)
+                       stoppedEarly: s.stoppedEarly, trainCaptions: task.examples.items.count, trainPairs: task.examples.pairCount,
+                       input: task.clips == nil ? "visual words" : "CBT clip features")
     }
 }
 
@@ -95,14 +103,30 @@ final class CaptionTrainingTask: PretrainingTask {
     let examples: CaptionExamples
     let evalExamples: CaptionExamples?
     let special: SpecialTokens
+    /// With a CBT init: the CBT visual path (frozen; run once over every step's clips) and the
+    /// trained projection of its features. nil with a VideoBERT init.
+    let clips: (encoder: CBTClipEncoder, projection: ClipProjection)?
+    /// The BERT's folder: the init itself, or a CBT init's text/.
+    let bertFolder: String
 
     init(recipe: CaptionRecipe) throws {
         self.recipe = recipe
         corpus = try TaskCorpus(path: recipe.corpus)
-        try TaskModel.checkVocabularies(checkpoint: recipe.initFrom, corpus: corpus)
-        var config = try BertConfig.load(from: (recipe.initFrom as NSString).appendingPathComponent(BertForPreTraining.configFileName))
-        guard config.textVocabSize == corpus.textVocabSize, config.visualWords == corpus.visualWords else {
-            throw VideoBertError("the checkpoint has \(config.textVocabSize) text ids and \(config.visualWords) visual words, the corpus \(corpus.path) \(corpus.textVocabSize) and \(corpus.visualWords)", file: recipe.initFrom)
+        let fromCBT = CBTTrainer.isCheckpoint(recipe.initFrom)
+        bertFolder = fromCBT ? (recipe.initFrom as NSString).appendingPathComponent(CBTModel.textFolderName) : recipe.initFrom
+        try TaskModel.checkVocabularies(checkpoint: bertFolder, corpus: corpus)
+        var config = try BertConfig.load(from: (bertFolder as NSString).appendingPathComponent(BertForPreTraining.configFileName))
+        if fromCBT {
+            guard config.textVocabSize == corpus.textVocabSize, config.visualWords == 0 else {
+                throw VideoBertError("the CBT text BERT has \(config.textVocabSize) text ids, the corpus \(corpus.path) \(corpus.textVocabSize)", file: recipe.initFrom)
+            }
+            let encoder = try CBTClipEncoder(checkpoint: recipe.initFrom, corpus: corpus.corpus)
+            clips = (encoder, try ClipProjection(inputSize: encoder.featureSize, outputSize: config.hiddenSize))
+        } else {
+            guard config.textVocabSize == corpus.textVocabSize, config.visualWords == corpus.visualWords else {
+                throw VideoBertError("the checkpoint has \(config.textVocabSize) text ids and \(config.visualWords) visual words, the corpus \(corpus.path) \(corpus.textVocabSize) and \(corpus.visualWords)", file: recipe.initFrom)
+            }
+            clips = nil
         }
         guard recipe.maxSequence <= config.maxPositionEmbeddings else {
             throw VideoBertError("data.max_caption_tokens + data.max_video_tokens + 4 = \(recipe.maxSequence) exceeds the checkpoint's max_position_embeddings \(config.maxPositionEmbeddings)", file: "recipe")
@@ -116,26 +140,37 @@ final class CaptionTrainingTask: PretrainingTask {
         let tokenizer = BertTokenizer(vocabulary: vocabulary, lowercase: !corpus.corpus.index.textVocab.cased)
         let annotations = try StepAnnotations.load(recipe.annotations)
         let resolved = corpus.resolve(annotations)
-        func items(_ split: String) -> [CaptionItem] {
-            CaptionInput.items(resolved.inSplit(split), encode: tokenizer.encode, maxCaptionTokens: recipe.data.maxCaptionTokens,
-                               maxVideoTokens: recipe.data.maxVideoTokens)
+        let (textVocabSize, data, clips, special) = (corpus.textVocabSize, recipe.data, self.clips, self.special)
+        func makeExamples(_ split: String, seed: UInt64) -> CaptionExamples? {
+            let steps = resolved.inSplit(split)
+            if let clips {
+                let limit = min(data.maxVideoTokens, clips.encoder.maxClips)
+                let progress = ProgressReporter(label: "clip features (CBT, \(split))", total: steps.count, unit: "steps", enabled: isatty(2) != 0)
+                let features = clips.encoder.encode(steps.map { $0.clips.prefix(limit).map { Int($0) } }, progress: progress)
+                progress.finish()
+                let (items, table) = CaptionInput.featureItems(steps, features: features, featureSize: clips.encoder.featureSize,
+                                                               encode: tokenizer.encode, maxCaptionTokens: data.maxCaptionTokens)
+                return items.isEmpty ? nil : CaptionExamples(items: items, special: special, textVocabSize: textVocabSize, seed: seed,
+                                                             features: table, featureSize: clips.encoder.featureSize)
+            }
+            let items = CaptionInput.items(steps, encode: tokenizer.encode, maxCaptionTokens: data.maxCaptionTokens, maxVideoTokens: data.maxVideoTokens)
+            return items.isEmpty ? nil : CaptionExamples(items: items, special: special, textVocabSize: textVocabSize, seed: seed)
         }
-        let train = items(recipe.data.trainSplit)
-        guard !train.isEmpty else {
+        guard let train = makeExamples(recipe.data.trainSplit, seed: UInt64(recipe.train.seed)) else {
             throw VideoBertError("no captions of split '\(recipe.data.trainSplit)' with clips in the corpus \(corpus.path)", file: recipe.annotations)
         }
-        examples = CaptionExamples(items: train, special: special, textVocabSize: corpus.textVocabSize, seed: UInt64(recipe.train.seed))
-        let held = items(recipe.data.evalSplit)
-        evalExamples = held.isEmpty ? nil : CaptionExamples(items: held, special: special, textVocabSize: corpus.textVocabSize, seed: 0x5EED_CA97)
+        self.examples = train
+        evalExamples = makeExamples(recipe.data.evalSplit, seed: 0x5EED_CA97)
 
         model = try BertForPreTraining(config: config, maxBatch: recipe.train.batchSize, maxSeq: recipe.maxSequence, training: true)
     }
 
     static let lossWeights: (mlm: Float, mfm: Float, align: Float) = (1, 0, 0)
 
-    var parameterStores: [(prefix: String, store: ParameterStore)] { [("", model.store)] }
+    var parameterStores: [(prefix: String, store: ParameterStore)] { [("", model.store)] + (clips.map { [("", $0.projection.store)] } ?? []) }
     var runDescription: String {
-        "captioning from \(recipe.initFrom); \(examples.items.count) training captions, \(examples.pairCount) (caption, prefix) pairs"
+        let input = clips.map { "CBT clip features (\($0.encoder.featureSize) wide, frozen) projected to \(model.config.hiddenSize)" } ?? "visual words"
+        return "captioning from \(recipe.initFrom) (\(input) in); \(examples.items.count) training captions, \(examples.pairCount) (caption, prefix) pairs"
     }
     var plotKeys: [String] { ["loss"] }
     var samplerState: CaptionExamples.State { examples.state }
@@ -143,21 +178,41 @@ final class CaptionTrainingTask: PretrainingTask {
 
     func initializeParameters() throws {
         model.initializeWeights(seed: UInt64(recipe.train.seed))
-        try model.loadPretrained(from: recipe.initFrom, seed: UInt64(recipe.train.seed))
+        try model.loadPretrained(from: bertFolder, seed: UInt64(recipe.train.seed))
+        clips?.projection.initialize(std: Float(model.config.initializerRange), seed: UInt64(recipe.train.seed) ^ 0xC11F)
     }
 
-    /// The pretrained checkpoint's vocabularies (the corpus' when it has none) beside the weights.
+    /// The pretrained checkpoint's vocabularies (the corpus' when it has none) beside the weights;
+    /// with a CBT init, the projection and the CBT visual path (cbt/) instead of visual_vocab/.
     func saveModel(to folder: String) throws {
         try model.save(to: folder)
-        let initVocab = (recipe.initFrom as NSString).appendingPathComponent("vocab.txt")
+        let initVocab = (bertFolder as NSString).appendingPathComponent("vocab.txt")
         let vocab = FileManager.default.fileExists(atPath: initVocab) ? initVocab : corpus.corpus.textVocabPath
         try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: vocab)), to: (folder as NSString).appendingPathComponent("vocab.txt"))
+        if let clips {
+            try clips.projection.save(to: folder)
+            try clips.encoder.copyFiles(to: (folder as NSString).appendingPathComponent(ClipFeatureInput.cbtFolderName))
+            return
+        }
         let initVisual = (recipe.initFrom as NSString).appendingPathComponent("visual_vocab")
         let visual = FileManager.default.fileExists(atPath: initVisual) ? initVisual : corpus.corpus.visualVocabPath
         try CheckpointFiles.copyFiles(from: visual, to: (folder as NSString).appendingPathComponent("visual_vocab"))
     }
 
-    func loadModel(from folder: String) throws { try model.loadPretrained(from: folder) }
+    func loadModel(from folder: String) throws {
+        try model.loadPretrained(from: folder)
+        try clips?.projection.loadWeights(from: folder)
+    }
+
+    /// The batch the BERT reads: a clip-feature batch's features projected to its width.
+    /// - Returns: the batch and the features (for the projection's backward; empty without).
+    func project(_ batch: PretrainingBatch) -> (PretrainingBatch, [Float]) {
+        guard let clips else { return (batch, []) }
+        var b = batch
+        let features = batch.inputEmbeddings
+        b.inputEmbeddings = clips.projection.forward(features, rows: batch.inputEmbeddingRows.count)
+        return (b, features)
+    }
 
     /// Next-word loss (summed over the predicted words, so a window reports the mean per word)
     /// and accuracy.
@@ -170,8 +225,9 @@ final class CaptionTrainingTask: PretrainingTask {
     }
 
     func trainMicroBatch(step: Int, micro: Int, dropoutSeed: UInt64, lossScale: Float) -> (loss: Float, metrics: MetricSums) {
-        let batch = examples.nextBatch(recipe.train.batchSize)
+        let (batch, features) = project(examples.nextBatch(recipe.train.batchSize))
         let out = model.forwardBackward(batch, step: step, dropoutSeed: dropoutSeed, lossWeights: Self.lossWeights, lossScale: lossScale, training: true)
+        clips?.projection.backward(dout: model.inputEmbeddingGradient, input: features, rows: batch.inputEmbeddingRows.count)
         return (out.loss, Self.metrics(out, tokens: batch.tokenCount))
     }
 
@@ -186,7 +242,7 @@ final class CaptionTrainingTask: PretrainingTask {
             guard p < held.pairCount else { break }
             let pairs = (p..<min(held.pairCount, p + B)).map { Int(held.state.order[$0]) }
             p += pairs.count
-            let out = model.forwardBackward(held.batch(pairs), step: step, dropoutSeed: 0, lossWeights: Self.lossWeights, training: false)
+            let out = model.forwardBackward(project(held.batch(pairs)).0, step: step, dropoutSeed: 0, lossWeights: Self.lossWeights, training: false)
             meter.add(Self.metrics(out, tokens: 0))
         }
         return meter.values()

@@ -21,6 +21,30 @@ public struct GenerationOptions: Sendable, Codable, Equatable {
     }
 }
 
+/// What a step shows the captioner: its visual words (VideoBERT checkpoints) or its clips'
+/// projected features (captioners fine-tuned from CBT checkpoints: `count` rows of C values).
+public enum CaptionVideo: Sendable, Equatable {
+    case words([Int32])
+    case vectors([Float], count: Int)
+
+    public var count: Int {
+        switch self {
+        case .words(let w): w.count
+        case .vectors(_, let n): n
+        }
+    }
+
+    /// The first `n` positions.
+    public func prefix(_ n: Int) -> CaptionVideo {
+        switch self {
+        case .words(let w): return .words(Array(w.prefix(n)))
+        case .vectors(let v, let count):
+            let kept = min(n, count), width = count == 0 ? 0 : v.count / count
+            return .vectors(Array(v.prefix(kept * width)), count: kept)
+        }
+    }
+}
+
 /// A generated caption.
 public struct GeneratedCaption: Sendable, Equatable {
     /// WordPieces, without the final [SEP].
@@ -50,12 +74,33 @@ public final class CaptionGenerator {
         } + [Bool](repeating: false, count: max(0, model.textVocabSize - model.vocabulary.count))
     }
 
-    func input(prefix: [Int32], video: [Int32]) -> (TaskSequence, Int) {
-        CaptionInput.sequence(prefix: prefix, video: video.map(model.visualID), special: model.special)
+    func input(prefix: [Int32], video: CaptionVideo) -> (TaskSequence, Int) {
+        switch video {
+        case .words(let words):
+            return CaptionInput.sequence(prefix: prefix, video: words.map(model.visualID), special: model.special)
+        case .vectors(let values, let n):
+            var (s, mask, positions) = CaptionInput.sequence(prefix: prefix, videoVectors: n, special: model.special)
+            s.inputRows = positions.map { Int32($0) }
+            s.inputVectors = values
+            return (s, mask)
+        }
     }
 
-    func videoPart(_ visual: [Int32], options: GenerationOptions) -> [Int32] {
-        Array(visual.prefix(max(0, min(options.maxVideoTokens, model.maxSeq - options.maxTokens - 4))))
+    /// Video positions a step gets: max_video_tokens, and room for max_tokens words in the model.
+    public func videoLimit(_ options: GenerationOptions) -> Int {
+        max(0, min(options.maxVideoTokens, model.maxSeq - options.maxTokens - 4))
+    }
+
+    func videoPart(_ video: CaptionVideo, options: GenerationOptions) -> CaptionVideo { video.prefix(videoLimit(options)) }
+
+    /// What the model sees of each step: its visual words, or (clip-feature captioners) its
+    /// clips' projected features, computed over the clips kept (at most `videoLimit`).
+    public func videos(_ steps: [ResolvedStep], options: GenerationOptions, progress: ProgressReporter? = nil) -> [CaptionVideo] {
+        guard let clipInput = model.clipInput else { return steps.map { .words($0.visual) } }
+        let limit = videoLimit(options)
+        return clipInput.vectors(steps.map(\.clips), limit: limit, progress: progress).map {
+            .vectors($0, count: $0.count / clipInput.projection.outputSize)
+        }
     }
 
     /// The k most probable allowed tokens of one row of text log-probabilities, best first (ties: lower id).
@@ -74,6 +119,10 @@ public final class CaptionGenerator {
 
     /// Greedy decoding: the most probable allowed token each round until [SEP] or max_tokens.
     public func greedy(videos: [[Int32]], options: GenerationOptions, progress: ProgressReporter? = nil) -> [GeneratedCaption] {
+        greedy(videos.map { .words($0) }, options: options, progress: progress)
+    }
+
+    public func greedy(_ videos: [CaptionVideo], options: GenerationOptions, progress: ProgressReporter? = nil) -> [GeneratedCaption] {
         let videoParts = videos.map { videoPart($0, options: options) }
         var ids = [[Int32]](repeating: [], count: videos.count)
         var logp = [Float](repeating: 0, count: videos.count)
@@ -109,6 +158,10 @@ public final class CaptionGenerator {
     /// A step stops when W hypotheses have finished or at max_tokens (the live ones are then
     /// ranked as they are). With W = 1 this is exactly greedy decoding.
     public func beamSearch(videos: [[Int32]], options: GenerationOptions, progress: ProgressReporter? = nil) -> [GeneratedCaption] {
+        beamSearch(videos.map { .words($0) }, options: options, progress: progress)
+    }
+
+    public func beamSearch(_ videos: [CaptionVideo], options: GenerationOptions, progress: ProgressReporter? = nil) -> [GeneratedCaption] {
         let W = max(1, options.beam)
         let videoParts = videos.map { videoPart($0, options: options) }
         var alive = [[Hypothesis]](repeating: [Hypothesis(ids: [], logp: 0)], count: videos.count)
@@ -174,7 +227,7 @@ public final class CaptionGenerator {
     }
 
     /// Beam search, or greedy decoding when the beam is 1.
-    public func generate(videos: [[Int32]], options: GenerationOptions, progress: ProgressReporter? = nil) -> [GeneratedCaption] {
-        options.beam <= 1 ? greedy(videos: videos, options: options, progress: progress) : beamSearch(videos: videos, options: options, progress: progress)
+    public func generate(_ videos: [CaptionVideo], options: GenerationOptions, progress: ProgressReporter? = nil) -> [GeneratedCaption] {
+        options.beam <= 1 ? greedy(videos, options: options, progress: progress) : beamSearch(videos, options: options, progress: progress)
     }
 }

@@ -75,9 +75,17 @@ public enum CaptionTask {
         let resolved = corpus.resolve(annotations)
         let steps = try resolved.withVideo(in: split)
         let generator = CaptionGenerator(model: model)
+        let videos: [CaptionVideo]
+        if model.clipInput != nil {
+            let features = ProgressReporter(label: "clip features (CBT)", total: steps.count, unit: "steps", enabled: showProgress)
+            videos = generator.videos(steps, options: options, progress: features)
+            features.finish()
+        } else {
+            videos = generator.videos(steps, options: options)
+        }
         let progress = ProgressReporter(label: options.beam <= 1 ? "caption (greedy)" : "caption (beam \(options.beam))",
                                         total: steps.count, unit: "steps", enabled: showProgress)
-        let generated = generator.generate(videos: steps.map(\.visual), options: options, progress: progress)
+        let generated = generator.generate(videos, options: options, progress: progress)
         progress.finish()
         let results = zip(steps, generated).map { CaptionEntry(imageID: .string($0.step.imageID), caption: $1.text) }
         let refs = ZeroShotEvaluation.references(steps)

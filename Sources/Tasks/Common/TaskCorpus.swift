@@ -34,12 +34,18 @@ public struct TaskCorpus: Sendable {
     /// (clip.start < end and clip.end > start; a zero-length span inside a clip gets that clip).
     /// nil bounds mean the whole video.
     public func visualWords(video v: Int, start: Double?, end: Double?) -> [Int32] {
+        clips(video: v, start: start, end: end).map { corpus.clipWords[Int($0)] }
+    }
+
+    /// The corpus' clip indices (rows of clip_words, clip_frames, clip_features) of the clips of
+    /// video `v` that overlap [start, end], in time order (the same clips as `visualWords`).
+    public func clips(video v: Int, start: Double?, end: Double?) -> [Int32] {
         let entry = corpus.index.videos[v]
-        guard let start, let end else { return Array(corpus.clipWords[entry.clipBegin..<entry.clipEnd]) }
+        guard let start, let end else { return (entry.clipBegin..<entry.clipEnd).map { Int32($0) } }
         var out: [Int32] = []
         for c in entry.clipBegin..<entry.clipEnd {
             let cs = Double(corpus.clipTimes[2 * c]), ce = Double(corpus.clipTimes[2 * c + 1])
-            if (cs < end && ce > start) || (start == end && cs <= start && start < ce) { out.append(corpus.clipWords[c]) }
+            if (cs < end && ce > start) || (start == end && cs <= start && start < ce) { out.append(Int32(c)) }
         }
         return out
     }
@@ -54,8 +60,9 @@ public struct TaskCorpus: Sendable {
                 if seenMissing.insert(s.video).inserted { missing.append(s.video) }
                 continue
             }
+            let clips = clips(video: v, start: s.start, end: s.end)
             steps.append(ResolvedStep(step: s, video: v, split: corpus.index.videos[v].split,
-                                      visual: visualWords(video: v, start: s.start, end: s.end)))
+                                      visual: clips.map { corpus.clipWords[Int($0)] }, clips: clips))
         }
         return ResolvedSteps(steps: steps, videosNotInCorpus: missing, file: annotations.file)
     }
@@ -85,6 +92,8 @@ public struct ResolvedStep: Sendable {
     public var split: String
     /// Visual words of the clips overlapping the step (0..<visual words).
     public var visual: [Int32]
+    /// Those clips' indices in the corpus (for models that read clip frames or features).
+    public var clips: [Int32] = []
 }
 
 public struct ResolvedSteps: Sendable {

@@ -17,20 +17,40 @@ public final class TaskModel {
     public let special: SpecialTokens
     /// Ttext: joint-vocabulary ids below this are WordPieces.
     public let textVocabSize: Int
-    /// Vvis: visual word i is id Ttext + i.
+    /// Vvis: visual word i is id Ttext + i (0 for a clip-feature captioner).
     public let visualWords: Int
+    /// For a captioner fine-tuned from a CBT checkpoint: the CBT visual path that turns clips
+    /// into features (the checkpoint's cbt/ folder) and the trained projection into the BERT's
+    /// embeddings. nil for VideoBERT checkpoints (visual words in).
+    public let clipInput: ClipFeatureInput?
 
     /// - Parameters:
     ///   - checkpoint: a checkpoint folder (config.json, model.safetensors, vocab.txt, visual_vocab/).
     ///   - corpus: the corpus the tasks read; its vocabularies must be the checkpoint's.
     ///   - maxBatch, maxSeq: the arena (B·T ≤ maxBatch·maxSeq rows per forward; maxSeq is capped
     ///     at the checkpoint's max_position_embeddings).
-    public init(checkpoint: String, corpus: TaskCorpus, maxBatch: Int = 64, maxSeq: Int = 128) throws {
+    ///   - allowClipFeatures: accept a captioner fine-tuned from a CBT checkpoint (only captioning
+    ///     can use one: it has no visual words to score).
+    public init(checkpoint: String, corpus: TaskCorpus, maxBatch: Int = 64, maxSeq: Int = 128, allowClipFeatures: Bool = false) throws {
         folder = checkpoint
+        if CBTTrainer.isCheckpoint(checkpoint) {
+            throw VideoBertError("is a CBT checkpoint: `videobert retrieve` reads it directly; for captions fine-tune a captioner from it (`videobert finetune caption` with init: this folder)", file: checkpoint)
+        }
         let config = try BertConfig.load(from: (checkpoint as NSString).appendingPathComponent(BertForPreTraining.configFileName))
         let seq = min(maxSeq, config.maxPositionEmbeddings)
-        guard config.textVocabSize == corpus.textVocabSize, config.visualWords == corpus.visualWords else {
-            throw VideoBertError("the checkpoint has \(config.textVocabSize) text ids and \(config.visualWords) visual words, the corpus \(corpus.path) \(corpus.textVocabSize) and \(corpus.visualWords): tokenize with the checkpoint's vocabularies", file: checkpoint)
+        if ClipFeatureInput.isPresent(in: checkpoint) {
+            guard allowClipFeatures else {
+                throw VideoBertError("is a captioner fine-tuned from a CBT checkpoint (clip features in, no visual words): this task needs a VideoBERT checkpoint", file: checkpoint)
+            }
+            guard config.textVocabSize == corpus.textVocabSize else {
+                throw VideoBertError("the checkpoint has \(config.textVocabSize) text ids, the corpus \(corpus.path) \(corpus.textVocabSize): tokenize with the checkpoint's vocabulary", file: checkpoint)
+            }
+            clipInput = try ClipFeatureInput(checkpoint: checkpoint, corpus: corpus, hiddenSize: config.hiddenSize)
+        } else {
+            guard config.textVocabSize == corpus.textVocabSize, config.visualWords == corpus.visualWords else {
+                throw VideoBertError("the checkpoint has \(config.textVocabSize) text ids and \(config.visualWords) visual words, the corpus \(corpus.path) \(corpus.textVocabSize) and \(corpus.visualWords): tokenize with the checkpoint's vocabularies", file: checkpoint)
+            }
+            clipInput = nil
         }
         try Self.checkVocabularies(checkpoint: checkpoint, corpus: corpus)
         model = try BertForPreTraining.load(from: checkpoint, maxBatch: maxBatch, maxSeq: seq, training: false)
@@ -76,10 +96,43 @@ public final class TaskModel {
     public func decode(_ ids: [Int32]) -> String { WordPieceText.join(ids.compactMap { vocabulary.token($0) }) }
 }
 
+/// The clip-feature input of a captioner fine-tuned from a CBT checkpoint (see
+/// CaptionExamples.swift): the checkpoint's `cbt/` folder (the CBT front-end and visual
+/// transformer, frozen) and `clip_projection.safetensors`.
+public final class ClipFeatureInput {
+    public static let cbtFolderName = "cbt"
+    public let encoder: CBTClipEncoder
+    public let projection: ClipProjection
+
+    /// Whether `checkpoint` is a clip-feature captioner (it holds clip_projection.safetensors).
+    public static func isPresent(in checkpoint: String) -> Bool {
+        FileManager.default.fileExists(atPath: (checkpoint as NSString).appendingPathComponent(ClipProjection.fileName))
+    }
+
+    init(checkpoint: String, corpus: TaskCorpus, hiddenSize: Int) throws {
+        encoder = try CBTClipEncoder(checkpoint: (checkpoint as NSString).appendingPathComponent(Self.cbtFolderName), corpus: corpus.corpus)
+        projection = try ClipProjection.load(from: checkpoint)
+        guard projection.inputSize == encoder.featureSize, projection.outputSize == hiddenSize else {
+            throw VideoBertError("\(ClipProjection.fileName) maps \(projection.inputSize) → \(projection.outputSize) values; the CBT features are \(encoder.featureSize) wide and the BERT \(hiddenSize)", file: checkpoint)
+        }
+    }
+
+    /// The projected features ([count, C] row-major) of each clip sequence, each cut to its
+    /// first `limit` clips (and the CBT's max_clips).
+    public func vectors(_ clips: [[Int32]], limit: Int, progress: ProgressReporter? = nil) -> [[Float]] {
+        let states = encoder.encode(clips.map { $0.prefix(limit).map { Int($0) } }, progress: progress)
+        return states.map { projection.forward($0, rows: $0.count / projection.inputSize) }
+    }
+}
+
 /// One input sequence and where things are in it.
 public struct TaskSequence: Sendable, Equatable {
     public var ids: [Int32]
     public var types: [Int32]
+    /// Positions whose input is a vector (projected clip features) instead of their id's word
+    /// embedding, and the vectors ([positions, C] row-major); see PretrainingBatch.
+    public var inputRows: [Int32] = []
+    public var inputVectors: [Float] = []
 
     public init(ids: [Int32] = [], types: [Int32] = []) {
         self.ids = ids
@@ -126,6 +179,7 @@ extension TaskModel {
             var ids = [Int32](repeating: special.pad, count: B * T)
             var types = [Int32](repeating: 0, count: B * T)
             var mask = [Float](repeating: 0, count: B * T)
+            var inputRows: [Int32] = [], inputVectors: [Float] = []
             for b in 0..<B {
                 let s = sequences[i + b]
                 for t in 0..<s.count {
@@ -133,8 +187,11 @@ extension TaskModel {
                     types[b * T + t] = s.types[t]
                     mask[b * T + t] = 1
                 }
+                inputRows += s.inputRows.map { Int32(b * T) + $0 }
+                inputVectors += s.inputVectors
             }
-            _ = model.encode(inputIDs: ids, tokenTypeIDs: types, attentionMask: mask, B: B, T: T)
+            _ = model.encode(inputIDs: ids, tokenTypeIDs: types, attentionMask: mask, B: B, T: T,
+                             inputEmbeddingRows: inputRows, inputEmbeddings: inputVectors)
             try body(i, B, T)
             i += B
         }

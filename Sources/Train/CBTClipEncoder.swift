@@ -1,0 +1,103 @@
+import Foundation
+import Model
+import Recipe
+import Tensor
+import Tokenize
+
+/// Contextual clip features from a CBT checkpoint for downstream tasks: the clips of a time
+/// span go through the checkpoint's front-end and visual transformer (inference, nothing
+/// masked, no text), and each clip's final hidden state (D wide) is its feature — the
+/// representation CBT pretrains (Sun et al. 2019, CBT §4: downstream models read the visual
+/// transformer's outputs).
+///
+/// Reads from a CBT checkpoint folder (or the `cbt/` copy inside a captioner fine-tuned from
+/// one): cbt_config.json and model.safetensors (the text BERT in text/ is not needed), and
+/// recipe.yaml for how the front-end's input was prepared (frontend.source and
+/// frontend.center). The corpus must store what the front-end reads (clip_frames.npy of the
+/// same size and frames per clip, or clip_features.npy of the same width).
+public final class CBTClipEncoder {
+    /// The files `copyFiles(to:)` writes and `init` reads.
+    public static let files = [CBTModel.configFileName, CBTModel.weightsFileName, "recipe.yaml"]
+
+    public let folder: String
+    let model: CBTModel
+    let inputs: ClipInputs
+    public let recipe: CBTRecipe
+    /// D: the width of a feature.
+    public var featureSize: Int { model.config.visualHiddenSize }
+    /// Clips per sequence at most (the visual transformer's positions); longer spans are cut.
+    public var maxClips: Int { model.config.maxClips }
+
+    /// - Parameters:
+    ///   - checkpoint: a CBT checkpoint folder.
+    ///   - corpus: the tokenized corpus whose clips are encoded.
+    ///   - maxBatch: clip sequences per forward pass.
+    public init(checkpoint: String, corpus: TokenizedCorpus, maxBatch: Int = 16) throws {
+        folder = checkpoint
+        let recipePath = (checkpoint as NSString).appendingPathComponent("recipe.yaml")
+        guard FileManager.default.fileExists(atPath: recipePath) else {
+            throw VideoBertError("has no recipe.yaml: not a CBT checkpoint written by `videobert pretrain`", file: checkpoint)
+        }
+        recipe = try RecipeLoader.load(CBTRecipe.self, file: recipePath)
+        model = try CBTModel.loadVisual(from: checkpoint, maxBatch: maxBatch)
+        inputs = try ClipInputs.load(corpus: corpus, source: model.config.frontEnd, centerFrames: recipe.frontend.center == "video")
+        switch inputs {
+        case .frames(_, let F, let S):
+            let c = model.config.conv!
+            guard F == c.framesPerClip, S == c.frameSize else {
+                throw VideoBertError("stores \(F) frames of \(S)×\(S) per clip; the CBT checkpoint \(checkpoint) was trained on \(c.framesPerClip) of \(c.frameSize)×\(c.frameSize) (tokenize with the same store.frame_size and frames per clip)", file: corpus.path)
+            }
+        case .features(_, let dim):
+            let expected = model.config.projection!.inputSize
+            guard dim == expected else {
+                throw VideoBertError("stores clip features of \(dim) values; the CBT checkpoint \(checkpoint) reads \(expected)", file: corpus.path)
+            }
+        }
+    }
+
+    /// The features of each sequence of clips (global clip indices of the corpus, in time order;
+    /// each cut to its first `maxClips`): [count, D] row-major per sequence (empty for an empty
+    /// sequence). Sequences are encoded `maxBatch` at a time, each on its own (padding masked).
+    public func encode(_ sequences: [[Int]], progress: ProgressReporter? = nil) -> [[Float]] {
+        let D = featureSize
+        var out = [[Float]](repeating: [], count: sequences.count)
+        let live = sequences.indices.filter { !sequences[$0].isEmpty }
+        var start = 0
+        while start < live.count {
+            let chunk = Array(live[start..<min(live.count, start + model.maxBatch)])
+            let cut = chunk.map { Array(sequences[$0].prefix(maxClips)) }
+            let B = chunk.count, Tv = cut.map(\.count).max()!
+            var clipRows = [Int32](repeating: -1, count: B * Tv), clips: [Int] = []
+            for (b, s) in cut.enumerated() {
+                for (t, c) in s.enumerated() { clipRows[b * Tv + t] = Int32(clips.count); clips.append(c) }
+            }
+            var frames: [UInt8] = [], features: [Float] = []
+            switch inputs {
+            case .frames(let all, let F, let S):
+                let per = F * S * S * 3
+                frames.reserveCapacity(clips.count * per)
+                for c in clips { frames += all[(c * per)..<((c + 1) * per)] }
+            case .features(let all, let dim):
+                features.reserveCapacity(clips.count * dim)
+                for c in clips { features += all[(c * dim)..<((c + 1) * dim)] }
+            }
+            let states = model.visualStates(B: B, Tv: Tv, clipRows: clipRows, clips: clips.count, frames: frames, features: features)
+            for (b, s) in chunk.enumerated() {
+                out[s] = Array(states[(b * Tv * D)..<((b * Tv + cut[b].count) * D)])
+            }
+            progress?.advance(B)
+            start += B
+        }
+        return out
+    }
+
+    /// Copies the files the encoder reads into `folder` (created), so a model that depends on
+    /// these features carries them.
+    public func copyFiles(to folder: String) throws {
+        try AtomicFile.createDirectory(folder)
+        for name in Self.files {
+            let data = try Data(contentsOf: URL(fileURLWithPath: (self.folder as NSString).appendingPathComponent(name)))
+            try AtomicFile.write(data, to: (folder as NSString).appendingPathComponent(name))
+        }
+    }
+}

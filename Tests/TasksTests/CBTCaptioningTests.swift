@@ -1,0 +1,151 @@
+import Foundation
+import XCTest
+import Model
+import Recipe
+import Tensor
+@testable import Tasks
+import Train
+
+/// Captioners fine-tuned from CBT checkpoints (clip features in): the task world with stored
+/// clip features (one-hot visual words plus noise), a short CBT run on it (Recipes/cbt-tiny.yaml
+/// over features), then caption fine-tuning from that checkpoint, its files, exact resume,
+/// generation, and which tasks accept such a checkpoint.
+final class CBTCaptioningTests: XCTestCase {
+    /// One world and one CBT checkpoint per test process (a second or two in a debug build).
+    nonisolated(unsafe) private static var shared: (dir: String, world: (corpus: String, annotations: String, labels: String), cbt: String)?
+    private static let lock = NSLock()
+
+    static func fixture() throws -> (dir: String, world: (corpus: String, annotations: String, labels: String), cbt: String) {
+        lock.lock(); defer { lock.unlock() }
+        if let shared { return shared }
+        atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "videobert-test-corpora-\(getpid())") }
+        let dir = NSTemporaryDirectory() + "videobert-test-corpora-\(getpid())/cbt-caption-\(UUID().uuidString)"
+        let world = try TaskWorld.write(to: dir, clipFeatures: true)
+        let recipes = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Recipes").path
+        var r = try RecipeLoader.load(CBTRecipe.self, file: recipes + "/cbt-tiny.yaml")
+        r.corpus = world.corpus
+        r.out = dir + "/cbt"
+        r.frontend.source = "features"
+        r.data.maxClips = 8
+        r.text.numLayers = 2
+        r.train.steps = 60; r.eval.every = 0; r.eval.batches = 1; r.retrieval.maxPairs = 8
+        r.checkpoint.every = 10
+        let trainer = try CBTTrainer(recipe: r, resume: false)
+        trainer.showProgress = false
+        let summary = try trainer.run()
+        shared = (dir, world, summary.checkpoint)
+        return shared!
+    }
+
+    var dir: String!
+    override func setUpWithError() throws {
+        dir = NSTemporaryDirectory() + "cbt-captioning-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
+
+    func recipe(init initFrom: String, world: (corpus: String, annotations: String, labels: String), out: String, steps: Int) -> CaptionRecipe {
+        var r = CaptionRecipe()
+        r.initFrom = initFrom
+        r.corpus = world.corpus
+        r.annotations = world.annotations
+        r.out = out
+        r.data.maxVideoTokens = 8; r.data.maxCaptionTokens = 8
+        r.train.batchSize = 16; r.train.steps = steps; r.train.lr = 5e-3; r.train.warmupSteps = 10; r.train.dropout = 0.1
+        r.eval.every = 0; r.eval.batches = 4
+        r.checkpoint.every = 10; r.checkpoint.keep = 2
+        r.logEvery = 10
+        return r
+    }
+
+    /// Fine-tuning from the CBT checkpoint learns to caption held-out steps from their clip
+    /// features alone (the caption's noun and verb are in no text the model reads), writes a
+    /// checkpoint `videobert caption` reads, and resumes bit-exactly.
+    func testFineTuningFromCBTLearnsFromClipFeaturesAndResumesExactly() throws {
+        let f = try Self.fixture()
+        var long = recipe(init: f.cbt, world: f.world, out: dir + "/a", steps: 1000)
+        long.checkpoint.every = 1000; long.logEvery = 50
+        let a = try CaptionFineTuner(recipe: long, resume: false)
+        a.showProgress = false
+        let before = a.evaluate()
+        let sa = try a.run()
+        XCTAssertEqual(sa.input, "CBT clip features")
+        print("  eval before \(before) after \(sa.eval) final train loss \(sa.finalLoss)")
+        XCTAssertLessThan(sa.eval["loss"]!, before["loss"]! - 1, "held-out loss \(before["loss"]!) → \(sa.eval["loss"]!)")
+        for file in ["config.json", "model.safetensors", "vocab.txt", "clip_projection.safetensors", "cbt/cbt_config.json",
+                     "cbt/model.safetensors", "cbt/recipe.yaml", "recipe.yaml", "trainer_state.json", "optimizer.safetensors"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: sa.checkpoint + "/" + file), file)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: sa.checkpoint + "/visual_vocab"))
+        XCTAssertTrue(try SafeTensors.read(sa.checkpoint + "/optimizer.safetensors").names.contains("m.clip_projection.weight"))
+
+        // Generated captions name the step's noun and verb far above the frequency baseline.
+        let corpus = try TaskCorpus(path: f.world.corpus)
+        let annotations = try StepAnnotations.load(f.world.annotations)
+        let model = try TaskModel(checkpoint: sa.checkpoint, corpus: corpus, maxBatch: 16, allowClipFeatures: true)
+        XCTAssertNotNil(model.clipInput)
+        var options = GenerationOptions()
+        options.beam = 1; options.maxTokens = 6; options.maxVideoTokens = 8
+        var verbs = 0, nouns = 0, total = 0
+        var outputs: [CaptionTask.Output] = []
+        for split in ["val", "test"] {
+            let out = try CaptionTask.run(model: model, corpus: corpus, annotations: annotations, split: split, options: options, showProgress: false)
+            let steps = try corpus.resolve(annotations).withVideo(in: split)
+            XCTAssertEqual(out.results.count, steps.count)
+            for (step, result) in zip(steps, out.results) {
+                let words = Set(result.caption.split(separator: " ").map(String.init))
+                let truth = step.step.captions[0].split(separator: " ").map(String.init)   // "<verb> the <noun>"
+                if words.contains(truth[0]) { verbs += 1 }
+                if words.contains(truth[2]) { nouns += 1 }
+            }
+            total += steps.count
+            outputs.append(out)
+        }
+        print("  CBT captioner, val + test: verb in caption \(verbs)/\(total), noun \(nouns)/\(total)")
+        // Chance: 1/4 of the verbs and 1/6 of the nouns (every label occurs in every split).
+        XCTAssertGreaterThan(Double(verbs + nouns) / Double(2 * total), 0.5)
+        let out = outputs[1]
+        let model0 = out.report.rows[0], frequent = out.report.rows[1]
+        XCTAssertGreaterThan(model0.scores.cider, frequent.scores.cider)
+
+        // Stop at step 7, resume: the same bytes as the uninterrupted run.
+        let c1 = try CaptionFineTuner(recipe: recipe(init: f.cbt, world: f.world, out: dir + "/c", steps: 20), resume: false)
+        c1.showProgress = false
+        c1.stopAtStep = 7
+        XCTAssertTrue(try c1.run().stoppedEarly)
+        let c2 = try CaptionFineTuner(recipe: recipe(init: f.cbt, world: f.world, out: dir + "/c", steps: 20), resume: true)
+        c2.showProgress = false
+        let sc = try c2.run()
+        let d = try CaptionFineTuner(recipe: recipe(init: f.cbt, world: f.world, out: dir + "/d", steps: 20), resume: false)
+        d.showProgress = false
+        let sd = try d.run()
+        for name in ["model.safetensors", "clip_projection.safetensors", "optimizer.safetensors", "trainer_state.json"] {
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: sc.checkpoint + "/" + name)),
+                           try Data(contentsOf: URL(fileURLWithPath: sd.checkpoint + "/" + name)), name)
+        }
+    }
+
+    /// Only captioning reads a clip-feature captioner; a raw CBT checkpoint is pointed to the
+    /// commands that read it; a corpus without the CBT's stored input is named.
+    func testWhichCommandsReadWhichCheckpoints() throws {
+        let f = try Self.fixture()
+        let corpus = try TaskCorpus(path: f.world.corpus)
+        let s = try CaptionFineTuner(recipe: recipe(init: f.cbt, world: f.world, out: dir + "/a", steps: 1000), resume: false)
+        s.showProgress = false
+        let checkpoint = try s.run().checkpoint
+        XCTAssertThrowsError(try TaskModel(checkpoint: checkpoint, corpus: corpus)) { e in
+            XCTAssertTrue("\(e)".contains("fine-tuned from a CBT checkpoint") && "\(e)".contains(checkpoint), "\(e)")
+        }
+        XCTAssertThrowsError(try TaskModel(checkpoint: f.cbt, corpus: corpus, allowClipFeatures: true)) { e in
+            XCTAssertTrue("\(e)".contains("is a CBT checkpoint") && "\(e)".contains("finetune caption"), "\(e)")
+        }
+        // The VideoBERT task world has no stored clip features.
+        let plain = try TaskFixture.get()
+        var r = recipe(init: f.cbt, world: f.world, out: dir + "/b", steps: 2)
+        r.corpus = plain.corpusPath
+        XCTAssertThrowsError(try CaptionFineTuner(recipe: r, resume: false)) { e in
+            XCTAssertTrue("\(e)".contains("clip_features.npy") && "\(e)".contains(plain.corpusPath), "\(e)")
+        }
+    }
+}
