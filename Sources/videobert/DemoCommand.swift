@@ -20,7 +20,8 @@ struct DemoCommand: ParsableCommand {
           4. pretrain   VideoBERT with Recipes/demo.yaml                     (<out>/pretrain)
           5. cbt        a short CBT run with Recipes/cbt-demo.yaml           (<out>/cbt)
           6. zero-shot  verb/noun classification and template captions       (<out>/results)
-          7. caption    fine-tune a captioner (Recipes/finetune-caption-demo.yaml), then caption the test steps
+          7. caption    fine-tune a captioner (Recipes/finetune-caption-demo.yaml), then caption the test steps;
+                        and one from the CBT checkpoint's clip features (Recipes/finetune-caption-cbt-demo.yaml)
           8. next-step  the next clip's visual words, the next step's sentence
           9. retrieval  text→video and video→text over the test segments
         then a results table here (pretraining on the val videos, the tasks on the test videos, each
@@ -46,6 +47,7 @@ struct DemoCommand: ParsableCommand {
     @Option(name: .customLong("pretrain-set"), help: "Override a value of Recipes/demo.yaml (repeatable).") var pretrainSet: [String] = []
     @Option(name: .customLong("cbt-set"), help: "Override a value of Recipes/cbt-demo.yaml (repeatable).") var cbtSet: [String] = []
     @Option(name: .customLong("caption-set"), help: "Override a value of Recipes/finetune-caption-demo.yaml (repeatable).") var captionSet: [String] = []
+    @Option(name: .customLong("caption-cbt-set"), help: "Override a value of Recipes/finetune-caption-cbt-demo.yaml (repeatable).") var captionCbtSet: [String] = []
     @Option(help: "Where Recipes/ and Vocab/ are (default: the current folder).") var root: String = "."
 
     func path(_ name: String) -> String { (out as NSString).appendingPathComponent(name) }
@@ -70,6 +72,9 @@ struct DemoCommand: ParsableCommand {
         var zeroShot: ZeroShotReport?
         var caption: CaptionReport?
         var captionTraining: CaptionFineTuner.Summary?
+        /// The captioner fine-tuned from the CBT checkpoint (clip features in).
+        var captionCBT: CaptionReport?
+        var captionCBTTraining: CaptionFineTuner.Summary?
         var forecast: ForecastReport?
         var nextText: NextStepTextReport?
         var retrieval: RetrievalReport?
@@ -172,6 +177,7 @@ struct DemoCommand: ParsableCommand {
         }
 
         // 5. cbt
+        var cbtCheckpoint: String?
         if !skipCbt {
             try stage("cbt") {
                 let recipe = try RecipeLoader.load(CBTRecipe.self, file: recipePath("cbt-demo.yaml"),
@@ -180,10 +186,12 @@ struct DemoCommand: ParsableCommand {
                                                                "checkpoint.every=\(cbtSteps)"] + cbtSet)
                 if let p = recipe.problem() { throw VideoBertError(p, file: recipePath("cbt-demo.yaml")) }
                 let finished = (path("cbt/checkpoints") as NSString).appendingPathComponent(Trainer.checkpointName(cbtSteps))
+                cbtCheckpoint = finished
                 if FileManager.default.fileExists(atPath: finished) {
                     results.cbt = try cached("cbt") { try CBTTrainer(recipe: recipe, resume: true).evaluate() }
                 } else {
-                    invalidate(["cbt"])
+                    invalidate(["cbt", "caption-cbt-training", "caption-cbt"])
+                    try? FileManager.default.removeItem(atPath: path("caption-cbt"))
                     let trainer = try CBTTrainer(recipe: recipe, resume: Trainer.latestCheckpoint(in: path("cbt/checkpoints")) != nil)
                     let summary = try trainer.run()
                     if summary.stoppedEarly { throw ExitCode(130) }
@@ -227,6 +235,30 @@ struct DemoCommand: ParsableCommand {
                 let model = try TaskModel(checkpoint: tuned, corpus: taskCorpus)
                 return try CaptionTask.run(model: model, corpus: taskCorpus, annotations: notes, split: split, trainSplit: "train",
                                            options: GenerationOptions(), extra: [("zero-shot template (pretrained model)", zeroShotCaptions)]).report
+            }
+        }
+
+        // 7b. caption from the CBT checkpoint (clip features in)
+        if let cbtCheckpoint {
+            try stage("caption-cbt") {
+                var overrides = ["init=\(cbtCheckpoint)", "corpus=\(path("tokens"))", "annotations=\(annotationsPath)", "out=\(path("caption-cbt"))"]
+                if let captionSteps { overrides.append("train.steps=\(captionSteps)") }
+                let file = recipePath("finetune-caption-cbt-demo.yaml")
+                let recipe = try RecipeLoader.load(CaptionRecipe.self, file: file, overrides: overrides + captionCbtSet)
+                if let p = recipe.problem() { throw VideoBertError(p, file: file) }
+                let tuned = (path("caption-cbt/checkpoints") as NSString).appendingPathComponent(CheckpointFiles.name(step: recipe.train.steps))
+                if !FileManager.default.fileExists(atPath: tuned) { invalidate(["caption-cbt-training", "caption-cbt"]) }
+                results.captionCBTTraining = try cached("caption-cbt-training") {
+                    let tuner = try CaptionFineTuner(recipe: recipe, resume: CheckpointFiles.latest(in: path("caption-cbt/checkpoints")) != nil)
+                    let summary = try tuner.run()
+                    if summary.stoppedEarly { throw ExitCode(130) }
+                    return summary
+                }
+                results.captionCBT = try cached("caption-cbt") {
+                    let model = try TaskModel(checkpoint: tuned, corpus: taskCorpus, allowClipFeatures: true)
+                    return try CaptionTask.run(model: model, corpus: taskCorpus, annotations: notes, split: split, trainSplit: "train",
+                                               options: GenerationOptions()).report
+                }
             }
         }
 
@@ -294,6 +326,12 @@ struct DemoCommand: ParsableCommand {
             if let t = template {
                 rows.append(["", "zero-shot template: BLEU-4 / METEOR / CIDEr", num(t.scores.bleu4) + " / " + num(t.scores.meteor) + " / " + num(t.scores.cider), "", "—"])
             }
+        }
+        if let c = r.captionCBT, let model = c.rows.first {
+            let frequent = c.rows.first { $0.system.hasPrefix("most frequent") }
+            rows.append([r.caption == nil ? "captioning (test)" : "", "fine-tuned from CBT (clip features): BLEU-4 / METEOR / CIDEr",
+                         num(model.scores.bleu4) + " / " + num(model.scores.meteor) + " / " + num(model.scores.cider),
+                         frequent.map { num($0.scores.bleu4) + " / " + num($0.scores.meteor) + " / " + num($0.scores.cider) + " (frequent caption)" } ?? "—", "—"])
         }
         if let f = r.forecast {
             let o = f.overall
@@ -384,14 +422,22 @@ struct DemoCommand: ParsableCommand {
             report.heading("Captions: fine-tuned model against the reference")
             report.paragraph("Test steps, each with a frame from its middle, the fine-tuned model's caption (greedy) and the annotated sentence. Zero-shot template captions (\"now let's <verb> the <noun>\" filled by the pretrained model) for the same steps follow.")
             let zeroShot = Dictionary((results.zeroShot?.predictions ?? []).map { ($0.imageID, $0.caption) }, uniquingKeysWith: { a, _ in a })
+            let fromCBT = Dictionary((results.captionCBT?.examples ?? []).map { ($0.imageID, $0.caption) }, uniquingKeysWith: { a, _ in a })
             for e in c.examples {
-                let text = "model: \(e.caption) | reference: \(e.references.first ?? "") | zero-shot: \(zeroShot[e.imageID] ?? "—")"
+                var text = "model: \(e.caption) | reference: \(e.references.first ?? "") | zero-shot: \(zeroShot[e.imageID] ?? "—")"
+                if results.captionCBT != nil { text += " | from CBT: \(fromCBT[e.imageID] ?? "—")" }
                 if let img = stepImage(e.imageID) { report.figure(img, caption: text, scale: 3) } else { report.paragraph(e.imageID + ": " + text) }
             }
             report.table(header: ["system", "steps", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr"],
                          rows: c.rows.map { [$0.system, "\($0.images)", String(format: "%.3f", $0.scores.bleu4), String(format: "%.3f", $0.scores.meteor),
                                               String(format: "%.3f", $0.scores.rougeL), String(format: "%.3f", $0.scores.cider)] },
                          caption: "Caption scores on the test steps")
+            if let cbt = results.captionCBT {
+                report.table(header: ["system", "steps", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr"],
+                             rows: cbt.rows.map { [$0.system, "\($0.images)", String(format: "%.3f", $0.scores.bleu4), String(format: "%.3f", $0.scores.meteor),
+                                                    String(format: "%.3f", $0.scores.rougeL), String(format: "%.3f", $0.scores.cider)] },
+                             caption: "The captioner fine-tuned from the CBT checkpoint (clip features in), same test steps")
+            }
         }
         if let z = results.zeroShot {
             report.heading("Zero-shot verbs and nouns")
@@ -469,6 +515,10 @@ struct DemoCommand: ParsableCommand {
         }
         if let capLines = try? MetricsLog.read(path("caption/metrics.jsonl")), !capLines.isEmpty {
             report.heading("Caption fine-tuning")
+            report.svg(MetricsLog.lossPlot(capLines, keys: ["loss"]).render())
+        }
+        if let capLines = try? MetricsLog.read(path("caption-cbt/metrics.jsonl")), !capLines.isEmpty {
+            report.heading("Caption fine-tuning from CBT")
             report.svg(MetricsLog.lossPlot(capLines, keys: ["loss"]).render())
         }
         try report.write(to: path("report.html"))

@@ -14,19 +14,20 @@ final class DemoCLITests: XCTestCase {
                     "--pretrain-set", "model.hidden_size=32", "--pretrain-set", "model.intermediate_size=64", "--pretrain-set", "model.num_layers=1",
                     "--pretrain-set", "train.batch_size=4", "--pretrain-set", "eval.batches=1",
                     "--cbt-set", "train.batch_size=4", "--cbt-set", "eval.batches=1", "--cbt-set", "retrieval.max_pairs=8",
-                    "--caption-set", "train.batch_size=4", "--caption-set", "eval.batches=1"]
+                    "--caption-set", "train.batch_size=4", "--caption-set", "eval.batches=1",
+                    "--caption-cbt-set", "train.batch_size=4", "--caption-cbt-set", "eval.batches=1"]
         let r = try CLI.run(args)
         XCTAssertEqual(r.status, 0, r.stderr)
         for row in ["MLM accuracy", "masked-frame NCE accuracy", "verb top-1 / top-5", "noun top-1 / top-5", "fine-tuned: BLEU-4",
-                    "zero-shot template", "next clip's visual words", "next sentence among", "text→video R@1"] {
+                    "zero-shot template", "fine-tuned from CBT (clip features)", "next clip's visual words", "next sentence among", "text→video R@1"] {
             XCTAssertTrue(r.stdout.contains(row), "table row '\(row)' missing:\n\(r.stdout)")
         }
         let html = try String(contentsOfFile: dir + "/report.html", encoding: .utf8)
         for section in ["Captions: fine-tuned model against the reference", "Zero-shot verbs and nouns", "Next step: visual words",
-                        "Next step: the next sentence", "Visual words", "<svg"] {
+                        "Next step: the next sentence", "Visual words", "Caption fine-tuning from CBT", "<svg"] {
             XCTAssertTrue(html.contains(section), section)
         }
-        for f in ["zero-shot", "caption", "caption-training", "next-step-visual", "next-step-text", "retrieval", "pretrain", "cbt"] {
+        for f in ["zero-shot", "caption", "caption-training", "next-step-visual", "next-step-text", "retrieval", "pretrain", "cbt", "caption-cbt", "caption-cbt-training"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/results/\(f).json"), f)
         }
         // A re-run reuses every stage: same table, no training.
