@@ -288,8 +288,8 @@ struct DemoCommand: ParsableCommand {
         print("")
         printTable(header: header, rows: rows)
         print("")
-        for (name, secs) in timings { print(name.padding(toLength: 10, withPad: " ", startingAt: 0) + String(format: "%6.0f s", secs)) }
-        print("total     " + String(format: "%6.0f s", Date().timeIntervalSince(started)) + " → " + out)
+        for (name, secs) in timings { print(name.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: "%6.0f s", secs)) }
+        print("total       " + String(format: "%6.0f s", Date().timeIntervalSince(started)) + " → " + out)
 
         try writeReport(corpus: corpus, notes: notes, tokenSummary: tokenSummary, results: results, header: header, rows: rows, timings: timings)
         print("report: \(path("report.html"))")

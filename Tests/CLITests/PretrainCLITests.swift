@@ -91,6 +91,32 @@ final class PretrainCLITests: XCTestCase {
             XCTAssertEqual((t2v["count"] as! Int), 4)
             XCTAssertEqual((report["chance"] as! [String: Any])["median_rank"] as? Double, 2.5)
         }
+        // A captioner fine-tuned from the CBT checkpoint (clip features in) captions through the
+        // CLI; the tasks that score visual words refuse it, and a raw CBT checkpoint is pointed
+        // to the commands that read it.
+        let ft = try CLI.run(["finetune", "caption", "--recipe", root + "/Recipes/finetune-caption-cbt-demo.yaml", "--set", "init=" + ckpt,
+                              "--set", "corpus=" + dir + "/t", "--set", "annotations=" + dir + "/c/annotations.json", "--set", "out=" + dir + "/cap",
+                              "--set", "train.steps=3", "--set", "train.batch_size=2", "--set", "train.warmup_steps=1",
+                              "--set", "data.eval_split=train", "--set", "eval.batches=1", "--json"])
+        XCTAssertEqual(ft.status, 0, ft.stderr)
+        let tuned = try JSONSerialization.jsonObject(with: Data(ft.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(tuned["input"] as? String, "CBT clip features")
+        let captioner = tuned["checkpoint"] as! String
+        let cap = try CLI.run(["caption", "--checkpoint", captioner, "--corpus", dir + "/t", "--annotations", dir + "/c/annotations.json",
+                               "--split", "train", "--beam", "2", "--max-tokens", "4", "--out", dir + "/captions.json", "--json"])
+        XCTAssertEqual(cap.status, 0, cap.stderr)
+        let captions = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/captions.json"))) as! [[String: Any]]
+        XCTAssertFalse(captions.isEmpty)
+        XCTAssertTrue(captions.allSatisfy { ($0["image_id"] as? String)?.contains("#") == true && $0["caption"] is String })
+        let zs = try CLI.run(["zero-shot", "--checkpoint", captioner, "--corpus", dir + "/t", "--annotations", dir + "/c/annotations.json",
+                              "--labels", dir + "/c/labels.json", "--split", "train"])
+        XCTAssertEqual(zs.status, 1)
+        XCTAssertTrue(zs.stderr.contains(captioner) && zs.stderr.contains("fine-tuned from a CBT checkpoint"), zs.stderr)
+        let raw = try CLI.run(["caption", "--checkpoint", ckpt, "--corpus", dir + "/t", "--annotations", dir + "/c/annotations.json",
+                               "--split", "train", "--out", dir + "/x.json"])
+        XCTAssertEqual(raw.status, 1)
+        XCTAssertTrue(raw.stderr.contains("is a CBT checkpoint"), raw.stderr)
+
         let bad = try CLI.run(["pretrain", "--recipe", root + "/Recipes/cbt-tiny.yaml", "--set", "variant=clip"])
         XCTAssertEqual(bad.status, 1)
         XCTAssertTrue(bad.stderr.contains("variant 'clip' is not known"), bad.stderr)
