@@ -116,7 +116,9 @@ public final class BertForPreTraining {
         eps = Float(config.layerNormEps)
         maxRows = maxBatch * maxSeq
         // 20% of the positions covers BERT's 15% masking in one chunk; more rows take more chunks.
-        logitRows = min(maxRows, max(64, (maxRows + 4) / 5))
+        // An inference model scores few rows per call (evaluation, the tasks): 256-row chunks keep
+        // its [R, Ttext] buffer at ~31 MB for BERT's 30,522 WordPieces instead of ~200 MB.
+        logitRows = min(maxRows, training ? max(64, (maxRows + 4) / 5) : 256)
 
         store = try ParameterStore(Self.parameterSpecs(config), training: training)
         p = ParameterOffsets(store: store)

@@ -253,6 +253,42 @@ final class BertModelTests: XCTestCase {
         XCTAssertEqual(analytic[(5 * 8)..<(6 * 8)].map { abs($0) }.max()!, 0, accuracy: 0)
     }
 
+    /// The masked-row heads score their rows in chunks of the logits buffer (an inference model's
+    /// holds 256 rows, a training model's 20% of its positions): one chunk or several, the same
+    /// losses and counts.
+    func testHeadsGiveTheSameNumbersInOneChunkOrSeveral() throws {
+        let config = BertConfig(textVocabSize: 13, visualWords: 7, hiddenSize: 8, numHiddenLayers: 1, numAttentionHeads: 2,
+                                intermediateSize: 12, maxPositionEmbeddings: 10)
+        let B = 30, T = 10
+        var rng = SeededRNG(seed: 12)
+        var batch = PretrainingBatch(B: B, T: T, inputIDs: (0..<(B * T)).map { _ in Int32(4 + rng.nextInt(16)) },
+                                     tokenTypeIDs: (0..<(B * T)).map { Int32($0 % T >= 6 ? 1 : 0) },
+                                     attentionMask: [Float](repeating: 1, count: B * T), textRows: [], textTargets: [],
+                                     videoRows: [], videoTargets: [], alignLabels: (0..<B).map { Int32($0 % 2) },
+                                     alignWeights: [Float](repeating: 1, count: B))
+        for r in 0..<(B * T) where r % T != 0 {
+            if r % T < 6 { batch.textRows.append(Int32(r)); batch.textTargets.append(Int32(rng.nextInt(13))); batch.inputIDs[r] = 4 }
+            else { batch.videoRows.append(Int32(r)); batch.videoTargets.append(Int32(rng.nextInt(7))); batch.inputIDs[r] = 4 }
+        }
+        XCTAssertGreaterThan(batch.textRows.count + batch.videoRows.count, 256)
+        let oneChunk = try BertForPreTraining(config: config, maxBatch: 200, maxSeq: T)      // 400 logit rows
+        let inference = try BertForPreTraining(config: config, maxBatch: B, maxSeq: T, training: false)   // 256
+        let training = try BertForPreTraining(config: config, maxBatch: B, maxSeq: T)          // 64
+        randomizeParameters(oneChunk, seed: 3, std: 0.4)
+        for other in [inference, training] {
+            other.store.parameters.update(from: oneChunk.store.parameters, count: oneChunk.store.count)
+        }
+        let reference = oneChunk.forwardBackward(batch, step: 0, dropoutSeed: 0, lossWeights: (1, 1, 1), training: false)
+        for model in [inference, training] {
+            let out = model.forwardBackward(batch, step: 0, dropoutSeed: 0, lossWeights: (1, 1, 1), training: false)
+            XCTAssertEqual(out.mlmCount, reference.mlmCount)
+            XCTAssertEqual(out.mlmCorrect, reference.mlmCorrect)
+            XCTAssertEqual(out.mfmTop5Correct, reference.mfmTop5Correct)
+            XCTAssertEqual(Double(out.loss), Double(reference.loss), accuracy: 1e-5)
+            XCTAssertEqual(Double(out.mfmLoss), Double(reference.mfmLoss), accuracy: 1e-5)
+        }
+    }
+
     // MARK: Training semantics
 
     func testGradientAccumulationAndLossScale() throws {
