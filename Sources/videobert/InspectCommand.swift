@@ -1,29 +1,50 @@
 import ArgumentParser
 import Foundation
+import Tasks
 import Tensor
 import Tokenize
 
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Print a tokenized corpus: its counts, then segments as words and visual-word ids.",
+        abstract: "Print a tokenized corpus (counts, then segments as words and visual-word ids) or describe a checkpoint.",
         discussion: """
-        Each segment prints as `start–end  sentence | v<word> v<word> ...`: the sentence decoded
-        from its WordPiece ids, and the visual words of the clips shown while it is spoken.
+        A corpus: each segment prints as `start–end  sentence | v<word> v<word> ...`: the sentence
+        decoded from its WordPiece ids, and the visual words of the clips shown while it is spoken.
         Video-only segments show `—` for the sentence.
+
+        A checkpoint folder (VideoBERT, CBT, or a captioner fine-tuned from either, or a text
+        BERT): its kind and architecture, the step it was saved at, its parameter count, what it
+        was fine-tuned from, which commands read it, and its files.
 
         Example:
           videobert inspect demo/tokens --video demo0003-pancakes
           videobert inspect demo/tokens --split test --limit 5 --json
+          videobert inspect demo/caption-cbt/checkpoints/step-0000600
         """)
 
-    @Argument(help: "A tokenized corpus folder (from `videobert tokenize`).") var corpus: String
+    @Argument(help: "A tokenized corpus folder (from `videobert tokenize`) or a checkpoint folder.") var corpus: String
     @Option(help: "Only this video.") var video: String?
     @Option(help: "Only videos of this split (train, val, test).") var split: String?
     @Option(help: "Videos to print (0: counts only).") var limit: Int = 3
     @Flag(help: "JSON lines (one per segment) instead of text.") var json = false
 
     func run() throws {
+        let isCorpus = FileManager.default.fileExists(atPath: (corpus as NSString).appendingPathComponent("index.json"))
+        if !isCorpus && CheckpointInfo.isCheckpoint(corpus) {
+            let info = try CheckpointInfo.load(corpus)
+            if json { print(try JSON.string(info)); return }
+            print("\(info.kind.rawValue) checkpoint \(info.path)" + (info.step.map { ", step \($0)" } ?? ""))
+            print(info.summary)
+            print("parameters: \(info.parameters)")
+            if let i = info.initFrom { print("fine-tuned from: \(i)") }
+            print("read by: " + info.readBy.map { "videobert " + $0 }.joined(separator: ", "))
+            print("files: " + info.files.joined(separator: ", "))
+            return
+        }
+        if !isCorpus && FileManager.default.fileExists(atPath: corpus) {
+            throw VideoBertError("neither a tokenized corpus (no index.json) nor a checkpoint (no config.json or cbt_config.json)", file: corpus)
+        }
         let c = try TokenizedCorpus(path: corpus)
         let vocab = try TextVocabulary.load(c.textVocabPath)
         let idx = c.index

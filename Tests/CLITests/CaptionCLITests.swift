@@ -34,6 +34,15 @@ final class CaptionCLITests: XCTestCase {
         XCTAssertTrue(checkpoint.hasSuffix("step-0000004"), checkpoint)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out + "/checkpoints"), ["step-0000004"])
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/metrics.jsonl"))
+        XCTAssertEqual(t["input"] as? String, "visual words")
+        // `inspect` names the pretrained checkpoint and the captioner made from it.
+        let pre = try f.json(try f.run(["inspect", f.checkpoint, "--json"]))
+        XCTAssertEqual(pre["kind"] as? String, "videobert")
+        let tuned = try f.json(try f.run(["inspect", checkpoint, "--json"]))
+        XCTAssertEqual(tuned["kind"] as? String, "videobert-captioner")
+        XCTAssertEqual(tuned["init"] as? String, f.checkpoint)
+        XCTAssertEqual(tuned["step"] as? Int, 4)
+        XCTAssertEqual(tuned["parameters"] as? Int, pre["parameters"] as? Int)
         // Running again without --resume refuses; with --resume and more steps it continues.
         let again = try f.run(["finetune", "caption", "--recipe", recipe])
         XCTAssertEqual(again.status, 1)

@@ -112,6 +112,25 @@ final class PretrainCLITests: XCTestCase {
                               "--labels", dir + "/c/labels.json", "--split", "train"])
         XCTAssertEqual(zs.status, 1)
         XCTAssertTrue(zs.stderr.contains(captioner) && zs.stderr.contains("fine-tuned from a CBT checkpoint"), zs.stderr)
+        // `inspect` tells the two apart.
+        for (folder, kind) in [(ckpt, "cbt"), (captioner, "cbt-captioner")] {
+            let i = try CLI.run(["inspect", folder, "--json"])
+            XCTAssertEqual(i.status, 0, i.stderr)
+            let info = try JSONSerialization.jsonObject(with: Data(i.stdout.utf8)) as! [String: Any]
+            XCTAssertEqual(info["kind"] as? String, kind)
+            XCTAssertEqual(info["step"] as? Int, 3)
+            XCTAssertGreaterThan(info["parameters"] as! Int, 1000)
+            if kind == "cbt-captioner" {
+                XCTAssertEqual(info["init"] as? String, ckpt)
+                XCTAssertEqual(info["read_by"] as? [String], ["caption"])
+                XCTAssertTrue((info["files"] as! [String]).contains("cbt/cbt_config.json"))
+            }
+        }
+        let text = try CLI.run(["inspect", captioner])
+        XCTAssertTrue(text.stdout.contains("captioner fine-tuned from a CBT checkpoint") && text.stdout.contains("fine-tuned from: " + ckpt), text.stdout)
+        let neither = try CLI.run(["inspect", dir + "/c"])
+        XCTAssertEqual(neither.status, 1)
+        XCTAssertTrue(neither.stderr.contains("neither a tokenized corpus") && neither.stderr.contains(dir + "/c"), neither.stderr)
         let raw = try CLI.run(["caption", "--checkpoint", ckpt, "--corpus", dir + "/t", "--annotations", dir + "/c/annotations.json",
                                "--split", "train", "--out", dir + "/x.json"])
         XCTAssertEqual(raw.status, 1)
