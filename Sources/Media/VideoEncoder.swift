@@ -48,6 +48,12 @@ public final class VideoEncoder {
     private let stream: UnsafeMutablePointer<AVStream>
     private var tone: ToneEncoder?
     private var framesWritten = 0
+    /// The RGB frame handed to swscale, with zeroed slack after it: swscale's SIMD input readers
+    /// load up to 16 bytes past the last pixel (valgrind: "Invalid read of size 16" in sws_scale),
+    /// and whatever lies there leaked into the encoded bytes — the same frames gave different
+    /// files from run to run. Allocated once; a copy per frame.
+    private let source: UnsafeMutablePointer<UInt8>
+    private static let sourceSlack = 64
     private var lastPTS: Int64 = Int64.min
     /// Encoded packets wait here until the next frame's timestamp gives them their duration
     /// (variable frame rates: a frame lasts until the next one).
@@ -75,6 +81,8 @@ public final class VideoEncoder {
         let owned = FFmpegObjects()
         self.owned = owned
         guard width > 0, height > 0 else { throw VideoBertError("frame size \(width)x\(height) must be positive", file: path) }
+        source = .allocate(capacity: width * height * 3 + Self.sourceSlack)
+        source.initialize(repeating: 0, count: width * height * 3 + Self.sourceSlack)
         self.path = path
         self.width = width
         self.height = height
@@ -107,6 +115,12 @@ public final class VideoEncoder {
         case "libx264":
             av_opt_set(cc.pointee.priv_data, "preset", "veryfast", 0)
             av_opt_set(cc.pointee.priv_data, "crf", "\(quality ?? 18)", 0)
+            // No macroblock-tree rate control: with it, this libx264's SIMD lookahead made the
+            // first GOP's bytes depend on the process's memory (the same YUV frames, one thread,
+            // gave different files from run to run; mbtree=0, rc-lookahead=0 or asm=0 each made
+            // them identical). Files that the same frames always encode to the same bytes are worth
+            // the few percent of bitrate mbtree saves.
+            av_opt_set(cc.pointee.priv_data, "mbtree", "0", 0)
         case "mpeg4", "msmpeg4", "msmpeg4v2", "mjpeg", "mpeg2video", "mpeg1video", "h263p":
             cc.pointee.flags |= Int32(AV_CODEC_FLAG_QSCALE)
             cc.pointee.global_quality = Int32(FF_QP2LAMBDA) * Int32(quality ?? 3)
@@ -138,6 +152,7 @@ public final class VideoEncoder {
     }
 
     deinit {
+        source.deallocate()
         abandon()
         for p in waiting { var q: UnsafeMutablePointer<AVPacket>? = p; av_packet_free(&q) }
     }
@@ -173,7 +188,8 @@ public final class VideoEncoder {
         }
         lastPTS = pts
         try check(av_frame_make_writable(f), "frame not writable", file: path)
-        var src: UnsafePointer<UInt8>? = rgb.baseAddress
+        source.update(from: rgb.baseAddress!, count: rgb.count)
+        var src: UnsafePointer<UInt8>? = UnsafePointer(source)
         var srcStride = Int32(width * 3)
         _ = withUnsafeMutablePointer(to: &f.pointee.data) { data in
             withUnsafeMutablePointer(to: &f.pointee.linesize) { linesize in

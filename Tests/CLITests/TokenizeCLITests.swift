@@ -87,6 +87,23 @@ final class TokenizeCLITests: XCTestCase {
         XCTAssertTrue(all.filter { $0.contains(".tmp") }.isEmpty, "\(all)")
     }
 
+    /// The same seed renders the same corpus, byte for byte, in another process: the H.264
+    /// files too (libx264's mbtree lookahead used to make them depend on the process's memory;
+    /// swscale read past the end of the RGB frame), so tokens and the demo's numbers repeat.
+    func testDemoCorpusIsByteIdenticalAcrossRuns() throws {
+        let dir = NSTemporaryDirectory() + "democorpus-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for run in ["a", "b"] {
+            let r = try CLI.run(["demo-corpus", "--out", dir + "/" + run, "--videos", "6", "--size", "64x64"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        let files = try FileManager.default.subpathsOfDirectory(atPath: dir + "/a").filter { $0.hasSuffix(".mp4") || $0.hasSuffix(".vtt") }
+        XCTAssertEqual(files.filter { $0.hasSuffix(".mp4") }.count, 6)
+        for f in files.sorted() {
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/a/" + f)), try Data(contentsOf: URL(fileURLWithPath: dir + "/b/" + f)), f)
+        }
+    }
+
     func testRecipeErrorsNameKeyAndFile() throws {
         let r = try CLI.run(["tokenize", "--corpus", "/nonexistent", "--out", "/tmp/x", "--set", "kmeans.brnching=3"])
         XCTAssertEqual(r.status, 1)
