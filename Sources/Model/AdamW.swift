@@ -33,7 +33,7 @@ public struct AdamW: Sendable {
         self.weightDecay = weightDecay
         var chunks: [Chunk] = []
         let size = 1 << 16
-        for (slot, decay) in zip(store.slots, store.weightDecay) {
+        for (i, (slot, decay)) in zip(store.slots, store.weightDecay).enumerated() where !store.frozen[i] {
             var start = slot.offset
             while start < slot.offset + slot.count {
                 let end = min(start + size, slot.offset + slot.count)

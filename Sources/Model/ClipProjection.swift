@@ -51,19 +51,29 @@ public final class ClipProjection {
         return y
     }
 
-    /// Accumulates (+=) d(weight) and d(bias) from dy [rows, C] and the forward's x [rows, D]
-    /// (the features are inputs, not trained: no d(x)).
-    public func backward(dout dy: [Float], input x: [Float], rows: Int) {
+    /// Accumulates (+=) d(weight) and d(bias) from dy [rows, C] and the forward's x [rows, D];
+    /// with `inputGradient`, also returns d(x) [rows, D] (when the features train too).
+    @discardableResult
+    public func backward(dout dy: [Float], input x: [Float], rows: Int, inputGradient: Bool = false) -> [Float]? {
         precondition(store.training, "a clip projection built with training: false has no gradients")
         precondition(dy.count == rows * outputSize && x.count == rows * inputSize, "clip projection backward: shapes do not match \(rows) rows")
-        guard rows > 0 else { return }
+        var dx: [Float]? = inputGradient ? [Float](repeating: 0, count: rows * inputSize) : nil
+        guard rows > 0 else { return dx }
         let gw = store.gradients + store.offset(of: Self.weightName), gb = store.gradients + store.offset(of: Self.biasName)
         dy.withUnsafeBufferPointer { d in
             x.withUnsafeBufferPointer { xp in
-                linearBackward(dinp: nil, dweight: gw, dbias: gb, dout: d.baseAddress!, inp: xp.baseAddress!, weight: weight,
-                               N: rows, C: inputSize, OC: outputSize)
+                if dx == nil {
+                    linearBackward(dinp: nil, dweight: gw, dbias: gb, dout: d.baseAddress!, inp: xp.baseAddress!, weight: weight,
+                                   N: rows, C: inputSize, OC: outputSize)
+                } else {
+                    dx!.withUnsafeMutableBufferPointer { g in
+                        linearBackward(dinp: g.baseAddress!, dweight: gw, dbias: gb, dout: d.baseAddress!, inp: xp.baseAddress!, weight: weight,
+                                       N: rows, C: inputSize, OC: outputSize)
+                    }
+                }
             }
         }
+        return dx
     }
 
     public func save(to folder: String) throws {

@@ -52,6 +52,9 @@ public final class ParameterStore {
     public let slots: [TensorSlot]
     /// `weightDecay[i]` says whether AdamW decays `slots[i]`.
     public let weightDecay: [Bool]
+    /// `frozen[i]`: AdamW leaves `slots[i]` as it is (no update, no decay) — parts of a model a
+    /// fine-tuning run does not train. Set before the optimizer is made (AdamW reads it once).
+    public var frozen: [Bool]
     /// Total number of parameters (floats in each buffer).
     public let count: Int
     /// Whether gradient and moment buffers exist (false for inference-only stores).
@@ -83,6 +86,7 @@ public final class ParameterStore {
         }
         self.slots = slots
         self.weightDecay = specs.map(\.weightDecay)
+        self.frozen = [Bool](repeating: false, count: specs.count)
         self.count = offset
         self.training = training
         self.indexByName = index

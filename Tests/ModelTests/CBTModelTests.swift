@@ -173,6 +173,53 @@ final class CBTModelTests: XCTestCase {
         for (_, store) in loaded.parameterStores { XCTAssertEqual(gradientNorm(store), 0) }
     }
 
+    /// `visualStatesBackward` against central differences of L = Σ r ⊙ visualStates (dropout on,
+    /// padding rows ignored), for every front-end and visual tensor: a captioner tuning the CBT
+    /// visual path trains through it. Frames and features front-ends.
+    func testFiniteDifferencesVisualStates() throws {
+        for frames in [false, true] {
+            let model = try Self.model(frames: frames)
+            let batch = Self.batch(frames: frames, seed: 13)
+            var rng = SeededRNG(seed: 21)
+            let r = (0..<(9 * 8)).map { _ in rng.nextGaussian() }
+            func loss(backward: Bool) -> Double {
+                let h = model.visualStates(B: 3, Tv: 3, clipRows: batch.clipRows, clips: batch.clipCount, frames: batch.frames,
+                                           features: batch.features, dropout: true, dropoutSeed: 5, step: 2)
+                var l = 0.0
+                for row in 0..<9 where batch.clipRows[row] >= 0 { for c in 0..<8 { l += Double(r[row * 8 + c] * h[row * 8 + c]) } }
+                if backward { model.visualStatesBackward(r) }
+                return l
+            }
+            model.store.zeroGradients()
+            _ = loss(backward: true)
+            let h: Float = frames ? 1e-3 : 1e-2
+            var checked = 0
+            for slot in model.store.slots where slot.name.hasPrefix("frontend.") || (slot.name.hasPrefix("visual.") && !slot.name.contains("nce_head") && !slot.name.contains("mask_embedding")) {
+                let p = model.store.parameter(slot.name), g = model.store.gradient(slot.name)
+                let coordinates = Array((0..<slot.count).sorted { abs(g[$0]) > abs(g[$1]) }.prefix(2))
+                var diff = 0.0, numNorm = 0.0, anaNorm = 0.0
+                for i in coordinates {
+                    let saved = p[i]
+                    func at(_ d: Float) -> Double { p[i] = saved + d; return loss(backward: false) }
+                    let numerical = (8 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12 * Double(h))
+                    p[i] = saved
+                    diff += (numerical - Double(g[i])) * (numerical - Double(g[i]))
+                    numNorm += numerical * numerical
+                    anaNorm += Double(g[i] * g[i])
+                }
+                if slot.name.hasSuffix("attention.self.key.bias") { continue }   // exactly 0 (softmax shift invariance)
+                let relative = diff.squareRoot() / max(numNorm.squareRoot() + anaNorm.squareRoot(), 1e-30)
+                XCTAssertGreaterThan(anaNorm, 0, slot.name)
+                XCTAssertLessThanOrEqual(relative, 2e-3, "\(frames ? "frames" : "features") \(slot.name): relative error \(relative)")
+                checked += 1
+            }
+            XCTAssertGreaterThan(checked, 10)
+            // The NCE head, cross-modal and pooled parts get no gradient from the visual states.
+            XCTAssertEqual(model.store.gradient("visual.nce_head.weight").map { abs($0) }.max(), 0)
+            XCTAssertEqual(model.store.gradient("cross.score.weight").map { abs($0) }.max(), 0)
+        }
+    }
+
     /// `visualStates` are the visual transformer's outputs that retrieval projects (cross
     /// video_proj(Hv) = encodeForRetrieval's rows), and a visual-only model loaded without text/
     /// computes the same; a smaller batch gives its rows of a larger one.

@@ -63,12 +63,14 @@ extension CBTModel {
     /// A visual-only model (front-end and visual transformer; see `visualStates`) from a CBT
     /// checkpoint folder's cbt_config.json and model.safetensors (text/ is not needed), for
     /// batches of up to `maxBatch` clip sequences.
-    public static func loadVisual(from folder: String, maxBatch: Int) throws -> CBTModel {
+    /// With `training`, gradients exist and `visualStates(…dropout:…)` / `visualStatesBackward`
+    /// train the front-end and visual transformer.
+    public static func loadVisual(from folder: String, maxBatch: Int, training: Bool = false) throws -> CBTModel {
         let configPath = (folder as NSString).appendingPathComponent(configFileName)
         let config = try JSON.decode(CBTConfig.self, from: configPath)
         try config.validate(file: configPath)
         let model = try CBTModel(config: config, textConfig: nil, maxBatch: maxBatch, maxTextLength: 1, maxNCECandidates: 1,
-                                 maxCrossCandidates: 1, training: false)
+                                 maxCrossCandidates: 1, training: training)
         try model.loadWeights(from: folder)
         return model
     }

@@ -397,11 +397,15 @@ public final class CBTModel {
     }
 
     private func frontEndBackward(_ batch: CBTBatch, dE: UnsafeMutablePointer<Float>) {
+        frontEndBackward(clips: batch.clipCount, features: batch.features, dE: dE)
+    }
+
+    private func frontEndBackward(clips: Int, features: [Float], dE: UnsafeMutablePointer<Float>) {
         if let conv {
-            conv.backward(arena: arena, dout: dE, clips: batch.clipCount)
+            conv.backward(arena: arena, dout: dE, clips: clips)
         } else {
-            batch.features.withUnsafeBufferPointer {
-                projection!.backward(arena: arena, dout: dE, features: $0.baseAddress!, clips: batch.clipCount)
+            features.withUnsafeBufferPointer {
+                projection!.backward(arena: arena, dout: dE, features: $0.baseAddress!, clips: clips)
             }
         }
     }
@@ -667,13 +671,44 @@ public final class CBTModel {
     ///     `features` (float32 [clips, dim], front-end "features"); the other array is empty.
     /// - Returns: [B·Tv, D] (padding rows included, as computed).
     public func visualStates(B: Int, Tv: Int, clipRows: [Int32], clips: Int, frames: [UInt8], features: [Float]) -> [Float] {
+        visualStates(B: B, Tv: Tv, clipRows: clipRows, clips: clips, frames: frames, features: features, dropout: false, dropoutSeed: 0, step: 0)
+    }
+
+    /// What `visualStatesBackward` needs of the last `visualStates(…dropout:…)`.
+    private var keptVisual: (B: Int, Tv: Int, clips: Int, features: [Float], pHidden: Float, pAttention: Float, seed: UInt64, step: Int)?
+
+    /// `visualStates` for a caller that trains the visual path (a captioner tuning it): with
+    /// `dropout` the config's dropout drawn from `dropoutSeed` and `step`; in a training model the
+    /// state for `visualStatesBackward` is kept.
+    public func visualStates(B: Int, Tv: Int, clipRows: [Int32], clips: Int, frames: [UInt8], features: [Float],
+                             dropout: Bool, dropoutSeed seed: UInt64, step: Int) -> [Float] {
         precondition(B >= 1 && B <= maxBatch, "\(B) clip sequences outside 1...\(maxBatch)")
         precondition(Tv >= 1 && Tv <= P && clipRows.count == B * Tv, "clip sequences of \(Tv) outside 1...\(P)")
         precondition(clips >= 1 && clips <= maxClipsPerBatch, "\(clips) clips outside 1...\(maxClipsPerBatch)")
+        let pHidden: Float = dropout ? Float(config.hiddenDropoutProb) : 0
+        let pAttention: Float = dropout ? Float(config.attentionProbsDropoutProb) : 0
+        let visualSeed = dropoutSeedFor(seed, 2)
         _ = frontEndForward(clips: clips, frames: frames, features: features)
         loadVisualInputs(B: B, Tv: Tv, clipRows: clipRows, maskedRows: [], clips: clips)
-        let Hv = visualForward(B: B, Tv: Tv, pHidden: 0, pAttention: 0, seed: 0, step: 0)
+        let Hv = visualForward(B: B, Tv: Tv, pHidden: pHidden, pAttention: pAttention, seed: visualSeed, step: step)
+        keptVisual = training ? (B, Tv, clips, features, pHidden, pAttention, visualSeed, step) : nil
         return Array(UnsafeBufferPointer(start: Hv, count: B * Tv * D))
+    }
+
+    /// Backward of the last `visualStates` of a training model from d(states) [B·Tv, D] (padding
+    /// rows' values are ignored): the visual transformer, its embeddings and the front-end,
+    /// accumulating (+=) into the store's gradients.
+    public func visualStatesBackward(_ dStates: [Float]) {
+        guard let k = keptVisual else { preconditionFailure("visualStatesBackward needs a preceding visualStates of a training model") }
+        keptVisual = nil
+        let Nv = k.B * k.Tv
+        precondition(dStates.count == Nv * D, "d(states): expected \(Nv) × \(D) values")
+        let dHv = arena[visual.dOutput], dE = arena[s.dE], mask = arena[visual.mask]
+        dStates.withUnsafeBufferPointer { dHv.update(from: $0.baseAddress!, count: Nv * D) }
+        for r in 0..<Nv where mask[r] == 0 { (dHv + r * D).update(repeating: 0, count: D) }
+        zeroFloats(dE, k.clips * D)
+        visualBackward(B: k.B, Tv: k.Tv, pHidden: k.pHidden, pAttention: k.pAttention, seed: k.seed, step: k.step)
+        frontEndBackward(clips: k.clips, features: k.features, dE: dE)
     }
 
     // MARK: Retrieval
