@@ -32,14 +32,15 @@ public final class CBTClipEncoder {
     ///   - checkpoint: a CBT checkpoint folder.
     ///   - corpus: the tokenized corpus whose clips are encoded.
     ///   - maxBatch: clip sequences per forward pass.
-    public init(checkpoint: String, corpus: TokenizedCorpus, maxBatch: Int = 16) throws {
+    ///   - training: gradients exist, so `trainingForward` / `backward` can tune the visual path.
+    public init(checkpoint: String, corpus: TokenizedCorpus, maxBatch: Int = 16, training: Bool = false) throws {
         folder = checkpoint
         let recipePath = (checkpoint as NSString).appendingPathComponent("recipe.yaml")
         guard FileManager.default.fileExists(atPath: recipePath) else {
             throw VideoBertError("has no recipe.yaml: not a CBT checkpoint written by `videobert pretrain`", file: checkpoint)
         }
         recipe = try RecipeLoader.load(CBTRecipe.self, file: recipePath)
-        model = try CBTModel.loadVisual(from: checkpoint, maxBatch: maxBatch)
+        model = try CBTModel.loadVisual(from: checkpoint, maxBatch: maxBatch, training: training)
         inputs = try ClipInputs.load(corpus: corpus, source: model.config.frontEnd, centerFrames: recipe.frontend.center == "video")
         switch inputs {
         case .frames(_, let F, let S):
@@ -55,6 +56,89 @@ public final class CBTClipEncoder {
         }
     }
 
+    /// The clips' stored input (frames or features) of `clips`, in order.
+    private func gather(_ clips: [Int]) -> (frames: [UInt8], features: [Float]) {
+        var frames: [UInt8] = [], features: [Float] = []
+        switch inputs {
+        case .frames(let all, let F, let S):
+            let per = F * S * S * 3
+            frames.reserveCapacity(clips.count * per)
+            for c in clips { frames += all[(c * per)..<((c + 1) * per)] }
+        case .features(let all, let dim):
+            features.reserveCapacity(clips.count * dim)
+            for c in clips { features += all[(c * dim)..<((c + 1) * dim)] }
+        }
+        return (frames, features)
+    }
+
+    /// B ≤ maxBatch sequences as one batch: clip rows [B·Tv] (−1 padding) and the clips in order.
+    private func layout(_ sequences: [[Int]]) -> (Tv: Int, clipRows: [Int32], clips: [Int]) {
+        let Tv = max(1, sequences.map(\.count).max() ?? 1)
+        var clipRows = [Int32](repeating: -1, count: sequences.count * Tv), clips: [Int] = []
+        for (b, s) in sequences.enumerated() {
+            for (t, c) in s.enumerated() { clipRows[b * Tv + t] = Int32(clips.count); clips.append(c) }
+        }
+        return (Tv, clipRows, clips)
+    }
+
+    // MARK: Tuning the visual path
+
+    /// The trained parameters (front-end and visual transformer; the rest of the CBT store —
+    /// NCE head, mask embedding, cross-modal and pooled parts — is frozen: nothing reads it).
+    public var store: ParameterStore { model.store }
+
+    /// Marks every tensor but the front-end's and the visual transformer's frozen.
+    public func freezeUnused() {
+        for (i, slot) in model.store.slots.enumerated() {
+            let used = slot.name.hasPrefix("frontend.") || (slot.name.hasPrefix("visual.") && !slot.name.contains("nce_head")
+                                                             && !slot.name.contains("mask_embedding"))
+            model.store.frozen[i] = !used
+        }
+    }
+
+    /// What `backward` needs: each sequence's length and the batch's Tv.
+    private var kept: (counts: [Int], Tv: Int)?
+
+    /// Training twin of `encode` for B ≤ maxBatch sequences (each non-empty, cut to maxClips) in
+    /// one pass, with the CBT's dropout when `dropout`; `backward` then takes their gradients.
+    public func trainingForward(_ sequences: [[Int]], dropout: Bool, dropoutSeed: UInt64, step: Int) -> [[Float]] {
+        precondition(!sequences.isEmpty && sequences.count <= model.maxBatch && sequences.allSatisfy { !$0.isEmpty },
+                     "1...\(model.maxBatch) non-empty clip sequences")
+        let cut = sequences.map { Array($0.prefix(maxClips)) }
+        let (Tv, clipRows, clips) = layout(cut)
+        let (frames, features) = gather(clips)
+        let D = featureSize
+        let states = model.visualStates(B: cut.count, Tv: Tv, clipRows: clipRows, clips: clips.count, frames: frames, features: features,
+                                        dropout: dropout, dropoutSeed: dropoutSeed, step: step)
+        kept = model.training ? (cut.map(\.count), Tv) : nil
+        return cut.indices.map { b in Array(states[(b * Tv * D)..<((b * Tv + cut[b].count) * D)]) }
+    }
+
+    /// Accumulates the front-end's and visual transformer's gradients from d(features) of the
+    /// last `trainingForward` (same shapes).
+    public func backward(_ dFeatures: [[Float]]) {
+        guard let k = kept else { preconditionFailure("backward needs a preceding trainingForward of a training encoder") }
+        kept = nil
+        let D = featureSize
+        precondition(dFeatures.count == k.counts.count, "one gradient per sequence")
+        var d = [Float](repeating: 0, count: k.counts.count * k.Tv * D)
+        for (b, g) in dFeatures.enumerated() {
+            precondition(g.count == k.counts[b] * D, "sequence \(b): expected \(k.counts[b]) × \(D) values")
+            d.replaceSubrange((b * k.Tv * D)..<((b * k.Tv * D) + g.count), with: g)
+        }
+        model.visualStatesBackward(d)
+    }
+
+    /// Writes the (tuned) CBT weights and config, and the checkpoint's recipe.yaml, into `folder`.
+    public func save(to folder: String) throws {
+        try model.save(to: folder)
+        let recipe = try Data(contentsOf: URL(fileURLWithPath: (self.folder as NSString).appendingPathComponent("recipe.yaml")))
+        try AtomicFile.write(recipe, to: (folder as NSString).appendingPathComponent("recipe.yaml"))
+    }
+
+    /// Loads the CBT weights saved in `folder` (by `save`) into the encoder.
+    public func loadWeights(from folder: String) throws { try model.loadWeights(from: folder) }
+
     /// The features of each sequence of clips (global clip indices of the corpus, in time order;
     /// each cut to its first `maxClips`): [count, D] row-major per sequence (empty for an empty
     /// sequence). Sequences are encoded `maxBatch` at a time, each on its own (padding masked).
@@ -66,21 +150,9 @@ public final class CBTClipEncoder {
         while start < live.count {
             let chunk = Array(live[start..<min(live.count, start + model.maxBatch)])
             let cut = chunk.map { Array(sequences[$0].prefix(maxClips)) }
-            let B = chunk.count, Tv = cut.map(\.count).max()!
-            var clipRows = [Int32](repeating: -1, count: B * Tv), clips: [Int] = []
-            for (b, s) in cut.enumerated() {
-                for (t, c) in s.enumerated() { clipRows[b * Tv + t] = Int32(clips.count); clips.append(c) }
-            }
-            var frames: [UInt8] = [], features: [Float] = []
-            switch inputs {
-            case .frames(let all, let F, let S):
-                let per = F * S * S * 3
-                frames.reserveCapacity(clips.count * per)
-                for c in clips { frames += all[(c * per)..<((c + 1) * per)] }
-            case .features(let all, let dim):
-                features.reserveCapacity(clips.count * dim)
-                for c in clips { features += all[(c * dim)..<((c + 1) * dim)] }
-            }
+            let B = chunk.count
+            let (Tv, clipRows, clips) = layout(cut)
+            let (frames, features) = gather(clips)
             let states = model.visualStates(B: B, Tv: Tv, clipRows: clipRows, clips: clips.count, frames: frames, features: features)
             for (b, s) in chunk.enumerated() {
                 out[s] = Array(states[(b * Tv * D)..<((b * Tv + cut[b].count) * D)])

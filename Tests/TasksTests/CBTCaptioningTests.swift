@@ -126,6 +126,59 @@ final class CBTCaptioningTests: XCTestCase {
         }
     }
 
+    /// `train.tune_visual`: the CBT front-end and visual transformer train with the captioner
+    /// (their saved weights move; the frozen rest of the CBT store does not), the run resumes
+    /// bit-exactly, and `caption` reads the tuned visual path from the checkpoint's cbt/.
+    func testTuningTheVisualPathTrainsItAndResumesExactly() throws {
+        let f = try Self.fixture()
+        func tuned(_ out: String, steps: Int) -> CaptionRecipe {
+            var r = recipe(init: f.cbt, world: f.world, out: out, steps: steps)
+            r.train.tuneVisual = true
+            r.train.batchSize = 8
+            return r
+        }
+        let a = try CaptionFineTuner(recipe: tuned(dir + "/a", steps: 20), resume: false)
+        a.showProgress = false
+        let before = a.evaluate()
+        let sa = try a.run()
+        XCTAssertEqual(sa.input, "CBT clip features (tuned)")
+        XCTAssertLessThan(sa.eval["loss"]!, before["loss"]! - 0.5, "held-out loss \(before["loss"]!) → \(sa.eval["loss"]!)")
+        let original = try SafeTensors.read(f.cbt + "/model.safetensors"), saved = try SafeTensors.read(sa.checkpoint + "/cbt/model.safetensors")
+        XCTAssertEqual(Set(original.names), Set(saved.names))
+        for name in original.names where !name.hasSuffix("attention.self.key.bias") {   // its true gradient is 0
+            let moved = try original.floats(name) != saved.floats(name)
+            let trained = name.hasPrefix("frontend.") || (name.hasPrefix("visual.") && !name.contains("nce_head") && !name.contains("mask_embedding"))
+            XCTAssertEqual(moved, trained, "\(name): \(moved ? "moved" : "unchanged")")
+        }
+        XCTAssertTrue(try SafeTensors.read(sa.checkpoint + "/optimizer.safetensors").names.contains("m.cbt.frontend.proj.weight"))
+
+        let c1 = try CaptionFineTuner(recipe: tuned(dir + "/c", steps: 20), resume: false)
+        c1.showProgress = false
+        c1.stopAtStep = 7
+        XCTAssertTrue(try c1.run().stoppedEarly)
+        let c2 = try CaptionFineTuner(recipe: tuned(dir + "/c", steps: 20), resume: true)
+        c2.showProgress = false
+        let sc = try c2.run()
+        for name in ["model.safetensors", "clip_projection.safetensors", "cbt/model.safetensors", "optimizer.safetensors", "trainer_state.json"] {
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: sc.checkpoint + "/" + name)),
+                           try Data(contentsOf: URL(fileURLWithPath: sa.checkpoint + "/" + name)), name)
+        }
+        let corpus = try TaskCorpus(path: f.world.corpus)
+        let model = try TaskModel(checkpoint: sa.checkpoint, corpus: corpus, maxBatch: 16, allowClipFeatures: true)
+        var options = GenerationOptions()
+        options.beam = 2; options.maxTokens = 4
+        let out = try CaptionTask.run(model: model, corpus: corpus, annotations: try StepAnnotations.load(f.world.annotations), split: "test",
+                                      options: options, showProgress: false)
+        XCTAssertEqual(out.results.count, 16)
+        // tune_visual needs a CBT init.
+        var wrong = tuned(dir + "/w", steps: 2)
+        wrong.initFrom = try TaskFixture.get().checkpoint
+        wrong.corpus = try TaskFixture.get().corpusPath
+        XCTAssertThrowsError(try CaptionFineTuner(recipe: wrong, resume: false)) { e in
+            XCTAssertTrue("\(e)".contains("train.tune_visual needs a CBT checkpoint"), "\(e)")
+        }
+    }
+
     /// Only captioning reads a clip-feature captioner; a raw CBT checkpoint is pointed to the
     /// commands that read it; a corpus without the CBT's stored input is named.
     func testWhichCommandsReadWhichCheckpoints() throws {

@@ -39,9 +39,12 @@ public struct CaptionItem: Sendable, Equatable {
     /// Clip-feature captioners: the step's rows of the examples' feature table (at most
     /// max_video_tokens); empty otherwise.
     public var featureRows: Range<Int>
+    /// Clip-feature captioners that tune the visual path: the step's clips (corpus indices, at
+    /// most max_video_tokens), whose features are computed every step; empty otherwise.
+    public var clips: [Int32]
 
-    public init(imageID: String, text: [Int32], video: [Int32], featureRows: Range<Int> = 0..<0) {
-        self.imageID = imageID; self.text = text; self.video = video; self.featureRows = featureRows
+    public init(imageID: String, text: [Int32], video: [Int32], featureRows: Range<Int> = 0..<0, clips: [Int32] = []) {
+        self.imageID = imageID; self.text = text; self.video = video; self.featureRows = featureRows; self.clips = clips
     }
 }
 
@@ -81,6 +84,20 @@ public enum CaptionInput {
         return (items, table)
     }
 
+    /// Training captions of a captioner that tunes the visual path: every caption of every step
+    /// with clips, with the step's first `maxClips` clips.
+    public static func clipItems(_ steps: [ResolvedStep], encode: (String) -> [Int32], maxCaptionTokens: Int, maxClips: Int) -> [CaptionItem] {
+        var out: [CaptionItem] = []
+        for r in steps where !r.clips.isEmpty {
+            for c in r.step.captions {
+                let ids = encode(c)
+                if ids.isEmpty { continue }
+                out.append(CaptionItem(imageID: r.step.imageID, text: Array(ids.prefix(maxCaptionTokens)), video: [], clips: Array(r.clips.prefix(maxClips))))
+            }
+        }
+        return out
+    }
+
     /// Training captions: every caption of every step that has visual words, tokenized and cut.
     public static func items(_ steps: [ResolvedStep], encode: (String) -> [Int32], maxCaptionTokens: Int, maxVideoTokens: Int) -> [CaptionItem] {
         var out: [CaptionItem] = []
@@ -112,6 +129,9 @@ public final class CaptionExamples {
     /// (featureSize 0 and empty with visual words).
     public let features: [Float]
     public let featureSize: Int
+    /// The items carry clips (a captioner tuning the visual path): batches leave the video
+    /// positions' vectors to the caller (`inputEmbeddings` empty).
+    public let clipInput: Bool
     /// Pair p: caption pairItem[p] with its first pairPrefix[p] words given.
     let pairItem: [Int32]
     let pairPrefix: [Int32]
@@ -119,12 +139,14 @@ public final class CaptionExamples {
 
     public var pairCount: Int { pairItem.count }
 
-    public init(items: [CaptionItem], special: SpecialTokens, textVocabSize: Int, seed: UInt64, features: [Float] = [], featureSize: Int = 0) {
+    public init(items: [CaptionItem], special: SpecialTokens, textVocabSize: Int, seed: UInt64, features: [Float] = [], featureSize: Int = 0,
+                clipInput: Bool = false) {
         self.items = items
         self.special = special
         self.textVocabSize = textVocabSize
         self.features = features
         self.featureSize = featureSize
+        self.clipInput = clipInput
         var pi: [Int32] = [], pp: [Int32] = []
         for (i, item) in items.enumerated() {
             for k in 0...item.text.count { pi.append(Int32(i)); pp.append(Int32(k)) }
@@ -144,8 +166,14 @@ public final class CaptionExamples {
         state.cursor = 0
     }
 
+    /// The next B pairs of the shuffled order, as a batch (a new epoch reshuffles).
+    public func nextBatch(_ B: Int) -> PretrainingBatch { batch(nextPairs(B)) }
+
+    /// The caption of pair `p`.
+    public func item(ofPair p: Int) -> CaptionItem { items[Int(pairItem[p])] }
+
     /// The next B pairs of the shuffled order (a new epoch reshuffles).
-    public func nextBatch(_ B: Int) -> PretrainingBatch {
+    public func nextPairs(_ B: Int) -> [Int] {
         var pairs: [Int] = []
         for _ in 0..<B {
             if state.cursor >= state.order.count {
@@ -155,7 +183,7 @@ public final class CaptionExamples {
             pairs.append(Int(state.order[state.cursor]))
             state.cursor += 1
         }
-        return batch(pairs)
+        return pairs
     }
 
     /// The batch of the given pairs, padded to the longest. For a clip-feature captioner its
@@ -166,8 +194,9 @@ public final class CaptionExamples {
         var videoPositions: [Range<Int>] = [], videoRows: [Range<Int>] = []
         for p in pairs {
             let item = items[Int(pairItem[p])], k = Int(pairPrefix[p])
-            if featureSize > 0 {
-                let (s, m, v) = CaptionInput.sequence(prefix: Array(item.text.prefix(k)), videoVectors: item.featureRows.count, special: special)
+            if featureSize > 0 || clipInput {
+                let n = clipInput ? item.clips.count : item.featureRows.count
+                let (s, m, v) = CaptionInput.sequence(prefix: Array(item.text.prefix(k)), videoVectors: n, special: special)
                 sequences.append(s)
                 masks.append(m)
                 videoPositions.append(v)
@@ -194,11 +223,11 @@ public final class CaptionExamples {
             batch.textRows.append(Int32(b * T + masks[b]))
             batch.textTargets.append(targets[b])
         }
-        if featureSize > 0 {
+        if featureSize > 0 || clipInput {
             let D = featureSize
             for b in 0..<B {
                 batch.inputEmbeddingRows += videoPositions[b].map { Int32(b * T + $0) }
-                batch.inputEmbeddings += features[(videoRows[b].lowerBound * D)..<(videoRows[b].upperBound * D)]
+                if !clipInput { batch.inputEmbeddings += features[(videoRows[b].lowerBound * D)..<(videoRows[b].upperBound * D)] }
             }
         }
         return batch

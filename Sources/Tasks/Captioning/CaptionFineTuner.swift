@@ -91,7 +91,7 @@ public final class CaptionFineTuner {
         let s = try loop.run()
         return Summary(steps: s.steps, finalLoss: s.finalLoss, eval: s.eval, checkpoint: s.checkpoint, seconds: s.seconds,
                        stoppedEarly: s.stoppedEarly, trainCaptions: task.examples.items.count, trainPairs: task.examples.pairCount,
-                       input: task.clips == nil ? "visual words" : "CBT clip features")
+                       input: task.clips == nil ? "visual words" : recipe.train.tuneVisual ? "CBT clip features (tuned)" : "CBT clip features")
     }
 }
 
@@ -120,9 +120,14 @@ final class CaptionTrainingTask: PretrainingTask {
             guard config.textVocabSize == corpus.textVocabSize, config.visualWords == 0 else {
                 throw VideoBertError("the CBT text BERT has \(config.textVocabSize) text ids, the corpus \(corpus.path) \(corpus.textVocabSize)", file: recipe.initFrom)
             }
-            let encoder = try CBTClipEncoder(checkpoint: recipe.initFrom, corpus: corpus.corpus)
+            let encoder = try CBTClipEncoder(checkpoint: recipe.initFrom, corpus: corpus.corpus, maxBatch: max(16, recipe.train.batchSize),
+                                             training: recipe.train.tuneVisual)
+            if recipe.train.tuneVisual { encoder.freezeUnused() }
             clips = (encoder, try ClipProjection(inputSize: encoder.featureSize, outputSize: config.hiddenSize))
         } else {
+            guard !recipe.train.tuneVisual else {
+                throw VideoBertError("train.tune_visual needs a CBT checkpoint as init (a VideoBERT checkpoint has no visual path to tune)", file: "recipe")
+            }
             guard config.textVocabSize == corpus.textVocabSize, config.visualWords == corpus.visualWords else {
                 throw VideoBertError("the checkpoint has \(config.textVocabSize) text ids and \(config.visualWords) visual words, the corpus \(corpus.path) \(corpus.textVocabSize) and \(corpus.visualWords)", file: recipe.initFrom)
             }
@@ -140,9 +145,15 @@ final class CaptionTrainingTask: PretrainingTask {
         let tokenizer = BertTokenizer(vocabulary: vocabulary, lowercase: !corpus.corpus.index.textVocab.cased)
         let annotations = try StepAnnotations.load(recipe.annotations)
         let resolved = corpus.resolve(annotations)
-        let (textVocabSize, data, clips, special) = (corpus.textVocabSize, recipe.data, self.clips, self.special)
+        let (textVocabSize, data, clips, special, tune) = (corpus.textVocabSize, recipe.data, self.clips, self.special, recipe.train.tuneVisual)
         func makeExamples(_ split: String, seed: UInt64) -> CaptionExamples? {
             let steps = resolved.inSplit(split)
+            if let clips, tune {
+                let items = CaptionInput.clipItems(steps, encode: tokenizer.encode, maxCaptionTokens: data.maxCaptionTokens,
+                                                   maxClips: min(data.maxVideoTokens, clips.encoder.maxClips))
+                return items.isEmpty ? nil : CaptionExamples(items: items, special: special, textVocabSize: textVocabSize, seed: seed,
+                                                             featureSize: clips.encoder.featureSize, clipInput: true)
+            }
             if let clips {
                 let limit = min(data.maxVideoTokens, clips.encoder.maxClips)
                 let progress = ProgressReporter(label: "clip features (CBT, \(split))", total: steps.count, unit: "steps", enabled: isatty(2) != 0)
@@ -167,9 +178,18 @@ final class CaptionTrainingTask: PretrainingTask {
 
     static let lossWeights: (mlm: Float, mfm: Float, align: Float) = (1, 0, 0)
 
-    var parameterStores: [(prefix: String, store: ParameterStore)] { [("", model.store)] + (clips.map { [("", $0.projection.store)] } ?? []) }
+    var parameterStores: [(prefix: String, store: ParameterStore)] {
+        var stores = [("", model.store)]
+        if let clips {
+            stores.append(("", clips.projection.store))
+            if recipe.train.tuneVisual { stores.append(("cbt.", clips.encoder.store)) }
+        }
+        return stores
+    }
     var runDescription: String {
-        let input = clips.map { "CBT clip features (\($0.encoder.featureSize) wide, frozen) projected to \(model.config.hiddenSize)" } ?? "visual words"
+        let input = clips.map {
+            "CBT clip features (\($0.encoder.featureSize) wide, \(recipe.train.tuneVisual ? "front-end and visual transformer tuned" : "frozen")) projected to \(model.config.hiddenSize)"
+        } ?? "visual words"
         return "captioning from \(recipe.initFrom) (\(input) in); \(examples.items.count) training captions, \(examples.pairCount) (caption, prefix) pairs"
     }
     var plotKeys: [String] { ["loss"] }
@@ -191,7 +211,8 @@ final class CaptionTrainingTask: PretrainingTask {
         try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: vocab)), to: (folder as NSString).appendingPathComponent("vocab.txt"))
         if let clips {
             try clips.projection.save(to: folder)
-            try clips.encoder.copyFiles(to: (folder as NSString).appendingPathComponent(ClipFeatureInput.cbtFolderName))
+            let cbt = (folder as NSString).appendingPathComponent(ClipFeatureInput.cbtFolderName)
+            if recipe.train.tuneVisual { try clips.encoder.save(to: cbt) } else { try clips.encoder.copyFiles(to: cbt) }
             return
         }
         let initVisual = (recipe.initFrom as NSString).appendingPathComponent("visual_vocab")
@@ -202,16 +223,41 @@ final class CaptionTrainingTask: PretrainingTask {
     func loadModel(from folder: String) throws {
         try model.loadPretrained(from: folder)
         try clips?.projection.loadWeights(from: folder)
+        if let clips, recipe.train.tuneVisual {
+            try clips.encoder.loadWeights(from: (folder as NSString).appendingPathComponent(ClipFeatureInput.cbtFolderName))
+        }
     }
 
-    /// The batch the BERT reads: a clip-feature batch's features projected to its width.
-    /// - Returns: the batch and the features (for the projection's backward; empty without).
-    func project(_ batch: PretrainingBatch) -> (PretrainingBatch, [Float]) {
-        guard let clips else { return (batch, []) }
-        var b = batch
-        let features = batch.inputEmbeddings
-        b.inputEmbeddings = clips.projection.forward(features, rows: batch.inputEmbeddingRows.count)
-        return (b, features)
+    /// One forward (and in training backward) pass over the given pairs: for a clip-feature
+    /// captioner the video positions get the projected features — read from the examples' table
+    /// (frozen), or computed now by the CBT visual path (tuned), whose gradient then flows back
+    /// through the projection into the front-end.
+    func step(_ pairs: [Int], of examples: CaptionExamples, step: Int, dropoutSeed: UInt64, lossScale: Float, training: Bool) -> (PretrainingOutput, PretrainingBatch) {
+        var batch = examples.batch(pairs)
+        guard let clips else {
+            return (model.forwardBackward(batch, step: step, dropoutSeed: dropoutSeed, lossWeights: Self.lossWeights, lossScale: lossScale,
+                                          training: training), batch)
+        }
+        let rows = batch.inputEmbeddingRows.count
+        var features = batch.inputEmbeddings, counts: [Int] = []
+        if examples.clipInput {
+            let sequences = pairs.map { examples.item(ofPair: $0).clips.map { Int($0) } }
+            let states = clips.encoder.trainingForward(sequences, dropout: training, dropoutSeed: dropoutSeed, step: step)
+            counts = states.map { $0.count }
+            features = states.flatMap { $0 }
+        }
+        batch.inputEmbeddings = clips.projection.forward(features, rows: rows)
+        let out = model.forwardBackward(batch, step: step, dropoutSeed: dropoutSeed, lossWeights: Self.lossWeights, lossScale: lossScale,
+                                        training: training)
+        if training {
+            let dFeatures = clips.projection.backward(dout: model.inputEmbeddingGradient, input: features, rows: rows,
+                                                      inputGradient: examples.clipInput)
+            if let dFeatures {
+                var at = 0
+                clips.encoder.backward(counts.map { n in defer { at += n }; return Array(dFeatures[at..<(at + n)]) })
+            }
+        }
+        return (out, batch)
     }
 
     /// Next-word loss (summed over the predicted words, so a window reports the mean per word)
@@ -225,9 +271,8 @@ final class CaptionTrainingTask: PretrainingTask {
     }
 
     func trainMicroBatch(step: Int, micro: Int, dropoutSeed: UInt64, lossScale: Float) -> (loss: Float, metrics: MetricSums) {
-        let (batch, features) = project(examples.nextBatch(recipe.train.batchSize))
-        let out = model.forwardBackward(batch, step: step, dropoutSeed: dropoutSeed, lossWeights: Self.lossWeights, lossScale: lossScale, training: true)
-        clips?.projection.backward(dout: model.inputEmbeddingGradient, input: features, rows: batch.inputEmbeddingRows.count)
+        let (out, batch) = self.step(examples.nextPairs(recipe.train.batchSize), of: examples, step: step, dropoutSeed: dropoutSeed,
+                                     lossScale: lossScale, training: true)
         return (out.loss, Self.metrics(out, tokens: batch.tokenCount))
     }
 
@@ -242,7 +287,7 @@ final class CaptionTrainingTask: PretrainingTask {
             guard p < held.pairCount else { break }
             let pairs = (p..<min(held.pairCount, p + B)).map { Int(held.state.order[$0]) }
             p += pairs.count
-            let out = model.forwardBackward(project(held.batch(pairs)).0, step: step, dropoutSeed: 0, lossWeights: Self.lossWeights, training: false)
+            let (out, _) = self.step(pairs, of: held, step: step, dropoutSeed: 0, lossScale: 1, training: false)
             meter.add(Self.metrics(out, tokens: 0))
         }
         return meter.values()

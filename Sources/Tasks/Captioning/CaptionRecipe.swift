@@ -37,9 +37,13 @@ public struct CaptionRecipe: RecipeSection, Equatable {
         public var seed = 0
         /// Dropout during fine-tuning (hidden and attention); negative: keep the checkpoint's.
         public var dropout = -1.0
+        /// CBT init only: also train the CBT front-end and visual transformer end to end (the clip
+        /// features are recomputed every step, with the CBT's dropout) instead of reading them
+        /// frozen, computed once.
+        public var tuneVisual = false
         enum CodingKeys: String, CodingKey {
             case batchSize = "batch_size", steps, lr, warmupSteps = "warmup_steps", schedule, minLRRatio = "min_lr_ratio"
-            case weightDecay = "weight_decay", beta1, beta2, eps, clipGrad = "clip_grad", seed, dropout
+            case weightDecay = "weight_decay", beta1, beta2, eps, clipGrad = "clip_grad", seed, dropout, tuneVisual = "tune_visual"
         }
     }
 
