@@ -9,21 +9,25 @@ struct CaptionCommand: ParsableCommand {
         commandName: "caption",
         abstract: "Caption the annotated steps of a split with a fine-tuned checkpoint (COCO results JSON).",
         discussion: """
-        Each step's visual words (the corpus clips overlapping its span) go in — or, for a
-        captioner fine-tuned from a CBT checkpoint, those clips' features from the CBT visual
-        transformer (the corpus must store the frames or features the CBT was trained on; the
-        checkpoint carries the CBT visual path in cbt/). The caption is generated word by word (see `videobert finetune caption`) by beam search with length
-        normalisation (log P / n^alpha), or greedily with --beam 1. Writes
-        [{"image_id": "<video>#<step>", "caption"}] to --out and, with --refs-out, the matching
+        Each step's visual words (the corpus clips overlapping its span) go in — or, for a \
+        captioner fine-tuned from a CBT checkpoint, those clips' features from the CBT visual \
+        transformer (the corpus must store the frames or features the CBT was trained on; the \
+        checkpoint carries the CBT visual path in cbt/). The caption is generated word by word (see `videobert finetune caption`) by beam search with length \
+        normalisation (log P / n^alpha), or greedily with --beam 1. Writes \
+        [{"image_id": "<video>#<step>", "caption"}] to --out and, with --refs-out, the matching \
         COCO references {"annotations": [{"image_id", "caption"}]}.
 
-        Prints BLEU/METEOR/ROUGE-L/CIDEr-D (as `videobert evaluate captions`) of the model beside
+        Prints BLEU/METEOR/ROUGE-L/CIDEr-D (as `videobert evaluate captions`) of the model beside \
         the most frequent train-split caption given to every step, and any --baseline files.
 
         Example:
-          videobert caption --checkpoint demo/caption/checkpoints/step-0001000 --corpus demo/tokens \\
-              --annotations demo/corpus/annotations.json --split test --beam 4 \\
-              --out captions.json --refs-out refs.json --baseline zero-shot=zero-shot-captions.json
+          videobert caption --checkpoint demo/caption/checkpoints/step-0001000 \\
+              --corpus demo/tokens --annotations demo/corpus/annotations.json \\
+              --split test --beam 4 --out captions.json --refs-out refs.json \\
+              --baseline zero-shot=zero-shot-captions.json
+          videobert caption --checkpoint demo/caption-cbt/checkpoints/step-0000600 \\
+              --corpus demo/tokens --annotations demo/corpus/annotations.json \\
+              --out captions-cbt.json  # fine-tuned from CBT
         """)
 
     @OptionGroup var task: TaskOptions

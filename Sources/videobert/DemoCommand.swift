@@ -14,24 +14,27 @@ struct DemoCommand: ParsableCommand {
         abstract: "Run the whole toolkit on the built-in demo corpus, with no data of your own.",
         discussion: """
         Stages (each reuses its output when it is already there, so a re-run only does what is missing):
-          1. corpus     render cooking videos with narration                 (<out>/corpus)
-          2. tokens     tokenize with Recipes/tokenize-demo.yaml             (<out>/tokens)
-          3. words      contact sheets of the visual words                   (<out>/words)
-          4. pretrain   VideoBERT with Recipes/demo.yaml                     (<out>/pretrain)
-          5. cbt        a short CBT run with Recipes/cbt-demo.yaml           (<out>/cbt)
-          6. zero-shot  verb/noun classification and template captions       (<out>/results)
-          7. caption    fine-tune a captioner (Recipes/finetune-caption-demo.yaml), then caption the test steps;
-                        and one from the CBT checkpoint's clip features (Recipes/finetune-caption-cbt-demo.yaml)
-          8. next-step  the next clip's visual words, the next step's sentence
-          9. retrieval  text→video and video→text over the test segments
-        then a results table here (pretraining on the val videos, the tasks on the test videos, each
+          1. corpus     render cooking videos with narration         <out>/corpus
+          2. tokens     Recipes/tokenize-demo.yaml                   <out>/tokens
+          3. words      contact sheets of the visual words           <out>/words
+          4. pretrain   VideoBERT with Recipes/demo.yaml             <out>/pretrain
+          5. cbt        a short CBT run, Recipes/cbt-demo.yaml       <out>/cbt
+          6. zero-shot  verb/noun classification, template captions  <out>/results
+          7. caption    fine-tune a captioner, caption test steps    <out>/caption
+                        (Recipes/finetune-caption-demo.yaml); and one
+                        from CBT clip features                       <out>/caption-cbt
+                        (Recipes/finetune-caption-cbt-demo.yaml)
+          8. next-step  the next clip's visual words and sentence
+          9. retrieval  text→video and video→text, test segments
+        then a results table here (pretraining on the val videos, the tasks on the test videos, each \
         beside its baselines) and <out>/report.html.
 
         Examples:
           videobert demo --out demo
-          videobert demo --out demo --skip-cbt          # VideoBERT only
+          videobert demo --out demo --skip-cbt  # VideoBERT only
           videobert demo --out small --videos 120 --steps 600
-          videobert demo --out wide --pretrain-set model.hidden_size=256 --pretrain-set model.num_heads=8
+          videobert demo --out wide --pretrain-set model.hidden_size=256 \\
+              --pretrain-set model.num_heads=8
         """)
 
     @Option(help: "Output folder.") var out: String = "demo"

@@ -9,17 +9,18 @@ struct DemoCorpusCommand: ParsableCommand {
         commandName: "demo-corpus",
         abstract: "Render the built-in demo corpus: cooking videos with narration.",
         discussion: """
-        Each video is a dish made in 3–6 steps; each step is a verb (stir, cut, pour, ...) applied
-        to an ingredient, shown by a motion and a look, and narrated like real ASR ("now let's
-        stir the tomatoes", with chatter, typos and timing drift). The steps follow a grammar per
+        Each video is a dish made in 3–6 steps; each step is a verb (stir, cut, pour, ...) applied \
+        to an ingredient, shown by a motion and a look, and narrated like real ASR ("now let's \
+        stir the tomatoes", with chatter, typos and timing drift). The steps follow a grammar per \
         dish, so the next step is predictable but not certain.
 
-        Writes videos/<id>.mp4 + .vtt, manifest.jsonl (with train/val/test), annotations.json
+        Writes videos/<id>.mp4 + .vtt, manifest.jsonl (with train/val/test), annotations.json \
         (ground truth in YouCook2's format) and labels.json. A re-run keeps finished videos.
 
         Example:
           videobert demo-corpus --out demo/corpus --videos 60
-          videobert tokenize --corpus demo/corpus/manifest.jsonl --recipe Recipes/tokenize-demo.yaml --out demo/tokens
+          videobert tokenize --corpus demo/corpus/manifest.jsonl \\
+              --recipe Recipes/tokenize-demo.yaml --out demo/tokens
         """)
 
     @Option(help: "Output folder.") var out: String

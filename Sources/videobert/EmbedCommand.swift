@@ -11,21 +11,24 @@ struct EmbedCommand: ParsableCommand {
         abstract: "Last hidden states of a BERT checkpoint for each line of a JSONL file, as float32 [N, T, H] .npy.",
         discussion: """
         Each input line is one JSON object, either ids:
-          {"input_ids": [101, 7592, 102], "token_type_ids": [0, 0, 0]}     (token_type_ids optional: all 0)
+          {"input_ids": [101, 7592, 102], "token_type_ids": [0, 0, 0]}
+        (token_type_ids optional: all 0)
         or text and visual words, tokenised with the checkpoint's vocab.txt:
-          {"text": "crack the eggs", "visual": [17, 17, 240]}              (either key may be absent)
-        built as the trainer builds examples: [CLS] text [>] visual [SEP], where [>] is [unused0]
-        (only when both parts are present), visual word v is id (text vocabulary size + v), token
+          {"text": "crack the eggs", "visual": [17, 17, 240]}   (either one optional)
+        built as the trainer builds examples: [CLS] text [>] visual [SEP], where [>] is [unused0] \
+        (only when both parts are present), visual word v is id (text vocabulary size + v), token \
         types 0 for [CLS], the text and [>], 1 for the visual words and the [SEP] after them.
 
-        The output row n holds line n's hidden states in its first len(n) positions and zeros
-        after (T = the longest line). Works on videobert checkpoints and on any Hugging Face BERT
-        folder (config.json + model.safetensors, e.g. models/minilm-l6-h384-uncased). Sequences
+        The output row n holds line n's hidden states in its first len(n) positions and zeros \
+        after (T = the longest line). Works on videobert checkpoints and on any Hugging Face BERT \
+        folder (config.json + model.safetensors, e.g. models/minilm-l6-h384-uncased). Sequences \
         longer than max_position_embeddings are an error, as are ids outside the vocabulary.
 
         Example:
-          videobert embed --checkpoint runs/demo/checkpoint-2000 --input clips.jsonl --out clips.npy
-          videobert embed --checkpoint models/minilm-l6-h384-uncased --input sentences.jsonl --out h.npy --batch 32
+          videobert embed --checkpoint runs/demo/checkpoint-2000 --input clips.jsonl \\
+              --out clips.npy
+          videobert embed --checkpoint models/minilm-l6-h384-uncased \\
+              --input sentences.jsonl --out h.npy --batch 32
         """)
 
     @Option(help: "A checkpoint folder: config.json, model.safetensors (and vocab.txt for text lines).")

@@ -9,17 +9,17 @@ struct EvaluateCaptionsCommand: ParsableCommand {
         commandName: "captions",
         abstract: "Caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D) as pycocoevalcap computes them.",
         discussion: """
-        Reads COCO caption files: predictions [{"image_id", "caption"}], one per
-        image, and references {"annotations": [{"image_id", "caption"}]} or a
-        plain list of them. Image ids are integers or strings. Captions are
-        PTB-tokenized as pycocoevalcap does (no Java needed) and the images that
+        Reads COCO caption files: predictions [{"image_id", "caption"}], one per \
+        image, and references {"annotations": [{"image_id", "caption"}]} or a \
+        plain list of them. Image ids are integers or strings. Captions are \
+        PTB-tokenized as pycocoevalcap does (no Java needed) and the images that \
         have a prediction are scored.
 
-        BLEU, ROUGE-L and CIDEr-D equal pycocoevalcap's. METEOR uses the exact and
-        stem modules of METEOR 1.5, not WordNet synonyms or paraphrases: on our
+        BLEU, ROUGE-L and CIDEr-D equal pycocoevalcap's. METEOR uses the exact and \
+        stem modules of METEOR 1.5, not WordNet synonyms or paraphrases: on our \
         test set it lands 0.003 below pycocoevalcap's default.
 
-        Prints a table, then one JSON line with pycocoevalcap's keys (Bleu_1 ...
+        Prints a table, then one JSON line with pycocoevalcap's keys (Bleu_1 ... \
         Bleu_4, METEOR, ROUGE_L, CIDEr); --json prints the JSON only.
 
         Example:

@@ -10,25 +10,27 @@ struct FinetuneCaptionCommand: ParsableCommand {
         commandName: "caption",
         abstract: "Train a captioner (visual words or CBT clip features in, text out) from a pretrained checkpoint.",
         discussion: """
-        The same BERT generates the caption word by word: to predict word k+1 it reads
-        "[CLS] w1..wk [MASK] [>] v1..vm [SEP]" and its MLM head at the [MASK] gives the word; [SEP]
-        ends the caption. Training visits every (caption, prefix) pair of the train split's
+        The same BERT generates the caption word by word: to predict word k+1 it reads \
+        "[CLS] w1..wk [MASK] [>] v1..vm [SEP]" and its MLM head at the [MASK] gives the word; [SEP] \
+        ends the caption. Training visits every (caption, prefix) pair of the train split's \
         annotated steps in a seeded order (MLM loss at the [MASK] only).
 
-        With init a CBT checkpoint (`variant: cbt`), the CBT's text BERT is the captioner and the
-        v1..vm positions are the step's clip features from the CBT visual transformer (frozen,
-        computed once), mapped into the BERT's embeddings by a trained linear projection. The
+        With init a CBT checkpoint (`variant: cbt`), the CBT's text BERT is the captioner and the \
+        v1..vm positions are the step's clip features from the CBT visual transformer (frozen, \
+        computed once), mapped into the BERT's embeddings by a trained linear projection. The \
         corpus must store the frames (or features) the CBT was trained on.
 
-        Every key of a recipe and its default: Sources/Tasks/Captioning/CaptionRecipe.swift.
-        Checkpoints go to <out>/checkpoints/step-NNNNNNN (a checkpoint folder every task command
-        reads, plus the recipe and trainer state); metrics.jsonl and loss.svg beside them.
+        Every key of a recipe and its default: Sources/Tasks/Captioning/CaptionRecipe.swift. \
+        Checkpoints go to <out>/checkpoints/step-NNNNNNN (a checkpoint folder every task command \
+        reads, plus the recipe and trainer state); metrics.jsonl and loss.svg beside them. \
         Ctrl-C saves and stops; --resume continues exactly. Generate with `videobert caption`.
 
         Examples:
           videobert finetune caption --recipe Recipes/finetune-caption-demo.yaml
-          videobert finetune caption --recipe Recipes/finetune-caption-demo.yaml --set train.steps=100
-          videobert finetune caption --recipe Recipes/finetune-caption-demo.yaml --resume
+          videobert finetune caption --recipe Recipes/finetune-caption-demo.yaml \\
+              --set train.steps=100
+          videobert finetune caption --recipe Recipes/finetune-caption-demo.yaml \\
+              --resume
           videobert finetune caption --recipe Recipes/finetune-caption-demo.yaml \\
               --set init=demo/cbt/checkpoints/step-0000200 --set out=demo/caption-cbt
         """)

@@ -9,12 +9,12 @@ struct InspectCommand: ParsableCommand {
         commandName: "inspect",
         abstract: "Print a tokenized corpus (counts, then segments as words and visual-word ids) or describe a checkpoint.",
         discussion: """
-        A corpus: each segment prints as `start–end  sentence | v<word> v<word> ...`: the sentence
-        decoded from its WordPiece ids, and the visual words of the clips shown while it is spoken.
+        A corpus: each segment prints as `start–end  sentence | v<word> v<word> ...`: the sentence \
+        decoded from its WordPiece ids, and the visual words of the clips shown while it is spoken. \
         Video-only segments show `—` for the sentence.
 
-        A checkpoint folder (VideoBERT, CBT, or a captioner fine-tuned from either, or a text
-        BERT): its kind and architecture, the step it was saved at, its parameter count, what it
+        A checkpoint folder (VideoBERT, CBT, or a captioner fine-tuned from either, or a text \
+        BERT): its kind and architecture, the step it was saved at, its parameter count, what it \
         was fine-tuned from, which commands read it, and its files.
 
         Example:

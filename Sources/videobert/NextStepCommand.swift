@@ -9,21 +9,22 @@ struct NextStepCommand: ParsableCommand {
         commandName: "next-step",
         abstract: "Next-step prediction: forecast the next segment's visual words, and rank the next sentence.",
         discussion: """
-        Visual: for consecutive segments of a held-out video, "[CLS] v_cur.. [MASK]xH [SEP]"
-        (pretraining's video-only regime) predicts the next segment's first H visual words: top-1
-        and top-5 accuracy per position beside the train split's most frequent words, persistence
-        (the current words, newest first) and chance. A few continuations are sampled by filling
+        Visual: for consecutive segments of a held-out video, "[CLS] v_cur.. [MASK]xH [SEP]" \
+        (pretraining's video-only regime) predicts the next segment's first H visual words: top-1 \
+        and top-5 accuracy per position beside the train split's most frequent words, persistence \
+        (the current words, newest first) and chance. A few continuations are sampled by filling \
         the masks left to right (temperature, top-k), as the paper's long-range prediction.
 
-        Text: given the current sentence and visual words, the true next sentence is ranked among
-        --candidates sentences (the others from other videos of the split) by its masked
-        pseudo-log-likelihood in "[CLS] current candidate [>] video [SEP]" (pretraining joins
-        consecutive segments, so this is in distribution): accuracy@1 and mean rank beside a
+        Text: given the current sentence and visual words, the true next sentence is ranked among \
+        --candidates sentences (the others from other videos of the split) by its masked \
+        pseudo-log-likelihood in "[CLS] current candidate [>] video [SEP]" (pretraining joins \
+        consecutive segments, so this is in distribution): accuracy@1 and mean rank beside a \
         unigram language model of the train split's WordPieces and chance (1/N, (N+1)/2).
 
         Example:
-          videobert next-step --checkpoint demo/pretrain/checkpoints/step-0003000 --corpus demo/tokens \\
-              --split test --samples-out continuations.json --out-json next-step.json
+          videobert next-step --checkpoint demo/pretrain/checkpoints/step-0003000 \\
+              --corpus demo/tokens --split test --samples-out continuations.json \\
+              --out-json next-step.json
         """)
 
     struct Result: Encodable {

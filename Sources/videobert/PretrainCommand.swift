@@ -10,38 +10,39 @@ struct PretrainCommand: ParsableCommand {
         commandName: "pretrain",
         abstract: "Pretrain VideoBERT (MLM + MFM + alignment) or CBT (NCE over continuous clips) on a tokenized corpus.",
         discussion: """
-        The model is BERT (post-LayerNorm) over [CLS] text [>] video [SEP], visual word i being
-        token T + i. Examples mix three regimes (text+video with alignment negatives, text only,
+        The model is BERT (post-LayerNorm) over [CLS] text [>] video [SEP], visual word i being \
+        token T + i. Examples mix three regimes (text+video with alignment negatives, text only, \
         video only); 15% of tokens are masked (80% [MASK], 10% random, 10% kept).
 
-        Every key of a recipe and its default: Sources/Train/PretrainRecipe.swift.
-        Recipes: Recipes/tiny.yaml (seconds), demo.yaml (minutes), videobert-base.yaml,
+        Every key of a recipe and its default: Sources/Train/PretrainRecipe.swift. \
+        Recipes: Recipes/tiny.yaml (seconds), demo.yaml (minutes), videobert-base.yaml, \
         videobert-large.yaml (the paper's size; needs far more than 2 cores).
 
-        A recipe with `variant: cbt` trains the CBT variant instead (Sun et al. 2019): a text
-        BERT with MLM, a visual transformer over continuous clip embeddings from a trainable
-        front-end (a conv net over the corpus' stored frames, or a projection of its stored
-        features) with masked-frame NCE, and a shallow cross-modal transformer trained
-        contrastively with in-batch negatives (plus InfoNCE or ranking on pooled embeddings).
-        Its keys and defaults: Sources/Train/CBTRecipe.swift; recipes Recipes/cbt-tiny.yaml,
-        cbt-demo.yaml, cbt-features.yaml. Its checkpoints hold cbt_config.json,
-        model.safetensors (frontend.*, visual.*, cross.*, pooled.*) and the text BERT as the
+        A recipe with `variant: cbt` trains the CBT variant instead (Sun et al. 2019): a text \
+        BERT with MLM, a visual transformer over continuous clip embeddings from a trainable \
+        front-end (a conv net over the corpus' stored frames, or a projection of its stored \
+        features) with masked-frame NCE, and a shallow cross-modal transformer trained \
+        contrastively with in-batch negatives (plus InfoNCE or ranking on pooled embeddings). \
+        Its keys and defaults: Sources/Train/CBTRecipe.swift; recipes Recipes/cbt-tiny.yaml, \
+        cbt-demo.yaml, cbt-features.yaml. Its checkpoints hold cbt_config.json, \
+        model.safetensors (frontend.*, visual.*, cross.*, pooled.*) and the text BERT as the \
         Hugging Face folder text/.
 
-        Checkpoints go to <out>/checkpoints/step-NNNNNNN: a Hugging Face BERT folder
-        (config.json, model.safetensors, vocab.txt) plus the visual vocabulary, the resolved
-        recipe and the trainer state. Ctrl-C saves a checkpoint and stops; --resume continues
-        exactly where a run stopped. metrics.jsonl has one JSON object per logged step;
+        Checkpoints go to <out>/checkpoints/step-NNNNNNN: a Hugging Face BERT folder \
+        (config.json, model.safetensors, vocab.txt) plus the visual vocabulary, the resolved \
+        recipe and the trainer state. Ctrl-C saves a checkpoint and stops; --resume continues \
+        exactly where a run stopped. metrics.jsonl has one JSON object per logged step; \
         loss.svg draws the curves.
 
-        Under mpirun or srun the run is data-parallel: rank r of N trains on slice r of every
-        global batch of N × train.batch_size examples, gradients are summed with MPI_Allreduce,
+        Under mpirun or srun the run is data-parallel: rank r of N trains on slice r of every \
+        global batch of N × train.batch_size examples, gradients are summed with MPI_Allreduce, \
         and rank 0 writes checkpoints, logs and progress. A run can resume with another N.
 
         Examples:
           videobert pretrain --recipe Recipes/demo.yaml
           mpirun -np 4 videobert pretrain --recipe Recipes/videobert-base.yaml
-          videobert pretrain --recipe Recipes/tiny.yaml --set corpus=demo/tokens --set train.steps=50
+          videobert pretrain --recipe Recipes/tiny.yaml --set corpus=demo/tokens \\
+              --set train.steps=50
           videobert pretrain --recipe Recipes/demo.yaml --resume
           videobert pretrain --recipe Recipes/cbt-demo.yaml --set corpus=demo/tokens
         """)

@@ -10,21 +10,22 @@ struct RetrieveCommand: ParsableCommand {
         commandName: "retrieve",
         abstract: "Text-to-video and video-to-text retrieval (R@1, R@5, R@10, median rank) on held-out segments.",
         discussion: """
-        Every (text, video) pair of N held-out segments that have both is scored by the
-        alignment head's P(aligned) on "[CLS] text [>] video [SEP]" (N² forward passes, batched);
-        each text's own segment is its true video. Ranks count ties against the truth. Reported
+        Every (text, video) pair of N held-out segments that have both is scored by the \
+        alignment head's P(aligned) on "[CLS] text [>] video [SEP]" (N² forward passes, batched); \
+        each text's own segment is its true video. Ranks count ties against the truth. Reported \
         beside chance (R@k = k/N, median rank (N+1)/2). --max picks a seeded random subset.
 
-        A CBT checkpoint (from a `variant: cbt` recipe: it holds cbt_config.json) is scored by
-        its embeddings instead: the cosine similarity of the pooled text and video embeddings
-        (--cbt-scorer pooled), or the cross-modal transformer's score (--cbt-scorer cross); its
-        segments are the split's first --max with text and video, in corpus order, with the
+        A CBT checkpoint (from a `variant: cbt` recipe: it holds cbt_config.json) is scored by \
+        its embeddings instead: the cosine similarity of the pooled text and video embeddings \
+        (--cbt-scorer pooled), or the cross-modal transformer's score (--cbt-scorer cross); its \
+        segments are the split's first --max with text and video, in corpus order, with the \
         stored clips (frames or features) the model was trained on.
 
         Example:
-          videobert retrieve --checkpoint demo/pretrain/checkpoints/step-0003000 --corpus demo/tokens \\
-              --split test --max 100 --out-json retrieval.json
-          videobert retrieve --checkpoint demo/cbt/checkpoints/step-0000200 --corpus demo/tokens --split test
+          videobert retrieve --checkpoint demo/pretrain/checkpoints/step-0003000 \\
+              --corpus demo/tokens --split test --max 100 --out-json retrieval.json
+          videobert retrieve --checkpoint demo/cbt/checkpoints/step-0000200 \\
+              --corpus demo/tokens --split test
         """)
 
     @OptionGroup var task: TaskOptions

@@ -11,25 +11,28 @@ struct TokenizeCommand: ParsableCommand {
         abstract: "Turn videos + transcripts into a tokenized corpus: visual words paired with WordPieces.",
         discussion: """
         A corpus is one of:
-          a folder of videos with transcripts beside them (same base name: .vtt, .srt or .json),
-          a JSONL manifest of {"id", "video", "transcript"} (optional "group", "split"),
+          a folder of videos with transcripts beside them (.vtt, .srt or .json),
+          a JSONL manifest of {"id", "video", "transcript", ["group", "split"]},
           a HowTo100M or YouCook2 caption .json, with the videos in --videos.
         Settings come from a recipe (Recipes/tokenize-*.yaml; every key and its default:
         Sources/Tokenize/Corpus/TokenizeRecipe.swift), overridden by --set key=value.
 
-        The output folder holds .npy arrays and index.json (numpy reads them alone), the visual
-        vocabulary (vocab/), the text vocabulary, the resolved recipe, and failures.jsonl.
+        The output folder holds .npy arrays and index.json (numpy reads them alone), the visual \
+        vocabulary (vocab/), the text vocabulary, the resolved recipe, and failures.jsonl. \
         Re-running skips finished videos. The exit status is 0 only when every video succeeded.
 
-        Under mpirun or srun, video i goes to rank i mod N, the visual vocabulary is fitted by
-        all ranks together (the same bytes as one process), and rank 0 writes the corpus; the
+        Under mpirun or srun, video i goes to rank i mod N, the visual vocabulary is fitted by \
+        all ranks together (the same bytes as one process), and rank 0 writes the corpus; the \
         output folder must be on a file system every rank sees.
 
         Examples:
-          videobert tokenize --corpus demo/corpus/manifest.jsonl --recipe Recipes/tokenize-demo.yaml --out demo/tokens
-          videobert tokenize --corpus ~/videos --out corpus --set kmeans.branching=8 --set kmeans.depth=3
-          videobert tokenize --corpus raw_caption.json --videos ~/howto100m --out corpus \\
-              --recipe Recipes/tokenize-howto100m-s3d.yaml --set features.dir=~/s3d_features
+          videobert tokenize --corpus demo/corpus/manifest.jsonl \\
+              --recipe Recipes/tokenize-demo.yaml --out demo/tokens
+          videobert tokenize --corpus ~/videos --out corpus --set kmeans.branching=8 \\
+              --set kmeans.depth=3
+          videobert tokenize --corpus raw_caption.json --videos ~/howto100m \\
+              --out corpus --recipe Recipes/tokenize-howto100m-s3d.yaml \\
+              --set features.dir=~/s3d_features
         """)
 
     @Option(help: "Corpus folder, manifest (.jsonl) or caption file (.json).") var corpus: String

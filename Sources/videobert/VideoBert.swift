@@ -8,19 +8,20 @@ struct VideoBert: ParsableCommand {
         abstract: "VideoBERT-style masked pretraining on video: from video files to a trained model.",
         discussion: """
         Stages (each reads only the previous stage's files):
-          tokenize   videos + transcripts -> tokenized corpus (visual words + WordPieces)
+          tokenize   videos + transcripts -> corpus of visual words + WordPieces
           frames     decode one video into RGB frames (.npy)
           wordpiece  BERT WordPiece ids for lines on stdin
           vocab      fit / show the visual vocabulary, train a text vocabulary
-          inspect    print a tokenized corpus as words and visual-word ids
-          pretrain   train VideoBERT from a recipe; embed: hidden states of a checkpoint
+          inspect    print a tokenized corpus, or describe a checkpoint
+          pretrain   train VideoBERT (or CBT) from a recipe
           evaluate   caption metrics (BLEU, METEOR, ROUGE-L, CIDEr-D) as pycocoevalcap
           demo       the whole toolkit on a built-in corpus
           embed      last hidden states of a checkpoint for JSONL inputs (.npy)
           zero-shot  verb/noun classification and template captions (VideoBERT §4.2)
-          finetune   caption: train a captioner from a checkpoint; caption: generate captions
+          finetune   caption: train a captioner from a checkpoint (VideoBERT or CBT)
+          caption    generate captions with a fine-tuned captioner
           next-step  forecast the next segment's visual words; rank the next sentence
-          retrieve   text-to-video and video-to-text retrieval with the alignment head
+          retrieve   text-to-video and video-to-text retrieval (alignment head, CBT)
 
         Example:
           videobert frames talk.mp4 --fps 20 --size 64x64 --out talk.npy

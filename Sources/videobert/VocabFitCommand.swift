@@ -21,7 +21,8 @@ struct VocabFit: ParsableCommand {
         every clip is read again in chunks to measure the inertia.
 
         Example:
-          videobert vocab fit --features features/ --branching 12 --depth 4 --iters 20 --seed 0 --out vocab/
+          videobert vocab fit --features features/ --branching 12 --depth 4 \\
+              --iters 20 --seed 0 --out vocab/
         """
     )
 

@@ -9,8 +9,8 @@ struct VocabShow: ParsableCommand {
         commandName: "show",
         abstract: "Draw visual words: for each, the clips nearest its centroid (one PNG per word).",
         discussion: """
-        Writes word_<id>.png (one row per clip, frames across) for every visual word that some
-        clip uses, and words.png, an overview with one frame per word. Frames come from the
+        Writes word_<id>.png (one row per clip, frames across) for every visual word that some \
+        clip uses, and words.png, an overview with one frame per word. Frames come from the \
         corpus' stored frames (store.frames: true) or are decoded from the source videos.
 
         Example:

@@ -9,16 +9,17 @@ struct VocabText: ParsableCommand {
         commandName: "text",
         abstract: "Train a WordPiece vocabulary (vocab.txt) from transcripts or plain text.",
         discussion: """
-        For languages and domains that BERT's vocabulary serves badly. Reads plain text files
-        (.txt or any other name given explicitly) and subtitles (.vtt, .srt: timing lines, cue
-        numbers and tags are dropped); folders are searched for .txt/.vtt/.srt. Words come from
-        BERT's basic tokenization; the vocabulary is trained as HF tokenizers' WordPieceTrainer
-        does (merges of the most frequent adjacent pieces, "##" continuations). The output starts
-        with [PAD] [UNK] [CLS] [SEP] [MASK], then [unused0..N-1], then the alphabet and the
+        For languages and domains that BERT's vocabulary serves badly. Reads plain text files \
+        (.txt or any other name given explicitly) and subtitles (.vtt, .srt: timing lines, cue \
+        numbers and tags are dropped); folders are searched for .txt/.vtt/.srt. Words come from \
+        BERT's basic tokenization; the vocabulary is trained as HF tokenizers' WordPieceTrainer \
+        does (merges of the most frequent adjacent pieces, "##" continuations). The output starts \
+        with [PAD] [UNK] [CLS] [SEP] [MASK], then [unused0..N-1], then the alphabet and the \
         merged pieces. Prints a JSON summary.
 
         Example:
-          videobert vocab text transcripts/ notes.txt --size 8000 --unused 100 --out Vocab/cooking.txt
+          videobert vocab text transcripts/ notes.txt --size 8000 --unused 100 \\
+              --out Vocab/cooking.txt
         """
     )
 

@@ -9,10 +9,10 @@ struct WordPieceCommand: ParsableCommand {
         commandName: "wordpiece",
         abstract: "BERT WordPiece ids for each line on stdin, one JSON array per line on stdout.",
         discussion: """
-        Runs BERT's basic tokenization (text cleaning, CJK split, punctuation split; lower-casing
-        and accent stripping unless --cased) and greedy longest-match-first WordPiece over the
-        vocabulary. The ids equal HF tokenizers' BertWordPieceTokenizer without [CLS]/[SEP].
-        Special tokens of the vocabulary written in the text ([MASK], [SEP], ...) keep their ids.
+        Runs BERT's basic tokenization (text cleaning, CJK split, punctuation split; lower-casing \
+        and accent stripping unless --cased) and greedy longest-match-first WordPiece over the \
+        vocabulary. The ids equal HF tokenizers' BertWordPieceTokenizer without [CLS]/[SEP]. \
+        Special tokens of the vocabulary written in the text ([MASK], [SEP], ...) keep their ids. \
         Invalid UTF-8 bytes are dropped.
 
         Example:

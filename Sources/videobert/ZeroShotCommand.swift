@@ -9,25 +9,26 @@ struct ZeroShotCommand: ParsableCommand {
         commandName: "zero-shot",
         abstract: "Zero-shot verb and noun classification (and template captions) from a pretrained checkpoint.",
         discussion: """
-        As VideoBERT §4.2: the model reads "[CLS] now let's [MASK] the [MASK] . [>] v1..vm [SEP]"
-        with the visual words of each annotated step (the corpus clips overlapping its span), and
-        its MLM head at the two masks ranks the label list's verbs and nouns. A label of several
-        WordPieces scores the sum of its pieces' log-probabilities as the slot is filled left to
-        right: its first piece at the [MASK], then each next piece at a [MASK] placed after the
+        As VideoBERT §4.2: the model reads "[CLS] now let's [MASK] the [MASK] . [>] v1..vm [SEP]" \
+        with the visual words of each annotated step (the corpus clips overlapping its span), and \
+        its MLM head at the two masks ranks the label list's verbs and nouns. A label of several \
+        WordPieces scores the sum of its pieces' log-probabilities as the slot is filled left to \
+        right: its first piece at the [MASK], then each next piece at a [MASK] placed after the \
         pieces before it (--piece-scoring fill), or only its first piece (--piece-scoring first).
 
-        Ground truth: the annotation's "verb"/"noun" fields when present, else the first label
-        found in its sentence. Reported beside chance (1/|labels|, 5/|labels|) and a frequency
-        baseline (the labels most often true in the train split). The caption "<verb> the <noun>"
+        Ground truth: the annotation's "verb"/"noun" fields when present, else the first label \
+        found in its sentence. Reported beside chance (1/|labels|, 5/|labels|) and a frequency \
+        baseline (the labels most often true in the train split). The caption "<verb> the <noun>" \
         of the top labels is scored with BLEU/METEOR/ROUGE-L/CIDEr against the step sentences.
 
-        Annotations: YouCook2 JSON, MSR-VTT JSON or JSONL {"video", "start", "end", "caption"}.
+        Annotations: YouCook2 JSON, MSR-VTT JSON or JSONL {"video", "start", "end", "caption"}. \
         Labels: {"verbs": [...], "nouns": [...]} (default: the annotations' verb/noun values).
 
         Example:
-          videobert zero-shot --checkpoint demo/pretrain/checkpoints/step-0003000 --corpus demo/tokens \\
-              --annotations demo/corpus/annotations.json --labels demo/corpus/labels.json \\
-              --captions-out zero-shot-captions.json --out-json zero-shot.json
+          videobert zero-shot --checkpoint demo/pretrain/checkpoints/step-0003000 \\
+              --corpus demo/tokens --annotations demo/corpus/annotations.json \\
+              --labels demo/corpus/labels.json --captions-out zero-shot-captions.json \\
+              --out-json zero-shot.json
         """)
 
     @OptionGroup var task: TaskOptions
