@@ -14,7 +14,7 @@ struct TokenizeCommand: ParsableCommand {
           a folder of videos with transcripts beside them (.vtt, .srt or .json),
           a JSONL manifest of {"id", "video", "transcript", ["group", "split"]},
           a HowTo100M or YouCook2 caption .json, with the videos in --videos.
-        Settings come from a recipe (Recipes/tokenize-*.yaml; every key and its default:
+        Settings come from a recipe (Recipes/tokenize-*.yaml; every key and its default: \
         Sources/Tokenize/Corpus/TokenizeRecipe.swift), overridden by --set key=value.
 
         The output folder holds .npy arrays and index.json (numpy reads them alone), the visual \
