@@ -20,6 +20,10 @@ struct CaptionCommand: ParsableCommand {
         Prints BLEU/METEOR/ROUGE-L/CIDEr-D (as `videobert evaluate captions`) of the model beside \
         the most frequent train-split caption given to every step, and any --baseline files.
 
+        Without --annotations, every segment of the split (the corpus' ASR sentences and \
+        video-only stretches) is captioned: your own videos, tokenized, get a caption per segment \
+        (image ids "<video>#<segment>"), written but not scored.
+
         Example:
           videobert caption --checkpoint demo/caption/checkpoints/step-0001000 \\
               --corpus demo/tokens --annotations demo/corpus/annotations.json \\
@@ -28,10 +32,12 @@ struct CaptionCommand: ParsableCommand {
           videobert caption --checkpoint demo/caption-cbt/checkpoints/step-0000600 \\
               --corpus demo/tokens --annotations demo/corpus/annotations.json \\
               --out captions-cbt.json  # fine-tuned from CBT
+          videobert caption --checkpoint demo/caption/checkpoints/step-0000600 \\
+              --corpus my/tokens --split train --out my-captions.json  # no annotations
         """)
 
     @OptionGroup var task: TaskOptions
-    @Option(help: "Annotations: YouCook2 JSON, MSR-VTT JSON or JSONL.") var annotations: String
+    @Option(help: "Annotations: YouCook2 JSON, MSR-VTT JSON or JSONL. Without: every corpus segment of the split is captioned (not scored).") var annotations: String?
     @Option(help: "Beam width (1: greedy).") var beam: Int = 4
     @Option(help: "Words generated at most.") var maxTokens: Int = GenerationOptions().maxTokens
     @Option(help: "Length normalisation alpha: hypotheses ranked by log P / n^alpha.") var lengthPenalty: Double = GenerationOptions().lengthPenalty
@@ -45,15 +51,18 @@ struct CaptionCommand: ParsableCommand {
         guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be at least 1") }
         guard maxVideoTokens >= 1 else { throw ValidationError("--max-video-tokens must be at least 1") }
         for b in baseline where !b.contains("=") { throw ValidationError("--baseline expects NAME=FILE, got '\(b)'") }
+        if annotations == nil && (refsOut != nil || !baseline.isEmpty) {
+            throw ValidationError("--refs-out and --baseline need --annotations (reference captions)")
+        }
     }
 
     func run() throws {
-        let notes = try StepAnnotations.load(annotations)
         let extra = try baseline.map { spec -> (String, CaptionPredictions) in
             let eq = spec.firstIndex(of: "=")!
             return (String(spec[..<eq]), try CaptionFiles.loadPredictions(String(spec[spec.index(after: eq)...])))
         }
         let (model, corpus) = try task.load(allowClipFeatures: true)
+        let notes = try annotations.map { try StepAnnotations.load($0) } ?? StepAnnotations.segments(of: corpus, split: task.split)
         var options = GenerationOptions()
         options.beam = beam
         options.maxTokens = maxTokens

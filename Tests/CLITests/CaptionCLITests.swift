@@ -35,6 +35,17 @@ final class CaptionCLITests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out + "/checkpoints"), ["step-0000004"])
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/metrics.jsonl"))
         XCTAssertEqual(t["input"] as? String, "visual words")
+        // Without annotations: a caption for every corpus segment of the split with clips, not scored.
+        let segmentsOut = f.temporary("segment-captions.json")
+        let seg = try f.json(try f.run(["caption", "--checkpoint", checkpoint, "--corpus", f.corpus, "--split", "test", "--beam", "1",
+                                        "--max-tokens", "4", "--out", segmentsOut, "--json"]))
+        XCTAssertEqual((seg["rows"] as? [Any])?.count, 0)
+        let segmentCaptions = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: segmentsOut))) as! [[String: Any]]
+        XCTAssertEqual(segmentCaptions.count, seg["steps"] as? Int)
+        XCTAssertGreaterThan(segmentCaptions.count, 0)
+        let noRefs = try f.run(["caption", "--checkpoint", checkpoint, "--corpus", f.corpus, "--out", segmentsOut, "--refs-out", f.temporary("r.json")])
+        XCTAssertNotEqual(noRefs.status, 0)
+        XCTAssertTrue(noRefs.stderr.contains("--refs-out and --baseline need --annotations"), noRefs.stderr)
         // `inspect` names the pretrained checkpoint and the captioner made from it.
         let pre = try f.json(try f.run(["inspect", f.checkpoint, "--json"]))
         XCTAssertEqual(pre["kind"] as? String, "videobert")

@@ -31,7 +31,7 @@ public struct AnnotatedStep: Sendable, Equatable, Codable {
 
 /// Annotations read from a file, grouped by video, steps of each video in time order.
 public struct StepAnnotations: Sendable {
-    public enum Format: String, Sendable, Codable { case youCook2 = "youcook2", msrVTT = "msrvtt", jsonl }
+    public enum Format: String, Sendable, Codable { case youCook2 = "youcook2", msrVTT = "msrvtt", jsonl, corpusSegments = "corpus-segments" }
 
     public let file: String
     public let format: Format
@@ -42,6 +42,21 @@ public struct StepAnnotations: Sendable {
         self.file = file
         self.format = format
         self.steps = steps
+    }
+
+    /// Steps without references: every segment of the corpus' `split` (its ASR sentences and
+    /// video-only stretches), step index = segment index within its video — for captioning
+    /// videos that have no annotations. `file` names the corpus.
+    public static func segments(of corpus: TaskCorpus, split: String) -> StepAnnotations {
+        let c = corpus.corpus
+        var steps: [AnnotatedStep] = []
+        for v in c.index.videos where v.split == split {
+            for s in v.segmentBegin..<v.segmentEnd {
+                let (t0, t1) = c.times(of: s)
+                steps.append(AnnotatedStep(video: v.id, index: s - v.segmentBegin, start: Double(t0), end: Double(t1), captions: []))
+            }
+        }
+        return StepAnnotations(file: corpus.path, format: .corpusSegments, steps: steps)
     }
 
     /// The videos annotated, in order of first appearance.

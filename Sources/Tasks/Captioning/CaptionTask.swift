@@ -92,6 +92,7 @@ public enum CaptionTask {
 
         var rows: [CaptionReport.Row] = []
         func score(_ name: String, _ preds: CaptionPredictions) throws {
+            guard refs.count > 0 else { return }   // no references (corpus segments): captions only
             let known = preds.entries.filter { refs.contains($0.imageID) }
             guard !known.isEmpty else { throw VideoBertError("baseline '\(name)' has no caption for the steps of split '\(split)'") }
             let e = try CaptionEvaluator.evaluate(predictions: CaptionPredictions(known), references: refs)
@@ -133,10 +134,12 @@ public enum CaptionTask {
             t.add([row.system, "\(row.images)", TextTable.number(s.bleu1), TextTable.number(s.bleu4), TextTable.number(s.meteor),
                    TextTable.number(s.rougeL), TextTable.number(s.cider)])
         }
-        var lines = [t.render()]
+        var lines = [r.rows.isEmpty ? "captioning, split '\(r.split)': \(r.steps) corpus segments (no reference captions: written, not scored)" : t.render()]
         if let f = r.frequentCaption { lines.append("most frequent training caption: \"\(f)\" (\(r.frequentCaptionCount)×)") }
         lines.append("examples:")
-        for e in r.examples.prefix(5) { lines.append("  \(e.imageID): \"\(e.caption)\"   (reference: \"\(e.references.first ?? "")\")") }
+        for e in r.examples.prefix(5) {
+            lines.append("  \(e.imageID): \"\(e.caption)\"" + (e.references.isEmpty ? "" : "   (reference: \"\(e.references[0])\")"))
+        }
         if r.unfinished > 0 { lines.append("\(r.unfinished) captions were cut at \(r.options.maxTokens) tokens") }
         return lines.joined(separator: "\n")
     }
