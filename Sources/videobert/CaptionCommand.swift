@@ -29,7 +29,7 @@ struct CaptionCommand: ParsableCommand {
               --corpus demo/tokens --annotations demo/corpus/annotations.json \\
               --split test --beam 4 --out captions.json --refs-out refs.json \\
               --baseline zero-shot=zero-shot-captions.json
-          videobert caption --checkpoint demo/caption-cbt/checkpoints/step-0000600 \\
+          videobert caption --checkpoint demo/caption-cbt/checkpoints/step-0001200 \\
               --corpus demo/tokens --annotations demo/corpus/annotations.json \\
               --out captions-cbt.json  # fine-tuned from CBT
           videobert caption --checkpoint demo/caption/checkpoints/step-0000600 \\

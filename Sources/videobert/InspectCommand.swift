@@ -20,7 +20,7 @@ struct InspectCommand: ParsableCommand {
         Example:
           videobert inspect demo/tokens --video demo0003-pancakes
           videobert inspect demo/tokens --split test --limit 5 --json
-          videobert inspect demo/caption-cbt/checkpoints/step-0000600
+          videobert inspect demo/caption-cbt/checkpoints/step-0001200
         """)
 
     @Argument(help: "A tokenized corpus folder (from `videobert tokenize`) or a checkpoint folder.") var corpus: String
