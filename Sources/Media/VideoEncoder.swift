@@ -119,7 +119,8 @@ public final class VideoEncoder {
             // first GOP's bytes depend on the process's memory (the same YUV frames, one thread,
             // gave different files from run to run; mbtree=0, rc-lookahead=0 or asm=0 each made
             // them identical). Files that the same frames always encode to the same bytes are worth
-            // the few percent of bitrate mbtree saves.
+            // what mbtree saves: on the demo's synthetic videos (static backgrounds, where it saves
+            // most) 60 videos take 21.0 MB instead of 15.5 MB at the same CRF.
             av_opt_set(cc.pointee.priv_data, "mbtree", "0", 0)
         case "mpeg4", "msmpeg4", "msmpeg4v2", "mjpeg", "mpeg2video", "mpeg1video", "h263p":
             cc.pointee.flags |= Int32(AV_CODEC_FLAG_QSCALE)

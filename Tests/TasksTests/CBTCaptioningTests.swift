@@ -71,7 +71,7 @@ final class CBTCaptioningTests: XCTestCase {
         let before = a.evaluate()
         let sa = try a.run()
         XCTAssertEqual(sa.input, "CBT clip features")
-        print("  eval before \(before) after \(sa.eval) final train loss \(sa.finalLoss)")
+        print("  CBT captioner: held-out loss \(before["loss"]!) → \(sa.eval["loss"]!), final train loss \(sa.finalLoss)")
         XCTAssertLessThan(sa.eval["loss"]!, before["loss"]! - 1, "held-out loss \(before["loss"]!) → \(sa.eval["loss"]!)")
         for file in ["config.json", "model.safetensors", "vocab.txt", "clip_projection.safetensors", "cbt/cbt_config.json",
                      "cbt/model.safetensors", "cbt/recipe.yaml", "recipe.yaml", "trainer_state.json", "optimizer.safetensors"] {
