@@ -57,6 +57,14 @@ struct InspectCommand: ParsableCommand {
             print("splits: train \(s["train"] ?? 0), val \(s["val"] ?? 0), test \(s["test"] ?? 0); failures \(idx.counts.failures)")
             print("text vocabulary \(idx.textVocab.size) (\(idx.textVocab.cased ? "cased" : "uncased")); visual words \(idx.visualVocab.words) (\(idx.visualVocab.branching)^\(idx.visualVocab.depth)), clip \(idx.clipSeconds) s, features \(idx.featureSource) dim \(idx.featureDim)")
             print("segments: \(idx.counts.videoOnlySegments) video-only, \(idx.counts.textOnlySegments) text-only")
+            // What a CBT front-end (and a captioner fine-tuned from CBT) can read.
+            var stored: [String] = []
+            for name in ["clip_features", "clip_frames"] where idx.extras.contains(name) {
+                let path = (corpus as NSString).appendingPathComponent(name + ".npy")
+                let shape = (try? NPY.readHeader(path).shape).map { " " + $0.map(String.init).joined(separator: "×") } ?? ""
+                stored.append(name + shape)
+            }
+            print("stored for CBT: " + (stored.isEmpty ? "nothing (tokenize with store.frames or store.features)" : stored.joined(separator: ", ")))
         }
         for (_, v) in videos {
             if !json { print("\n\(v.id) [\(v.split)] \(String(format: "%.1f", v.duration)) s, \(v.clipEnd - v.clipBegin) clips") }

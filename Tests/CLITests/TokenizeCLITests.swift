@@ -66,6 +66,7 @@ final class TokenizeCLITests: XCTestCase {
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
         XCTAssertTrue(inspect.stdout.contains("the "), inspect.stdout)
         XCTAssertTrue(inspect.stdout.contains(" | v"), inspect.stdout)
+        XCTAssertTrue(inspect.stdout.contains("stored for CBT: clip_features \(clips)×128, clip_frames \(clips)×2×8×8×3"), inspect.stdout)
 
         // Contact sheets of the visual words, decoded from the source videos.
         let show = try CLI.run(["vocab", "show", "--corpus", out, "--out", dir + "/words", "--per-word", "2"])
