@@ -56,21 +56,6 @@ public final class CBTClipEncoder {
         }
     }
 
-    /// The clips' stored input (frames or features) of `clips`, in order.
-    private func gather(_ clips: [Int]) -> (frames: [UInt8], features: [Float]) {
-        var frames: [UInt8] = [], features: [Float] = []
-        switch inputs {
-        case .frames(let all, let F, let S):
-            let per = F * S * S * 3
-            frames.reserveCapacity(clips.count * per)
-            for c in clips { frames += all[(c * per)..<((c + 1) * per)] }
-        case .features(let all, let dim):
-            features.reserveCapacity(clips.count * dim)
-            for c in clips { features += all[(c * dim)..<((c + 1) * dim)] }
-        }
-        return (frames, features)
-    }
-
     /// B ≤ maxBatch sequences as one batch: clip rows [B·Tv] (−1 padding) and the clips in order.
     private func layout(_ sequences: [[Int]]) -> (Tv: Int, clipRows: [Int32], clips: [Int]) {
         let Tv = max(1, sequences.map(\.count).max() ?? 1)
@@ -106,7 +91,7 @@ public final class CBTClipEncoder {
                      "1...\(model.maxBatch) non-empty clip sequences")
         let cut = sequences.map { Array($0.prefix(maxClips)) }
         let (Tv, clipRows, clips) = layout(cut)
-        let (frames, features) = gather(clips)
+        let (frames, features) = inputs.rows(clips)
         let D = featureSize
         let states = model.visualStates(B: cut.count, Tv: Tv, clipRows: clipRows, clips: clips.count, frames: frames, features: features,
                                         dropout: dropout, dropoutSeed: dropoutSeed, step: step)
@@ -152,7 +137,7 @@ public final class CBTClipEncoder {
             let cut = chunk.map { Array(sequences[$0].prefix(maxClips)) }
             let B = chunk.count
             let (Tv, clipRows, clips) = layout(cut)
-            let (frames, features) = gather(clips)
+            let (frames, features) = inputs.rows(clips)
             let states = model.visualStates(B: B, Tv: Tv, clipRows: clipRows, clips: clips.count, frames: frames, features: features)
             for (b, s) in chunk.enumerated() {
                 out[s] = Array(states[(b * Tv * D)..<((b * Tv + cut[b].count) * D)])

@@ -38,6 +38,24 @@ enum ClipInputs {
     }
 }
 
+extension ClipInputs {
+    /// The stored input of `clips` (corpus clip indices), in order: frames (front-end "frames",
+    /// features empty) or features (front-end "features", frames empty).
+    func rows(_ clips: [Int]) -> (frames: [UInt8], features: [Float]) {
+        var frames: [UInt8] = [], features: [Float] = []
+        switch self {
+        case .frames(let all, let F, let S):
+            let per = F * S * S * 3
+            frames.reserveCapacity(clips.count * per)
+            for c in clips { frames += all[(c * per)..<((c + 1) * per)] }
+        case .features(let all, let dim):
+            features.reserveCapacity(clips.count * dim)
+            for c in clips { features += all[(c * dim)..<((c + 1) * dim)] }
+        }
+        return (frames, features)
+    }
+}
+
 /// frames ← clamp(128 + frames − the video's mean frame), video by video (see `ClipInputs.load`).
 func centerPerVideo(_ frames: inout [UInt8], corpus: TokenizedCorpus, framesPerClip F: Int, size S: Int) {
     let pixels = S * S * 3
@@ -211,16 +229,7 @@ public final class CBTSampler {
                 for _ in 0..<K { candidates.append(others[state.rng.nextInt(others.count)]) }
             }
         }
-        var frames: [UInt8] = [], features: [Float] = []
-        switch inputs {
-        case .frames(let all, let F, let S):
-            let per = F * S * S * 3
-            frames.reserveCapacity(globalClips.count * per)
-            for c in globalClips { frames += all[(c * per)..<((c + 1) * per)] }
-        case .features(let all, let dim):
-            features.reserveCapacity(globalClips.count * dim)
-            for c in globalClips { features += all[(c * dim)..<((c + 1) * dim)] }
-        }
+        let (frames, features) = inputs.rows(globalClips)
         return CBTBatch(B: B, text: text, clipCount: globalClips.count, frames: frames, features: features, Tv: Tv, clipRows: clipRows,
                         maskedRows: maskedRows, K1: 1 + K, candidates: candidates, crossCandidates: crossCandidates)
     }
