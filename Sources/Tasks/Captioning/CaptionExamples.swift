@@ -122,16 +122,22 @@ public final class CaptionExamples {
         public var order: [Int32]
     }
 
+    /// What the video positions of a batch hold.
+    public enum Video: Sendable {
+        /// The items' visual words (VideoBERT checkpoints).
+        case words
+        /// Clip features from a table ([rows, D]) the items' `featureRows` index (frozen CBT
+        /// features): batches carry them in `inputEmbeddings`.
+        case features([Float], width: Int)
+        /// The items' clips, whose features the caller computes (a captioner tuning the CBT
+        /// visual path): batches mark the positions and leave `inputEmbeddings` empty.
+        case clips
+    }
+
     public let items: [CaptionItem]
     public let special: SpecialTokens
     public let textVocabSize: Int
-    /// Clip-feature captioners: [rows, featureSize] the features the items' `featureRows` index
-    /// (featureSize 0 and empty with visual words).
-    public let features: [Float]
-    public let featureSize: Int
-    /// The items carry clips (a captioner tuning the visual path): batches leave the video
-    /// positions' vectors to the caller (`inputEmbeddings` empty).
-    public let clipInput: Bool
+    public let video: Video
     /// Pair p: caption pairItem[p] with its first pairPrefix[p] words given.
     let pairItem: [Int32]
     let pairPrefix: [Int32]
@@ -139,14 +145,11 @@ public final class CaptionExamples {
 
     public var pairCount: Int { pairItem.count }
 
-    public init(items: [CaptionItem], special: SpecialTokens, textVocabSize: Int, seed: UInt64, features: [Float] = [], featureSize: Int = 0,
-                clipInput: Bool = false) {
+    public init(items: [CaptionItem], special: SpecialTokens, textVocabSize: Int, seed: UInt64, video: Video = .words) {
         self.items = items
         self.special = special
         self.textVocabSize = textVocabSize
-        self.features = features
-        self.featureSize = featureSize
-        self.clipInput = clipInput
+        self.video = video
         var pi: [Int32] = [], pp: [Int32] = []
         for (i, item) in items.enumerated() {
             for k in 0...item.text.count { pi.append(Int32(i)); pp.append(Int32(k)) }
@@ -188,24 +191,25 @@ public final class CaptionExamples {
 
     /// The batch of the given pairs, padded to the longest. For a clip-feature captioner its
     /// `inputEmbeddingRows` are the video positions and `inputEmbeddings` their clip FEATURES
-    /// ([rows, featureSize]): the caller projects them to the BERT's width (see the design note).
+    /// ([rows, D]; empty for `.clips`): the caller projects them to the BERT's width (see the
+    /// design note).
     public func batch(_ pairs: [Int]) -> PretrainingBatch {
         var sequences: [TaskSequence] = [], masks: [Int] = [], targets: [Int32] = []
         var videoPositions: [Range<Int>] = [], videoRows: [Range<Int>] = []
         for p in pairs {
             let item = items[Int(pairItem[p])], k = Int(pairPrefix[p])
-            if featureSize > 0 || clipInput {
-                let n = clipInput ? item.clips.count : item.featureRows.count
-                let (s, m, v) = CaptionInput.sequence(prefix: Array(item.text.prefix(k)), videoVectors: n, special: special)
+            let prefix = Array(item.text.prefix(k))
+            if case .words = video {
+                let (s, m) = CaptionInput.sequence(prefix: prefix, video: item.video.map { Int32(textVocabSize) + $0 }, special: special)
+                sequences.append(s)
+                masks.append(m)
+            } else {
+                let n = if case .clips = video { item.clips.count } else { item.featureRows.count }
+                let (s, m, v) = CaptionInput.sequence(prefix: prefix, videoVectors: n, special: special)
                 sequences.append(s)
                 masks.append(m)
                 videoPositions.append(v)
                 videoRows.append(item.featureRows)
-            } else {
-                let (s, m) = CaptionInput.sequence(prefix: Array(item.text.prefix(k)), video: item.video.map { Int32(textVocabSize) + $0 },
-                                                   special: special)
-                sequences.append(s)
-                masks.append(m)
             }
             targets.append(k < item.text.count ? item.text[k] : special.sep)
         }
@@ -223,11 +227,10 @@ public final class CaptionExamples {
             batch.textRows.append(Int32(b * T + masks[b]))
             batch.textTargets.append(targets[b])
         }
-        if featureSize > 0 || clipInput {
-            let D = featureSize
-            for b in 0..<B {
-                batch.inputEmbeddingRows += videoPositions[b].map { Int32(b * T + $0) }
-                if !clipInput { batch.inputEmbeddings += features[(videoRows[b].lowerBound * D)..<(videoRows[b].upperBound * D)] }
+        for b in videoPositions.indices {
+            batch.inputEmbeddingRows += videoPositions[b].map { Int32(b * T + $0) }
+            if case .features(let table, let D) = video {
+                batch.inputEmbeddings += table[(videoRows[b].lowerBound * D)..<(videoRows[b].upperBound * D)]
             }
         }
         return batch

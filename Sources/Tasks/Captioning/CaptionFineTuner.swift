@@ -152,7 +152,7 @@ final class CaptionTrainingTask: PretrainingTask {
                 let items = CaptionInput.clipItems(steps, encode: tokenizer.encode, maxCaptionTokens: data.maxCaptionTokens,
                                                    maxClips: min(data.maxVideoTokens, clips.encoder.maxClips))
                 return items.isEmpty ? nil : CaptionExamples(items: items, special: special, textVocabSize: textVocabSize, seed: seed,
-                                                             featureSize: clips.encoder.featureSize, clipInput: true)
+                                                             video: .clips)
             }
             if let clips {
                 let limit = min(data.maxVideoTokens, clips.encoder.maxClips)
@@ -162,7 +162,7 @@ final class CaptionTrainingTask: PretrainingTask {
                 let (items, table) = CaptionInput.featureItems(steps, features: features, featureSize: clips.encoder.featureSize,
                                                                encode: tokenizer.encode, maxCaptionTokens: data.maxCaptionTokens)
                 return items.isEmpty ? nil : CaptionExamples(items: items, special: special, textVocabSize: textVocabSize, seed: seed,
-                                                             features: table, featureSize: clips.encoder.featureSize)
+                                                             video: .features(table, width: clips.encoder.featureSize))
             }
             let items = CaptionInput.items(steps, encode: tokenizer.encode, maxCaptionTokens: data.maxCaptionTokens, maxVideoTokens: data.maxVideoTokens)
             return items.isEmpty ? nil : CaptionExamples(items: items, special: special, textVocabSize: textVocabSize, seed: seed)
@@ -240,7 +240,8 @@ final class CaptionTrainingTask: PretrainingTask {
         }
         let rows = batch.inputEmbeddingRows.count
         var features = batch.inputEmbeddings, counts: [Int] = []
-        if examples.clipInput {
+        let tuning = if case .clips = examples.video { true } else { false }
+        if tuning {
             let sequences = pairs.map { examples.item(ofPair: $0).clips.map { Int($0) } }
             let states = clips.encoder.trainingForward(sequences, dropout: training, dropoutSeed: dropoutSeed, step: step)
             counts = states.map { $0.count }
@@ -251,7 +252,7 @@ final class CaptionTrainingTask: PretrainingTask {
                                         training: training)
         if training {
             let dFeatures = clips.projection.backward(dout: model.inputEmbeddingGradient, input: features, rows: rows,
-                                                      inputGradient: examples.clipInput)
+                                                      inputGradient: tuning)
             if let dFeatures {
                 var at = 0
                 clips.encoder.backward(counts.map { n in defer { at += n }; return Array(dFeatures[at..<(at + n)]) })
