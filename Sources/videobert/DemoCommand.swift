@@ -219,49 +219,39 @@ struct DemoCommand: ParsableCommand {
             }
         }
 
-        // 7. caption: fine-tune, then generate
-        try stage("caption") {
-            var overrides = ["init=\(pretrained)", "corpus=\(path("tokens"))", "annotations=\(annotationsPath)", "out=\(path("caption"))"]
+        // 7. caption: fine-tune, then generate — from the VideoBERT checkpoint, and from the CBT
+        // checkpoint's clip features. `name` is the run folder and the results' name.
+        func captioner(_ name: String, init initFrom: String, recipeFile: String, sets: [String],
+                       extra: [(String, CaptionPredictions)]) throws -> (CaptionFineTuner.Summary, CaptionReport) {
+            var overrides = ["init=\(initFrom)", "corpus=\(path("tokens"))", "annotations=\(annotationsPath)", "out=\(path(name))"]
             if let captionSteps { overrides.append("train.steps=\(captionSteps)") }
-            let recipe = try RecipeLoader.load(CaptionRecipe.self, file: recipePath("finetune-caption-demo.yaml"), overrides: overrides + captionSet)
-            if let p = recipe.problem() { throw VideoBertError(p, file: recipePath("finetune-caption-demo.yaml")) }
-            let tuned = (path("caption/checkpoints") as NSString).appendingPathComponent(CheckpointFiles.name(step: recipe.train.steps))
-            if !FileManager.default.fileExists(atPath: tuned) { invalidate(["caption-training", "caption"]) }
-            results.captionTraining = try cached("caption-training") {
-                let tuner = try CaptionFineTuner(recipe: recipe, resume: CheckpointFiles.latest(in: path("caption/checkpoints")) != nil)
-                let summary = try tuner.run()
+            let file = recipePath(recipeFile)
+            let recipe = try RecipeLoader.load(CaptionRecipe.self, file: file, overrides: overrides + sets)
+            if let p = recipe.problem() { throw VideoBertError(p, file: file) }
+            let checkpoints = path(name + "/checkpoints")
+            let tuned = (checkpoints as NSString).appendingPathComponent(CheckpointFiles.name(step: recipe.train.steps))
+            if !FileManager.default.fileExists(atPath: tuned) { invalidate([name + "-training", name]) }
+            let training = try cached(name + "-training") { () throws -> CaptionFineTuner.Summary in
+                let summary = try CaptionFineTuner(recipe: recipe, resume: CheckpointFiles.latest(in: checkpoints) != nil).run()
                 if summary.stoppedEarly { throw ExitCode(130) }
                 return summary
             }
-            let zeroShotCaptions = try CaptionPredictions(results.zeroShot!.captionResults)
-            results.caption = try cached("caption") {
-                let model = try TaskModel(checkpoint: tuned, corpus: taskCorpus)
+            let report = try cached(name) {
+                let model = try TaskModel(checkpoint: tuned, corpus: taskCorpus, allowClipFeatures: true)
                 return try CaptionTask.run(model: model, corpus: taskCorpus, annotations: notes, split: split, trainSplit: "train",
-                                           options: GenerationOptions(), extra: [("zero-shot template (pretrained model)", zeroShotCaptions)]).report
+                                           options: GenerationOptions(), extra: extra).report
             }
+            return (training, report)
         }
-
-        // 7b. caption from the CBT checkpoint (clip features in)
+        try stage("caption") {
+            let zeroShotCaptions = try CaptionPredictions(results.zeroShot!.captionResults)
+            (results.captionTraining, results.caption) = try captioner("caption", init: pretrained, recipeFile: "finetune-caption-demo.yaml",
+                                                                       sets: captionSet, extra: [("zero-shot template (pretrained model)", zeroShotCaptions)])
+        }
         if let cbtCheckpoint {
             try stage("caption-cbt") {
-                var overrides = ["init=\(cbtCheckpoint)", "corpus=\(path("tokens"))", "annotations=\(annotationsPath)", "out=\(path("caption-cbt"))"]
-                if let captionSteps { overrides.append("train.steps=\(captionSteps)") }
-                let file = recipePath("finetune-caption-cbt-demo.yaml")
-                let recipe = try RecipeLoader.load(CaptionRecipe.self, file: file, overrides: overrides + captionCbtSet)
-                if let p = recipe.problem() { throw VideoBertError(p, file: file) }
-                let tuned = (path("caption-cbt/checkpoints") as NSString).appendingPathComponent(CheckpointFiles.name(step: recipe.train.steps))
-                if !FileManager.default.fileExists(atPath: tuned) { invalidate(["caption-cbt-training", "caption-cbt"]) }
-                results.captionCBTTraining = try cached("caption-cbt-training") {
-                    let tuner = try CaptionFineTuner(recipe: recipe, resume: CheckpointFiles.latest(in: path("caption-cbt/checkpoints")) != nil)
-                    let summary = try tuner.run()
-                    if summary.stoppedEarly { throw ExitCode(130) }
-                    return summary
-                }
-                results.captionCBT = try cached("caption-cbt") {
-                    let model = try TaskModel(checkpoint: tuned, corpus: taskCorpus, allowClipFeatures: true)
-                    return try CaptionTask.run(model: model, corpus: taskCorpus, annotations: notes, split: split, trainSplit: "train",
-                                               options: GenerationOptions()).report
-                }
+                (results.captionCBTTraining, results.captionCBT) = try captioner("caption-cbt", init: cbtCheckpoint,
+                                                                                 recipeFile: "finetune-caption-cbt-demo.yaml", sets: captionCbtSet, extra: [])
             }
         }
 
