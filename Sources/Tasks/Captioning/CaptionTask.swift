@@ -75,14 +75,9 @@ public enum CaptionTask {
         let resolved = corpus.resolve(annotations)
         let steps = try resolved.withVideo(in: split)
         let generator = CaptionGenerator(model: model)
-        let videos: [CaptionVideo]
-        if model.clipInput != nil {
-            let features = ProgressReporter(label: "clip features (CBT)", total: steps.count, unit: "steps", enabled: showProgress)
-            videos = generator.videos(steps, options: options, progress: features)
-            features.finish()
-        } else {
-            videos = generator.videos(steps, options: options)
-        }
+        let features = model.clipInput.map { _ in ProgressReporter(label: "clip features (CBT)", total: steps.count, unit: "steps", enabled: showProgress) }
+        let videos = generator.videos(steps, options: options, progress: features)
+        features?.finish()
         let progress = ProgressReporter(label: options.beam <= 1 ? "caption (greedy)" : "caption (beam \(options.beam))",
                                         total: steps.count, unit: "steps", enabled: showProgress)
         let generated = generator.generate(videos, options: options, progress: progress)
