@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // videobert: VideoBERT-style masked pretraining on video, from video files to a trained model.
-// Layout and data flow: see README.md and DESIGN notes in the repository's issues.
+// Layout, data flow, formats and where to add things: docs/ARCHITECTURE.md.
 import PackageDescription
 
 let package = Package(

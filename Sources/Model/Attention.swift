@@ -16,7 +16,7 @@ import Tensor
 // of each of Q, K and V, as HF's `view(B, T, NH, HS)`.
 //
 // Per (batch, head) the work is two small sgemms forward and four backward, run on the
-// concurrentPerform workers with single-threaded OpenBLAS (DESIGN.md §8: never oversubscribe).
+// concurrentPerform workers with single-threaded OpenBLAS (docs/ARCHITECTURE.md §8: never oversubscribe).
 // The T×T probabilities are saved; the pre-softmax scores are not (backward needs only P).
 // Keys after a sequence's last real token are left out of the products (their probability is
 // exactly 0 either way), so padded batches cost in proportion to their real lengths.

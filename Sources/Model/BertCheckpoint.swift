@@ -1,7 +1,7 @@
 import Foundation
 import Tensor
 
-// Checkpoint I/O for BertForPreTraining, in Hugging Face's format (DESIGN.md §3):
+// Checkpoint I/O for BertForPreTraining, in Hugging Face's format (docs/ARCHITECTURE.md §3):
 //
 //   config.json        BertConfig fields + videobert_text_vocab_size / videobert_visual_words
 //   model.safetensors  F32, BertForPreTraining names

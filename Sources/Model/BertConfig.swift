@@ -7,7 +7,7 @@ import Tensor
 /// write loads with `BertForPreTraining.from_pretrained(DIR)`, and a plain HF BERT config (no
 /// extras) loads here as a text-only model (no visual words).
 ///
-/// Joint vocabulary (DESIGN.md §3): ids 0..<textVocabSize are WordPieces, visual word i is id
+/// Joint vocabulary (docs/ARCHITECTURE.md §3): ids 0..<textVocabSize are WordPieces, visual word i is id
 /// textVocabSize + i, and vocabSize = textVocabSize + visualWords.
 ///
 /// Missing optional keys take transformers' BertConfig defaults. What videobert does not

@@ -2,7 +2,7 @@ import Dispatch
 import Foundation
 import Tensor
 
-/// Threading for the elementwise kernels (DESIGN.md §8): `DispatchQueue.concurrentPerform` over
+/// Threading for the elementwise kernels (docs/ARCHITECTURE.md §8): `DispatchQueue.concurrentPerform` over
 /// disjoint ranges, only when the work is large enough to pay for the dispatch (~10 µs).
 ///
 /// Results never depend on the number of workers: elementwise kernels write disjoint elements,
@@ -52,7 +52,7 @@ public enum Parallel {
 
     /// Runs `body` with OpenBLAS limited to one thread, for regions where `concurrentPerform`
     /// workers each call sgemm on small matrices (attention's per-head products): two BLAS
-    /// threads inside each of two workers would oversubscribe the cores (DESIGN.md §8).
+    /// threads inside each of two workers would oversubscribe the cores (docs/ARCHITECTURE.md §8).
     /// Not reentrant with other threads calling BLAS at the same time.
     public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
         let saved = BLAS.threads

@@ -5,7 +5,7 @@ import Report
 import Tensor
 import Tokenize
 
-/// `videobert pretrain` for VideoBERT (MLM + MFM + alignment, DESIGN.md §4): the model-specific
+/// `videobert pretrain` for VideoBERT (MLM + MFM + alignment, docs/ARCHITECTURE.md §4): the model-specific
 /// half of a run; `TrainingLoop` does the rest.
 ///
 /// Every `checkpoint.every` steps (and at the end, and on Ctrl-C) the run writes

@@ -88,7 +88,7 @@ func meanAbsoluteDifference(_ a: ArraySlice<UInt8>, _ b: ArraySlice<UInt8>) -> D
 
 extension XCTestCase {
     /// Our frames against the ffmpeg CLI's for the same video, rate and size:
-    /// the same count, mean absolute difference below 2 (DESIGN.md §6). Returns our frames.
+    /// the same count, mean absolute difference below 2 (docs/ARCHITECTURE.md §6). Returns our frames.
     @discardableResult
     func assertParity(_ video: String, fps: String, width: Int, height: Int, threads: Int = 0,
                       file: StaticString = #filePath, line: UInt = #line) throws -> DecodedFrames {

@@ -4,7 +4,7 @@ import Tensor
 
 /// The whole BertForPreTraining against PyTorch/transformers (fixture: tools/fixtures/bert.py →
 /// Resources/bert-tiny*), against finite differences, and its checkpoint rules.
-/// DESIGN.md §6: forward 1e-4, gradients 1e-3, trajectory 1e-4.
+/// docs/ARCHITECTURE.md §6: forward 1e-4, gradients 1e-3, trajectory 1e-4.
 final class BertModelTests: XCTestCase {
     let fixture = Fixture(Paths.resource("bert-tiny.json"))
     var weights: (mlm: Float, mfm: Float, align: Float) {

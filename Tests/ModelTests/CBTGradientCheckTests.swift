@@ -2,7 +2,7 @@ import XCTest
 import Tensor
 @testable import Model
 
-/// Finite-difference checks of the CBT layers and losses (DESIGN.md §6, rel. 1e-3), with
+/// Finite-difference checks of the CBT layers and losses (docs/ARCHITECTURE.md §6, rel. 1e-3), with
 /// `gradientCheck` from TestSupport.swift (fourth-order central differences, gradients that must
 /// accumulate into random initial values, no all-zero numerical gradient).
 ///

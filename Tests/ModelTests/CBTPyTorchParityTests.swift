@@ -18,7 +18,7 @@ enum CBTFixture {
 }
 
 /// The CBT layers and losses against torch.nn.functional / autograd on the same inputs
-/// (DESIGN.md §6: forward 1e-4, gradients 1e-3, each as |a − b| ≤ tol + tol·|b|).
+/// (docs/ARCHITECTURE.md §6: forward 1e-4, gradients 1e-3, each as |a − b| ≤ tol + tol·|b|).
 final class CBTPyTorchParityTests: XCTestCase {
     let fwd = 1e-4, grad = 1e-3
 

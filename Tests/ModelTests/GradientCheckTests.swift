@@ -2,7 +2,7 @@ import XCTest
 import Tensor
 @testable import Model
 
-/// Finite-difference checks of every layer's backward (DESIGN.md §6). See `gradientCheck`.
+/// Finite-difference checks of every layer's backward (docs/ARCHITECTURE.md §6). See `gradientCheck`.
 final class GradientCheckTests: XCTestCase {
     var rng = SeededRNG(seed: 2024)
 

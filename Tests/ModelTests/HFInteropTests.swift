@@ -2,7 +2,7 @@ import XCTest
 import Tensor
 @testable import Model
 
-/// Hugging Face interop, both ways (DESIGN.md §6, 1e-4):
+/// Hugging Face interop, both ways (docs/ARCHITECTURE.md §6, 1e-4):
 ///
 /// (a) a pretrained HF BERT read by us: models/minilm-l6-h384-uncased (a sentence-transformers
 ///     BertModel, installed by tools/setup) gives transformers.BertModel's last hidden states on

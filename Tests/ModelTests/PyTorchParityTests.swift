@@ -3,7 +3,7 @@ import Tensor
 @testable import Model
 
 /// The layers against PyTorch / Hugging Face on the same inputs and weights
-/// (fixture: tools/fixtures/layers.py → Resources/layers.json). DESIGN.md §6 tolerances:
+/// (fixture: tools/fixtures/layers.py → Resources/layers.json). docs/ARCHITECTURE.md §6 tolerances:
 /// forward 1e-4, gradients 1e-3, AdamW 1e-6 (each as |a − b| ≤ tol + tol·|b|).
 final class PyTorchParityTests: XCTestCase {
     let fwd = 1e-4, grad = 1e-3

@@ -53,7 +53,7 @@ final class Ints {
     var p: UnsafeMutablePointer<Int32> { pointer }
 }
 
-/// Finite-difference gradient check (DESIGN.md §6: every layer's backward, rel. 1e-3).
+/// Finite-difference gradient check (docs/ARCHITECTURE.md §6: every layer's backward, rel. 1e-3).
 ///
 /// The scalar loss is L = Σ out ⊙ R with a fixed random R, accumulated in Double, so backward is
 /// called with dout = R. Numerical gradients use the fourth-order central difference

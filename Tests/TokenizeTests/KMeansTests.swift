@@ -53,7 +53,7 @@ final class KMeansTests: XCTestCase {
         for c in ref.cases {
             let model = try KMeans(clusters: c.k, iterations: ref.iterations, seed: 0).fit(x, rows: rows, dim: dim)
             let ours = bruteForceInertia(x, rows: rows, dim: dim, centroids: model.centroids)
-            // DESIGN.md §6: inertia ≤ 1.01 × faiss's (faiss: median over its seeds, random seeding).
+            // docs/ARCHITECTURE.md §6: inertia ≤ 1.01 × faiss's (faiss: median over its seeds, random seeding).
             XCTAssertLessThanOrEqual(ours, 1.01 * c.faiss_median_inertia, "K=\(c.k): ours \(ours), faiss \(c.faiss_median_inertia)")
             // k-means++ should also match scikit-learn's k-means++ (same iterations) on this mixture.
             XCTAssertLessThanOrEqual(ours, 1.01 * c.sklearn_inertia, "K=\(c.k): ours \(ours), sklearn \(c.sklearn_inertia)")

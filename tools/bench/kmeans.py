@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""k-means benchmark, side by side in one run (issue 2, DESIGN.md §8):
+"""k-means benchmark, side by side in one run (issue 2, docs/ARCHITECTURE.md §8):
 
     100,000 × 512 float32 points into 1,024 clusters, 10 iterations, 2 threads:
     videobert (tools/bench `kmeans`, release build) vs faiss-cpu vs scikit-learn.

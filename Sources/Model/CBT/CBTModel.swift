@@ -2,7 +2,7 @@ import Foundation
 import Tensor
 
 // The CBT variant (Sun et al. 2019, "Learning Video Representations using Contrastive
-// Bidirectional Transformer"; DESIGN.md §4, issue 4): continuous clip embeddings from a
+// Bidirectional Transformer"; docs/ARCHITECTURE.md §4, issue 4): continuous clip embeddings from a
 // trainable front-end instead of visual words, so the whole visual path trains end to end.
 //
 //   text   [CLS] w… [SEP] ──► text BERT (BertForPreTraining, MLM) ──► Ht [B·Tt, Ct]

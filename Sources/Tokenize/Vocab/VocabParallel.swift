@@ -2,7 +2,7 @@ import Dispatch
 import Foundation
 import Tensor
 
-/// Threading for the k-means code (DESIGN.md §8). Work is cut into items whose layout depends
+/// Threading for the k-means code (docs/ARCHITECTURE.md §8). Work is cut into items whose layout depends
 /// only on the data (never on the number of threads), each item writes only its own outputs,
 /// and reductions are summed afterwards in item order; so results are bit-for-bit the same
 /// for any thread count. Inside the items every sgemm runs with OpenBLAS on one thread, so the
