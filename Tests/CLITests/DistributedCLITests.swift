@@ -8,9 +8,14 @@ final class DistributedCLITests: XCTestCase {
     static let mpirun: String? = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     func mpi(_ n: Int, _ args: [String]) throws -> CLIResult {
+        try launch(Self.mpirun!, ["-np", "\(n)", "--oversubscribe", "--allow-run-as-root", "--bind-to", "none", CLI.executable] + args)
+    }
+
+    /// Runs a launcher (mpirun, tools/cluster/cluster) and collects its output.
+    func launch(_ program: String, _ arguments: [String]) throws -> CLIResult {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.mpirun!)
-        p.arguments = ["-np", "\(n)", "--oversubscribe", "--allow-run-as-root", "--bind-to", "none", CLI.executable] + args
+        p.executableURL = URL(fileURLWithPath: program)
+        p.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"  // containers without ptrace rights
         p.environment = env
@@ -82,6 +87,45 @@ final class DistributedCLITests: XCTestCase {
         let rest = try CLI.run(common + ["--set", "out=" + dir + "/mixed", "--set", "train.batch_size=8", "--resume"])
         XCTAssertEqual(rest.status, 0, rest.stderr)
         XCTAssertLessThan(try maxDifference(dir + "/one/checkpoints/step-0000020", dir + "/mixed/checkpoints/step-0000020"), 1e-5)
+    }
+
+    /// Two hosts of the namespace cluster (tools/cluster/cluster: network namespaces joined by veth
+    /// pairs and a bridge, links shaped by tc, mpirun over TCP between them) train exactly like one
+    /// process with twice the batch. Needs root and iproute2 (CI runs as root); skipped otherwise.
+    func testTwoHostsOfTheNamespaceClusterEqualOneProcess() throws {
+        guard Self.mpirun != nil else { XCTFail("mpirun not found: run tools/setup"); return }
+        let cluster = TokenizeCLITests.root + "/tools/cluster/cluster"
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") || FileManager.default.isExecutableFile(atPath: "/sbin/ip")
+                || FileManager.default.isExecutableFile(atPath: "/usr/bin/ip") else {
+            throw XCTSkip("the namespace cluster needs root and iproute2 (ip netns)")
+        }
+        let name = "t\(getpid() % 100_000)"
+        let up = try launch(cluster, ["up", "2", "--rate", "1gbit", "--name", name])
+        XCTAssertEqual(up.status, 0, up.stderr)
+        defer { _ = try? launch(cluster, ["down", "--name", name]) }
+        let dir = NSTemporaryDirectory() + "cluster-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let root = TokenizeCLITests.root
+        XCTAssertEqual(try CLI.run(["demo-corpus", "--out", dir + "/c", "--videos", "4", "--size", "32x32", "--fps", "6"]).status, 0)
+        XCTAssertEqual(try CLI.run(["vocab", "text", dir + "/c/videos", "--size", "300", "--unused", "2", "--out", dir + "/v.txt"]).status, 0)
+        let tok = try CLI.run(["tokenize", "--corpus", dir + "/c/manifest.jsonl", "--recipe", root + "/Recipes/tokenize-tiny.yaml",
+                               "--set", "text.vocab=" + dir + "/v.txt", "--out", dir + "/t"])
+        XCTAssertEqual(tok.status, 0, tok.stderr)
+        let common = ["pretrain", "--recipe", root + "/Recipes/tiny.yaml", "--set", "corpus=" + dir + "/t", "--set", "train.steps=10",
+                      "--set", "log_every=1", "--set", "eval.every=0", "--set", "eval.split=train", "--set", "checkpoint.every=10"]
+        let one = try CLI.run(common + ["--set", "out=" + dir + "/one", "--set", "train.batch_size=8"])
+        XCTAssertEqual(one.status, 0, one.stderr)
+        let two = try launch(cluster, ["run", "--name", name, "--", CLI.executable] + common + ["--set", "out=" + dir + "/two", "--set", "train.batch_size=4"])
+        XCTAssertEqual(two.status, 0, two.stderr)
+        XCTAssertTrue(two.stderr.contains("2 ranks × batch 4 × 1 accumulation = 8 examples per step"), two.stderr)
+        let l1 = try trainLosses(dir + "/one"), l2 = try trainLosses(dir + "/two")
+        XCTAssertEqual(l1.count, 10)
+        XCTAssertEqual(l2.count, 10)
+        for (a, b) in zip(l1, l2) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        XCTAssertLessThan(try maxDifference(dir + "/one/checkpoints/step-0000010", dir + "/two/checkpoints/step-0000010"), 1e-5)
+        // The ranks really were on two hosts: each namespace has its own address and hostname.
+        let hosts = try launch(cluster, ["run", "--name", name, "--", "/bin/hostname"])
+        XCTAssertEqual(Set(hosts.stdout.split(separator: "\n").map(String.init)), [name + "0", name + "1"], hosts.stderr)
     }
 
     /// CBT's negatives are the batch's other videos, so it refuses to split a batch over ranks.
