@@ -49,16 +49,37 @@ final class DistributedCLITests: XCTestCase {
         return worst
     }
 
+    /// A 4-video demo corpus and a small text vocabulary in `dir`; returns the tokenize arguments
+    /// (without `--out`) for it.
+    func tinyCorpus(_ dir: String) throws -> [String] {
+        XCTAssertEqual(try CLI.run(["demo-corpus", "--out", dir + "/c", "--videos", "4", "--size", "32x32", "--fps", "6"]).status, 0)
+        // A small text vocabulary keeps the debug-build steps quick.
+        XCTAssertEqual(try CLI.run(["vocab", "text", dir + "/c/videos", "--size", "300", "--unused", "2", "--out", dir + "/v.txt"]).status, 0)
+        return ["tokenize", "--corpus", dir + "/c/manifest.jsonl", "--recipe", TokenizeCLITests.root + "/Recipes/tokenize-tiny.yaml",
+                "--set", "text.vocab=" + dir + "/v.txt"]
+    }
+
+    /// Pretraining arguments for Recipes/tiny.yaml on `corpus` (without `out` and the batch size).
+    func pretrainArgs(corpus: String, steps: Int) -> [String] {
+        ["pretrain", "--recipe", TokenizeCLITests.root + "/Recipes/tiny.yaml", "--set", "corpus=" + corpus, "--set", "train.steps=\(steps)",
+         "--set", "log_every=1", "--set", "eval.every=0", "--set", "eval.split=train", "--set", "checkpoint.every=10"]
+    }
+
+    /// Two runs computed the same training: losses of every step and the final weights within 1e-5.
+    func assertSameTraining(_ a: String, _ b: String, steps: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+        let l1 = try trainLosses(a), l2 = try trainLosses(b)
+        XCTAssertEqual(l1.count, steps, file: file, line: line)
+        XCTAssertEqual(l2.count, steps, file: file, line: line)
+        for (x, y) in zip(l1, l2) { XCTAssertEqual(x, y, accuracy: 1e-5, file: file, line: line) }
+        let checkpoint = String(format: "/checkpoints/step-%07d", steps)
+        XCTAssertLessThan(try maxDifference(a + checkpoint, b + checkpoint), 1e-5, file: file, line: line)
+    }
+
     func testTwoRanksEqualOneRankWithTwiceTheBatch() throws {
         guard Self.mpirun != nil else { XCTFail("mpirun not found: run tools/setup"); return }
         let dir = NSTemporaryDirectory() + "mpi-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let root = TokenizeCLITests.root
-        XCTAssertEqual(try CLI.run(["demo-corpus", "--out", dir + "/c", "--videos", "4", "--size", "32x32", "--fps", "6"]).status, 0)
-        // A small text vocabulary keeps the debug-build steps quick.
-        XCTAssertEqual(try CLI.run(["vocab", "text", dir + "/c/videos", "--size", "300", "--unused", "2", "--out", dir + "/v.txt"]).status, 0)
-        let tokArgs = ["tokenize", "--corpus", dir + "/c/manifest.jsonl", "--recipe", root + "/Recipes/tokenize-tiny.yaml",
-                       "--set", "text.vocab=" + dir + "/v.txt"]
+        let tokArgs = try tinyCorpus(dir)
         let tok = try CLI.run(tokArgs + ["--out", dir + "/t"])
         XCTAssertEqual(tok.status, 0, tok.stderr)
         // Tokenizing with 2 ranks (videos divided, vocabulary fitted together) gives the same bytes.
@@ -67,19 +88,14 @@ final class DistributedCLITests: XCTestCase {
         for f in ["vocab/level0.npy", "vocab/level1.npy", "clip_words.npy", "visual_ids.npy", "text_ids.npy", "segment_times.npy"] {
             XCTAssertEqual(FileManager.default.contents(atPath: dir + "/t/" + f), FileManager.default.contents(atPath: dir + "/t2/" + f), f)
         }
-        let common = ["pretrain", "--recipe", root + "/Recipes/tiny.yaml", "--set", "corpus=" + dir + "/t", "--set", "train.steps=20",
-                      "--set", "log_every=1", "--set", "eval.every=0", "--set", "eval.split=train", "--set", "checkpoint.every=10"]
+        let common = pretrainArgs(corpus: dir + "/t", steps: 20)
         let one = try CLI.run(common + ["--set", "out=" + dir + "/one", "--set", "train.batch_size=8"])
         XCTAssertEqual(one.status, 0, one.stderr)
         let two = try mpi(2, common + ["--set", "out=" + dir + "/two", "--set", "train.batch_size=4"])
         XCTAssertEqual(two.status, 0, two.stderr)
         XCTAssertTrue(two.stderr.contains("2 ranks × batch 4 × 1 accumulation = 8 examples per step"), two.stderr)
 
-        let l1 = try trainLosses(dir + "/one"), l2 = try trainLosses(dir + "/two")
-        XCTAssertEqual(l1.count, 20)
-        XCTAssertEqual(l2.count, 20)
-        for (a, b) in zip(l1, l2) { XCTAssertEqual(a, b, accuracy: 1e-5) }
-        XCTAssertLessThan(try maxDifference(dir + "/one/checkpoints/step-0000020", dir + "/two/checkpoints/step-0000020"), 1e-5)
+        try assertSameTraining(dir + "/one", dir + "/two", steps: 20)
 
         // Resume with another number of ranks: 2 ranks to step 10, then 1 rank to 20.
         let first = try mpi(2, common + ["--set", "out=" + dir + "/mixed", "--set", "train.batch_size=4", "--stop-at", "10"])
@@ -105,24 +121,15 @@ final class DistributedCLITests: XCTestCase {
         defer { _ = try? launch(cluster, ["down", "--name", name]) }
         let dir = NSTemporaryDirectory() + "cluster-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let root = TokenizeCLITests.root
-        XCTAssertEqual(try CLI.run(["demo-corpus", "--out", dir + "/c", "--videos", "4", "--size", "32x32", "--fps", "6"]).status, 0)
-        XCTAssertEqual(try CLI.run(["vocab", "text", dir + "/c/videos", "--size", "300", "--unused", "2", "--out", dir + "/v.txt"]).status, 0)
-        let tok = try CLI.run(["tokenize", "--corpus", dir + "/c/manifest.jsonl", "--recipe", root + "/Recipes/tokenize-tiny.yaml",
-                               "--set", "text.vocab=" + dir + "/v.txt", "--out", dir + "/t"])
+        let tok = try CLI.run(try tinyCorpus(dir) + ["--out", dir + "/t"])
         XCTAssertEqual(tok.status, 0, tok.stderr)
-        let common = ["pretrain", "--recipe", root + "/Recipes/tiny.yaml", "--set", "corpus=" + dir + "/t", "--set", "train.steps=10",
-                      "--set", "log_every=1", "--set", "eval.every=0", "--set", "eval.split=train", "--set", "checkpoint.every=10"]
+        let common = pretrainArgs(corpus: dir + "/t", steps: 10)
         let one = try CLI.run(common + ["--set", "out=" + dir + "/one", "--set", "train.batch_size=8"])
         XCTAssertEqual(one.status, 0, one.stderr)
         let two = try launch(cluster, ["run", "--name", name, "--", CLI.executable] + common + ["--set", "out=" + dir + "/two", "--set", "train.batch_size=4"])
         XCTAssertEqual(two.status, 0, two.stderr)
         XCTAssertTrue(two.stderr.contains("2 ranks × batch 4 × 1 accumulation = 8 examples per step"), two.stderr)
-        let l1 = try trainLosses(dir + "/one"), l2 = try trainLosses(dir + "/two")
-        XCTAssertEqual(l1.count, 10)
-        XCTAssertEqual(l2.count, 10)
-        for (a, b) in zip(l1, l2) { XCTAssertEqual(a, b, accuracy: 1e-5) }
-        XCTAssertLessThan(try maxDifference(dir + "/one/checkpoints/step-0000010", dir + "/two/checkpoints/step-0000010"), 1e-5)
+        try assertSameTraining(dir + "/one", dir + "/two", steps: 10)
         // The ranks really were on two hosts: each namespace has its own address and hostname.
         let hosts = try launch(cluster, ["run", "--name", name, "--", "/bin/hostname"])
         XCTAssertEqual(Set(hosts.stdout.split(separator: "\n").map(String.init)), [name + "0", name + "1"], hosts.stderr)
