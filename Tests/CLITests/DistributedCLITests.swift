@@ -135,6 +135,61 @@ final class DistributedCLITests: XCTestCase {
         XCTAssertEqual(Set(hosts.stdout.split(separator: "\n").map(String.init)), [name + "0", name + "1"], hosts.stderr)
     }
 
+    /// A rank killed mid-run (SIGKILL, on the second host of the namespace cluster) ends the whole
+    /// job with a non-zero status instead of leaving the other rank waiting in a collective, and
+    /// the run resumes from its last checkpoint in one process, exactly as if never interrupted.
+    func testAKilledRankEndsTheJobAndTheRunResumesOnOneProcess() throws {
+        guard Self.mpirun != nil else { XCTFail("mpirun not found: run tools/setup"); return }
+        let cluster = TokenizeCLITests.root + "/tools/cluster/cluster"
+        guard getuid() == 0 else { throw XCTSkip("the namespace cluster needs root (ip netns)") }
+        let name = "k\(getpid() % 100_000)"
+        XCTAssertEqual(try launch(cluster, ["up", "2", "--name", name]).status, 0)
+        defer { _ = try? launch(cluster, ["down", "--name", name]) }
+        let dir = NSTemporaryDirectory() + "cluster-kill-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tok = try CLI.run(try tinyCorpus(dir) + ["--out", dir + "/t"])
+        XCTAssertEqual(tok.status, 0, tok.stderr)
+        // Far more steps than it will get to run (the learning-rate schedule follows train.steps,
+        // so every run here has the same), checkpoints every 10; the reference stops at 20.
+        let common = pretrainArgs(corpus: dir + "/t", steps: 100_000)
+        let reference = try CLI.run(common + ["--set", "out=" + dir + "/one", "--set", "train.batch_size=8", "--stop-at", "20"])
+        XCTAssertEqual(reference.status, 0, reference.stderr)
+
+        let job = Process()
+        job.executableURL = URL(fileURLWithPath: cluster)
+        job.arguments = ["run", "--name", name, "--", CLI.executable] + common + ["--set", "out=" + dir + "/killed", "--set", "train.batch_size=4"]
+        job.standardOutput = FileHandle.nullDevice
+        job.standardError = FileHandle.nullDevice
+        try job.run()
+        let checkpoint = dir + "/killed/checkpoints/step-0000010"
+        let deadline = Date().addingTimeInterval(120)
+        while !FileManager.default.fileExists(atPath: checkpoint) && Date() < deadline && job.isRunning { usleep(100_000) }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: checkpoint), "no checkpoint at step 10")
+        // Rank 1: the newer of the two processes of this run.
+        let pgrep = Process(), out = Pipe()
+        pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
+        pgrep.arguments = ["-n", "-f", "out=" + dir + "/killed"]
+        pgrep.standardOutput = out
+        try pgrep.run(); pgrep.waitUntilExit()
+        let pid = Int32(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        XCTAssertGreaterThan(pid, 0)
+        kill(pid, SIGKILL)
+        let ended = Date().addingTimeInterval(60)
+        while job.isRunning && Date() < ended { usleep(100_000) }
+        XCTAssertFalse(job.isRunning, "the job still runs 60 s after a rank was killed")
+        if job.isRunning { job.terminate() } else { XCTAssertNotEqual(job.terminationStatus, 0) }
+
+        // Resume in one process with the same global batch, to step 20.
+        let killed = dir + "/killed/checkpoints"
+        for step in try FileManager.default.contentsOfDirectory(atPath: killed) where step > "step-0000010" {
+            try FileManager.default.removeItem(atPath: killed + "/" + step)   // any later checkpoint: resume from 10
+        }
+        let rest = try CLI.run(common + ["--set", "out=" + dir + "/killed", "--set", "train.batch_size=8", "--resume", "--stop-at", "20"])
+        XCTAssertEqual(rest.status, 0, rest.stderr)
+        XCTAssertLessThan(try maxDifference(dir + "/one/checkpoints/step-0000020", dir + "/killed/checkpoints/step-0000020"), 1e-5)
+    }
+
     /// CBT's negatives are the batch's other videos, so it refuses to split a batch over ranks.
     func testCBTUnderMPIIsRefusedClearly() throws {
         guard Self.mpirun != nil else { XCTFail("mpirun not found: run tools/setup"); return }
