@@ -17,7 +17,7 @@ import Tokenize
 /// same size and frames per clip, or clip_features.npy of the same width).
 public final class CBTClipEncoder {
     /// The files `copyFiles(to:)` writes and `init` reads.
-    public static let files = [CBTModel.configFileName, CBTModel.weightsFileName, "recipe.yaml"]
+    public static let files = [Checkpoint.File.cbtConfig, .weights, .recipe].map(\.rawValue)
 
     public let folder: String
     let model: CBTModel
@@ -35,7 +35,7 @@ public final class CBTClipEncoder {
     ///   - training: gradients exist, so `trainingForward` / `backward` can tune the visual path.
     public init(checkpoint: String, corpus: TokenizedCorpus, maxBatch: Int = 16, training: Bool = false) throws {
         folder = checkpoint
-        let recipePath = (checkpoint as NSString).appendingPathComponent("recipe.yaml")
+        let recipePath = (checkpoint as NSString).appendingPathComponent(Checkpoint.File.recipe.rawValue)
         guard FileManager.default.fileExists(atPath: recipePath) else {
             throw VideoBertError("has no recipe.yaml: not a CBT checkpoint written by `videobert pretrain`", file: checkpoint)
         }
@@ -117,8 +117,9 @@ public final class CBTClipEncoder {
     /// Writes the (tuned) CBT weights and config, and the checkpoint's recipe.yaml, into `folder`.
     public func save(to folder: String) throws {
         try model.save(to: folder)
-        let recipe = try Data(contentsOf: URL(fileURLWithPath: (self.folder as NSString).appendingPathComponent("recipe.yaml")))
-        try AtomicFile.write(recipe, to: (folder as NSString).appendingPathComponent("recipe.yaml"))
+        let name = Checkpoint.File.recipe.rawValue
+        let recipe = try Data(contentsOf: URL(fileURLWithPath: (self.folder as NSString).appendingPathComponent(name)))
+        try AtomicFile.write(recipe, to: (folder as NSString).appendingPathComponent(name))
     }
 
     /// Loads the CBT weights saved in `folder` (by `save`) into the encoder.

@@ -61,11 +61,6 @@ public final class CBTTrainer {
 
     public func run() throws -> PretrainSummary { try loop.run() }
 
-    /// Whether `folder` is a CBT checkpoint (it holds cbt_config.json).
-    public static func isCheckpoint(_ folder: String) -> Bool {
-        FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent("cbt_config.json"))
-    }
-
     /// Text↔video retrieval with a CBT checkpoint over the segments of `split` that have text and
     /// video (corpus order, at most `maxPairs`; 0: all): every text against every video, scored by
     /// the pooled embeddings' cosine similarity (`cross` false) or the cross-modal transformer's
@@ -73,7 +68,7 @@ public final class CBTTrainer {
     /// corpus it was trained on (or one with the same vocabularies and stored clips).
     public static func retrieval(checkpoint: String, corpus: String, split: String, maxPairs: Int, cross: Bool) throws
         -> (pairs: Int, textToVideo: RetrievalMetrics, videoToText: RetrievalMetrics) {
-        var recipe = try RecipeLoader.load(CBTRecipe.self, file: (checkpoint as NSString).appendingPathComponent("recipe.yaml"))
+        var recipe = try RecipeLoader.load(CBTRecipe.self, file: try Checkpoint(folder: checkpoint).path(.recipe))
         recipe.corpus = corpus
         recipe.eval.split = split
         recipe.retrieval.maxPairs = maxPairs
@@ -113,12 +108,9 @@ final class CBTTask: PretrainingTask {
         var textConfig: BertConfig
         let initFrom = recipe.text.initFrom
         if !initFrom.isEmpty {
-            textConfig = try BertConfig.load(from: (initFrom as NSString).appendingPathComponent(BertForPreTraining.configFileName))
-            let pretrainedVocab = (initFrom as NSString).appendingPathComponent("vocab.txt")
-            if FileManager.default.fileExists(atPath: pretrainedVocab),
-               try CorpusBuilder.fingerprint(of: pretrainedVocab) != corpus.index.textVocab.fingerprint {
-                throw VideoBertError("its vocab.txt differs from the corpus' text vocabulary; tokenize with text.vocab pointing to it", file: initFrom)
-            }
+            let pretrained = try Checkpoint(folder: initFrom)
+            textConfig = try pretrained.bert ?? { throw VideoBertError("has no text BERT", file: initFrom) }()
+            try pretrained.checkVocabularies(textFingerprint: corpus.index.textVocab.fingerprint, visualVocabFolder: nil, corpus: corpus.path)
             guard textConfig.textVocabSize == textSize, textConfig.visualWords == 0 else {
                 throw VideoBertError("has a vocabulary of \(textConfig.vocabSize), the corpus' text vocabulary \(textSize)", file: initFrom)
             }
@@ -182,7 +174,8 @@ final class CBTTask: PretrainingTask {
     func saveModel(to folder: String) throws {
         try model.save(to: folder)
         try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: corpus.textVocabPath)),
-                             to: ((folder as NSString).appendingPathComponent(CBTModel.textFolderName) as NSString).appendingPathComponent("vocab.txt"))
+                             to: ((folder as NSString).appendingPathComponent(Checkpoint.File.cbtText.rawValue) as NSString)
+                                .appendingPathComponent(Checkpoint.File.textVocab.rawValue))
     }
 
     func loadModel(from folder: String) throws { try model.loadWeights(from: folder) }

@@ -181,15 +181,15 @@ public final class TrainingLoop<Task: PretrainingTask> {
     func saveCheckpoint() throws -> String {
         try CheckpointFiles.write(step: step, in: checkpointsDir, keep: settings.checkpoint.keep) { tmp in
             try task.saveModel(to: tmp)
-            try AtomicFile.write(settings.recipeText, to: (tmp as NSString).appendingPathComponent("recipe.yaml"))
+            try AtomicFile.write(settings.recipeText, to: (tmp as NSString).appendingPathComponent(Checkpoint.File.recipe.rawValue))
             let state = TrainerState(format: settings.stateFormat, step: step, adamStep: adams[0].step, sampler: task.samplerState, recipeFingerprint: settings.fingerprint)
-            try JSON.write(state, to: (tmp as NSString).appendingPathComponent("trainer_state.json"))
-            try CheckpointFiles.writeOptimizerState(task.parameterStores, to: (tmp as NSString).appendingPathComponent("optimizer.safetensors"))
+            try JSON.write(state, to: (tmp as NSString).appendingPathComponent(Checkpoint.File.trainerState.rawValue))
+            try CheckpointFiles.writeOptimizerState(task.parameterStores, to: (tmp as NSString).appendingPathComponent(Checkpoint.File.optimizer.rawValue))
         }
     }
 
     func restore(from dir: String) throws {
-        let state = try JSON.decode(TrainerState.self, from: (dir as NSString).appendingPathComponent("trainer_state.json"))
+        let state = try JSON.decode(TrainerState.self, from: (dir as NSString).appendingPathComponent(Checkpoint.File.trainerState.rawValue))
         guard state.format == settings.stateFormat else {
             throw VideoBertError("holds a \(state.format) checkpoint, not a \(settings.stateFormat) one", file: dir)
         }
@@ -197,7 +197,7 @@ public final class TrainingLoop<Task: PretrainingTask> {
             throw VideoBertError("was written with different model or data settings; resume with the recipe it was started with", file: dir)
         }
         try task.loadModel(from: dir)
-        try CheckpointFiles.readOptimizerState(into: task.parameterStores, from: (dir as NSString).appendingPathComponent("optimizer.safetensors"))
+        try CheckpointFiles.readOptimizerState(into: task.parameterStores, from: (dir as NSString).appendingPathComponent(Checkpoint.File.optimizer.rawValue))
         for i in adams.indices { adams[i].step = state.adamStep }
         task.restoreSampler(state.sampler)
         step = state.step

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Model
 import Tasks
 import Tensor
 import Train
@@ -38,7 +39,7 @@ struct RetrieveCommand: ParsableCommand {
     enum CBTScorer: String, ExpressibleByArgument, CaseIterable { case pooled, cross }
 
     func run() throws {
-        if CBTTrainer.isCheckpoint(task.checkpoint) {
+        if try Checkpoint(folder: task.checkpoint).kind == .cbt {
             let r = try CBTTrainer.retrieval(checkpoint: task.checkpoint, corpus: task.corpus, split: task.split, maxPairs: max,
                                              cross: cbtScorer == .cross)
             let report = RetrievalReport(checkpoint: task.checkpoint, corpus: task.corpus, split: task.split,

@@ -151,6 +151,11 @@ final class EmbedCLITests: XCTestCase {
         }
         let r = try CLI.run(["embed", "--checkpoint", path("nothing"), "--input", path("in.jsonl"), "--out", path("h.npy")])
         XCTAssertEqual(r.status, 1)
-        XCTAssertTrue(r.stderr.contains("nothing/config.json: no such file"), r.stderr)
+        XCTAssertTrue(r.stderr.contains(path("nothing") + ": no such checkpoint folder"), r.stderr)
+        // A folder that holds no checkpoint is named as such.
+        try FileManager.default.createDirectory(atPath: path("empty"), withIntermediateDirectories: true)
+        let empty = try CLI.run(["embed", "--checkpoint", path("empty"), "--input", path("in.jsonl"), "--out", path("h.npy")])
+        XCTAssertEqual(empty.status, 1)
+        XCTAssertTrue(empty.stderr.contains(path("empty") + ": is not a checkpoint (no config.json or cbt_config.json)"), empty.stderr)
     }
 }
