@@ -33,8 +33,10 @@ run finetune caption --recipe Recipes/finetune-caption-demo.yaml --set init="$VB
 run finetune caption --recipe Recipes/finetune-caption-cbt-demo.yaml --set init="$CBT" --set corpus="$W/t" \
     --set annotations="$W/c/annotations.json" --set out="$W/capcbt" --set train.steps=3 --set train.batch_size=2 \
     --set train.warmup_steps=1 --set data.eval_split=train --set eval.batches=1 --json > "$W/capcbt.json"
+# CBT retrieval over all segments of the split (--max 0) with the recipe's text length: the same
+# segments whether they are taken in corpus order or as a seeded subset.
 for s in pooled cross; do
-  run retrieve --checkpoint "$CBT" --corpus "$W/t" --split train --max 4 --cbt-scorer $s --json > "$W/retrieve-cbt-$s.json"
+  run retrieve --checkpoint "$CBT" --corpus "$W/t" --split train --max 0 --max-text-tokens 16 --cbt-scorer $s --json > "$W/retrieve-cbt-$s.json"
 done
 run retrieve --checkpoint "$VB" --corpus "$W/t" --split train --max 4 --json > "$W/retrieve-vb.json"
 run caption --checkpoint "$W/cap/checkpoints/step-0000004" --corpus "$W/t" --annotations "$W/c/annotations.json" \
