@@ -44,13 +44,14 @@ let package = Package(
         .target(name: "Distributed", dependencies: ["CMPI", "Tensor"]),
         // Tables, plots (SVG), contact sheets, report.html.
         .target(name: "Report", dependencies: ["Tensor"]),
-        // Pretraining: examples and masking, objectives, the trainer, checkpoints.
-        .target(name: "Train", dependencies: ["Tensor", "Recipe", "Tokenize", "Model", "Report"]),
+        // Training: pretraining (VideoBERT, CBT) and caption fine-tuning on one training loop; examples
+        // and masking, objectives, checkpoints.
+        .target(name: "Train", dependencies: ["Tensor", "Recipe", "Tokenize", "Model", "Report", "Tasks"]),
         // The built-in demo: a generated corpus of cooking videos with narration.
         .target(name: "Demo", dependencies: ["Tensor"]),
-        // Downstream tasks: zero-shot classification, fine-tuned captioning, next-step prediction, retrieval;
-        // caption metrics (BLEU, METEOR, ROUGE-L, CIDEr-D as pycocoevalcap).
-        .target(name: "Tasks", dependencies: ["Tensor", "Recipe", "Tokenize", "Model", "Train"]),
+        // Downstream tasks (inference: no trainer): zero-shot classification, captioning, next-step
+        // prediction, retrieval; caption metrics (BLEU, METEOR, ROUGE-L, CIDEr-D as pycocoevalcap).
+        .target(name: "Tasks", dependencies: ["Tensor", "Recipe", "Tokenize", "Model"]),
 
         .executableTarget(name: "videobert", dependencies: [
             "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo", "Model", "Train", "Report", "Distributed", "Tasks",

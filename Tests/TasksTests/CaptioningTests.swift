@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import Recipe
 import Tensor
+import Tokenize
 @testable import Tasks
 import Train
 

@@ -2,7 +2,6 @@ import Foundation
 import Model
 import Tensor
 import Tokenize
-import Train
 
 /// A checkpoint loaded for inference by the downstream tasks, checked against the corpus it is
 /// applied to, with the pieces every task needs: the text vocabulary and tokenizer, BERT's

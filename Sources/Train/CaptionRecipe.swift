@@ -1,6 +1,6 @@
 import Foundation
 import Recipe
-import Train
+import Tasks
 
 /// Every setting of `videobert finetune caption`, with its default: the one place defaults live.
 /// Recipes/finetune-caption-demo.yaml overrides some and says why.

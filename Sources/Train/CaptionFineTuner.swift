@@ -3,7 +3,7 @@ import Model
 import Recipe
 import Tensor
 import Tokenize
-import Train
+import Tasks
 
 /// `videobert finetune caption`: trains a captioner from a pretrained checkpoint (see
 /// CaptionExamples.swift for the design), on pretraining's own `TrainingLoop` — AdamW, the
