@@ -45,8 +45,7 @@ public final class CBTTrainer {
         loop = try TrainingLoop(task: task, settings: .init(out: recipe.out, train: recipe.train, eval: recipe.eval,
                                                              checkpoint: recipe.checkpoint, logEvery: recipe.logEvery,
                                                              recipeText: try RecipeLoader.yaml(recipe),
-                                                             fingerprint: Self.fingerprint(recipe),
-                                                             learningRate: { [train = recipe.train] in train.learningRate(step: $0) }),
+                                                             fingerprint: Self.fingerprint(recipe)),
                                 resume: resume)
     }
 

@@ -55,20 +55,13 @@ public final class CaptionFineTuner {
         if let p = recipe.problem() { throw VideoBertError(p, file: "recipe") }
         self.recipe = recipe
         task = try CaptionTrainingTask(recipe: recipe)
-        let t = recipe.train
-        var train = PretrainRecipe.Optimization()
-        train.batchSize = t.batchSize; train.gradAccum = 1; train.steps = t.steps; train.lr = t.lr
-        train.warmupSteps = t.warmupSteps; train.schedule = t.schedule; train.minLRRatio = t.minLRRatio
-        train.weightDecay = t.weightDecay; train.beta1 = t.beta1; train.beta2 = t.beta2; train.eps = t.eps
-        train.clipGrad = t.clipGrad; train.seed = t.seed
         var eval = PretrainRecipe.Evaluation()
         eval.every = recipe.eval.every; eval.batches = recipe.eval.batches; eval.split = recipe.data.evalSplit
         var checkpoint = PretrainRecipe.Checkpointing()
         checkpoint.every = recipe.checkpoint.every; checkpoint.keep = recipe.checkpoint.keep
         var settings = TrainingLoop<CaptionTrainingTask>.Settings(
-            out: recipe.out, train: train, eval: eval, checkpoint: checkpoint, logEvery: recipe.logEvery,
-            recipeText: try RecipeLoader.yaml(recipe), fingerprint: Self.fingerprint(recipe),
-            learningRate: { [recipe] in recipe.learningRate(step: $0) })
+            out: recipe.out, train: recipe.train.optimizer, eval: eval, checkpoint: checkpoint, logEvery: recipe.logEvery,
+            recipeText: try RecipeLoader.yaml(recipe), fingerprint: Self.fingerprint(recipe))
         settings.label = "finetune caption"
         settings.trainSplit = recipe.data.trainSplit
         settings.stateFormat = "videobert-caption-trainer-state"

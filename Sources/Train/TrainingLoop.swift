@@ -111,7 +111,6 @@ public final class TrainingLoop<Task: PretrainingTask> {
         public var recipeText: String
         /// Settings that must not change across a resume.
         public var fingerprint: String
-        public var learningRate: (Int) -> Double
         /// Names the run in the log and the progress line.
         public var label = "pretrain"
         /// The split written beside training metrics in metrics.jsonl.
@@ -122,10 +121,9 @@ public final class TrainingLoop<Task: PretrainingTask> {
         public var plotTitle = "pretraining loss"
 
         public init(out: String, train: PretrainRecipe.Optimization, eval: PretrainRecipe.Evaluation,
-                    checkpoint: PretrainRecipe.Checkpointing, logEvery: Int, recipeText: String, fingerprint: String,
-                    learningRate: @escaping (Int) -> Double) {
+                    checkpoint: PretrainRecipe.Checkpointing, logEvery: Int, recipeText: String, fingerprint: String) {
             self.out = out; self.train = train; self.eval = eval; self.checkpoint = checkpoint; self.logEvery = logEvery
-            self.recipeText = recipeText; self.fingerprint = fingerprint; self.learningRate = learningRate
+            self.recipeText = recipeText; self.fingerprint = fingerprint
         }
     }
 
@@ -262,7 +260,7 @@ public final class TrainingLoop<Task: PretrainingTask> {
                 }
             }
             let gradNorm = t.clipGrad > 0 ? clipGradientNorm(stores, maxNorm: t.clipGrad) : gradientNorm(stores)
-            let lr = settings.learningRate(step)
+            let lr = t.learningRate(step: step)
             for i in adams.indices { adams[i].update(stores[i], lr: lr) }
             lastLoss = stepLoss
 

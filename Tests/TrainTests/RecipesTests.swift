@@ -53,4 +53,18 @@ final class ShippedRecipesTests: XCTestCase {
         r.train.schedule = "constant"
         XCTAssertEqual(r.learningRate(step: 100), 1)
     }
+
+    /// Every training loop reads one optimisation section: the captioner's `train:` gives
+    /// pretraining's for the same values (without accumulation), and so the same schedule.
+    func testRecipesShareOneOptimizerSection() throws {
+        var p = PretrainRecipe()
+        p.train.lr = 3e-4; p.train.warmupSteps = 7; p.train.steps = 50; p.train.schedule = "cosine"; p.train.minLRRatio = 0.1
+        p.train.weightDecay = 0.02; p.train.clipGrad = 0.5; p.train.seed = 3; p.train.batchSize = 6
+        var c = CaptionRecipe()
+        c.train.lr = 3e-4; c.train.warmupSteps = 7; c.train.steps = 50; c.train.schedule = "cosine"; c.train.minLRRatio = 0.1
+        c.train.weightDecay = 0.02; c.train.clipGrad = 0.5; c.train.seed = 3; c.train.batchSize = 6
+        XCTAssertEqual(p.train, c.train.optimizer)
+        for step in [1, 7, 8, 30, 50] { XCTAssertEqual(p.learningRate(step: step), c.learningRate(step: step)) }
+        XCTAssertEqual(c.train.optimizer.gradAccum, 1)
+    }
 }
