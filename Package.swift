@@ -62,18 +62,20 @@ let package = Package(
         // glibc's mallinfo2 for the benchmarks (heap bytes in use across steady-state steps).
         .systemLibrary(name: "CMalloc", path: "tools/bench/CMalloc"),
 
-        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
-        .testTarget(name: "TrainTests", dependencies: ["Train", "Tokenize", "Tensor", "Model"]),
+        // Helpers the test targets share (repository paths, temporary folders, a .npy writer).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"]),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "Tokenize", "Tensor", "Model", "TestSupport"]),
         .testTarget(name: "RecipeTests", dependencies: ["Recipe"]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "Tensor"]),
         .testTarget(name: "FeaturesTests", dependencies: ["Features", "Tensor"]),
-        .testTarget(name: "TokenizeTests", dependencies: ["Tokenize", "Tensor", "Media", "Features"],
+        .testTarget(name: "TokenizeTests", dependencies: ["Tokenize", "Tensor", "Media", "Features", "TestSupport"],
                     resources: [.copy("Resources")]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "Tensor"],
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Tensor", "TestSupport"],
                     resources: [.copy("Resources")]),
-        .testTarget(name: "TasksTests", dependencies: ["Tasks", "Tensor", "Tokenize", "Model", "Train"],
+        .testTarget(name: "TasksTests", dependencies: ["Tasks", "Tensor", "Tokenize", "Model", "Train", "TestSupport"],
                     resources: [.copy("Resources")]),
         // Runs the built `videobert` binary end to end.
-        .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor", "Model", "Tokenize"]),
+        .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor", "Model", "Tokenize", "TestSupport"]),
     ]
 )

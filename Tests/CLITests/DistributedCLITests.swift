@@ -1,6 +1,7 @@
 import Foundation
 import Tensor
 import XCTest
+import TestSupport
 
 /// Data-parallel pretraining over MPI (mpirun, installed by tools/setup): 2 ranks with batch B
 /// train exactly like 1 rank with batch 2B, and a run can resume with another number of ranks.
@@ -48,7 +49,7 @@ final class DistributedCLITests: XCTestCase {
         guard Self.mpirun != nil else { XCTFail("mpirun not found: run tools/setup"); return }
         let dir = NSTemporaryDirectory() + "mpi-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let root = TokenizeCLITests.root
+        let root = Repository.root
         XCTAssertEqual(try CLI.run(["demo-corpus", "--out", dir + "/c", "--videos", "4", "--size", "32x32", "--fps", "6"]).status, 0)
         // A small text vocabulary keeps the debug-build steps quick.
         XCTAssertEqual(try CLI.run(["vocab", "text", dir + "/c/videos", "--size", "300", "--unused", "2", "--out", dir + "/v.txt"]).status, 0)
@@ -87,7 +88,7 @@ final class DistributedCLITests: XCTestCase {
     /// CBT's negatives are the batch's other videos, so it refuses to split a batch over ranks.
     func testCBTUnderMPIIsRefusedClearly() throws {
         guard Self.mpirun != nil else { XCTFail("mpirun not found: run tools/setup"); return }
-        let r = try mpi(2, ["pretrain", "--recipe", TokenizeCLITests.root + "/Recipes/cbt-tiny.yaml", "--set", "corpus=/nonexistent"])
+        let r = try mpi(2, ["pretrain", "--recipe", Repository.root + "/Recipes/cbt-tiny.yaml", "--set", "corpus=/nonexistent"])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("variant cbt trains in one process"), r.stderr)
     }

@@ -2,6 +2,7 @@ import Foundation
 import Model
 import Tensor
 import XCTest
+import TestSupport
 
 /// `videobert embed` end to end: a tiny checkpoint this test writes, inputs of both kinds, the
 /// output against the model run in-process, and the errors.
@@ -115,8 +116,7 @@ final class EmbedCLITests: XCTestCase {
 
     /// models/minilm-l6-h384-uncased (tools/setup), when installed: text lines through its vocab.txt.
     func testMiniLMFolderWhenInstalled() throws {
-        let minilm = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("models/minilm-l6-h384-uncased").path
+        let minilm = Repository.miniLM
         try XCTSkipUnless(FileManager.default.fileExists(atPath: minilm + "/model.safetensors"), "run tools/setup to install \(minilm)")
         try """
         {"text": "Slice the onions thinly."}

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 import Model
 import Recipe
 import Tensor
@@ -21,8 +22,7 @@ final class CBTCaptioningTests: XCTestCase {
         atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "videobert-test-corpora-\(getpid())") }
         let dir = NSTemporaryDirectory() + "videobert-test-corpora-\(getpid())/cbt-caption-\(UUID().uuidString)"
         let world = try TaskWorld.write(to: dir, clipFeatures: true)
-        let recipes = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Recipes").path
+        let recipes = Repository.recipes
         var r = try RecipeLoader.load(CBTRecipe.self, file: recipes + "/cbt-tiny.yaml")
         r.corpus = world.corpus
         r.out = dir + "/cbt"

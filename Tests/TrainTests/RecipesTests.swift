@@ -1,13 +1,13 @@
 import Foundation
 import XCTest
+import TestSupport
 import Recipe
 import Tokenize
 @testable import Train
 
 /// Every shipped recipe loads with no unknown key, no wrong type, and passes its checks.
 final class ShippedRecipesTests: XCTestCase {
-    static let recipes = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Recipes").path
+    static let recipes = Repository.recipes
 
     func testEveryRecipeLoads() throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: Self.recipes).filter { $0.hasSuffix(".yaml") }.sorted()
