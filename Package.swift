@@ -44,13 +44,14 @@ let package = Package(
         .target(name: "Distributed", dependencies: ["CMPI", "Tensor"]),
         // Tables, plots (SVG), contact sheets, report.html.
         .target(name: "Report", dependencies: ["Tensor"]),
-        // Pretraining: examples and masking, objectives, the trainer, checkpoints.
-        .target(name: "Train", dependencies: ["Tensor", "Recipe", "Tokenize", "Model", "Report"]),
+        // Training: pretraining (VideoBERT, CBT) and caption fine-tuning on one training loop; examples
+        // and masking, objectives, checkpoints.
+        .target(name: "Train", dependencies: ["Tensor", "Recipe", "Tokenize", "Model", "Report", "Tasks"]),
         // The built-in demo: a generated corpus of cooking videos with narration.
         .target(name: "Demo", dependencies: ["Tensor"]),
-        // Downstream tasks: zero-shot classification, fine-tuned captioning, next-step prediction, retrieval;
-        // caption metrics (BLEU, METEOR, ROUGE-L, CIDEr-D as pycocoevalcap).
-        .target(name: "Tasks", dependencies: ["Tensor", "Recipe", "Tokenize", "Model", "Train"]),
+        // Downstream tasks (inference: no trainer): zero-shot classification, captioning, next-step
+        // prediction, retrieval; caption metrics (BLEU, METEOR, ROUGE-L, CIDEr-D as pycocoevalcap).
+        .target(name: "Tasks", dependencies: ["Tensor", "Recipe", "Tokenize", "Model"]),
 
         .executableTarget(name: "videobert", dependencies: [
             "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo", "Model", "Train", "Report", "Distributed", "Tasks",
@@ -61,18 +62,20 @@ let package = Package(
         // glibc's mallinfo2 for the benchmarks (heap bytes in use across steady-state steps).
         .systemLibrary(name: "CMalloc", path: "tools/bench/CMalloc"),
 
-        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
-        .testTarget(name: "TrainTests", dependencies: ["Train", "Tokenize", "Tensor", "Model"]),
+        // Helpers the test targets share (repository paths, temporary folders, a .npy writer).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"]),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "Tokenize", "Tensor", "Model", "TestSupport"]),
         .testTarget(name: "RecipeTests", dependencies: ["Recipe"]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "Tensor"]),
         .testTarget(name: "FeaturesTests", dependencies: ["Features", "Tensor"]),
-        .testTarget(name: "TokenizeTests", dependencies: ["Tokenize", "Tensor", "Media", "Features"],
+        .testTarget(name: "TokenizeTests", dependencies: ["Tokenize", "Tensor", "Media", "Features", "TestSupport"],
                     resources: [.copy("Resources")]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "Tensor"],
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Tensor", "TestSupport"],
                     resources: [.copy("Resources")]),
-        .testTarget(name: "TasksTests", dependencies: ["Tasks", "Tensor", "Tokenize", "Model", "Train"],
+        .testTarget(name: "TasksTests", dependencies: ["Tasks", "Tensor", "Tokenize", "Model", "Train", "TestSupport"],
                     resources: [.copy("Resources")]),
         // Runs the built `videobert` binary end to end.
-        .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor", "Model", "Tokenize"]),
+        .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor", "Model", "Tokenize", "TestSupport"]),
     ]
 )

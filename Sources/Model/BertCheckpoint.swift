@@ -46,8 +46,8 @@ public struct CheckpointLoadReport: Sendable, Equatable, CustomStringConvertible
 }
 
 extension BertForPreTraining {
-    public static let configFileName = "config.json"
-    public static let weightsFileName = "model.safetensors"
+    public static let configFileName = Checkpoint.File.config.rawValue
+    public static let weightsFileName = Checkpoint.File.weights.rawValue
 
     // MARK: Save
 
@@ -79,7 +79,7 @@ extension BertForPreTraining {
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw VideoBertError("no such checkpoint folder", file: folder)
         }
-        let config = try BertConfig.load(from: configPath)
+        let config = try Checkpoint.loadBertConfig(configPath)
         guard maxSeq <= config.maxPositionEmbeddings else {
             throw VideoBertError("sequence length \(maxSeq) exceeds max_position_embeddings \(config.maxPositionEmbeddings)", file: configPath)
         }

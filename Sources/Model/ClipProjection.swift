@@ -14,7 +14,7 @@ import Tensor
 ///
 /// Not Sendable: it owns a store whose buffers its methods mutate.
 public final class ClipProjection {
-    public static let fileName = "clip_projection.safetensors"
+    public static let fileName = Checkpoint.File.clipProjection.rawValue
     public static let weightName = "clip_projection.weight"
     public static let biasName = "clip_projection.bias"
 

@@ -3,80 +3,6 @@ import Model
 import Tensor
 import Tokenize
 
-/// The clips' stored visual input, loaded once from the corpus.
-enum ClipInputs {
-    /// uint8 [clips, F, S, S, 3] (clip_frames.npy) with F and S.
-    case frames([UInt8], framesPerClip: Int, size: Int)
-    /// float32 [clips, dim] (clip_features.npy).
-    case features([Float], dim: Int)
-
-    /// Reads what `source` ("frames" or "features") needs; errors name the corpus and the tokenize option.
-    /// With `centerFrames`, each video's frames become their difference from the video's mean
-    /// frame (per pixel and channel), stored as clamp(128 + x − mean): what stays is what changes
-    /// within the video — hands, objects, actions — not its static background (the same reason
-    /// Recipes/tokenize-demo.yaml centres clip features per video).
-    static func load(corpus: TokenizedCorpus, source: String, centerFrames: Bool = false) throws -> ClipInputs {
-        let name = source == "frames" ? "clip_frames" : "clip_features"
-        let path = (corpus.path as NSString).appendingPathComponent(name + ".npy")
-        guard corpus.index.extras.contains(name), FileManager.default.fileExists(atPath: path) else {
-            throw VideoBertError("has no \(name).npy; tokenize with store.\(source): true for frontend.source \(source)", file: corpus.path)
-        }
-        let array = try NPY.read(path)
-        guard array.shape.first == corpus.clipCount else {
-            throw VideoBertError("has \(array.shape.first ?? 0) rows, the corpus \(corpus.clipCount) clips", file: path)
-        }
-        if source == "frames" {
-            guard array.shape.count == 5, array.shape[2] == array.shape[3], array.shape[4] == 3 else {
-                throw VideoBertError("expected uint8 [clips, frames, size, size, 3], got \(array.shape)", file: path)
-            }
-            var frames = try array.values(UInt8.self)
-            if centerFrames { centerPerVideo(&frames, corpus: corpus, framesPerClip: array.shape[1], size: array.shape[2]) }
-            return .frames(frames, framesPerClip: array.shape[1], size: array.shape[2])
-        }
-        guard array.shape.count == 2 else { throw VideoBertError("expected [clips, dim], got \(array.shape)", file: path) }
-        return .features(try array.floats(), dim: array.shape[1])
-    }
-}
-
-extension ClipInputs {
-    /// The stored input of `clips` (corpus clip indices), in order: frames (front-end "frames",
-    /// features empty) or features (front-end "features", frames empty).
-    func rows(_ clips: [Int]) -> (frames: [UInt8], features: [Float]) {
-        var frames: [UInt8] = [], features: [Float] = []
-        switch self {
-        case .frames(let all, let F, let S):
-            let per = F * S * S * 3
-            frames.reserveCapacity(clips.count * per)
-            for c in clips { frames += all[(c * per)..<((c + 1) * per)] }
-        case .features(let all, let dim):
-            features.reserveCapacity(clips.count * dim)
-            for c in clips { features += all[(c * dim)..<((c + 1) * dim)] }
-        }
-        return (frames, features)
-    }
-}
-
-/// frames ← clamp(128 + frames − the video's mean frame), video by video (see `ClipInputs.load`).
-func centerPerVideo(_ frames: inout [UInt8], corpus: TokenizedCorpus, framesPerClip F: Int, size S: Int) {
-    let pixels = S * S * 3
-    frames.withUnsafeMutableBufferPointer { all in
-        let base = all.baseAddress!
-        for video in corpus.index.videos where video.clipEnd > video.clipBegin {
-            let first = video.clipBegin * F, count = (video.clipEnd - video.clipBegin) * F
-            var mean = [Float](repeating: 0, count: pixels)
-            for f in 0..<count {
-                let frame = base + (first + f) * pixels
-                for i in 0..<pixels { mean[i] += Float(frame[i]) }
-            }
-            for i in 0..<pixels { mean[i] /= Float(count) }
-            for f in 0..<count {
-                let frame = base + (first + f) * pixels
-                for i in 0..<pixels { frame[i] = UInt8(max(0, min(255, (128 + Float(frame[i]) - mean[i]).rounded()))) }
-            }
-        }
-    }
-}
-
 /// Draws CBT batches from one split of a tokenized corpus, deterministically (the same seed gives
 /// the same batches; `currentState` is all a resumed run needs).
 ///
@@ -160,25 +86,13 @@ public final class CBTSampler {
             return span(from: anchor, count: 1 + state.rng.nextInt(settings.concatMax))
         }
         let K1x = crossCandidates == 0 ? n : min(crossCandidates, n)
-        return assemble(examples, mask: true, K: K, crossCandidates: K1x)
+        return assemble(examples, K: K, crossCandidates: K1x)
     }
 
-    /// Every segment of the split with text and clips (one segment each, no concatenation), in
-    /// corpus order, at most `maxPairs` (0: all), as unmasked examples in batches of ≤ B.
-    public func retrievalBatches(_ B: Int, maxPairs: Int) -> [CBTBatch] {
-        var segments = anchors.flatMap { $0 }
-        if maxPairs > 0 { segments = Array(segments.prefix(maxPairs)) }
-        var batches: [CBTBatch] = []
-        var start = 0
-        while start < segments.count {
-            let chunk = segments[start..<min(start + B, segments.count)].map { span(from: $0, count: 1) }
-            batches.append(assemble(chunk, mask: false, K: 1, crossCandidates: 1))
-            start += B
-        }
-        return batches
-    }
+    /// Every segment of the split with text and clips, in corpus order (held-out retrieval).
+    public var retrievalSegments: [Int] { anchors.flatMap { $0 } }
 
-    func assemble(_ examples: [Example], mask: Bool, K: Int, crossCandidates: Int) -> CBTBatch {
+    func assemble(_ examples: [Example], K: Int, crossCandidates: Int) -> CBTBatch {
         let B = examples.count
         // Text: [CLS] w… [SEP], BERT masking.
         let T = examples.map { $0.text.count + 2 }.max()!
@@ -190,7 +104,6 @@ public final class CBTSampler {
             for (i, t) in ex.text.enumerated() { ids[row + 1 + i] = t }
             ids[row + 1 + ex.text.count] = special.sep
             for i in 0..<(ex.text.count + 2) { attention[row + i] = 1 }
-            guard mask else { continue }
             for (i, t) in ex.text.enumerated() where state.rng.nextDouble() < settings.maskProb {
                 textRows.append(Int32(row + 1 + i)); textTargets.append(t)
                 let u = state.rng.nextDouble()
@@ -212,22 +125,20 @@ public final class CBTSampler {
             }
         }
         var maskedRows: [Int32] = [], candidates: [Int32] = []
-        if mask {
-            for (b, ex) in examples.enumerated() {
-                let L = ex.clips.count
-                guard L >= 2 else { continue }
-                var chosen = (0..<L).filter { _ in state.rng.nextDouble() < settings.clipMaskProb }
-                if chosen.isEmpty { chosen = [state.rng.nextInt(L)] }
-                if chosen.count == L { chosen.remove(at: state.rng.nextInt(L)) }
-                for t in chosen { maskedRows.append(Int32(b * Tv + t)) }
-            }
-            // Negatives: clips of the other examples (other videos).
-            let othersOf: [[Int32]] = (0..<B).map { b in owner.indices.filter { owner[$0] != b }.map { Int32($0) } }
-            for r in maskedRows {
-                let others = othersOf[Int(r) / Tv]
-                candidates.append(clipRows[Int(r)])
-                for _ in 0..<K { candidates.append(others[state.rng.nextInt(others.count)]) }
-            }
+        for (b, ex) in examples.enumerated() {
+            let L = ex.clips.count
+            guard L >= 2 else { continue }
+            var chosen = (0..<L).filter { _ in state.rng.nextDouble() < settings.clipMaskProb }
+            if chosen.isEmpty { chosen = [state.rng.nextInt(L)] }
+            if chosen.count == L { chosen.remove(at: state.rng.nextInt(L)) }
+            for t in chosen { maskedRows.append(Int32(b * Tv + t)) }
+        }
+        // Negatives: clips of the other examples (other videos).
+        let othersOf: [[Int32]] = (0..<B).map { b in owner.indices.filter { owner[$0] != b }.map { Int32($0) } }
+        for r in maskedRows {
+            let others = othersOf[Int(r) / Tv]
+            candidates.append(clipRows[Int(r)])
+            for _ in 0..<K { candidates.append(others[state.rng.nextInt(others.count)]) }
         }
         let (frames, features) = inputs.rows(globalClips)
         return CBTBatch(B: B, text: text, clipCount: globalClips.count, frames: frames, features: features, Tv: Tv, clipRows: clipRows,

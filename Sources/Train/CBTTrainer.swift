@@ -2,6 +2,7 @@ import Foundation
 import Model
 import Recipe
 import Report
+import Tasks
 import Tensor
 import Tokenize
 
@@ -44,8 +45,7 @@ public final class CBTTrainer {
         loop = try TrainingLoop(task: task, settings: .init(out: recipe.out, train: recipe.train, eval: recipe.eval,
                                                              checkpoint: recipe.checkpoint, logEvery: recipe.logEvery,
                                                              recipeText: try RecipeLoader.yaml(recipe),
-                                                             fingerprint: Self.fingerprint(recipe),
-                                                             learningRate: { [train = recipe.train] in train.learningRate(step: $0) }),
+                                                             fingerprint: Self.fingerprint(recipe)),
                                 resume: resume)
     }
 
@@ -60,36 +60,6 @@ public final class CBTTrainer {
     public func evaluate() throws -> [String: Double] { try task.evaluate(step: loop.step) }
 
     public func run() throws -> PretrainSummary { try loop.run() }
-
-    /// Whether `folder` is a CBT checkpoint (it holds cbt_config.json).
-    public static func isCheckpoint(_ folder: String) -> Bool {
-        FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent("cbt_config.json"))
-    }
-
-    /// Text↔video retrieval with a CBT checkpoint over the segments of `split` that have text and
-    /// video (corpus order, at most `maxPairs`; 0: all): every text against every video, scored by
-    /// the pooled embeddings' cosine similarity (`cross` false) or the cross-modal transformer's
-    /// score (`cross` true). The checkpoint's recipe.yaml gives the model; `corpus` must be the
-    /// corpus it was trained on (or one with the same vocabularies and stored clips).
-    public static func retrieval(checkpoint: String, corpus: String, split: String, maxPairs: Int, cross: Bool) throws
-        -> (pairs: Int, textToVideo: RetrievalMetrics, videoToText: RetrievalMetrics) {
-        var recipe = try RecipeLoader.load(CBTRecipe.self, file: (checkpoint as NSString).appendingPathComponent("recipe.yaml"))
-        recipe.corpus = corpus
-        recipe.eval.split = split
-        recipe.retrieval.maxPairs = maxPairs
-        let task = try CBTTask(recipe: recipe)
-        try task.loadModel(from: checkpoint)
-        if !cross && task.objectives.pooled == .none {
-            throw VideoBertError("was trained without a pooled objective (objectives.pooled: none): rank with the cross-modal score instead", file: checkpoint)
-        }
-        let sampler = try CBTSampler(corpus: task.corpus, split: split, settings: recipe.data, special: task.special,
-                                     inputs: task.inputs, seed: 0x5EED_E7A1)
-        let r = task.retrievalMetrics(sampler, cross: cross)
-        guard let m = cross ? r.cross : r.pooled else {
-            throw VideoBertError("split '\(split)' has \(r.pairs) segment\(r.pairs == 1 ? "" : "s") with both text and video; retrieval needs at least 2", file: corpus)
-        }
-        return (r.pairs, m.textToVideo, m.videoToText)
-    }
 }
 
 /// The CBT model, data and metrics for `TrainingLoop`.
@@ -113,12 +83,9 @@ final class CBTTask: PretrainingTask {
         var textConfig: BertConfig
         let initFrom = recipe.text.initFrom
         if !initFrom.isEmpty {
-            textConfig = try BertConfig.load(from: (initFrom as NSString).appendingPathComponent(BertForPreTraining.configFileName))
-            let pretrainedVocab = (initFrom as NSString).appendingPathComponent("vocab.txt")
-            if FileManager.default.fileExists(atPath: pretrainedVocab),
-               try CorpusBuilder.fingerprint(of: pretrainedVocab) != corpus.index.textVocab.fingerprint {
-                throw VideoBertError("its vocab.txt differs from the corpus' text vocabulary; tokenize with text.vocab pointing to it", file: initFrom)
-            }
+            let pretrained = try Checkpoint(folder: initFrom)
+            textConfig = try pretrained.bert ?? { throw VideoBertError("has no text BERT", file: initFrom) }()
+            try pretrained.checkVocabularies(textFingerprint: corpus.index.textVocab.fingerprint, visualVocabFolder: nil, corpus: corpus.path)
             guard textConfig.textVocabSize == textSize, textConfig.visualWords == 0 else {
                 throw VideoBertError("has a vocabulary of \(textConfig.vocabSize), the corpus' text vocabulary \(textSize)", file: initFrom)
             }
@@ -182,7 +149,8 @@ final class CBTTask: PretrainingTask {
     func saveModel(to folder: String) throws {
         try model.save(to: folder)
         try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: corpus.textVocabPath)),
-                             to: ((folder as NSString).appendingPathComponent(CBTModel.textFolderName) as NSString).appendingPathComponent("vocab.txt"))
+                             to: ((folder as NSString).appendingPathComponent(Checkpoint.File.cbtText.rawValue) as NSString)
+                                .appendingPathComponent(Checkpoint.File.textVocab.rawValue))
     }
 
     func loadModel(from folder: String) throws { try model.loadWeights(from: folder) }
@@ -246,70 +214,21 @@ final class CBTTask: PretrainingTask {
         return out
     }
 
-    /// The retrieval metrics of the sampler's held-out pairs: by the pooled embeddings' cosine
+    /// The retrieval metrics of the sampler's held-out pairs (its split's segments with text and
+    /// clips, in corpus order, at most retrieval.max_pairs): by the pooled embeddings' cosine
     /// similarity (unless the recipe trains no pooled objective) and, with `cross`, by the
-    /// cross-modal transformer's score over all N² pairs.
+    /// cross-modal transformer's score over all N² pairs (`CBTScorer`).
     func retrievalMetrics(_ evalSampler: CBTSampler, cross: Bool)
         -> (pairs: Int, pooled: (textToVideo: RetrievalMetrics, videoToText: RetrievalMetrics)?, cross: (textToVideo: RetrievalMetrics, videoToText: RetrievalMetrics)?) {
-        let parts = evalSampler.retrievalBatches(recipe.train.batchSize, maxPairs: recipe.retrieval.maxPairs).map { model.encodeForRetrieval($0) }
-        let inputs = Self.merge(parts, Cx: model.config.crossHiddenSize, E: model.config.embeddingSize)
-        let N = inputs.N, E = model.config.embeddingSize
+        let scorer = CBTScorer(model: model, inputs: inputs, special: special, score: .pooled, maxTextTokens: recipe.data.maxTextTokens,
+                               batchSize: recipe.train.batchSize)
+        var segments = evalSampler.retrievalSegments
+        if recipe.retrieval.maxPairs > 0 { segments = Array(segments.prefix(recipe.retrieval.maxPairs)) }
+        let encoded = scorer.encode(segments, of: corpus)
+        let N = encoded.N
         guard N >= 2 else { return (N, nil, nil) }
-        var pooled: (textToVideo: RetrievalMetrics, videoToText: RetrievalMetrics)?
-        if objectives.pooled != .none {
-            // Cosine similarity of the pooled embeddings.
-            func unit(_ x: [Float]) -> [Float] {
-                var y = x
-                for i in 0..<N {
-                    var norm: Float = 0
-                    for e in 0..<E { norm += x[i * E + e] * x[i * E + e] }
-                    let inv = 1 / max(norm.squareRoot(), 1e-12)
-                    for e in 0..<E { y[i * E + e] *= inv }
-                }
-                return y
-            }
-            let t = unit(inputs.text), v = unit(inputs.video)
-            var similarity = [Float](repeating: 0, count: N * N)
-            similarity.withUnsafeMutableBufferPointer { s in
-                BLAS.sgemm(transA: false, transB: true, m: N, n: N, k: E, a: t, lda: E, b: v, ldb: E, beta: 0, c: s.baseAddress!, ldc: N)
-            }
-            pooled = RetrievalMetrics.textVideo(similarity: similarity, N: N)
-        }
-        var crossMetrics: (textToVideo: RetrievalMetrics, videoToText: RetrievalMetrics)?
-        if cross {
-            var pairs: [(Int, Int)] = []
-            pairs.reserveCapacity(N * N)
-            for i in 0..<N { for j in 0..<N { pairs.append((i, j)) } }
-            crossMetrics = RetrievalMetrics.textVideo(similarity: model.crossScores(inputs, pairs: pairs), N: N)
-        }
+        let pooled = objectives.pooled != .none ? RetrievalMetrics.textVideo(similarity: scorer.pooledScores(encoded), N: N) : nil
+        let crossMetrics = cross ? RetrievalMetrics.textVideo(similarity: scorer.crossScores(encoded), N: N) : nil
         return (N, pooled, crossMetrics)
-    }
-
-    /// One set of retrieval inputs from several batches', padded to the longest text and clip sequence.
-    static func merge(_ parts: [CBTRetrievalInputs], Cx: Int, E: Int) -> CBTRetrievalInputs {
-        let N = parts.reduce(0) { $0 + $1.N }, Tt = parts.map(\.Tt).max() ?? 1, Tv = parts.map(\.Tv).max() ?? 1
-        var merged = CBTRetrievalInputs(text: [], video: [], crossText: .init(repeating: 0, count: N * Tt * Cx),
-                                        textMask: .init(repeating: 0, count: N * Tt), crossVideo: .init(repeating: 0, count: N * Tv * Cx),
-                                        videoMask: .init(repeating: 0, count: N * Tv), N: N, Tt: Tt, Tv: Tv)
-        var n0 = 0
-        for p in parts {
-            merged.text += p.text
-            merged.video += p.video
-            for i in 0..<p.N {
-                let row = n0 + i
-                for t in 0..<p.Tt {
-                    let src = i * p.Tt + t, dst = row * Tt + t
-                    merged.textMask[dst] = p.textMask[src]
-                    merged.crossText.replaceSubrange((dst * Cx)..<(dst * Cx + Cx), with: p.crossText[(src * Cx)..<(src * Cx + Cx)])
-                }
-                for t in 0..<p.Tv {
-                    let src = i * p.Tv + t, dst = row * Tv + t
-                    merged.videoMask[dst] = p.videoMask[src]
-                    merged.crossVideo.replaceSubrange((dst * Cx)..<(dst * Cx + Cx), with: p.crossVideo[(src * Cx)..<(src * Cx + Cx)])
-                }
-            }
-            n0 += p.N
-        }
-        return merged
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Recipe
 
 /// Every setting of `videobert pretrain`, with its default: the one place defaults live.
@@ -57,13 +58,14 @@ public struct PretrainRecipe: RecipeSection, Equatable {
         }
 
         /// Learning rate at optimizer step `step` (1-based): linear warm-up, then the schedule.
+        /// Every training loop's (`TrainingLoop` reads this section; the captioner's gives one).
         public func learningRate(step: Int) -> Double {
             if warmupSteps > 0 && step <= warmupSteps { return lr * Double(step) / Double(warmupSteps) }
             let span = Double(max(steps - warmupSteps, 1))
             let progress = min(1, Double(step - warmupSteps) / span)
             let floor = lr * minLRRatio
             switch schedule {
-            case "cosine": return floor + (lr - floor) * 0.5 * (1 + _cos(Double.pi * progress))
+            case "cosine": return floor + (lr - floor) * 0.5 * (1 + Foundation.cos(Double.pi * progress))
             case "constant": return lr
             default: return floor + (lr - floor) * (1 - progress)
             }
@@ -141,5 +143,3 @@ public struct PretrainRecipe: RecipeSection, Equatable {
     public func learningRate(step: Int) -> Double { train.learningRate(step: step) }
 }
 
-import Foundation
-@inline(__always) private func _cos(_ x: Double) -> Double { Foundation.cos(x) }

@@ -45,8 +45,7 @@ public final class Trainer {
         loop = try TrainingLoop(task: task, settings: .init(out: recipe.out, train: recipe.train, eval: recipe.eval,
                                                              checkpoint: recipe.checkpoint, logEvery: recipe.logEvery,
                                                              recipeText: try RecipeLoader.yaml(recipe),
-                                                             fingerprint: Self.fingerprint(recipe),
-                                                             learningRate: { [recipe] in recipe.learningRate(step: $0) }),
+                                                             fingerprint: Self.fingerprint(recipe)),
                                 resume: resume, communicator: communicator)
     }
 
@@ -91,13 +90,10 @@ final class VideoBertTask: PretrainingTask {
 
         var config: BertConfig
         if !recipe.model.initFrom.isEmpty {
-            config = try BertConfig.load(from: recipe.model.initFrom)
+            let pretrained = try Checkpoint(folder: recipe.model.initFrom)
+            config = try pretrained.bert ?? { throw VideoBertError("has no text BERT", file: recipe.model.initFrom) }()
             // The pretrained model's text vocabulary must be the corpus' (same ids).
-            let pretrainedVocab = (recipe.model.initFrom as NSString).appendingPathComponent("vocab.txt")
-            if FileManager.default.fileExists(atPath: pretrainedVocab),
-               try CorpusBuilder.fingerprint(of: pretrainedVocab) != corpus.index.textVocab.fingerprint {
-                throw VideoBertError("its vocab.txt differs from the corpus' text vocabulary; tokenize with text.vocab pointing to it", file: recipe.model.initFrom)
-            }
+            try pretrained.checkVocabularies(textFingerprint: corpus.index.textVocab.fingerprint, visualVocabFolder: nil, corpus: corpus.path)
             guard config.textVocabSize == textSize else {
                 throw VideoBertError("has a text vocabulary of \(config.textVocabSize), the corpus \(textSize)", file: recipe.model.initFrom)
             }
@@ -143,8 +139,8 @@ final class VideoBertTask: PretrainingTask {
     func saveModel(to folder: String) throws {
         try model.save(to: folder)
         try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: corpus.textVocabPath)),
-                             to: (folder as NSString).appendingPathComponent("vocab.txt"))
-        try CheckpointFiles.copyFiles(from: corpus.visualVocabPath, to: (folder as NSString).appendingPathComponent("visual_vocab"))
+                             to: (folder as NSString).appendingPathComponent(Checkpoint.File.textVocab.rawValue))
+        try CheckpointFiles.copyFiles(from: corpus.visualVocabPath, to: (folder as NSString).appendingPathComponent(Checkpoint.File.visualVocab.rawValue))
     }
 
     func loadModel(from folder: String) throws { try model.loadPretrained(from: folder) }

@@ -111,7 +111,6 @@ public final class TrainingLoop<Task: PretrainingTask> {
         public var recipeText: String
         /// Settings that must not change across a resume.
         public var fingerprint: String
-        public var learningRate: (Int) -> Double
         /// Names the run in the log and the progress line.
         public var label = "pretrain"
         /// The split written beside training metrics in metrics.jsonl.
@@ -122,10 +121,9 @@ public final class TrainingLoop<Task: PretrainingTask> {
         public var plotTitle = "pretraining loss"
 
         public init(out: String, train: PretrainRecipe.Optimization, eval: PretrainRecipe.Evaluation,
-                    checkpoint: PretrainRecipe.Checkpointing, logEvery: Int, recipeText: String, fingerprint: String,
-                    learningRate: @escaping (Int) -> Double) {
+                    checkpoint: PretrainRecipe.Checkpointing, logEvery: Int, recipeText: String, fingerprint: String) {
             self.out = out; self.train = train; self.eval = eval; self.checkpoint = checkpoint; self.logEvery = logEvery
-            self.recipeText = recipeText; self.fingerprint = fingerprint; self.learningRate = learningRate
+            self.recipeText = recipeText; self.fingerprint = fingerprint
         }
     }
 
@@ -181,15 +179,15 @@ public final class TrainingLoop<Task: PretrainingTask> {
     func saveCheckpoint() throws -> String {
         try CheckpointFiles.write(step: step, in: checkpointsDir, keep: settings.checkpoint.keep) { tmp in
             try task.saveModel(to: tmp)
-            try AtomicFile.write(settings.recipeText, to: (tmp as NSString).appendingPathComponent("recipe.yaml"))
+            try AtomicFile.write(settings.recipeText, to: (tmp as NSString).appendingPathComponent(Checkpoint.File.recipe.rawValue))
             let state = TrainerState(format: settings.stateFormat, step: step, adamStep: adams[0].step, sampler: task.samplerState, recipeFingerprint: settings.fingerprint)
-            try JSON.write(state, to: (tmp as NSString).appendingPathComponent("trainer_state.json"))
-            try CheckpointFiles.writeOptimizerState(task.parameterStores, to: (tmp as NSString).appendingPathComponent("optimizer.safetensors"))
+            try JSON.write(state, to: (tmp as NSString).appendingPathComponent(Checkpoint.File.trainerState.rawValue))
+            try CheckpointFiles.writeOptimizerState(task.parameterStores, to: (tmp as NSString).appendingPathComponent(Checkpoint.File.optimizer.rawValue))
         }
     }
 
     func restore(from dir: String) throws {
-        let state = try JSON.decode(TrainerState.self, from: (dir as NSString).appendingPathComponent("trainer_state.json"))
+        let state = try JSON.decode(TrainerState.self, from: (dir as NSString).appendingPathComponent(Checkpoint.File.trainerState.rawValue))
         guard state.format == settings.stateFormat else {
             throw VideoBertError("holds a \(state.format) checkpoint, not a \(settings.stateFormat) one", file: dir)
         }
@@ -197,7 +195,7 @@ public final class TrainingLoop<Task: PretrainingTask> {
             throw VideoBertError("was written with different model or data settings; resume with the recipe it was started with", file: dir)
         }
         try task.loadModel(from: dir)
-        try CheckpointFiles.readOptimizerState(into: task.parameterStores, from: (dir as NSString).appendingPathComponent("optimizer.safetensors"))
+        try CheckpointFiles.readOptimizerState(into: task.parameterStores, from: (dir as NSString).appendingPathComponent(Checkpoint.File.optimizer.rawValue))
         for i in adams.indices { adams[i].step = state.adamStep }
         task.restoreSampler(state.sampler)
         step = state.step
@@ -262,7 +260,7 @@ public final class TrainingLoop<Task: PretrainingTask> {
                 }
             }
             let gradNorm = t.clipGrad > 0 ? clipGradientNorm(stores, maxNorm: t.clipGrad) : gradientNorm(stores)
-            let lr = settings.learningRate(step)
+            let lr = t.learningRate(step: step)
             for i in adams.indices { adams[i].update(stores[i], lr: lr) }
             lastLoss = stepLoss
 

@@ -47,8 +47,11 @@ struct EmbedCommand: ParsableCommand {
     }
 
     func run() throws {
-        let config = try BertConfig.load(from: (checkpoint as NSString).appendingPathComponent(BertForPreTraining.configFileName))
-        var builder = SequenceBuilder(config: config, vocabularyFile: (checkpoint as NSString).appendingPathComponent("vocab.txt"),
+        let opened = try Checkpoint(folder: checkpoint)
+        guard let config = opened.bert, opened.kind != .cbt else {
+            throw VideoBertError("is a CBT checkpoint: embed reads its text BERT, \((checkpoint as NSString).appendingPathComponent(Checkpoint.File.cbtText.rawValue))", file: checkpoint)
+        }
+        var builder = SequenceBuilder(config: config, vocabularyFile: opened.path(.textVocab),
                                       lowercase: !cased, input: input)
         guard let data = FileManager.default.contents(atPath: input) else {
             throw VideoBertError(FileManager.default.fileExists(atPath: input) ? "cannot read file" : "no such file", file: input)

@@ -3,6 +3,7 @@ import Foundation
 import Recipe
 import Tasks
 import Tensor
+import Train
 
 /// `videobert finetune caption`: a captioner trained from a pretrained checkpoint.
 struct FinetuneCaptionCommand: ParsableCommand {
@@ -20,7 +21,7 @@ struct FinetuneCaptionCommand: ParsableCommand {
         computed once), mapped into the BERT's embeddings by a trained linear projection. The \
         corpus must store the frames (or features) the CBT was trained on.
 
-        Every key of a recipe and its default: Sources/Tasks/Captioning/CaptionRecipe.swift. \
+        Every key of a recipe and its default: Sources/Train/CaptionRecipe.swift. \
         Checkpoints go to <out>/checkpoints/step-NNNNNNN (a checkpoint folder every task command \
         reads, plus the recipe and trainer state); metrics.jsonl and loss.svg beside them. \
         Ctrl-C saves and stops; --resume continues exactly. Generate with `videobert caption`.

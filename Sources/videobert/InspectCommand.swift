@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Model
 import Tasks
 import Tensor
 import Tokenize
@@ -31,8 +32,8 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         let isCorpus = FileManager.default.fileExists(atPath: (corpus as NSString).appendingPathComponent("index.json"))
-        if !isCorpus && CheckpointInfo.isCheckpoint(corpus) {
-            let info = try CheckpointInfo.load(corpus)
+        if !isCorpus && Checkpoint.isCheckpoint(corpus) {
+            let info = try Checkpoint(folder: corpus).info()
             if json { print(try JSON.string(info)); return }
             print("\(info.kind.rawValue) checkpoint \(info.path)" + (info.step.map { ", step \($0)" } ?? ""))
             print(info.summary)

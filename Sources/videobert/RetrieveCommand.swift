@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
+import Model
 import Tasks
 import Tensor
-import Train
 
 /// `videobert retrieve`: text→video and video→text retrieval on held-out segments.
 struct RetrieveCommand: ParsableCommand {
@@ -17,9 +17,9 @@ struct RetrieveCommand: ParsableCommand {
 
         A CBT checkpoint (from a `variant: cbt` recipe: it holds cbt_config.json) is scored by \
         its embeddings instead: the cosine similarity of the pooled text and video embeddings \
-        (--cbt-scorer pooled), or the cross-modal transformer's score (--cbt-scorer cross); its \
-        segments are the split's first --max with text and video, in corpus order, with the \
-        stored clips (frames or features) the model was trained on.
+        (--cbt-scorer pooled), or the cross-modal transformer's score (--cbt-scorer cross), over \
+        the stored clips (frames or features) the model was trained on; segments are chosen as \
+        above (--max, --seed), texts cut at --max-text-tokens, at most 16 segments per pass.
 
         Example:
           videobert retrieve --checkpoint demo/pretrain/checkpoints/step-0003000 \\
@@ -38,18 +38,17 @@ struct RetrieveCommand: ParsableCommand {
     enum CBTScorer: String, ExpressibleByArgument, CaseIterable { case pooled, cross }
 
     func run() throws {
-        if CBTTrainer.isCheckpoint(task.checkpoint) {
-            let r = try CBTTrainer.retrieval(checkpoint: task.checkpoint, corpus: task.corpus, split: task.split, maxPairs: max,
-                                             cross: cbtScorer == .cross)
-            let report = RetrievalReport(checkpoint: task.checkpoint, corpus: task.corpus, split: task.split,
-                                         scorer: cbtScorer == .cross ? "CBT cross-modal transformer" : "cosine of CBT's pooled embeddings",
-                                         segments: r.pairs, textToVideo: r.textToVideo, videoToText: r.videoToText,
-                                         chance: TextVideoRetrieval.chance(r.pairs))
-            try task.emit(report, table: TextVideoRetrieval.table(report))
-            return
+        let checkpoint = try Checkpoint(folder: task.checkpoint)
+        let scorer: TextVideoScorer, corpus: TaskCorpus
+        if checkpoint.kind == .cbt {
+            corpus = try TaskCorpus(path: task.corpus)
+            scorer = try Tasks.CBTScorer(checkpoint: checkpoint, corpus: corpus, score: cbtScorer == .cross ? .cross : .pooled,
+                                   maxTextTokens: maxTextTokens, batchSize: min(task.batch, 16))
+        } else {
+            let (model, c) = try task.load()
+            corpus = c
+            scorer = AlignmentHeadScorer(model: model, maxTextTokens: maxTextTokens, maxVideoTokens: maxVideoTokens)
         }
-        let (model, corpus) = try task.load()
-        let scorer = AlignmentHeadScorer(model: model, maxTextTokens: maxTextTokens, maxVideoTokens: maxVideoTokens)
         let report = try TextVideoRetrieval.run(scorer: scorer, checkpoint: task.checkpoint, corpus: corpus, split: task.split, max: max, seed: seed)
         try task.emit(report, table: TextVideoRetrieval.table(report))
     }

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 
 /// `videobert demo` end to end at toy size (the real run is minutes; this checks that every stage
 /// runs, the table has every task, the report is complete, and a re-run reuses the stages).
@@ -7,7 +8,7 @@ final class DemoCLITests: XCTestCase {
     func testDemoRunsEveryStageAndReusesThem() throws {
         let dir = NSTemporaryDirectory() + "demo-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let root = TokenizeCLITests.root
+        let root = Repository.root
         let args = ["demo", "--out", dir, "--root", root, "--videos", "20", "--size", "32x32", "--steps", "4", "--cbt-steps", "2",
                     "--caption-steps", "2", "--candidates", "3",
                     "--tokenize-set", "kmeans.branching=3", "--tokenize-set", "kmeans.iters=3",

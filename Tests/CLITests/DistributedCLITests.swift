@@ -1,6 +1,7 @@
 import Foundation
 import Tensor
 import XCTest
+import TestSupport
 
 /// Data-parallel pretraining over MPI (mpirun, installed by tools/setup): 2 ranks with batch B
 /// train exactly like 1 rank with batch 2B, and a run can resume with another number of ranks.
@@ -55,13 +56,13 @@ final class DistributedCLITests: XCTestCase {
         XCTAssertEqual(try CLI.run(["demo-corpus", "--out", dir + "/c", "--videos", "4", "--size", "32x32", "--fps", "6"]).status, 0)
         // A small text vocabulary keeps the debug-build steps quick.
         XCTAssertEqual(try CLI.run(["vocab", "text", dir + "/c/videos", "--size", "300", "--unused", "2", "--out", dir + "/v.txt"]).status, 0)
-        return ["tokenize", "--corpus", dir + "/c/manifest.jsonl", "--recipe", TokenizeCLITests.root + "/Recipes/tokenize-tiny.yaml",
+        return ["tokenize", "--corpus", dir + "/c/manifest.jsonl", "--recipe", Repository.root + "/Recipes/tokenize-tiny.yaml",
                 "--set", "text.vocab=" + dir + "/v.txt"]
     }
 
     /// Pretraining arguments for Recipes/tiny.yaml on `corpus` (without `out` and the batch size).
     func pretrainArgs(corpus: String, steps: Int) -> [String] {
-        ["pretrain", "--recipe", TokenizeCLITests.root + "/Recipes/tiny.yaml", "--set", "corpus=" + corpus, "--set", "train.steps=\(steps)",
+        ["pretrain", "--recipe", Repository.root + "/Recipes/tiny.yaml", "--set", "corpus=" + corpus, "--set", "train.steps=\(steps)",
          "--set", "log_every=1", "--set", "eval.every=0", "--set", "eval.split=train", "--set", "checkpoint.every=10"]
     }
 
@@ -110,7 +111,7 @@ final class DistributedCLITests: XCTestCase {
     /// process with twice the batch. Needs root and iproute2 (CI runs as root); skipped otherwise.
     func testTwoHostsOfTheNamespaceClusterEqualOneProcess() throws {
         guard Self.mpirun != nil else { XCTFail("mpirun not found: run tools/setup"); return }
-        let cluster = TokenizeCLITests.root + "/tools/cluster/cluster"
+        let cluster = Repository.root + "/tools/cluster/cluster"
         guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") || FileManager.default.isExecutableFile(atPath: "/sbin/ip")
                 || FileManager.default.isExecutableFile(atPath: "/usr/bin/ip") else {
             throw XCTSkip("the namespace cluster needs root and iproute2 (ip netns)")
@@ -140,7 +141,7 @@ final class DistributedCLITests: XCTestCase {
     /// the run resumes from its last checkpoint in one process, exactly as if never interrupted.
     func testAKilledRankEndsTheJobAndTheRunResumesOnOneProcess() throws {
         guard Self.mpirun != nil else { XCTFail("mpirun not found: run tools/setup"); return }
-        let cluster = TokenizeCLITests.root + "/tools/cluster/cluster"
+        let cluster = Repository.root + "/tools/cluster/cluster"
         guard getuid() == 0 else { throw XCTSkip("the namespace cluster needs root (ip netns)") }
         let name = "k\(getpid() % 100_000)"
         XCTAssertEqual(try launch(cluster, ["up", "2", "--name", name]).status, 0)
@@ -193,7 +194,7 @@ final class DistributedCLITests: XCTestCase {
     /// CBT's negatives are the batch's other videos, so it refuses to split a batch over ranks.
     func testCBTUnderMPIIsRefusedClearly() throws {
         guard Self.mpirun != nil else { XCTFail("mpirun not found: run tools/setup"); return }
-        let r = try mpi(2, ["pretrain", "--recipe", TokenizeCLITests.root + "/Recipes/cbt-tiny.yaml", "--set", "corpus=/nonexistent"])
+        let r = try mpi(2, ["pretrain", "--recipe", Repository.root + "/Recipes/cbt-tiny.yaml", "--set", "corpus=/nonexistent"])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("variant cbt trains in one process"), r.stderr)
     }

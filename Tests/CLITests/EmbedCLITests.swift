@@ -2,6 +2,7 @@ import Foundation
 import Model
 import Tensor
 import XCTest
+import TestSupport
 
 /// `videobert embed` end to end: a tiny checkpoint this test writes, inputs of both kinds, the
 /// output against the model run in-process, and the errors.
@@ -115,8 +116,7 @@ final class EmbedCLITests: XCTestCase {
 
     /// models/minilm-l6-h384-uncased (tools/setup), when installed: text lines through its vocab.txt.
     func testMiniLMFolderWhenInstalled() throws {
-        let minilm = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("models/minilm-l6-h384-uncased").path
+        let minilm = Repository.miniLM
         try XCTSkipUnless(FileManager.default.fileExists(atPath: minilm + "/model.safetensors"), "run tools/setup to install \(minilm)")
         try """
         {"text": "Slice the onions thinly."}
@@ -151,6 +151,11 @@ final class EmbedCLITests: XCTestCase {
         }
         let r = try CLI.run(["embed", "--checkpoint", path("nothing"), "--input", path("in.jsonl"), "--out", path("h.npy")])
         XCTAssertEqual(r.status, 1)
-        XCTAssertTrue(r.stderr.contains("nothing/config.json: no such file"), r.stderr)
+        XCTAssertTrue(r.stderr.contains(path("nothing") + ": no such checkpoint folder"), r.stderr)
+        // A folder that holds no checkpoint is named as such.
+        try FileManager.default.createDirectory(atPath: path("empty"), withIntermediateDirectories: true)
+        let empty = try CLI.run(["embed", "--checkpoint", path("empty"), "--input", path("in.jsonl"), "--out", path("h.npy")])
+        XCTAssertEqual(empty.status, 1)
+        XCTAssertTrue(empty.stderr.contains(path("empty") + ": is not a checkpoint (no config.json or cbt_config.json)"), empty.stderr)
     }
 }

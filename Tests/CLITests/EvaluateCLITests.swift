@@ -1,15 +1,9 @@
 import Foundation
 import XCTest
+import TestSupport
 
 /// `videobert evaluate captions` end to end.
 final class EvaluateCLITests: XCTestCase {
-    func temporaryDirectory() throws -> String {
-        let dir = NSTemporaryDirectory() + "evaluate-cli-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-        return dir
-    }
-
     /// References for two images and predictions that copy one reference each (up to case and
     /// punctuation, which the PTB tokenizer removes).
     func writeFiles(_ dir: String, predictions: String? = nil) throws -> (pred: String, refs: String) {
@@ -30,7 +24,7 @@ final class EvaluateCLITests: XCTestCase {
     }
 
     func testJSONHasPycocoevalcapKeys() throws {
-        let (pred, refs) = try writeFiles(try temporaryDirectory())
+        let (pred, refs) = try writeFiles(try temporaryFolder(named: "evaluate-cli"))
         let r = try CLI.run(["evaluate", "captions", "--pred", pred, "--refs", refs, "--json"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let lines = r.stdout.split(separator: "\n")
@@ -48,7 +42,7 @@ final class EvaluateCLITests: XCTestCase {
     }
 
     func testTableForPeopleThenJSON() throws {
-        let (pred, refs) = try writeFiles(try temporaryDirectory(), predictions: #"""
+        let (pred, refs) = try writeFiles(try temporaryFolder(named: "evaluate-cli"), predictions: #"""
         [{"image_id": 1, "caption": "a man slices onions"}, {"image_id": "v2", "caption": "stir soup"}]
         """#)
         let r = try CLI.run(["evaluate", "captions", "--pred", pred, "--refs", refs])
@@ -62,7 +56,7 @@ final class EvaluateCLITests: XCTestCase {
     }
 
     func testMissingPredictionWarnsOrFailsWithRequireAll() throws {
-        let (pred, refs) = try writeFiles(try temporaryDirectory(), predictions: #"[{"image_id": 1, "caption": "a man cuts onions"}]"#)
+        let (pred, refs) = try writeFiles(try temporaryFolder(named: "evaluate-cli"), predictions: #"[{"image_id": 1, "caption": "a man cuts onions"}]"#)
         let r = try CLI.run(["evaluate", "captions", "--pred", pred, "--refs", refs, "--json"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("warning:") && r.stderr.contains("1 reference image(s) have no prediction") && r.stderr.contains("v2"), r.stderr)
@@ -72,7 +66,7 @@ final class EvaluateCLITests: XCTestCase {
     }
 
     func testErrorsNameTheFile() throws {
-        let dir = try temporaryDirectory()
+        let dir = try temporaryFolder(named: "evaluate-cli")
         let (pred, refs) = try writeFiles(dir, predictions: #"[{"image_id": 1, "caption": "x"}, {"image_id": 99, "caption": "y"}]"#)
         let unknown = try CLI.run(["evaluate", "captions", "--pred", pred, "--refs", refs])
         XCTAssertEqual(unknown.status, 1)

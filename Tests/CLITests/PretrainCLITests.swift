@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 
 /// `videobert pretrain` end to end on a tokenized demo corpus: Ctrl-C saves and stops, --resume
 /// finishes, the checkpoint is a Hugging Face folder that `embed` reads.
@@ -7,7 +8,7 @@ final class PretrainCLITests: XCTestCase {
     func testCtrlCSavesAndResumeFinishes() throws {
         let dir = NSTemporaryDirectory() + "ptcli-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let root = TokenizeCLITests.root
+        let root = Repository.root
         XCTAssertEqual(try CLI.run(["demo-corpus", "--out", dir + "/c", "--videos", "4", "--size", "32x32", "--fps", "6"]).status, 0)
         let tok = try CLI.run(["tokenize", "--corpus", dir + "/c/manifest.jsonl", "--out", dir + "/t",
                                "--recipe", root + "/Recipes/tokenize-tiny.yaml", "--set", "text.vocab=" + root + "/Vocab/bert-base-uncased.txt"])
@@ -60,7 +61,7 @@ final class PretrainCLITests: XCTestCase {
     func testCBTRecipeRunsFromStoredFrames() throws {
         let dir = NSTemporaryDirectory() + "cbtcli-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let root = TokenizeCLITests.root
+        let root = Repository.root
         XCTAssertEqual(try CLI.run(["demo-corpus", "--out", dir + "/c", "--videos", "4", "--size", "32x32", "--fps", "6"]).status, 0)
         let tok = try CLI.run(["tokenize", "--corpus", dir + "/c/manifest.jsonl", "--out", dir + "/t",
                                "--recipe", root + "/Recipes/tokenize-tiny.yaml", "--set", "text.vocab=" + root + "/Vocab/bert-base-uncased.txt",
@@ -142,10 +143,10 @@ final class PretrainCLITests: XCTestCase {
     }
 
     func testBadRecipeValuesAreNamed() throws {
-        let r = try CLI.run(["pretrain", "--recipe", TokenizeCLITests.root + "/Recipes/tiny.yaml", "--set", "train.schedule=sawtooth"])
+        let r = try CLI.run(["pretrain", "--recipe", Repository.root + "/Recipes/tiny.yaml", "--set", "train.schedule=sawtooth"])
         XCTAssertEqual(r.status, 1)
         XCTAssertTrue(r.stderr.contains("train.schedule must be linear, cosine or constant"), r.stderr)
-        let r2 = try CLI.run(["pretrain", "--recipe", TokenizeCLITests.root + "/Recipes/tiny.yaml", "--set", "model.hiden_size=3"])
+        let r2 = try CLI.run(["pretrain", "--recipe", Repository.root + "/Recipes/tiny.yaml", "--set", "model.hiden_size=3"])
         XCTAssertTrue(r2.stderr.hasPrefix("error: --set: unknown key 'model.hiden_size'"), r2.stderr)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 import Tensor
 @testable import Tokenize
 
@@ -66,7 +67,7 @@ final class TasksCLIFixture: @unchecked Sendable {
         }
         try write(["database": database], annotations)
         try write(["verbs": Self.verbs, "nouns": Self.nouns], labels)
-        let r = try CLI.run(["pretrain", "--recipe", TokenizeCLITests.root + "/Recipes/tiny.yaml", "--set", "corpus=" + corpus,
+        let r = try CLI.run(["pretrain", "--recipe", Repository.root + "/Recipes/tiny.yaml", "--set", "corpus=" + corpus,
                              "--set", "out=" + dir + "/pretrain", "--set", "train.steps=4", "--set", "eval.batches=1",
                              "--set", "checkpoint.every=4", "--json"], env: ["VIDEOBERT_QUIET": "1"])
         guard r.status == 0, let summary = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any],

@@ -1,11 +1,11 @@
 import Foundation
 import Media
 import XCTest
+import TestSupport
 
 /// End to end: render a few demo videos, add every kind of bad input, tokenize, check the corpus,
 /// the failures, the exit status, and that a re-run resumes.
 final class TokenizeCLITests: XCTestCase {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
     func testTokenizeCorpusWithBadInputsAndResume() throws {
         let dir = NSTemporaryDirectory() + "tokcli-\(UUID().uuidString)"
@@ -29,8 +29,8 @@ final class TokenizeCLITests: XCTestCase {
         try "WEBVTT\n\n00:00:01.000 --> nonsense\nhello\n".write(toFile: videos + "/badcaptions.vtt", atomically: true, encoding: .utf8)
 
         let out = dir + "/tokens"
-        let args = ["tokenize", "--corpus", videos, "--out", out, "--recipe", Self.root + "/Recipes/tokenize-tiny.yaml",
-                    "--set", "text.vocab=" + Self.root + "/Vocab/bert-base-uncased.txt",
+        let args = ["tokenize", "--corpus", videos, "--out", out, "--recipe", Repository.root + "/Recipes/tokenize-tiny.yaml",
+                    "--set", "text.vocab=" + Repository.root + "/Vocab/bert-base-uncased.txt",
                     "--set", "store.frames=true", "--set", "store.frame_size=8", "--set", "store.frames_per_clip=2",
                     "--set", "store.features=true"]
         let r = try CLI.run(args)
@@ -133,10 +133,10 @@ final class TokenizeImportedFeaturesTests: XCTestCase {
         try JSONSerialization.data(withJSONObject: captions).write(to: URL(fileURLWithPath: dir + "/raw_caption.json"))
         let out = dir + "/tokens"
         let r = try CLI.run(["tokenize", "--corpus", dir + "/raw_caption.json", "--out", out,
-                             "--recipe", TokenizeCLITests.root + "/Recipes/tokenize-howto100m-s3d.yaml",
+                             "--recipe", Repository.root + "/Recipes/tokenize-howto100m-s3d.yaml",
                              "--set", "features.dir=" + dir + "/s3d", "--set", "kmeans.branching=3", "--set", "kmeans.depth=2",
                              "--set", "store.features=true",
-                             "--set", "text.vocab=" + TokenizeCLITests.root + "/Vocab/bert-base-uncased.txt", "--json"])
+                             "--set", "text.vocab=" + Repository.root + "/Vocab/bert-base-uncased.txt", "--json"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let summary = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
         XCTAssertEqual(summary["clips"] as? Int, 20 + 21 + 22 + 23 + 24)
@@ -151,20 +151,4 @@ final class TokenizeImportedFeaturesTests: XCTestCase {
         let header = try String(decoding: Data(contentsOf: URL(fileURLWithPath: out + "/clip_features.npy")).prefix(128), as: UTF8.self)
         XCTAssertTrue(header.contains("'shape': (110, 8)"), header)
     }
-}
-
-/// A minimal .npy writer for test inputs (float32 or float16).
-func writeNPY(_ values: [Float], shape: [Int], to path: String, float16: Bool = false) throws {
-    let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
-    var dict = "{'descr': '\(float16 ? "<f2" : "<f4")', 'fortran_order': False, 'shape': \(shapeText), }"
-    let total = 10 + dict.utf8.count + 1
-    dict += String(repeating: " ", count: (total + 63) / 64 * 64 - total) + "\n"
-    var data = Data([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0, UInt8(dict.utf8.count & 0xff), UInt8(dict.utf8.count >> 8)])
-    data.append(Data(dict.utf8))
-    if float16 {
-        values.map { Float16($0).bitPattern }.withUnsafeBytes { data.append(contentsOf: $0) }
-    } else {
-        values.withUnsafeBytes { data.append(contentsOf: $0) }
-    }
-    try data.write(to: URL(fileURLWithPath: path))
 }

@@ -1,26 +1,9 @@
 import Foundation
 import XCTest
+import TestSupport
 
 /// `videobert vocab fit` end to end: the JSON summary, the vocabulary folder, and errors.
 final class VocabFitCLITests: XCTestCase {
-    func temporaryFolder() throws -> String {
-        let dir = (NSTemporaryDirectory() as NSString).appendingPathComponent("vocab-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-        return dir
-    }
-
-    /// A float32 .npy [rows, dim] written by hand (this target does not link Tensor).
-    func writeNPY(_ values: [Float], rows: Int, dim: Int, to path: String) throws {
-        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(rows), \(dim)), }"
-        let total = 10 + header.utf8.count + 1
-        header += String(repeating: " ", count: (total + 63) / 64 * 64 - total) + "\n"
-        var data = Data([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0, UInt8(header.utf8.count & 0xff), UInt8(header.utf8.count >> 8)])
-        data.append(Data(header.utf8))
-        values.withUnsafeBytes { data.append(contentsOf: $0) }
-        try data.write(to: URL(fileURLWithPath: path))
-    }
-
     /// Points around 20 well-separated centres, deterministic.
     func points(rows: Int, dim: Int) -> [Float] {
         var state: UInt64 = 12345
@@ -38,12 +21,12 @@ final class VocabFitCLITests: XCTestCase {
     }
 
     func testFitPrintsSummaryAndWritesVocabulary() throws {
-        let dir = try temporaryFolder()
+        let dir = try temporaryFolder(named: "vocab-cli")
         let features = (dir as NSString).appendingPathComponent("features")
         try FileManager.default.createDirectory(atPath: features, withIntermediateDirectories: true)
         let x = points(rows: 800, dim: 6)
-        try writeNPY(Array(x[0..<(500 * 6)]), rows: 500, dim: 6, to: (features as NSString).appendingPathComponent("video1.npy"))
-        try writeNPY(Array(x[(500 * 6)...]), rows: 300, dim: 6, to: (features as NSString).appendingPathComponent("video2.npy"))
+        try writeNPY(Array(x[0..<(500 * 6)]), shape: [500, 6], to: (features as NSString).appendingPathComponent("video1.npy"))
+        try writeNPY(Array(x[(500 * 6)...]), shape: [300, 6], to: (features as NSString).appendingPathComponent("video2.npy"))
         let out = (dir as NSString).appendingPathComponent("vocab")
         let args = ["vocab", "fit", "--features", features, "--branching", "3", "--depth", "2", "--iters", "10",
                     "--seed", "7", "--out", out]
@@ -78,9 +61,9 @@ final class VocabFitCLITests: XCTestCase {
     }
 
     func testTooFewClipsIsOneLineErrorWithAdvice() throws {
-        let dir = try temporaryFolder()
+        let dir = try temporaryFolder(named: "vocab-cli")
         let path = (dir as NSString).appendingPathComponent("f.npy")
-        try writeNPY(points(rows: 100, dim: 4), rows: 100, dim: 4, to: path)
+        try writeNPY(points(rows: 100, dim: 4), shape: [100, 4], to: path)
         let r = try CLI.run(["vocab", "fit", "--features", path, "--out", (dir as NSString).appendingPathComponent("v"), "--quiet"])
         XCTAssertEqual(r.status, 1)
         XCTAssertEqual(r.stderr, "error: \(path): 12^4 = 20736 visual words need at least 20736 clips to fit, got 100; lower the branching or depth, or give more clips\n")

@@ -1,27 +1,10 @@
 import Foundation
 import XCTest
+import TestSupport
 
 final class WordPieceCLITests: XCTestCase {
-    /// Vocab/bert-base-uncased.txt, installed by tools/setup.
-    func bertVocabulary(file: StaticString = #filePath) throws -> String {
-        let root = URL(fileURLWithPath: "\(file)").deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let path = root.appendingPathComponent("Vocab/bert-base-uncased.txt").path
-        guard FileManager.default.fileExists(atPath: path) else {
-            XCTFail("\(path) is missing: run tools/setup (it installs the BERT uncased vocabulary)")
-            throw CocoaError(.fileNoSuchFile)
-        }
-        return path
-    }
-
-    func temporaryDirectory() throws -> String {
-        let dir = NSTemporaryDirectory() + "wordpiece-cli-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-        return dir
-    }
-
     func testIdsPerLineAsJSON() throws {
-        let vocab = try bertVocabulary()
+        let vocab = try Repository.bertVocabulary()
         // Reference ids from HF tokenizers' BertWordPieceTokenizer (uncased, no [CLS]/[SEP]).
         let r = try CLI.run(["wordpiece", "--vocab", vocab], stdin: "Hello, world!\n\nunaffable\nCafé 中文 [MASK] test")
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -31,7 +14,7 @@ final class WordPieceCLITests: XCTestCase {
     }
 
     func testLargeInputKeepsOneLinePerLine() throws {
-        let vocab = try bertVocabulary()
+        let vocab = try Repository.bertVocabulary()
         let sample = ["so today we're going to make a 3-layer cake", "ok", "", "Ünïcödé ΣΑΣ 한국어 😀", "[Music]"]
         let lines = (0..<30000).map { sample[$0 % sample.count] + " \($0)" }
         let r = try CLI.run(["wordpiece", "--vocab", vocab], stdin: lines.joined(separator: "\n") + "\n")
@@ -45,7 +28,7 @@ final class WordPieceCLITests: XCTestCase {
     }
 
     func testVocabularyErrors() throws {
-        let dir = try temporaryDirectory()
+        let dir = try temporaryFolder(named: "wordpiece-cli")
         let missing = dir + "/nope.txt"
         let r = try CLI.run(["wordpiece", "--vocab", missing], stdin: "hello\n")
         XCTAssertEqual(r.status, 1)
@@ -72,7 +55,7 @@ final class WordPieceCLITests: XCTestCase {
     }
 
     func testVocabTextTrainsAUsableVocabulary() throws {
-        let dir = try temporaryDirectory()
+        let dir = try temporaryFolder(named: "wordpiece-cli")
         let corpus = dir + "/corpus"
         try FileManager.default.createDirectory(atPath: corpus, withIntermediateDirectories: true)
         let text = (0..<400).map { i in

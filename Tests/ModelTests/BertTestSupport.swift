@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 import Tensor
 @testable import Model
 
@@ -14,8 +15,7 @@ enum Paths {
     static func resource(_ name: String) -> String { (resources as NSString).appendingPathComponent(name) }
     /// The source folder of the resources (to regenerate fixtures written by Swift tests).
     static let sourceResources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources").path
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
+    static let repository = Repository.root
 }
 
 /// A JSON fixture object with typed accessors.

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 import Model
 import Recipe
 import Tensor
@@ -21,8 +22,7 @@ final class CBTCaptioningTests: XCTestCase {
         atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "videobert-test-corpora-\(getpid())") }
         let dir = NSTemporaryDirectory() + "videobert-test-corpora-\(getpid())/cbt-caption-\(UUID().uuidString)"
         let world = try TaskWorld.write(to: dir, clipFeatures: true)
-        let recipes = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Recipes").path
+        let recipes = Repository.recipes
         var r = try RecipeLoader.load(CBTRecipe.self, file: recipes + "/cbt-tiny.yaml")
         r.corpus = world.corpus
         r.out = dir + "/cbt"
@@ -199,6 +199,54 @@ final class CBTCaptioningTests: XCTestCase {
         r.corpus = plain.corpusPath
         XCTAssertThrowsError(try CaptionFineTuner(recipe: r, resume: false)) { e in
             XCTAssertTrue("\(e)".contains("clip_features.npy") && "\(e)".contains(plain.corpusPath), "\(e)")
+        }
+    }
+
+    /// CBT retrieval is a `TextVideoScorer` built from the checkpoint alone (no trainer): the
+    /// scores of a subset are the matching entries of the scores of all segments (so a seeded
+    /// subset is scored as it would be among all), texts are cut at maxTextTokens, the pooled
+    /// score is refused for a checkpoint trained without a pooled objective, and the trainer's
+    /// held-out retrieval is the same computation.
+    func testCBTScorerReadsTheCheckpointAndHonoursItsSettings() throws {
+        let f = try Self.fixture()
+        let checkpoint = try Checkpoint(folder: f.cbt)
+        let corpus = try TaskCorpus(path: f.world.corpus)
+        let all = TextVideoRetrieval.segments(corpus, split: "test", max: 0, seed: 0)
+        XCTAssertGreaterThan(all.count, 4)
+        for score in CBTScorer.Score.allCases {
+            let scorer = try CBTScorer(checkpoint: checkpoint, corpus: corpus, score: score, maxTextTokens: 32, batchSize: 4)
+            let full = try scorer.scores(segments: all, of: corpus, progress: nil)
+            XCTAssertEqual(full.count, all.count * all.count)
+            let pick = [1, 3, 4]
+            let some = try scorer.scores(segments: pick.map { all[$0] }, of: corpus, progress: nil)
+            for (i, a) in pick.enumerated() {
+                for (j, b) in pick.enumerated() { XCTAssertEqual(some[i * pick.count + j], full[a * all.count + b], accuracy: 1e-4, "\(score)") }
+            }
+            let subset = try TextVideoRetrieval.run(scorer: scorer, checkpoint: f.cbt, corpus: corpus, split: "test", max: 4, seed: 7, showProgress: false)
+            XCTAssertEqual(subset.segments, 4)
+            XCTAssertTrue(subset.scorer.contains(score == .cross ? "cross-modal" : "pooled"), subset.scorer)
+        }
+        // --max-text-tokens: one WordPiece per text.
+        let short = try CBTScorer(checkpoint: checkpoint, corpus: corpus, score: .pooled, maxTextTokens: 1, batchSize: 4)
+        let long = try CBTScorer(checkpoint: checkpoint, corpus: corpus, score: .pooled, maxTextTokens: 32, batchSize: 4)
+        let segments = Array(all.prefix(4))
+        XCTAssertEqual(short.batch(segments[...], of: corpus.corpus).text.T, 3)
+        XCTAssertGreaterThan(long.batch(segments[...], of: corpus.corpus).text.T, 3)
+        XCTAssertNotEqual(try short.scores(segments: segments, of: corpus, progress: nil), try long.scores(segments: segments, of: corpus, progress: nil))
+
+        // A checkpoint trained without a pooled objective: the pooled score is refused, the cross-modal one works.
+        let copy = dir + "/no-pooled"
+        try FileManager.default.copyItem(atPath: f.cbt, toPath: copy)
+        let recipe = try String(contentsOfFile: copy + "/recipe.yaml", encoding: .utf8)
+        XCTAssertTrue(recipe.contains("pooled: infonce"))
+        try recipe.replacingOccurrences(of: "pooled: infonce", with: "pooled: none").write(toFile: copy + "/recipe.yaml", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try CBTScorer(checkpoint: Checkpoint(folder: copy), corpus: corpus, score: .pooled, maxTextTokens: 32)) {
+            XCTAssertTrue("\($0)".contains("objectives.pooled: none") && "\($0)".contains(copy), "\($0)")
+        }
+        XCTAssertNoThrow(try CBTScorer(checkpoint: Checkpoint(folder: copy), corpus: corpus, score: .cross, maxTextTokens: 32))
+        // Not a CBT checkpoint.
+        XCTAssertThrowsError(try CBTScorer(checkpoint: Checkpoint(folder: f.cbt + "/text"), corpus: corpus, score: .pooled, maxTextTokens: 32)) {
+            XCTAssertTrue("\($0)".contains("is not a CBT checkpoint"), "\($0)")
         }
     }
 }

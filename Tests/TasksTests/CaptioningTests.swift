@@ -1,7 +1,9 @@
 import Foundation
 import XCTest
+import TestSupport
 import Recipe
 import Tensor
+import Tokenize
 @testable import Tasks
 import Train
 
@@ -28,8 +30,7 @@ final class CaptioningTests: XCTestCase {
     }
 
     func testShippedRecipeLoads() throws {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Recipes/finetune-caption-demo.yaml").path
+        let path = Repository.recipes + "/finetune-caption-demo.yaml"
         let r = try RecipeLoader.load(CaptionRecipe.self, file: path)
         XCTAssertNil(r.problem())
         XCTAssertEqual(r.train.steps, 600)

@@ -104,10 +104,10 @@ final class NextStepAndRetrievalTests: XCTestCase {
     func testRetrievalWithScorers() throws {
         struct Oracle: TextVideoScorer {
             var name: String { "oracle" }
-            func scores(texts: [[Int32]], videos: [[Int32]], progress: ProgressReporter?) throws -> [Float] {
+            func scores(segments: [Int], of corpus: TaskCorpus, progress: ProgressReporter?) throws -> [Float] {
                 // Knows the truth: text i belongs with video i.
                 var out: [Float] = []
-                for i in texts.indices { for j in videos.indices { out.append(i == j ? 1 : 0) } }
+                for i in segments.indices { for j in segments.indices { out.append(i == j ? 1 : 0) } }
                 return out
             }
         }

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 @testable import Tensor
 
 final class NPYTests: XCTestCase {
@@ -180,8 +181,7 @@ final class SafeTensorsTests: XCTestCase {
 
     func testReadsThePretrainedBERTWhenInstalled() throws {
         // tools/setup installs it; CI always runs setup first.
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let path = root.appendingPathComponent("models/minilm-l6-h384-uncased/model.safetensors").path
+        let path = Repository.miniLM + "/model.safetensors"
         guard FileManager.default.fileExists(atPath: path) else {
             XCTFail("\(path) missing: run tools/setup"); return
         }

@@ -1,5 +1,6 @@
 import Foundation
 @testable import Tensor
+import TestSupport
 @testable import Tokenize
 import XCTest
 
@@ -22,9 +23,8 @@ final class CLIPTokenizerTests: XCTestCase {
     }()
 
     /// Vocab/clip-bpe-16e6.txt.gz, installed by tools/setup; a failure when it is missing.
-    static func mergesPath(file: StaticString = #filePath) throws -> String {
-        let root = URL(fileURLWithPath: "\(file)").deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let path = root.appendingPathComponent("Vocab/clip-bpe-16e6.txt.gz").path
+    static func mergesPath() throws -> String {
+        let path = Repository.path("Vocab/clip-bpe-16e6.txt.gz")
         guard FileManager.default.fileExists(atPath: path) else {
             throw VideoBertError("missing: run tools/setup", file: path)
         }

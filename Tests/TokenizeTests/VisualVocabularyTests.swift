@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 import Tensor
 @testable import Tokenize
 
@@ -17,13 +18,6 @@ final class VisualVocabularyTests: XCTestCase {
             for d in 0..<dim { x.append(centres[c * dim + d] + rng.nextGaussian()) }
         }
         return x
-    }
-
-    func temporaryFolder() throws -> String {
-        let dir = (NSTemporaryDirectory() as NSString).appendingPathComponent("vocab-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-        return dir
     }
 
     /// Greedy descent written out plainly in Float64: at each level, the nearest of the K children.
@@ -137,7 +131,7 @@ final class VisualVocabularyTests: XCTestCase {
         var hkm = HierarchicalKMeans(branching: 3, depth: 2, iterations: 5, seed: 4)
         hkm.normalization = .l2
         let vocab = try x.withUnsafeBufferPointer { try hkm.fit($0, rows: rows, dim: dim) }
-        let dir = (try temporaryFolder() as NSString).appendingPathComponent("vocab")
+        let dir = (try temporaryFolder(named: "vocab-tests") as NSString).appendingPathComponent("vocab")
         try vocab.save(to: dir)
         XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: dir)), ["level0.npy", "level1.npy", "vocab.json"])
         let loaded = try VisualVocabulary.load(from: dir)
@@ -168,7 +162,7 @@ final class VisualVocabularyTests: XCTestCase {
     func testLoadRejectsWrongShapesAndUnknownKeys() throws {
         let x = mixture(rows: 200, dim: 3, components: 6)
         let vocab = try x.withUnsafeBufferPointer { try HierarchicalKMeans(branching: 2, depth: 2, iterations: 3).fit($0, rows: 200, dim: 3) }
-        let dir = (try temporaryFolder() as NSString).appendingPathComponent("v")
+        let dir = (try temporaryFolder(named: "vocab-tests") as NSString).appendingPathComponent("v")
         try vocab.save(to: dir)
         let json = (dir as NSString).appendingPathComponent("vocab.json")
         let original = try String(contentsOfFile: json, encoding: .utf8)
@@ -188,7 +182,7 @@ final class VisualVocabularyTests: XCTestCase {
     func testStreamingFilesEqualInMemoryAndSampledFitMeasuresEveryRow() throws {
         let (rows, dim) = (3000, 4)
         let x = mixture(rows: rows, dim: dim, components: 25, seed: 9)
-        let dir = try temporaryFolder()
+        let dir = try temporaryFolder(named: "vocab-tests")
         // Two per-video files, the second float16: the folder reads as their concatenation.
         let split = 1700
         try NPY.write(Array(x[0..<(split * dim)]), shape: [split, dim], to: (dir as NSString).appendingPathComponent("a.npy"))
@@ -220,7 +214,7 @@ final class VisualVocabularyTests: XCTestCase {
     }
 
     func testNaNInAFeatureFileNamesFileAndRow() throws {
-        let dir = try temporaryFolder()
+        let dir = try temporaryFolder(named: "vocab-tests")
         var x = mixture(rows: 50, dim: 3, components: 2)
         x[7 * 3 + 1] = .nan
         let path = (dir as NSString).appendingPathComponent("v.npy")

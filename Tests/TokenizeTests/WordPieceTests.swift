@@ -1,18 +1,8 @@
 import Foundation
 import XCTest
+import TestSupport
 import Tensor
 @testable import Tokenize
-
-/// The BERT uncased vocabulary that tools/setup installs (CI runs tools/setup first).
-func bertVocabularyPath(file: StaticString = #filePath) throws -> String {
-    let root = URL(fileURLWithPath: "\(file)").deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let path = root.appendingPathComponent("Vocab/bert-base-uncased.txt").path
-    guard FileManager.default.fileExists(atPath: path) else {
-        XCTFail("\(path) is missing: run tools/setup (it installs the BERT uncased vocabulary)")
-        throw VideoBertError("missing BERT vocabulary", file: path)
-    }
-    return path
-}
 
 /// A parity fixture written by tools/fixtures/wordpiece.py.
 struct WordPieceFixture: Decodable {
@@ -42,13 +32,10 @@ struct WordPieceFixture: Decodable {
 final class WordPieceTests: XCTestCase {
     static let vocabulary: TextVocabulary? = try? TextVocabulary.load(bertVocabularyPathUnchecked())
 
-    static func bertVocabularyPathUnchecked(file: StaticString = #filePath) -> String {
-        URL(fileURLWithPath: "\(file)").deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Vocab/bert-base-uncased.txt").path
-    }
+    static func bertVocabularyPathUnchecked() -> String { Repository.path("Vocab/bert-base-uncased.txt") }
 
     func bertVocabulary() throws -> TextVocabulary {
-        _ = try bertVocabularyPath()
+        _ = try Repository.bertVocabulary()
         return try XCTUnwrap(Self.vocabulary, "cannot load the BERT vocabulary")
     }
 

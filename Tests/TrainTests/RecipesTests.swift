@@ -1,13 +1,13 @@
 import Foundation
 import XCTest
+import TestSupport
 import Recipe
 import Tokenize
 @testable import Train
 
 /// Every shipped recipe loads with no unknown key, no wrong type, and passes its checks.
 final class ShippedRecipesTests: XCTestCase {
-    static let recipes = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Recipes").path
+    static let recipes = Repository.recipes
 
     func testEveryRecipeLoads() throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: Self.recipes).filter { $0.hasSuffix(".yaml") }.sorted()
@@ -52,5 +52,19 @@ final class ShippedRecipesTests: XCTestCase {
         XCTAssertEqual(r.learningRate(step: 35), 0.5 * (1 + cos(Double.pi / 4)), accuracy: 1e-12)
         r.train.schedule = "constant"
         XCTAssertEqual(r.learningRate(step: 100), 1)
+    }
+
+    /// Every training loop reads one optimisation section: the captioner's `train:` gives
+    /// pretraining's for the same values (without accumulation), and so the same schedule.
+    func testRecipesShareOneOptimizerSection() throws {
+        var p = PretrainRecipe()
+        p.train.lr = 3e-4; p.train.warmupSteps = 7; p.train.steps = 50; p.train.schedule = "cosine"; p.train.minLRRatio = 0.1
+        p.train.weightDecay = 0.02; p.train.clipGrad = 0.5; p.train.seed = 3; p.train.batchSize = 6
+        var c = CaptionRecipe()
+        c.train.lr = 3e-4; c.train.warmupSteps = 7; c.train.steps = 50; c.train.schedule = "cosine"; c.train.minLRRatio = 0.1
+        c.train.weightDecay = 0.02; c.train.clipGrad = 0.5; c.train.seed = 3; c.train.batchSize = 6
+        XCTAssertEqual(p.train, c.train.optimizer)
+        for step in [1, 7, 8, 30, 50] { XCTAssertEqual(p.learningRate(step: step), c.learningRate(step: step)) }
+        XCTAssertEqual(c.train.optimizer.gradAccum, 1)
     }
 }

@@ -13,9 +13,9 @@ import Tensor
 // Loading checks that no tensor is missing or extra and that every shape matches.
 
 extension CBTModel {
-    public static let configFileName = "cbt_config.json"
-    public static let weightsFileName = "model.safetensors"
-    public static let textFolderName = "text"
+    public static let configFileName = Checkpoint.File.cbtConfig.rawValue
+    public static let weightsFileName = Checkpoint.File.weights.rawValue
+    public static let textFolderName = Checkpoint.File.cbtText.rawValue
 
     /// Writes the three parts into `folder` (each file atomically; the caller renames the folder).
     public func save(to folder: String) throws {
@@ -66,9 +66,7 @@ extension CBTModel {
     /// With `training`, gradients exist and `visualStates(…dropout:…)` / `visualStatesBackward`
     /// train the front-end and visual transformer.
     public static func loadVisual(from folder: String, maxBatch: Int, training: Bool = false) throws -> CBTModel {
-        let configPath = (folder as NSString).appendingPathComponent(configFileName)
-        let config = try JSON.decode(CBTConfig.self, from: configPath)
-        try config.validate(file: configPath)
+        let config = try Checkpoint.loadCBTConfig((folder as NSString).appendingPathComponent(configFileName))
         let model = try CBTModel(config: config, textConfig: nil, maxBatch: maxBatch, maxTextLength: 1, maxNCECandidates: 1,
                                  maxCrossCandidates: 1, training: training)
         try model.loadWeights(from: folder)
@@ -78,9 +76,8 @@ extension CBTModel {
     /// Builds a model from a CBT checkpoint folder.
     public static func load(from folder: String, maxBatch: Int, maxTextLength: Int, maxNCECandidates: Int, maxCrossCandidates: Int,
                             training: Bool = false) throws -> CBTModel {
-        let config = try JSON.decode(CBTConfig.self, from: (folder as NSString).appendingPathComponent(configFileName))
-        try config.validate(file: (folder as NSString).appendingPathComponent(configFileName))
-        let textConfig = try BertConfig.load(from: ((folder as NSString).appendingPathComponent(textFolderName) as NSString)
+        let config = try Checkpoint.loadCBTConfig((folder as NSString).appendingPathComponent(configFileName))
+        let textConfig = try Checkpoint.loadBertConfig(((folder as NSString).appendingPathComponent(textFolderName) as NSString)
             .appendingPathComponent(BertForPreTraining.configFileName))
         let model = try CBTModel(config: config, textConfig: textConfig, maxBatch: maxBatch, maxTextLength: maxTextLength,
                                  maxNCECandidates: maxNCECandidates, maxCrossCandidates: maxCrossCandidates, training: training)

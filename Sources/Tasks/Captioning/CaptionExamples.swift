@@ -1,7 +1,7 @@
 import Foundation
 import Model
 import Tensor
-import Train
+import Tokenize
 
 // DESIGN DECISION, captioning with the pretrained BERT itself (no decoder added): conditional
 // generation one word at a time with only a padding mask. To predict word k+1 of a caption the

@@ -1,4 +1,5 @@
 import Foundation
+import Model
 import Tensor
 import Tokenize
 
@@ -18,6 +19,12 @@ public struct TaskCorpus: Sendable {
     }
 
     public init(path: String) throws { self.init(try TokenizedCorpus(path: path)) }
+
+    /// The checkpoint's vocabularies must be this corpus' (`Checkpoint.checkVocabularies`).
+    public func check(_ checkpoint: Checkpoint) throws {
+        try checkpoint.checkVocabularies(textFingerprint: corpus.index.textVocab.fingerprint, visualVocabFolder: corpus.visualVocabPath,
+                                         corpus: path)
+    }
 
     public var path: String { corpus.path }
     public var textVocabSize: Int { corpus.index.textVocab.size }

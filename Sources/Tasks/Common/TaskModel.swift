@@ -2,7 +2,6 @@ import Foundation
 import Model
 import Tensor
 import Tokenize
-import Train
 
 /// A checkpoint loaded for inference by the downstream tasks, checked against the corpus it is
 /// applied to, with the pieces every task needs: the text vocabulary and tokenizer, BERT's
@@ -33,53 +32,34 @@ public final class TaskModel {
     ///     can use one: it has no visual words to score).
     public init(checkpoint: String, corpus: TaskCorpus, maxBatch: Int = 64, maxSeq: Int = 128, allowClipFeatures: Bool = false) throws {
         folder = checkpoint
-        if CBTTrainer.isCheckpoint(checkpoint) {
+        let opened = try Checkpoint(folder: checkpoint)
+        if opened.kind == .cbt {
             throw VideoBertError("is a CBT checkpoint: `videobert retrieve` reads it directly; for captions fine-tune a captioner from it (`videobert finetune caption` with init: this folder)", file: checkpoint)
         }
-        let config = try BertConfig.load(from: (checkpoint as NSString).appendingPathComponent(BertForPreTraining.configFileName))
+        let config = opened.bert!
         let seq = min(maxSeq, config.maxPositionEmbeddings)
-        if ClipFeatureInput.isPresent(in: checkpoint) {
+        if opened.kind == .cbtCaptioner {
             guard allowClipFeatures else {
                 throw VideoBertError("is a captioner fine-tuned from a CBT checkpoint (clip features in, no visual words): this task needs a VideoBERT checkpoint", file: checkpoint)
             }
             guard config.textVocabSize == corpus.textVocabSize else {
                 throw VideoBertError("the checkpoint has \(config.textVocabSize) text ids, the corpus \(corpus.path) \(corpus.textVocabSize): tokenize with the checkpoint's vocabulary", file: checkpoint)
             }
-            clipInput = try ClipFeatureInput(checkpoint: checkpoint, corpus: corpus, hiddenSize: config.hiddenSize)
+            clipInput = try ClipFeatureInput(checkpoint: opened, corpus: corpus, hiddenSize: config.hiddenSize)
         } else {
             guard config.textVocabSize == corpus.textVocabSize, config.visualWords == corpus.visualWords else {
                 throw VideoBertError("the checkpoint has \(config.textVocabSize) text ids and \(config.visualWords) visual words, the corpus \(corpus.path) \(corpus.textVocabSize) and \(corpus.visualWords): tokenize with the checkpoint's vocabularies", file: checkpoint)
             }
             clipInput = nil
         }
-        try Self.checkVocabularies(checkpoint: checkpoint, corpus: corpus)
+        try corpus.check(opened)
         model = try BertForPreTraining.load(from: checkpoint, maxBatch: maxBatch, maxSeq: seq, training: false)
-        let vocabPath = (checkpoint as NSString).appendingPathComponent("vocab.txt")
+        let vocabPath = opened.path(.textVocab)
         vocabulary = try TextVocabulary.load(FileManager.default.fileExists(atPath: vocabPath) ? vocabPath : corpus.corpus.textVocabPath)
         tokenizer = BertTokenizer(vocabulary: vocabulary, lowercase: !corpus.corpus.index.textVocab.cased)
         special = try SpecialTokens(vocabulary: vocabulary)
         textVocabSize = config.textVocabSize
         visualWords = config.visualWords
-    }
-
-    /// The checkpoint's vocab.txt and visual vocabulary files must be the corpus' (same bytes):
-    /// the same ids must mean the same WordPieces and visual words.
-    static func checkVocabularies(checkpoint: String, corpus: TaskCorpus) throws {
-        let vocabPath = (checkpoint as NSString).appendingPathComponent("vocab.txt")
-        if FileManager.default.fileExists(atPath: vocabPath),
-           try CorpusBuilder.fingerprint(of: vocabPath) != corpus.corpus.index.textVocab.fingerprint {
-            throw VideoBertError("its vocab.txt differs from the text vocabulary of the corpus \(corpus.path)", file: checkpoint)
-        }
-        let mine = (checkpoint as NSString).appendingPathComponent("visual_vocab")
-        let theirs = corpus.corpus.visualVocabPath
-        let files = ((try? FileManager.default.contentsOfDirectory(atPath: mine)) ?? []).filter { $0.hasSuffix(".npy") }
-        for f in files {
-            let a = (mine as NSString).appendingPathComponent(f), b = (theirs as NSString).appendingPathComponent(f)
-            guard FileManager.default.fileExists(atPath: b) else { continue }
-            if try CorpusBuilder.fingerprint(of: a) != CorpusBuilder.fingerprint(of: b) {
-                throw VideoBertError("its visual vocabulary (\(f)) differs from the corpus' \(theirs): the visual word ids would mean other clips", file: checkpoint)
-            }
-        }
     }
 
     public var maxSeq: Int { model.maxSeq }
@@ -100,20 +80,14 @@ public final class TaskModel {
 /// CaptionExamples.swift): the checkpoint's `cbt/` folder (the CBT front-end and visual
 /// transformer, frozen) and `clip_projection.safetensors`.
 public final class ClipFeatureInput {
-    public static let cbtFolderName = "cbt"
     public let encoder: CBTClipEncoder
     public let projection: ClipProjection
 
-    /// Whether `checkpoint` is a clip-feature captioner (it holds clip_projection.safetensors).
-    public static func isPresent(in checkpoint: String) -> Bool {
-        FileManager.default.fileExists(atPath: (checkpoint as NSString).appendingPathComponent(ClipProjection.fileName))
-    }
-
-    init(checkpoint: String, corpus: TaskCorpus, hiddenSize: Int) throws {
-        encoder = try CBTClipEncoder(checkpoint: (checkpoint as NSString).appendingPathComponent(Self.cbtFolderName), corpus: corpus.corpus)
-        projection = try ClipProjection.load(from: checkpoint)
+    init(checkpoint: Checkpoint, corpus: TaskCorpus, hiddenSize: Int) throws {
+        encoder = try CBTClipEncoder(checkpoint: checkpoint.path(.captionerCBT), corpus: corpus.corpus)
+        projection = try ClipProjection.load(from: checkpoint.folder)
         guard projection.inputSize == encoder.featureSize, projection.outputSize == hiddenSize else {
-            throw VideoBertError("\(ClipProjection.fileName) maps \(projection.inputSize) → \(projection.outputSize) values; the CBT features are \(encoder.featureSize) wide and the BERT \(hiddenSize)", file: checkpoint)
+            throw VideoBertError("\(ClipProjection.fileName) maps \(projection.inputSize) → \(projection.outputSize) values; the CBT features are \(encoder.featureSize) wide and the BERT \(hiddenSize)", file: checkpoint.folder)
         }
     }
 

@@ -2,18 +2,17 @@ import Foundation
 import Model
 import Tensor
 
-/// Scores every (text, video) pair of a retrieval set. Implementations: the VideoBERT alignment
-/// head (`AlignmentHeadScorer`, a cross-encoder: one forward pass per pair); an embedding-based
-/// scorer (CBT: cosine or dot product of pooled text and video embeddings, one pass per item)
-/// plugs in the same way.
+/// Scores every (text, video) pair of a retrieval set: the text of each segment against the
+/// video of each segment. Implementations: the VideoBERT alignment head (`AlignmentHeadScorer`,
+/// a cross-encoder over WordPieces and visual words: one forward pass per pair); CBT
+/// (`CBTScorer`: the cosine of pooled text and video embeddings, one pass per item, or its
+/// cross-modal transformer, over the segments' stored clips).
 public protocol TextVideoScorer {
     /// How the scores are made, for reports.
     var name: String { get }
-    /// - Parameters:
-    ///   - texts: WordPieces per text.
-    ///   - videos: visual words (0..<Vvis) per video.
-    /// - Returns: [texts.count, videos.count] row-major; higher means more likely a pair.
-    func scores(texts: [[Int32]], videos: [[Int32]], progress: ProgressReporter?) throws -> [Float]
+    /// - Returns: [segments.count, segments.count] row-major, text of segments[i] against video
+    ///   of segments[j]; higher means more likely a pair.
+    func scores(segments: [Int], of corpus: TaskCorpus, progress: ProgressReporter?) throws -> [Float]
 }
 
 /// VideoBERT's linguistic–visual alignment head (§3.2): P(aligned) from the next-sentence head
@@ -30,6 +29,16 @@ public struct AlignmentHeadScorer: TextVideoScorer {
     }
 
     public var name: String { "alignment head P(aligned)" }
+
+    public func scores(segments: [Int], of corpus: TaskCorpus, progress: ProgressReporter?) throws -> [Float] {
+        try scores(texts: segments.map { Array(corpus.corpus.text(of: $0)) }, videos: segments.map { Array(corpus.corpus.visual(of: $0)) },
+                   progress: progress)
+    }
+
+    /// - Parameters:
+    ///   - texts: WordPieces per text.
+    ///   - videos: visual words (0..<Vvis) per video.
+    /// - Returns: [texts.count, videos.count] row-major.
 
     public func scores(texts: [[Int32]], videos: [[Int32]], progress: ProgressReporter?) throws -> [Float] {
         let textCap = max(1, min(maxTextTokens, model.maxSeq - 4)), videoCap = max(1, min(maxVideoTokens, model.maxSeq - 3 - textCap))
@@ -99,9 +108,8 @@ public enum TextVideoRetrieval {
         guard chosen.count >= 2 else {
             throw VideoBertError("split '\(split)' has \(chosen.count) segments with both text and video; retrieval needs at least 2", file: corpus.path)
         }
-        let texts = chosen.map { Array(corpus.corpus.text(of: $0)) }, videos = chosen.map { Array(corpus.corpus.visual(of: $0)) }
         let progress = ProgressReporter(label: "retrieve", total: chosen.count, unit: "texts", enabled: showProgress)
-        let scores = try scorer.scores(texts: texts, videos: videos, progress: progress)
+        let scores = try scorer.scores(segments: chosen, of: corpus, progress: progress)
         progress.finish()
         let m = RetrievalMetrics.textVideo(similarity: scores, N: chosen.count)
         return RetrievalReport(checkpoint: checkpoint, corpus: corpus.path, split: split, scorer: scorer.name, segments: chosen.count,

@@ -276,14 +276,7 @@ public final class CorpusBuilder {
     }
 
     /// FNV-1a 64 of a file's bytes as 16 hex digits.
-    public static func fingerprint(of path: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else { throw VideoBertError("cannot read", file: path) }
-        return fnv1a(data)
-    }
+    public static func fingerprint(of path: String) throws -> String { try Fingerprint.of(file: path) }
 
-    public static func fnv1a<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return String(format: "%016llx", h)
-    }
+    public static func fnv1a<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 { Fingerprint.fnv1a(bytes) }
 }

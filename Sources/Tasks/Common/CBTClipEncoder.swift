@@ -17,12 +17,11 @@ import Tokenize
 /// same size and frames per clip, or clip_features.npy of the same width).
 public final class CBTClipEncoder {
     /// The files `copyFiles(to:)` writes and `init` reads.
-    public static let files = [CBTModel.configFileName, CBTModel.weightsFileName, "recipe.yaml"]
+    public static let files = [Checkpoint.File.cbtConfig, .weights, .recipe].map(\.rawValue)
 
     public let folder: String
     let model: CBTModel
     let inputs: ClipInputs
-    public let recipe: CBTRecipe
     /// D: the width of a feature.
     public var featureSize: Int { model.config.visualHiddenSize }
     /// Clips per sequence at most (the visual transformer's positions); longer spans are cut.
@@ -35,25 +34,30 @@ public final class CBTClipEncoder {
     ///   - training: gradients exist, so `trainingForward` / `backward` can tune the visual path.
     public init(checkpoint: String, corpus: TokenizedCorpus, maxBatch: Int = 16, training: Bool = false) throws {
         folder = checkpoint
-        let recipePath = (checkpoint as NSString).appendingPathComponent("recipe.yaml")
+        model = try CBTModel.loadVisual(from: checkpoint, maxBatch: maxBatch, training: training)
+        inputs = try Self.inputs(checkpoint: checkpoint, config: model.config, corpus: corpus)
+    }
+
+    /// The stored clip input a CBT checkpoint's front-end reads from `corpus`, prepared as in
+    /// its training (the recipe's frontend.center), checked against the checkpoint's config.
+    public static func inputs(checkpoint: String, config: CBTConfig, corpus: TokenizedCorpus) throws -> ClipInputs {
+        let recipePath = (checkpoint as NSString).appendingPathComponent(Checkpoint.File.recipe.rawValue)
         guard FileManager.default.fileExists(atPath: recipePath) else {
             throw VideoBertError("has no recipe.yaml: not a CBT checkpoint written by `videobert pretrain`", file: checkpoint)
         }
-        recipe = try RecipeLoader.load(CBTRecipe.self, file: recipePath)
-        model = try CBTModel.loadVisual(from: checkpoint, maxBatch: maxBatch, training: training)
-        inputs = try ClipInputs.load(corpus: corpus, source: model.config.frontEnd, centerFrames: recipe.frontend.center == "video")
+        let center = try RecipeLoader.string(at: "frontend.center", file: recipePath) == "video"
+        let inputs = try ClipInputs.load(corpus: corpus, source: config.frontEnd, centerFrames: center)
         switch inputs {
         case .frames(_, let F, let S):
-            let c = model.config.conv!
-            guard F == c.framesPerClip, S == c.frameSize else {
-                throw VideoBertError("stores \(F) frames of \(S)×\(S) per clip; the CBT checkpoint \(checkpoint) was trained on \(c.framesPerClip) of \(c.frameSize)×\(c.frameSize) (tokenize with the same store.frame_size and frames per clip)", file: corpus.path)
+            guard let c = config.conv, F == c.framesPerClip, S == c.frameSize else {
+                throw VideoBertError("stores \(F) frames of \(S)×\(S) per clip; the CBT checkpoint \(checkpoint) was trained on \(config.conv.map { "\($0.framesPerClip) of \($0.frameSize)×\($0.frameSize)" } ?? "clip features") (tokenize with the same store.frame_size and frames per clip)", file: corpus.path)
             }
         case .features(_, let dim):
-            let expected = model.config.projection!.inputSize
-            guard dim == expected else {
-                throw VideoBertError("stores clip features of \(dim) values; the CBT checkpoint \(checkpoint) reads \(expected)", file: corpus.path)
+            guard let expected = config.projection?.inputSize, dim == expected else {
+                throw VideoBertError("stores clip features of \(dim) values; the CBT checkpoint \(checkpoint) reads \(config.projection.map { "\($0.inputSize)" } ?? "frames")", file: corpus.path)
             }
         }
+        return inputs
     }
 
     /// B ≤ maxBatch sequences as one batch: clip rows [B·Tv] (−1 padding) and the clips in order.
@@ -117,8 +121,9 @@ public final class CBTClipEncoder {
     /// Writes the (tuned) CBT weights and config, and the checkpoint's recipe.yaml, into `folder`.
     public func save(to folder: String) throws {
         try model.save(to: folder)
-        let recipe = try Data(contentsOf: URL(fileURLWithPath: (self.folder as NSString).appendingPathComponent("recipe.yaml")))
-        try AtomicFile.write(recipe, to: (folder as NSString).appendingPathComponent("recipe.yaml"))
+        let name = Checkpoint.File.recipe.rawValue
+        let recipe = try Data(contentsOf: URL(fileURLWithPath: (self.folder as NSString).appendingPathComponent(name)))
+        try AtomicFile.write(recipe, to: (folder as NSString).appendingPathComponent(name))
     }
 
     /// Loads the CBT weights saved in `folder` (by `save`) into the encoder.

@@ -3,7 +3,7 @@ import Model
 import Recipe
 import Tensor
 import Tokenize
-import Train
+import Tasks
 
 /// `videobert finetune caption`: trains a captioner from a pretrained checkpoint (see
 /// CaptionExamples.swift for the design), on pretraining's own `TrainingLoop` — AdamW, the
@@ -55,20 +55,13 @@ public final class CaptionFineTuner {
         if let p = recipe.problem() { throw VideoBertError(p, file: "recipe") }
         self.recipe = recipe
         task = try CaptionTrainingTask(recipe: recipe)
-        let t = recipe.train
-        var train = PretrainRecipe.Optimization()
-        train.batchSize = t.batchSize; train.gradAccum = 1; train.steps = t.steps; train.lr = t.lr
-        train.warmupSteps = t.warmupSteps; train.schedule = t.schedule; train.minLRRatio = t.minLRRatio
-        train.weightDecay = t.weightDecay; train.beta1 = t.beta1; train.beta2 = t.beta2; train.eps = t.eps
-        train.clipGrad = t.clipGrad; train.seed = t.seed
         var eval = PretrainRecipe.Evaluation()
         eval.every = recipe.eval.every; eval.batches = recipe.eval.batches; eval.split = recipe.data.evalSplit
         var checkpoint = PretrainRecipe.Checkpointing()
         checkpoint.every = recipe.checkpoint.every; checkpoint.keep = recipe.checkpoint.keep
         var settings = TrainingLoop<CaptionTrainingTask>.Settings(
-            out: recipe.out, train: train, eval: eval, checkpoint: checkpoint, logEvery: recipe.logEvery,
-            recipeText: try RecipeLoader.yaml(recipe), fingerprint: Self.fingerprint(recipe),
-            learningRate: { [recipe] in recipe.learningRate(step: $0) })
+            out: recipe.out, train: recipe.train.optimizer, eval: eval, checkpoint: checkpoint, logEvery: recipe.logEvery,
+            recipeText: try RecipeLoader.yaml(recipe), fingerprint: Self.fingerprint(recipe))
         settings.label = "finetune caption"
         settings.trainSplit = recipe.data.trainSplit
         settings.stateFormat = "videobert-caption-trainer-state"
@@ -112,10 +105,11 @@ final class CaptionTrainingTask: PretrainingTask {
     init(recipe: CaptionRecipe) throws {
         self.recipe = recipe
         corpus = try TaskCorpus(path: recipe.corpus)
-        let fromCBT = CBTTrainer.isCheckpoint(recipe.initFrom)
-        bertFolder = fromCBT ? (recipe.initFrom as NSString).appendingPathComponent(CBTModel.textFolderName) : recipe.initFrom
-        try TaskModel.checkVocabularies(checkpoint: bertFolder, corpus: corpus)
-        var config = try BertConfig.load(from: (bertFolder as NSString).appendingPathComponent(BertForPreTraining.configFileName))
+        let initial = try Checkpoint(folder: recipe.initFrom)
+        let fromCBT = initial.kind == .cbt
+        bertFolder = initial.bertFolder
+        try corpus.check(initial)
+        var config = try initial.bert ?? { throw VideoBertError("has no text BERT (\(Checkpoint.File.cbtText.rawValue)/)", file: recipe.initFrom) }()
         if fromCBT {
             guard config.textVocabSize == corpus.textVocabSize, config.visualWords == 0 else {
                 throw VideoBertError("the CBT text BERT has \(config.textVocabSize) text ids, the corpus \(corpus.path) \(corpus.textVocabSize)", file: recipe.initFrom)
@@ -206,25 +200,25 @@ final class CaptionTrainingTask: PretrainingTask {
     /// with a CBT init, the projection and the CBT visual path (cbt/) instead of visual_vocab/.
     func saveModel(to folder: String) throws {
         try model.save(to: folder)
-        let initVocab = (bertFolder as NSString).appendingPathComponent("vocab.txt")
+        let initVocab = (bertFolder as NSString).appendingPathComponent(Checkpoint.File.textVocab.rawValue)
         let vocab = FileManager.default.fileExists(atPath: initVocab) ? initVocab : corpus.corpus.textVocabPath
-        try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: vocab)), to: (folder as NSString).appendingPathComponent("vocab.txt"))
+        try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: vocab)), to: (folder as NSString).appendingPathComponent(Checkpoint.File.textVocab.rawValue))
         if let clips {
             try clips.projection.save(to: folder)
-            let cbt = (folder as NSString).appendingPathComponent(ClipFeatureInput.cbtFolderName)
+            let cbt = (folder as NSString).appendingPathComponent(Checkpoint.File.captionerCBT.rawValue)
             if recipe.train.tuneVisual { try clips.encoder.save(to: cbt) } else { try clips.encoder.copyFiles(to: cbt) }
             return
         }
-        let initVisual = (recipe.initFrom as NSString).appendingPathComponent("visual_vocab")
+        let initVisual = (recipe.initFrom as NSString).appendingPathComponent(Checkpoint.File.visualVocab.rawValue)
         let visual = FileManager.default.fileExists(atPath: initVisual) ? initVisual : corpus.corpus.visualVocabPath
-        try CheckpointFiles.copyFiles(from: visual, to: (folder as NSString).appendingPathComponent("visual_vocab"))
+        try CheckpointFiles.copyFiles(from: visual, to: (folder as NSString).appendingPathComponent(Checkpoint.File.visualVocab.rawValue))
     }
 
     func loadModel(from folder: String) throws {
         try model.loadPretrained(from: folder)
         try clips?.projection.loadWeights(from: folder)
         if let clips, recipe.train.tuneVisual {
-            try clips.encoder.loadWeights(from: (folder as NSString).appendingPathComponent(ClipFeatureInput.cbtFolderName))
+            try clips.encoder.loadWeights(from: (folder as NSString).appendingPathComponent(Checkpoint.File.captionerCBT.rawValue))
         }
     }
 

@@ -1,6 +1,6 @@
 import Foundation
 import Recipe
-import Train
+import Tasks
 
 /// Every setting of `videobert finetune caption`, with its default: the one place defaults live.
 /// Recipes/finetune-caption-demo.yaml overrides some and says why.
@@ -44,6 +44,16 @@ public struct CaptionRecipe: RecipeSection, Equatable {
         enum CodingKeys: String, CodingKey {
             case batchSize = "batch_size", steps, lr, warmupSteps = "warmup_steps", schedule, minLRRatio = "min_lr_ratio"
             case weightDecay = "weight_decay", beta1, beta2, eps, clipGrad = "clip_grad", seed, dropout, tuneVisual = "tune_visual"
+        }
+
+        /// The section the training loop reads (pretraining's, without accumulation; the
+        /// objective weights are not read by fine-tuning).
+        public var optimizer: PretrainRecipe.Optimization {
+            var o = PretrainRecipe.Optimization()
+            o.batchSize = batchSize; o.gradAccum = 1; o.steps = steps; o.lr = lr; o.warmupSteps = warmupSteps
+            o.schedule = schedule; o.minLRRatio = minLRRatio; o.weightDecay = weightDecay; o.beta1 = beta1; o.beta2 = beta2
+            o.eps = eps; o.clipGrad = clipGrad; o.seed = seed
+            return o
         }
     }
 
@@ -99,13 +109,8 @@ public struct CaptionRecipe: RecipeSection, Equatable {
         return nil
     }
 
-    /// Learning rate at optimizer step `step` (1-based): pretraining's schedule (PretrainRecipe).
-    public func learningRate(step: Int) -> Double {
-        var r = PretrainRecipe()
-        r.train.steps = train.steps; r.train.lr = train.lr; r.train.warmupSteps = train.warmupSteps
-        r.train.schedule = train.schedule; r.train.minLRRatio = train.minLRRatio
-        return r.learningRate(step: step)
-    }
+    /// Learning rate at optimizer step `step` (1-based): the schedule every training loop shares.
+    public func learningRate(step: Int) -> Double { train.optimizer.learningRate(step: step) }
 
     /// Longest input: [CLS] w1..wk [MASK] [>] v1..vm [SEP] with k ≤ max_caption_tokens, m ≤ max_video_tokens.
     public var maxSequence: Int { data.maxCaptionTokens + data.maxVideoTokens + 4 }
