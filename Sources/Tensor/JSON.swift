@@ -12,10 +12,16 @@ public enum JSON {
         String(decoding: try encode(value, pretty: pretty), as: UTF8.self)
     }
 
+    /// The largest JSON file read whole (1 GiB): past any config, state or annotation file.
+    public static let maxFileBytes = 1 << 30
+
     public static func decode<T: Decodable>(_ type: T.Type, from path: String) throws -> T {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw VideoBertError(FileManager.default.fileExists(atPath: path) ? "cannot read file" : "no such file", file: path)
-        }
+        let data = try InputFile.read(path, maxBytes: maxFileBytes, what: "JSON file")
+        return try decode(type, from: data, name: path)
+    }
+
+    /// Decodes `data`; errors are one line naming `name` and the key.
+    public static func decode<T: Decodable>(_ type: T.Type, from data: Data, name path: String?) throws -> T {
         do {
             return try JSONDecoder().decode(type, from: data)
         } catch let DecodingError.keyNotFound(key, ctx) {
@@ -24,9 +30,15 @@ public enum JSON {
             throw VideoBertError("wrong type at '\(pathString(ctx.codingPath))': \(ctx.debugDescription)", file: path)
         } catch let DecodingError.valueNotFound(_, ctx) {
             throw VideoBertError("null at '\(pathString(ctx.codingPath))'", file: path)
+        } catch let DecodingError.dataCorrupted(ctx) where !ctx.codingPath.isEmpty {
+            throw VideoBertError("bad value at '\(pathString(ctx.codingPath))': \(ctx.debugDescription)", file: path)
         } catch let DecodingError.dataCorrupted(ctx) {
             let underlying = (ctx.underlyingError as NSError?)?.userInfo["NSDebugDescription"] as? String
             throw VideoBertError("invalid JSON: \(underlying ?? ctx.debugDescription)", file: path)
+        } catch let e as VideoBertError {
+            throw VideoBertError(e.message, file: e.file ?? path)
+        } catch {
+            throw VideoBertError("\(error)", file: path)
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Model
 import Tensor
+import Recipe
 import Tokenize
 
 /// BERT's special tokens, looked up by name in the text vocabulary. VideoBERT's text/video
@@ -30,6 +31,13 @@ public struct SpecialTokens: Sendable, Codable, Equatable {
 
 /// How examples are built (VideoBERT §3.2–§4.2 and BERT §3.1). See `PretrainRecipe.Data`.
 public struct ExampleSettings: Sendable, Codable, Equatable {
+    /// Ranges of these settings under `prefix` (RecipeSection.limits of the recipes that hold them).
+    public static func limits(prefix p: String) -> [String: RecipeLimit] {
+        [p + "max_text_tokens": .int(1...65_536), p + "max_video_tokens": .int(1...65_536), p + "concat_max": .int(1...1024),
+         p + "text_video": .number(0...1e6), p + "text_only": .number(0...1e6), p + "video_only": .number(0...1e6),
+         p + "mask_prob": .probability, p + "mask_token_prob": .probability, p + "random_token_prob": .probability,
+         p + "align_negative": .probability]
+    }
     /// Text WordPieces kept per example (the head of the sentence; the rest is cut).
     public var maxTextTokens = 48
     /// Visual words kept per example (the first clips; the rest are cut).
