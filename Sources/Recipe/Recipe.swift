@@ -134,7 +134,8 @@ public enum RecipeLoader {
             user = try set(user, path: path, value: value, defaults: defaults, fullKey: key)
         }
         let merged = merge(defaults, user)
-        try checkLimits(T.limits, merged: merged, user: user, file: name)
+        let setKeys = Set(overrides.compactMap { o in o.firstIndex(of: "=").map { String(o[..<$0]) } })
+        try checkLimits(T.limits, merged: merged, user: user, file: name, setKeys: setKeys)
         let json = jsonText(merged)
         do {
             return try JSONDecoder().decode(T.self, from: Data(json.utf8))
@@ -382,7 +383,7 @@ public enum RecipeLoader {
 
     /// Checks every key of `limits` in the merged recipe; the message names the key and, when the
     /// value came from the file, its line.
-    static func checkLimits(_ limits: [String: RecipeLimit], merged: RValue, user: RValue, file: String?) throws {
+    static func checkLimits(_ limits: [String: RecipeLimit], merged: RValue, user: RValue, file: String?, setKeys: Set<String> = []) throws {
         for (key, limit) in limits.sorted(by: { $0.key < $1.key }) {
             let path = key.split(separator: ".").map(String.init)
             var node: RValue? = merged
@@ -395,10 +396,12 @@ public enum RecipeLoader {
                 if case .map(_, let lines)? = u { line = lines[p] }
                 u = u?[p]
             }
-            let at = (u != nil ? line : nil).map { "line \($0): " } ?? ""
+            // A value given with --set (the key or a section holding it) is named as --set's.
+            let fromSet = path.indices.contains { setKeys.contains(path[...$0].joined(separator: ".")) }
+            let at = (u != nil && !fromSet ? line : nil).map { "line \($0): " } ?? ""
             func check(_ v: Double, _ shown: String, _ name: String) throws {
                 guard limit.contains(v) else {
-                    throw RecipeError(file: file, message: "\(at)'\(name)' is \(shown), must be \(limit.text)")
+                    throw RecipeError(file: fromSet ? "--set" : file, message: "\(at)'\(name)' is \(shown), must be \(limit.text)")
                 }
             }
             switch node {

@@ -119,6 +119,25 @@ public final class ExampleSampler {
 
     public func restore(_ s: State) { state = s }
 
+    /// Why `s` (read from a trainer_state.json) cannot be this sampler's state, or nil: cursors and
+    /// orders are used as indices, so each is checked against this corpus' pools.
+    public func problem(with s: State) -> String? {
+        guard s.epoch >= 0, s.batches >= 0 else { return "sampler.epoch and sampler.batches must not be negative" }
+        guard s.cursors.count == 3, s.orders.count == 3 else { return "sampler.cursors and sampler.orders must have 3 entries" }
+        for k in 0..<3 {
+            guard s.orders[k].count == pools[k].count else {
+                return "sampler.orders[\(k)] has \(s.orders[k].count) segments, this corpus' pool \(pools[k].count)"
+            }
+            guard s.cursors[k] >= 0, s.cursors[k] <= s.orders[k].count else {
+                return "sampler.cursors[\(k)] = \(s.cursors[k]) is outside 0...\(s.orders[k].count)"
+            }
+            if let bad = s.orders[k].first(where: { $0 < 0 || Int($0) >= corpus.segmentCount }) {
+                return "sampler.orders[\(k)] holds segment \(bad), outside 0..<\(corpus.segmentCount)"
+            }
+        }
+        return nil
+    }
+
     func reshuffle(_ k: Int) {
         var order = pools[k]
         for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, state.rng.nextInt(i + 1)) }

@@ -50,7 +50,8 @@ public struct PretrainRecipe: RecipeSection, Equatable {
              p + "lr": .positive(max: 10), p + "warmup_steps": .int(0...(1 << 40)), p + "min_lr_ratio": .probability,
              p + "weight_decay": .number(0...10), p + "beta1": .number(0...0.999_999), p + "beta2": .number(0...0.999_999_999),
              p + "eps": .positive(max: 1), p + "clip_grad": .number(0...1e9), p + "seed": .int(0...(1 << 62)),
-             p + "mlm_weight": .number(0...1e6), p + "mfm_weight": .number(0...1e6), p + "align_weight": .number(0...1e6)]
+             p + "mlm_weight": .number(0...1e6), p + "mfm_weight": .number(0...1e6), p + "align_weight": .number(0...1e6),
+             p + "max_memory_gb": .number(0...1e9)]
         }
         /// Examples per optimizer step = batch_size × grad_accum.
         public var batchSize = 32
@@ -74,10 +75,14 @@ public struct PretrainRecipe: RecipeSection, Equatable {
         public var mlmWeight = 1.0
         public var mfmWeight = 1.0
         public var alignWeight = 1.0
+        /// A run whose estimated memory (weights, gradients, AdamW moments, activations of one
+        /// micro-batch) exceeds this many GiB is refused before anything is allocated; 0: the
+        /// machine's physical memory.
+        public var maxMemoryGB = 0.0
         enum CodingKeys: String, CodingKey {
             case batchSize = "batch_size", gradAccum = "grad_accum", steps, lr, warmupSteps = "warmup_steps", schedule
             case minLRRatio = "min_lr_ratio", weightDecay = "weight_decay", beta1, beta2, eps, clipGrad = "clip_grad", seed
-            case mlmWeight = "mlm_weight", mfmWeight = "mfm_weight", alignWeight = "align_weight"
+            case mlmWeight = "mlm_weight", mfmWeight = "mfm_weight", alignWeight = "align_weight", maxMemoryGB = "max_memory_gb"
         }
 
         /// Learning rate at optimizer step `step` (1-based): linear warm-up, then the schedule.

@@ -47,12 +47,13 @@ struct EmbedCommand: ParsableCommand {
     }
 
     func run() throws {
+        try AtomicFile.checkOutputFile(out, inputs: [input] + ["config.json", "model.safetensors", "vocab.txt"].map {
+            (checkpoint as NSString).appendingPathComponent($0)
+        })
         let config = try BertConfig.load(from: (checkpoint as NSString).appendingPathComponent(BertForPreTraining.configFileName))
         var builder = SequenceBuilder(config: config, vocabularyFile: (checkpoint as NSString).appendingPathComponent("vocab.txt"),
                                       lowercase: !cased, input: input)
-        guard let data = FileManager.default.contents(atPath: input) else {
-            throw VideoBertError(FileManager.default.fileExists(atPath: input) ? "cannot read file" : "no such file", file: input)
-        }
+        let data = try InputFile.read(input, maxBytes: 1 << 30, what: "input")
         var sequences: [(ids: [Int32], types: [Int32])] = []
         var lines = data.split(separator: 0x0A, omittingEmptySubsequences: false)
         if lines.last?.isEmpty == true { lines.removeLast() }   // the final newline ends the last line

@@ -36,7 +36,7 @@ final class RecipeLimitTests: XCTestCase {
         XCTAssertEqual(message("train:\n  seed: -1\n"), "r.yaml: line 2: 'train.seed' is -1, must be between 0 and 4611686018427387904")
         XCTAssertEqual(message("train:\n  lr: 0\n"), "r.yaml: line 2: 'train.lr' is 0, must be in (0, 10]")
         XCTAssertEqual(message("channels: [8, 0]\n"), "r.yaml: line 1: 'channels[1]' is 0, must be between 1 and 4096")
-        XCTAssertEqual(message("", overrides: ["train.batch=1000000000"]), "r.yaml: 'train.batch' is 1000000000, must be between 1 and 1000000")
+        XCTAssertEqual(message("", overrides: ["train.batch=1000000000"]), "--set: 'train.batch' is 1000000000, must be between 1 and 1000000")
         XCTAssertEqual(message("hidden_size: 128\n"), "no error")
     }
 

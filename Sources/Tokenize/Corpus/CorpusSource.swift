@@ -115,7 +115,7 @@ public enum CorpusSource {
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (base as NSString).appendingPathComponent(p) }
         var items: [VideoItem] = []
         // Lines end with \n or \r\n (the \r is trimmed with the other whitespace).
-        for (n, line) in decoded.text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (n, line) in decoded.text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
             let text = line.trimmingCharacters(in: .whitespacesAndNewlines)
             if text.isEmpty || text.hasPrefix("#") { continue }
             guard let obj = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
