@@ -101,9 +101,7 @@ public enum RecipeLoader {
     public static func load<T: RecipeSection>(_ type: T.Type, file: String?, overrides: [String] = []) throws -> T {
         var text = ""
         if let file {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw RecipeError(file: file, message: FileManager.default.fileExists(atPath: file) ? "cannot read recipe" : "no such recipe file")
-            }
+            let data = try recipeData(file)
             text = try recipeText(data, file: file)
         }
         return try load(type, yaml: text, name: file, overrides: overrides)
@@ -156,9 +154,7 @@ public enum RecipeLoader {
     public static func topLevelString(_ key: String, file: String?, overrides: [String] = []) throws -> String? {
         for o in overrides.reversed() where o.hasPrefix(key + "=") { return String(o.dropFirst(key.count + 1)) }
         guard let file else { return nil }
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw RecipeError(file: file, message: FileManager.default.fileExists(atPath: file) ? "cannot read recipe" : "no such recipe file")
-        }
+        let data = try recipeData(file)
         let tree = try parse(try recipeText(data, file: file), name: file) ?? .null
         switch tree[key] {
         case .string(let s)?: return s
@@ -173,6 +169,24 @@ public enum RecipeLoader {
     }
 
     // MARK: - internals
+
+    /// The bytes of a recipe file: a regular file (a FIFO, folder or device is named, never read:
+    /// reading a FIFO would wait forever), at most `RecipeTextLimits.maxBytes`.
+    static func recipeData(_ file: String) throws -> Data {
+        var st = stat()
+        guard stat(file, &st) == 0 else {
+            throw RecipeError(file: file, message: errno == ENOENT ? "no such recipe file" : "cannot read recipe: \(String(cString: strerror(errno)))")
+        }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            let kind = st.st_mode & S_IFMT == S_IFDIR ? "a folder" : st.st_mode & S_IFMT == S_IFIFO ? "a FIFO (named pipe)" : "not a regular file"
+            throw RecipeError(file: file, message: "is \(kind), not a recipe file")
+        }
+        guard Int(st.st_size) <= RecipeTextLimits.maxBytes else {
+            throw RecipeError(file: file, message: "recipe is \(st.st_size) bytes, more than the \(RecipeTextLimits.maxBytes)-byte limit")
+        }
+        guard let data = FileManager.default.contents(atPath: file) else { throw RecipeError(file: file, message: "cannot read recipe") }
+        return data
+    }
 
     /// The text of a recipe file: refused when too large, binary (a NUL byte) or not UTF-8.
     static func recipeText(_ data: Data, file: String) throws -> String {

@@ -51,6 +51,12 @@ public enum InputFile {
         }
     }
 
+    /// `read`, or nil when nothing is at `path` (callers keep their own "no such ..." message).
+    public static func readIfExists(_ path: String, maxBytes: Int = 1 << 30) throws -> Data? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        return try read(path, maxBytes: maxBytes)
+    }
+
     /// The regular file at `path`, memory-mapped (large binaries: weights, arrays).
     public static func mapped(_ path: String) throws -> Data {
         _ = try size(path)

@@ -19,6 +19,32 @@ public struct PretrainSummary: Codable, Sendable {
         case steps, eval, checkpoint, seconds
         case finalLoss = "final_loss", stoppedEarly = "stopped_early"
     }
+
+    /// A run stopped before its first step has no loss: `final_loss` is null then (JSON has no NaN).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(steps, forKey: .steps)
+        if finalLoss.isFinite { try c.encode(finalLoss, forKey: .finalLoss) } else { try c.encodeNil(forKey: .finalLoss) }
+        try c.encode(eval.filter { $0.value.isFinite }, forKey: .eval)
+        try c.encode(checkpoint, forKey: .checkpoint)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encode(stoppedEarly, forKey: .stoppedEarly)
+    }
+
+    public init(steps: Int, finalLoss: Double, eval: [String: Double], checkpoint: String, seconds: Double, stoppedEarly: Bool) {
+        self.steps = steps; self.finalLoss = finalLoss; self.eval = eval; self.checkpoint = checkpoint
+        self.seconds = seconds; self.stoppedEarly = stoppedEarly
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        steps = try c.decode(Int.self, forKey: .steps)
+        finalLoss = try c.decodeIfPresent(Double.self, forKey: .finalLoss) ?? .nan
+        eval = try c.decode([String: Double].self, forKey: .eval)
+        checkpoint = try c.decode(String.self, forKey: .checkpoint)
+        seconds = try c.decode(Double.self, forKey: .seconds)
+        stoppedEarly = try c.decode(Bool.self, forKey: .stoppedEarly)
+    }
 }
 
 /// Measurements of micro-batches, summed: each key holds (sum, count) and reports sum / count.

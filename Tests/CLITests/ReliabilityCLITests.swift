@@ -171,6 +171,32 @@ final class ReliabilityCLITests: XCTestCase {
         XCTAssertEqual(ok.status, 0, ok.stderr)
     }
 
+    func testSIGTERMDuringAHugeGradientAccumulationStopsPromptly() throws {
+        let base = try Self.corpus()
+        let d = try scratch()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLI.executable)
+        p.arguments = ["pretrain", "--recipe", Self.root + "/Recipes/tiny.yaml", "--set", "corpus=" + base + "/t", "--set", "out=" + d + "/run",
+                       "--set", "train.grad_accum=1000000", "--set", "train.batch_size=2", "--set", "eval.split=train", "--set", "eval.batches=1"]
+        FileManager.default.createFile(atPath: d + "/err.txt", contents: nil)
+        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: d + "/err.txt"))
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, !((try? String(contentsOfFile: d + "/err.txt", encoding: .utf8)) ?? "").contains("examples per step") {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        Thread.sleep(forTimeInterval: 1)   // inside the first step's micro-batches
+        let sent = Date()
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        let stderr = (try? String(contentsOfFile: d + "/err.txt", encoding: .utf8)) ?? ""
+        XCTAssertLessThan(Date().timeIntervalSince(sent), 30, "a step of a million micro-batches is not waited for")
+        XCTAssertEqual(p.terminationStatus, 130, stderr)
+        XCTAssertTrue(stderr.contains("stopped at step 0"), stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: d + "/run/checkpoints/step-0000000/trainer_state.json"), stderr)
+    }
+
     // MARK: damaged corpora, manifests
 
     /// A copy of the tokenized corpus with `edit` applied to it.

@@ -97,3 +97,18 @@ final class RecipeLimitTests: XCTestCase {
         }
     }
 }
+
+final class RecipeFileKindTests: XCTestCase {
+    func testFIFORecipeIsNamedNotWaitedOn() throws {
+        let dir = NSTemporaryDirectory() + "recipe-fifo-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        XCTAssertEqual(mkfifo(dir + "/r.yaml", 0o644), 0)
+        XCTAssertThrowsError(try RecipeLoader.load(Bounds.self, file: dir + "/r.yaml")) { e in
+            XCTAssertEqual("\(e)", "\(dir)/r.yaml: is a FIFO (named pipe), not a recipe file")
+        }
+        XCTAssertThrowsError(try RecipeLoader.load(Bounds.self, file: dir)) { e in
+            XCTAssertEqual("\(e)", "\(dir): is a folder, not a recipe file")
+        }
+    }
+}
