@@ -212,6 +212,23 @@ final class HostileFileTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), [".y.npy.tmp-\(getpid())-5", "keep.npy"])
     }
 
+    // MARK: JSON
+
+    struct Sizes: Codable { var hidden_size: Int; var dropout: Double; var layers: [Int] }
+
+    func testJSONValueOfTheWrongKindIsNamed() throws {
+        for (text, key) in [(#"{"dropout": 0.1, "hidden_size": 32.5, "layers": [1]}"#, "'hidden_size': 32.5"),
+                            (#"{"dropout": 0.1, "hidden_size": 32, "layers": [1, 1e30]}"#, "'layers[1]'")] {
+            let p = write("c.json", Array(text.utf8))
+            assertError(p, ["bad value at " + key]) { _ = try JSON.decode(Sizes.self, from: p) }
+        }
+        let bad = write("bad.json", Array(#"{"dropout": 0.1,"#.utf8))
+        assertError(bad, ["invalid JSON"]) { _ = try JSON.decode(Sizes.self, from: bad) }
+        let fifo = dir + "/state.json"
+        XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+        assertError(fifo, ["FIFO"]) { _ = try JSON.decode(Sizes.self, from: fifo) }
+    }
+
     // MARK: text
 
     func testTextDecoding() {
