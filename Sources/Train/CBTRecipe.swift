@@ -1,5 +1,6 @@
 import Model
 import Recipe
+import Tensor
 
 /// Every setting of a CBT pretraining run (`videobert pretrain` with `variant: cbt`), with its
 /// default: the one place these defaults live. Recipes/cbt-*.yaml override some and say why.
@@ -219,6 +220,32 @@ public struct CBTRecipe: RecipeSection, Equatable {
         if logEvery < 1 { return "log_every must be at least 1" }
         if retrieval.maxPairs < 0 { return "retrieval.max_pairs must be ≥ 0" }
         return nil
+    }
+
+    /// The memory a CBT run needs (MemoryEstimate): the text BERT over text + 2 positions, the
+    /// visual transformer over the clips, and the cross transformer over every scored (text,
+    /// clips) pair of a batch; the convolutional front-end is not counted. `textConfig`: the
+    /// `text.init` folder's config, when there is one.
+    public func memoryEstimate(textConfig: BertConfig?) -> MemoryEstimate? {
+        let b = train.batchSize
+        let textSeq = data.maxTextTokens + 2
+        let text: MemoryEstimate?
+        if let c = textConfig {
+            text = MemoryEstimate.bertTraining(config: c, batch: b, sequence: textSeq)
+        } else {
+            text = MemoryEstimate.transformer(hidden: self.text.hiddenSize, layers: self.text.numLayers, heads: self.text.numHeads,
+                                              intermediate: self.text.intermediateSize, embeddings: 30_522 + self.text.maxPositions + 2,
+                                              logits: 30_522, batch: b, sequence: textSeq)
+        }
+        let clips = data.maxClips
+        let visualPart = MemoryEstimate.transformer(hidden: visual.hiddenSize, layers: visual.numLayers, heads: visual.numHeads,
+                                                    intermediate: visual.intermediateSize, embeddings: clips + 1, logits: 0,
+                                                    batch: b, sequence: clips)
+        let pairs = Bounded.product([b, data.crossCandidates > 0 ? data.crossCandidates + 1 : b]) ?? -1
+        let crossPart = pairs < 0 ? nil : MemoryEstimate.transformer(hidden: cross.hiddenSize, layers: cross.numLayers, heads: cross.numHeads,
+                                                                       intermediate: cross.intermediateSize, embeddings: 2, logits: 0,
+                                                                       batch: pairs, sequence: textSeq + clips)
+        return MemoryEstimate.sum([text, visualPart, crossPart])
     }
 
     /// The model's objective settings.

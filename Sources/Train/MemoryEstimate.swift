@@ -17,18 +17,35 @@ public struct MemoryEstimate: Sendable, Equatable {
 
     /// nil when the sizes overflow `Int` (which is far past any machine anyway).
     public static func bertTraining(config c: BertConfig, batch: Int, sequence t: Int) -> MemoryEstimate? {
-        let h = c.hiddenSize, i = c.intermediateSize, l = c.numHiddenLayers
+        transformer(hidden: c.hiddenSize, layers: c.numHiddenLayers, heads: c.numAttentionHeads, intermediate: c.intermediateSize,
+                    embeddings: c.vocabSize + c.maxPositionEmbeddings + c.typeVocabSize, logits: c.vocabSize, batch: batch, sequence: t)
+    }
+
+    /// A post-LayerNorm transformer encoder trained with AdamW: `embeddings` rows of width `hidden`,
+    /// `logits` outputs per position.
+    public static func transformer(hidden h: Int, layers l: Int, heads: Int, intermediate i: Int, embeddings: Int, logits: Int,
+                                   batch: Int, sequence t: Int) -> MemoryEstimate? {
         guard let perLayer = Bounded.sum(Bounded.product([4, h, h]) ?? -1, Bounded.product([2, h, i]) ?? -1),
-              let layers = Bounded.product([perLayer, l]),
-              let emb = Bounded.product([c.vocabSize + c.maxPositionEmbeddings + c.typeVocabSize, h]),
-              let params = Bounded.sum(layers, emb),
+              let layerParams = Bounded.product([perLayer, l]),
+              let emb = Bounded.product([embeddings, h]),
+              let params = Bounded.sum(layerParams, emb),
               let paramBytes = Bounded.product([params, 4, 4]) else { return nil }
-        guard let attn = Bounded.product([2, c.numAttentionHeads, t]),
+        guard let attn = Bounded.product([2, heads, t]),
               let perPos = Bounded.sum(Bounded.sum(Bounded.product([10, h]) ?? -1, Bounded.product([2, i]) ?? -1) ?? -1, attn),
               let perPosLayers = Bounded.product([perPos, l]),
-              let withLogits = Bounded.sum(perPosLayers, Bounded.product([2, c.vocabSize]) ?? -1),
+              let withLogits = Bounded.sum(perPosLayers, Bounded.product([2, logits]) ?? -1),
               let actBytes = Bounded.product([withLogits, batch, t, 4, 2]) else { return nil }
         return MemoryEstimate(parameterBytes: paramBytes, activationBytes: actBytes)
+    }
+
+    /// The sum of several estimates (nil if any is nil or the sum overflows).
+    public static func sum(_ parts: [MemoryEstimate?]) -> MemoryEstimate? {
+        var p = 0, a = 0
+        for part in parts {
+            guard let part, let np = Bounded.sum(p, part.parameterBytes), let na = Bounded.sum(a, part.activationBytes) else { return nil }
+            p = np; a = na
+        }
+        return MemoryEstimate(parameterBytes: p, activationBytes: a)
     }
 
     /// The limit in bytes: `gb` GiB, or the machine's physical memory when `gb` is 0.

@@ -132,6 +132,10 @@ final class ReliabilityCLITests: XCTestCase {
         assertOneLineError(batch, prefix: recipe + ": training needs about", ["train.batch_size"])
         let capped = try CLI.run(common + ["--set", "train.max_memory_gb=0.001"])
         assertOneLineError(capped, prefix: recipe + ": training needs about", ["train.max_memory_gb (0.00 GiB)"])
+        let cbtRecipe = Self.root + "/Recipes/cbt-tiny.yaml"
+        let cbt = try CLI.run(["pretrain", "--recipe", cbtRecipe, "--set", "corpus=" + base + "/t", "--set", "out=" + d + "/cbt",
+                               "--set", "train.batch_size=100000"])
+        assertOneLineError(cbt, prefix: cbtRecipe + ": training needs about", ["train.batch_size"])
         XCTAssertLessThan(Date().timeIntervalSince(t0), 60, "refused before allocating")
         assertOneLineError(try CLI.run(common + ["--set", "model.hidden_size=1000000000"]), prefix: "--set: 'model.hidden_size' is 1000000000")
         assertOneLineError(try CLI.run(common + ["--set", "train.seed=-1"]), prefix: "--set: 'train.seed' is -1")
