@@ -59,6 +59,9 @@ let package = Package(
         ]),
         .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize", "Model", "CMalloc"],
                           path: "tools/bench/Sources"),
+        // The fuzz harness (docs/RELIABILITY.md): mutates tools/fuzz/seeds through every parser of outside input.
+        .executableTarget(name: "fuzz", dependencies: ["Tensor", "Recipe", "Tokenize", "Model", "Train", "Tasks"],
+                          path: "tools/fuzz/Sources"),
         // glibc's mallinfo2 for the benchmarks (heap bytes in use across steady-state steps).
         .systemLibrary(name: "CMalloc", path: "tools/bench/CMalloc"),
 

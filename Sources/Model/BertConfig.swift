@@ -185,6 +185,21 @@ public struct BertConfig: Codable, Sendable, Equatable {
                              ("max_position_embeddings", maxPositionEmbeddings), ("type_vocab_size", typeVocabSize)] where value <= 0 {
             throw fail("\(key) must be positive, got \(value)")
         }
+        // Upper bounds, so that no size read from a config.json can overflow or ask for terabytes
+        // (docs/RELIABILITY.md, "sizes"): far past any BERT (bert-large: 1024, 24, 16, 4096, 512).
+        for (key, value, limit) in [("vocab_size", vocabSize, 1 << 24), ("hidden_size", hiddenSize, 1 << 16),
+                                    ("num_hidden_layers", numHiddenLayers, 1024), ("num_attention_heads", numAttentionHeads, 1024),
+                                    ("intermediate_size", intermediateSize, 1 << 18), ("max_position_embeddings", maxPositionEmbeddings, 1 << 20),
+                                    ("type_vocab_size", typeVocabSize, 1024)] where value > limit {
+            throw fail("\(key) \(value) is larger than the limit \(limit)")
+        }
+        let h = hiddenSize
+        let perLayer = Bounded.sum(Bounded.product([4, h, h]) ?? -1, Bounded.product([2, h, intermediateSize]) ?? -1)
+        let embeddings = Bounded.product([vocabSize + maxPositionEmbeddings + typeVocabSize, h])
+        guard let layers = perLayer.flatMap({ Bounded.product([$0, numHiddenLayers]) }), let embeddings,
+              let total = Bounded.sum(layers, embeddings), total <= 1 << 36 else {
+            throw fail("the sizes (hidden_size \(h), num_hidden_layers \(numHiddenLayers), intermediate_size \(intermediateSize), vocab_size \(vocabSize)) make more than 2^36 parameters")
+        }
         guard hiddenSize % numAttentionHeads == 0 else {
             throw fail("hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads)")
         }

@@ -5,6 +5,56 @@ import Yams
 /// Those defaults are the one place where settings are defined; a recipe file only overrides.
 public protocol RecipeSection: Codable, Sendable {
     init()
+    /// The allowed range of numeric settings, by dotted key (`model.hidden_size`), declared beside
+    /// the defaults. A value outside is an error naming the key, the file and the line; for a list
+    /// setting the range applies to each element. Unlisted numbers need only be finite.
+    static var limits: [String: RecipeLimit] { get }
+}
+
+extension RecipeSection {
+    public static var limits: [String: RecipeLimit] { [:] }
+}
+
+/// A numeric range for one recipe key (see `RecipeSection.limits`).
+public struct RecipeLimit: Sendable {
+    public let low: Double
+    public let high: Double
+    /// The low end itself is excluded (a learning rate must be > 0).
+    public let lowOpen: Bool
+
+    /// An integer in `range`.
+    public static func int(_ range: ClosedRange<Int>) -> RecipeLimit {
+        RecipeLimit(low: Double(range.lowerBound), high: Double(range.upperBound), lowOpen: false)
+    }
+    /// A number in `range`.
+    public static func number(_ range: ClosedRange<Double>) -> RecipeLimit {
+        RecipeLimit(low: range.lowerBound, high: range.upperBound, lowOpen: false)
+    }
+    /// A number in (0, max].
+    public static func positive(max: Double) -> RecipeLimit {
+        RecipeLimit(low: 0, high: max, lowOpen: true)
+    }
+    /// A probability, in [0, 1].
+    public static let probability = RecipeLimit(low: 0, high: 1, lowOpen: false)
+
+    func contains(_ v: Double) -> Bool { v.isFinite && (lowOpen ? v > low : v >= low) && v <= high }
+
+    var text: String {
+        func f(_ x: Double) -> String { Int(exactly: x).map(String.init) ?? "\(x)" }
+        return lowOpen ? "in (\(f(low)), \(f(high))]" : "between \(f(low)) and \(f(high))"
+    }
+}
+
+/// Bounds on recipe text checked before the YAML parser sees it (docs/RELIABILITY.md, "YAML"):
+/// the parser recurses per nesting level and expands aliases, so deep nesting and alias bombs
+/// are refused here, with a one-line error, instead of overflowing the stack or memory.
+public enum RecipeTextLimits {
+    /// Bytes of a recipe file (real recipes are a few KB).
+    public static let maxBytes = 1 << 20
+    /// Nesting of flow collections (`[`, `{`) and of block indentation columns.
+    public static let maxDepth = 64
+    /// Values after alias expansion (each alias counts the size of what it names).
+    public static let maxNodes = 100_000
 }
 
 /// The error for recipes: names the file (or `--set`) and the key, one line.
@@ -51,10 +101,8 @@ public enum RecipeLoader {
     public static func load<T: RecipeSection>(_ type: T.Type, file: String?, overrides: [String] = []) throws -> T {
         var text = ""
         if let file {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw RecipeError(file: file, message: FileManager.default.fileExists(atPath: file) ? "cannot read recipe" : "no such recipe file")
-            }
-            text = String(decoding: data, as: UTF8.self)
+            let data = try recipeData(file)
+            text = try recipeText(data, file: file)
         }
         return try load(type, yaml: text, name: file, overrides: overrides)
     }
@@ -62,12 +110,7 @@ public enum RecipeLoader {
     /// The same from YAML text (`name` is used in messages).
     public static func load<T: RecipeSection>(_ type: T.Type, yaml: String, name: String? = nil, overrides: [String] = []) throws -> T {
         let defaults = try tree(of: T())
-        var user: RValue
-        do {
-            user = try compose(yaml: yaml).map(convert) ?? .map([], [:])
-        } catch let e as YamlError {
-            throw RecipeError(file: name, message: "YAML: \(oneLine(e))")
-        }
+        var user = try parse(yaml, name: name) ?? .map([], [:])
         if case .null = user { user = .map([], [:]) }
         guard case .map = user else { throw RecipeError(file: name, message: "a recipe must be a mapping of key: value") }
         try validate(user, against: defaults, path: "", file: name)
@@ -79,7 +122,9 @@ public enum RecipeLoader {
             let valueText = String(o[o.index(after: eq)...])
             let value: RValue
             do {
-                value = try compose(yaml: valueText).map(convert) ?? .null
+                value = try parse(valueText, name: "--set") ?? .null
+            } catch let e as RecipeError where !e.message.hasPrefix("YAML:") {
+                throw e
             } catch {
                 value = .string(valueText)
             }
@@ -87,6 +132,8 @@ public enum RecipeLoader {
             user = try set(user, path: path, value: value, defaults: defaults, fullKey: key)
         }
         let merged = merge(defaults, user)
+        let setKeys = Set(overrides.compactMap { o in o.firstIndex(of: "=").map { String(o[..<$0]) } })
+        try checkLimits(T.limits, merged: merged, user: user, file: name, setKeys: setKeys)
         let json = jsonText(merged)
         do {
             return try JSONDecoder().decode(T.self, from: Data(json.utf8))
@@ -94,6 +141,8 @@ public enum RecipeLoader {
             throw RecipeError(file: name, message: "wrong type for '\(keyPath(ctx.codingPath))': \(ctx.debugDescription)")
         } catch let DecodingError.dataCorrupted(ctx) {
             throw RecipeError(file: name, message: "bad value for '\(keyPath(ctx.codingPath))': \(ctx.debugDescription)")
+        } catch let DecodingError.valueNotFound(_, ctx) {
+            throw RecipeError(file: name, message: "'\(keyPath(ctx.codingPath))' needs a value")
         } catch {
             throw RecipeError(file: name, message: "\(error)")
         }
@@ -105,15 +154,8 @@ public enum RecipeLoader {
     public static func topLevelString(_ key: String, file: String?, overrides: [String] = []) throws -> String? {
         for o in overrides.reversed() where o.hasPrefix(key + "=") { return String(o.dropFirst(key.count + 1)) }
         guard let file else { return nil }
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw RecipeError(file: file, message: FileManager.default.fileExists(atPath: file) ? "cannot read recipe" : "no such recipe file")
-        }
-        let tree: RValue
-        do {
-            tree = try compose(yaml: String(decoding: data, as: UTF8.self)).map(convert) ?? .null
-        } catch let e as YamlError {
-            throw RecipeError(file: file, message: "YAML: \(oneLine(e))")
-        }
+        let data = try recipeData(file)
+        let tree = try parse(try recipeText(data, file: file), name: file) ?? .null
         switch tree[key] {
         case .string(let s)?: return s
         case nil, .null?: return nil
@@ -128,6 +170,106 @@ public enum RecipeLoader {
 
     // MARK: - internals
 
+    /// The bytes of a recipe file: a regular file (a FIFO, folder or device is named, never read:
+    /// reading a FIFO would wait forever), at most `RecipeTextLimits.maxBytes`.
+    static func recipeData(_ file: String) throws -> Data {
+        var st = stat()
+        guard stat(file, &st) == 0 else {
+            throw RecipeError(file: file, message: errno == ENOENT ? "no such recipe file" : "cannot read recipe: \(String(cString: strerror(errno)))")
+        }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            let kind = st.st_mode & S_IFMT == S_IFDIR ? "a folder" : st.st_mode & S_IFMT == S_IFIFO ? "a FIFO (named pipe)" : "not a regular file"
+            throw RecipeError(file: file, message: "is \(kind), not a recipe file")
+        }
+        guard Int(st.st_size) <= RecipeTextLimits.maxBytes else {
+            throw RecipeError(file: file, message: "recipe is \(st.st_size) bytes, more than the \(RecipeTextLimits.maxBytes)-byte limit")
+        }
+        guard let data = FileManager.default.contents(atPath: file) else { throw RecipeError(file: file, message: "cannot read recipe") }
+        return data
+    }
+
+    /// The text of a recipe file: refused when too large, binary (a NUL byte) or not UTF-8.
+    static func recipeText(_ data: Data, file: String) throws -> String {
+        guard data.count <= RecipeTextLimits.maxBytes else {
+            throw RecipeError(file: file, message: "recipe is \(data.count) bytes, more than the \(RecipeTextLimits.maxBytes)-byte limit")
+        }
+        if data.contains(0) { throw RecipeError(file: file, message: "not a YAML recipe (binary data: a NUL byte)") }
+        let text = String(decoding: data, as: UTF8.self)
+        guard text.utf8.elementsEqual(data) else {
+            let line = data.split(separator: 0x0A, omittingEmptySubsequences: false)
+                .firstIndex { !String(decoding: $0, as: UTF8.self).utf8.elementsEqual($0) }.map { $0 + 1 } ?? 1
+            throw RecipeError(file: file, message: "line \(line): not UTF-8 text (a recipe is a YAML text file)")
+        }
+        return text
+    }
+
+    /// Pre-scan, then parse, then convert with a node budget (alias expansion bounded).
+    static func parse(_ text: String, name: String?) throws -> RValue? {
+        guard text.utf8.count <= RecipeTextLimits.maxBytes else {
+            throw RecipeError(file: name, message: "recipe text is \(text.utf8.count) bytes, more than the \(RecipeTextLimits.maxBytes)-byte limit")
+        }
+        try prescan(text, name: name)
+        let node: Node?
+        do {
+            node = try compose(yaml: text)
+        } catch let e as YamlError {
+            throw RecipeError(file: name, message: "YAML: \(oneLine(e))")
+        } catch {
+            throw RecipeError(file: name, message: "YAML: \(oneLine(error))")
+        }
+        guard let node else { return nil }
+        var budget = RecipeTextLimits.maxNodes
+        return try convert(node, budget: &budget, name: name, depth: 0)
+    }
+
+    /// Refuses nesting deeper than `RecipeTextLimits.maxDepth` (flow brackets outside quotes and
+    /// comments; block indentation plus `- ` / `? ` indicators at a line's start) before Yams, whose
+    /// composer recurses once per level.
+    static func prescan(_ text: String, name: String?) throws {
+        let limit = RecipeTextLimits.maxDepth
+        var depth = 0
+        var line = 1
+        var atLineStart = true
+        var lead = 0
+        var quote: UInt8? = nil
+        var comment = false
+        var previous: UInt8 = 0x20
+        for c in text.utf8 {
+            if c == 0x0A {
+                line += 1; atLineStart = quote == nil; lead = 0; comment = false
+                previous = c
+                continue
+            }
+            if comment { previous = c; continue }
+            if atLineStart {
+                if c == 0x20 || c == 0x09 || c == 0x2D || c == 0x3F {  // space, tab, '-', '?'
+                    lead += 1
+                    if lead > 4 * limit {
+                        throw RecipeError(file: name, message: "line \(line): nested more than \(limit) levels deep")
+                    }
+                    previous = c
+                    continue
+                }
+                atLineStart = false
+            }
+            if let q = quote {
+                if c == q && !(q == 0x22 && previous == 0x5C) { quote = nil }
+                previous = c
+                continue
+            }
+            switch c {
+            case 0x27, 0x22: quote = c
+            case 0x23 where previous == 0x20 || previous == 0x09 || previous == 0x0A: comment = true
+            case 0x5B, 0x7B:
+                depth += 1
+                if depth > limit { throw RecipeError(file: name, message: "line \(line): nested more than \(limit) levels deep") }
+            case 0x5D, 0x7D: depth = max(0, depth - 1)
+            default: break
+            }
+            previous = c
+        }
+    }
+
     static func oneLine(_ e: Error) -> String {
         "\(e)".split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
     }
@@ -138,10 +280,17 @@ public enum RecipeLoader {
 
     static func tree<T: Encodable>(of value: T) throws -> RValue {
         let yaml = try YAMLEncoder().encode(value)
-        return try compose(yaml: yaml).map(convert) ?? .map([], [:])
+        return try parse(yaml, name: nil) ?? .map([], [:])
     }
 
-    static func convert(_ node: Node) -> RValue {
+    static func convert(_ node: Node, budget: inout Int, name: String?, depth: Int) throws -> RValue {
+        budget -= 1
+        guard budget >= 0 else {
+            throw RecipeError(file: name, message: "more than \(RecipeTextLimits.maxNodes) values after expanding aliases (an alias bomb?)")
+        }
+        guard depth <= RecipeTextLimits.maxDepth else {
+            throw RecipeError(file: name, message: "line \((node.mark?.line).map(String.init) ?? "?"): nested more than \(RecipeTextLimits.maxDepth) levels deep")
+        }
         switch node {
         case .scalar(let s):
             let tag = node.tag.description
@@ -151,13 +300,15 @@ public enum RecipeLoader {
             if tag.hasSuffix(":float"), let f = node.float { return .float(f) }
             return .string(s.string)
         case .sequence(let seq):
-            return .list(seq.map(convert))
+            var items: [RValue] = []
+            for item in seq { items.append(try convert(item, budget: &budget, name: name, depth: depth + 1)) }
+            return .list(items)
         case .mapping(let m):
             var entries: [(String, RValue)] = []
             var lines: [String: Int] = [:]
             for (k, v) in m {
                 let key = k.string ?? "\(k)"
-                entries.append((key, convert(v)))
+                entries.append((key, try convert(v, budget: &budget, name: name, depth: depth + 1)))
                 lines[key] = k.mark?.line
             }
             return .map(entries, lines)
@@ -174,6 +325,9 @@ public enum RecipeLoader {
     }
 
     static func validate(_ value: RValue, against def: RValue, path: String, file: String?) throws {
+        if case .float(let f) = value, !f.isFinite {
+            throw RecipeError(file: file, message: "'\(path)' must be a finite number, not \(f)")
+        }
         switch (value, def) {
         case (.map(let entries, let lines), .map(let dEntries, _)):
             let known = dEntries.map(\.0)
@@ -186,12 +340,20 @@ public enum RecipeLoader {
                 guard typeMatches(v, d) else {
                     throw RecipeError(file: file, message: "\(at)'\(full)' must be \(d.kind), not \(v.kind)")
                 }
+                if case .float(let f) = v, !f.isFinite {
+                    throw RecipeError(file: file, message: "\(at)'\(full)' must be a finite number, not \(f)")
+                }
                 try validate(v, against: d, path: full, file: file)
             }
         case (.list(let items), .list(let dItems)):
             if let d0 = dItems.first {
                 for (i, item) in items.enumerated() where !typeMatches(item, d0) {
                     throw RecipeError(file: file, message: "'\(path)[\(i)]' must be \(d0.kind), not \(item.kind)")
+                }
+                for (i, item) in items.enumerated() {
+                    if case .float(let f) = item, !f.isFinite {
+                        throw RecipeError(file: file, message: "'\(path)[\(i)]' must be a finite number, not \(f)")
+                    }
                 }
             }
         default:
@@ -233,6 +395,42 @@ public enum RecipeLoader {
         return .map(entries, lines)
     }
 
+    /// Checks every key of `limits` in the merged recipe; the message names the key and, when the
+    /// value came from the file, its line.
+    static func checkLimits(_ limits: [String: RecipeLimit], merged: RValue, user: RValue, file: String?, setKeys: Set<String> = []) throws {
+        for (key, limit) in limits.sorted(by: { $0.key < $1.key }) {
+            let path = key.split(separator: ".").map(String.init)
+            var node: RValue? = merged
+            for p in path { node = node?[p] }
+            guard let node else { continue }
+            // Where the user's value came from: the line in the file, or `--set`.
+            var line: Int? = nil
+            var u: RValue? = user
+            for p in path {
+                if case .map(_, let lines)? = u { line = lines[p] }
+                u = u?[p]
+            }
+            // A value given with --set (the key or a section holding it) is named as --set's.
+            let fromSet = path.indices.contains { setKeys.contains(path[...$0].joined(separator: ".")) }
+            let at = (u != nil && !fromSet ? line : nil).map { "line \($0): " } ?? ""
+            func check(_ v: Double, _ shown: String, _ name: String) throws {
+                guard limit.contains(v) else {
+                    throw RecipeError(file: fromSet ? "--set" : file, message: "\(at)'\(name)' is \(shown), must be \(limit.text)")
+                }
+            }
+            switch node {
+            case .int(let i): try check(Double(i), String(i), key)
+            case .float(let f): try check(f, "\(f)", key)
+            case .list(let items):
+                for (i, item) in items.enumerated() {
+                    if case .int(let v) = item { try check(Double(v), String(v), "\(key)[\(i)]") }
+                    if case .float(let v) = item { try check(v, "\(v)", "\(key)[\(i)]") }
+                }
+            default: break
+            }
+        }
+    }
+
     static func merge(_ base: RValue, _ over: RValue) -> RValue {
         guard case .map(var entries, let lines) = base, case .map(let oEntries, _) = over else { return over }
         for (k, v) in oEntries {
@@ -252,7 +450,7 @@ public enum RecipeLoader {
         case .int(let i): return String(i)
         case .float(let f): return f.isFinite ? "\(f)" : "null"
         case .string(let s):
-            let data = try! JSONSerialization.data(withJSONObject: [s], options: [])
+            guard let data = try? JSONSerialization.data(withJSONObject: [s], options: []) else { return "\"\"" }
             let t = String(decoding: data, as: UTF8.self)
             return String(t.dropFirst().dropLast())
         case .list(let items): return "[" + items.map(jsonText).joined(separator: ",") + "]"

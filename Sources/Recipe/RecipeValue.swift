@@ -6,15 +6,8 @@ extension RecipeLoader {
     /// does not set it. For readers of a checkpoint's recipe.yaml that need one setting of a
     /// recipe type they do not link (a CBT checkpoint read by the downstream tasks).
     public static func string(at keyPath: String, file: String) throws -> String? {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw RecipeError(file: file, message: FileManager.default.fileExists(atPath: file) ? "cannot read recipe" : "no such recipe file")
-        }
-        var value: RValue
-        do {
-            value = try compose(yaml: String(decoding: data, as: UTF8.self)).map(convert) ?? .null
-        } catch let e as YamlError {
-            throw RecipeError(file: file, message: "YAML: \(oneLine(e))")
-        }
+        // The same bounded reading and parsing as every recipe (size, depth, aliases).
+        var value = try parse(try recipeText(try recipeData(file), file: file), name: file) ?? .null
         for key in keyPath.split(separator: ".") {
             guard let next = value[String(key)] else { return nil }
             value = next

@@ -9,9 +9,8 @@ public enum Fingerprint {
         return String(format: "%016llx", h)
     }
 
-    /// The fingerprint of a file's bytes.
+    /// The fingerprint of a file's bytes (files over 1 GiB are refused: vocabularies and recipes are small).
     public static func of(file path: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else { throw VideoBertError("cannot read", file: path) }
-        return fnv1a(data)
+        fnv1a(try InputFile.read(path, maxBytes: 1 << 30))
     }
 }

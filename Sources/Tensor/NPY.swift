@@ -129,20 +129,24 @@ public enum NPY {
         public var shape: [Int]
         /// Byte offset of the first element.
         public var dataOffset: Int
+        /// Bytes of the data: shape product × dtype size, checked when the header was parsed.
+        public var byteCount: Int { shape.reduce(1, *) * dtype.size }
     }
 
     static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]  // "\x93NUMPY"
+    /// The largest header read (numpy itself refuses headers past 10,000 bytes unless told otherwise:
+    /// https://github.com/numpy/numpy/blob/main/numpy/lib/format.py, _MAX_HEADER_SIZE).
+    public static let maxHeaderBytes = 65_536 - 12
 
     public static func read(_ path: String) throws -> NPYArray {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            if !FileManager.default.fileExists(atPath: path) {
-                throw VideoBertError("no such file", file: path)
-            }
-            throw VideoBertError("cannot read file", file: path)
+        let size = try InputFile.size(path)
+        let header = try readHeader(path)
+        // parseHeader bounded the byte count; the sum cannot overflow.
+        let need = header.dataOffset + header.byteCount
+        guard size >= need else {
+            throw VideoBertError("truncated .npy: shape \(header.shape) needs \(need) bytes, file has \(size)", file: path)
         }
-        let header = try parseHeader(data, path: path)
-        let n = header.shape.reduce(1, *)
-        let need = header.dataOffset + n * header.dtype.size
+        let data = try InputFile.mapped(path)
         guard data.count >= need else {
             throw VideoBertError("truncated .npy: shape \(header.shape) needs \(need) bytes, file has \(data.count)", file: path)
         }
@@ -152,6 +156,7 @@ public enum NPY {
 
     /// Reads only the header (dtype, shape, where the data starts).
     public static func readHeader(_ path: String) throws -> Header {
+        _ = try InputFile.size(path)
         guard let fh = FileHandle(forReadingAtPath: path) else {
             throw VideoBertError(FileManager.default.fileExists(atPath: path) ? "cannot read file" : "no such file", file: path)
         }
@@ -179,6 +184,9 @@ public enum NPY {
         default:
             throw VideoBertError("unsupported .npy version \(major)", file: path)
         }
+        guard headerLen <= maxHeaderBytes else {
+            throw VideoBertError("npy header length \(headerLen) is larger than the \(maxHeaderBytes)-byte limit", file: path)
+        }
         guard data.count >= start + headerLen else { throw VideoBertError("truncated .npy header", file: path) }
         let text = String(decoding: data[data.startIndex + start ..< data.startIndex + start + headerLen], as: UTF8.self)
         guard let descr = field(text, "descr")?.trimmingCharacters(in: CharacterSet(charactersIn: "'\" ")) else {
@@ -198,9 +206,13 @@ public enum NPY {
         var shape: [Int] = []
         for d in dims {
             let clean = d.hasSuffix("L") ? String(d.dropLast()) : d
-            guard let v = Int(clean), v >= 0 else { throw VideoBertError("bad shape (\(shapeText))", file: path) }
+            guard let v = Int(clean), v >= 0 else {
+                throw VideoBertError("bad shape (\(shapeText)): dimensions must be non-negative integers", file: path)
+            }
             shape.append(v)
         }
+        guard shape.count <= 32 else { throw VideoBertError("shape (\(shapeText)) has more than 32 dimensions", file: path) }
+        _ = try Bounded.byteCount(shape: shape, elementSize: dtype.size, what: "npy shape", file: path)
         return Header(dtype: dtype, shape: shape, dataOffset: start + headerLen)
     }
 
@@ -278,6 +290,7 @@ public final class NPYStreamWriter {
 
     public init(path: String, dtype: NPYDType, rowShape: [Int]) throws {
         self.path = path; self.dtype = dtype; self.rowShape = rowShape
+        try AtomicFile.checkOutputFile(path)
         try AtomicFile.createParent(of: path)
         tmp = AtomicFile.temporaryPath(for: path)
         guard FileManager.default.createFile(atPath: tmp, contents: nil),
@@ -288,14 +301,21 @@ public final class NPYStreamWriter {
         // Room for a first dimension of up to 20 digits.
         let header = NPY.headerBytes(dtype: dtype, shape: [0] + rowShape, reserve: 24)
         headerSize = header.count
-        handle.write(Data(header))
+        do { try handle.write(contentsOf: Data(header)) } catch {
+            try? handle.close()
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw VideoBertError("cannot write: \(error.localizedDescription)", file: path)
+        }
     }
 
     public var rowBytes: Int { rowShape.reduce(1, *) * dtype.size }
 
     public func append(_ row: UnsafeRawBufferPointer) throws {
         precondition(row.count % rowBytes == 0, "append takes whole rows")
-        handle.write(Data(row))
+        do { try handle.write(contentsOf: Data(row)) } catch {
+            abandon()
+            throw VideoBertError("cannot write (disk full?): \(error.localizedDescription); the partial file was removed", file: path)
+        }
         rows += row.count / rowBytes
     }
 
@@ -312,10 +332,16 @@ public final class NPYStreamWriter {
             header[8] = UInt8(len & 0xff); header[9] = UInt8(len >> 8)
         }
         precondition(header.count == headerSize)
-        try handle.seek(toOffset: 0)
-        handle.write(Data(header))
-        try handle.synchronize()
-        try handle.close()
+        do {
+            try handle.seek(toOffset: 0)
+            try handle.write(contentsOf: Data(header))
+            try handle.synchronize()
+            try handle.close()
+        } catch {
+            try? handle.close()
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw VideoBertError("cannot write (disk full?): \(error.localizedDescription); the partial file was removed", file: path)
+        }
         try AtomicFile.commit(temporary: tmp, to: path)
     }
 

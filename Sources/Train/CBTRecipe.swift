@@ -1,5 +1,6 @@
 import Model
 import Recipe
+import Tensor
 
 /// Every setting of a CBT pretraining run (`videobert pretrain` with `variant: cbt`), with its
 /// default: the one place these defaults live. Recipes/cbt-*.yaml override some and say why.
@@ -8,6 +9,33 @@ import Recipe
 /// `log_every` mean what they mean for VideoBERT (PretrainRecipe); `train.mlm_weight`,
 /// `mfm_weight` and `align_weight` do not apply (the CBT weights are under `objectives:`).
 public struct CBTRecipe: RecipeSection, Equatable {
+    /// The ranges of the numeric settings (checked when a recipe is loaded; docs/RELIABILITY.md).
+    public static var limits: [String: RecipeLimit] {
+        var l: [String: RecipeLimit] = [
+            "text.hidden_size": .int(1...65_536), "text.num_layers": .int(1...1024), "text.num_heads": .int(1...1024),
+            "text.intermediate_size": .int(1...262_144), "text.max_positions": .int(1...1_048_576),
+            "frontend.channels": .int(1...4096), "frontend.mlp_hidden": .int(0...65_536),
+            "model.embedding_size": .int(1...65_536), "model.dropout": .number(0...0.99),
+            "model.attention_dropout": .number(0...0.99), "model.initializer_range": .number(0...10),
+            "data.max_text_tokens": .int(1...65_536), "data.max_clips": .int(1...65_536), "data.concat_max": .int(1...1024),
+            "data.mask_prob": .probability, "data.mask_token_prob": .probability, "data.random_token_prob": .probability,
+            "data.clip_mask_prob": .probability, "data.nce_negatives": .int(1...1_000_000), "data.cross_candidates": .int(0...1_000_000),
+            "objectives.mlm_weight": .number(0...1e6), "objectives.nce_weight": .number(0...1e6),
+            "objectives.cross_weight": .number(0...1e6), "objectives.pooled_weight": .number(0...1e6),
+            "objectives.nce_temperature": .positive(max: 1e6), "objectives.pooled_temperature": .positive(max: 1e6),
+            "objectives.margin": .number(0...1e6), "objectives.margin_alpha": .number(0...1e6),
+            "retrieval.max_pairs": .int(0...10_000_000), "log_every": .int(1...(1 << 40)),
+        ]
+        for t in ["visual.", "cross."] {
+            l[t + "hidden_size"] = .int(1...65_536); l[t + "num_layers"] = .int(1...1024)
+            l[t + "num_heads"] = .int(1...1024); l[t + "intermediate_size"] = .int(1...262_144)
+        }
+        l.merge(PretrainRecipe.Optimization.limits(prefix: "train."), uniquingKeysWith: { a, _ in a })
+        l.merge(PretrainRecipe.Evaluation.limits(prefix: "eval."), uniquingKeysWith: { a, _ in a })
+        l.merge(PretrainRecipe.Checkpointing.limits(prefix: "checkpoint."), uniquingKeysWith: { a, _ in a })
+        return l
+    }
+
     /// The text BERT (MLM). With `init`, its sizes come from that folder's config.json.
     public struct Text: Codable, Sendable, Equatable {
         /// A Hugging Face BERT folder to start from (e.g. models/minilm-l6-h384-uncased); its
@@ -192,6 +220,32 @@ public struct CBTRecipe: RecipeSection, Equatable {
         if logEvery < 1 { return "log_every must be at least 1" }
         if retrieval.maxPairs < 0 { return "retrieval.max_pairs must be ≥ 0" }
         return nil
+    }
+
+    /// The memory a CBT run needs (MemoryEstimate): the text BERT over text + 2 positions, the
+    /// visual transformer over the clips, and the cross transformer over every scored (text,
+    /// clips) pair of a batch; the convolutional front-end is not counted. `textConfig`: the
+    /// `text.init` folder's config, when there is one.
+    public func memoryEstimate(textConfig: BertConfig?) -> MemoryEstimate? {
+        let b = train.batchSize
+        let textSeq = data.maxTextTokens + 2
+        let text: MemoryEstimate?
+        if let c = textConfig {
+            text = MemoryEstimate.bertTraining(config: c, batch: b, sequence: textSeq)
+        } else {
+            text = MemoryEstimate.transformer(hidden: self.text.hiddenSize, layers: self.text.numLayers, heads: self.text.numHeads,
+                                              intermediate: self.text.intermediateSize, embeddings: 30_522 + self.text.maxPositions + 2,
+                                              logits: 30_522, batch: b, sequence: textSeq)
+        }
+        let clips = data.maxClips
+        let visualPart = MemoryEstimate.transformer(hidden: visual.hiddenSize, layers: visual.numLayers, heads: visual.numHeads,
+                                                    intermediate: visual.intermediateSize, embeddings: clips + 1, logits: 0,
+                                                    batch: b, sequence: clips)
+        let pairs = Bounded.product([b, data.crossCandidates > 0 ? data.crossCandidates + 1 : b]) ?? -1
+        let crossPart = pairs < 0 ? nil : MemoryEstimate.transformer(hidden: cross.hiddenSize, layers: cross.numLayers, heads: cross.numHeads,
+                                                                       intermediate: cross.intermediateSize, embeddings: 2, logits: 0,
+                                                                       batch: pairs, sequence: textSeq + clips)
+        return MemoryEstimate.sum([text, visualPart, crossPart])
     }
 
     /// The model's objective settings.

@@ -288,3 +288,8 @@ final class CaptionTrainingTask: PretrainingTask {
         return meter.values()
     }
 }
+
+extension CaptionTrainingTask {
+    /// trainer_state.json's sampler, checked before a resume (docs/RELIABILITY.md, "damaged state").
+    func samplerStateProblem(_ state: CaptionExamples.State) -> String? { examples.problem(with: state) }
+}

@@ -5,6 +5,17 @@ import Tasks
 /// Every setting of `videobert finetune caption`, with its default: the one place defaults live.
 /// Recipes/finetune-caption-demo.yaml overrides some and says why.
 public struct CaptionRecipe: RecipeSection, Equatable {
+    /// The ranges of the numeric settings (checked when a recipe is loaded; docs/RELIABILITY.md).
+    public static let limits: [String: RecipeLimit] = [
+        "data.max_video_tokens": .int(1...65_536), "data.max_caption_tokens": .int(1...65_536),
+        "train.batch_size": .int(1...1_000_000), "train.steps": .int(1...(1 << 40)), "train.lr": .positive(max: 10),
+        "train.warmup_steps": .int(0...(1 << 40)), "train.min_lr_ratio": .probability, "train.weight_decay": .number(0...10),
+        "train.beta1": .number(0...0.999_999), "train.beta2": .number(0...0.999_999_999), "train.eps": .positive(max: 1),
+        "train.clip_grad": .number(0...1e9), "train.seed": .int(0...(1 << 62)), "train.dropout": .number(-1...0.99),
+        "eval.every": .int(0...(1 << 40)), "eval.batches": .int(0...1_000_000),
+        "checkpoint.every": .int(1...(1 << 40)), "checkpoint.keep": .int(1...1_000_000), "log_every": .int(1...(1 << 40)),
+    ]
+
     public struct DataSettings: Codable, Sendable, Equatable {
         /// Visual words kept per step (the first clips of its span).
         public var maxVideoTokens = 32

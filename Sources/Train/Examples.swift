@@ -1,10 +1,18 @@
 import Foundation
 import Model
 import Tensor
+import Recipe
 import Tokenize
 
 /// How examples are built (VideoBERT §3.2–§4.2 and BERT §3.1). See `PretrainRecipe.Data`.
 public struct ExampleSettings: Sendable, Codable, Equatable {
+    /// Ranges of these settings under `prefix` (RecipeSection.limits of the recipes that hold them).
+    public static func limits(prefix p: String) -> [String: RecipeLimit] {
+        [p + "max_text_tokens": .int(1...65_536), p + "max_video_tokens": .int(1...65_536), p + "concat_max": .int(1...1024),
+         p + "text_video": .number(0...1e6), p + "text_only": .number(0...1e6), p + "video_only": .number(0...1e6),
+         p + "mask_prob": .probability, p + "mask_token_prob": .probability, p + "random_token_prob": .probability,
+         p + "align_negative": .probability]
+    }
     /// Text WordPieces kept per example (the head of the sentence; the rest is cut).
     public var maxTextTokens = 48
     /// Visual words kept per example (the first clips; the rest are cut).
@@ -85,6 +93,25 @@ public final class ExampleSampler {
     }
 
     public func restore(_ s: State) { state = s }
+
+    /// Why `s` (read from a trainer_state.json) cannot be this sampler's state, or nil: cursors and
+    /// orders are used as indices, so each is checked against this corpus' pools.
+    public func problem(with s: State) -> String? {
+        guard s.epoch >= 0, s.batches >= 0 else { return "sampler.epoch and sampler.batches must not be negative" }
+        guard s.cursors.count == 3, s.orders.count == 3 else { return "sampler.cursors and sampler.orders must have 3 entries" }
+        for k in 0..<3 {
+            guard s.orders[k].count == pools[k].count else {
+                return "sampler.orders[\(k)] has \(s.orders[k].count) segments, this corpus' pool \(pools[k].count)"
+            }
+            guard s.cursors[k] >= 0, s.cursors[k] <= s.orders[k].count else {
+                return "sampler.cursors[\(k)] = \(s.cursors[k]) is outside 0...\(s.orders[k].count)"
+            }
+            if let bad = s.orders[k].first(where: { $0 < 0 || Int($0) >= corpus.segmentCount }) {
+                return "sampler.orders[\(k)] holds segment \(bad), outside 0..<\(corpus.segmentCount)"
+            }
+        }
+        return nil
+    }
 
     func reshuffle(_ k: Int) {
         var order = pools[k]

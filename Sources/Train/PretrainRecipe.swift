@@ -4,6 +4,22 @@ import Recipe
 /// Every setting of `videobert pretrain`, with its default: the one place defaults live.
 /// Recipes (Recipes/tiny.yaml, demo.yaml, videobert-base.yaml, ...) override some and say why.
 public struct PretrainRecipe: RecipeSection, Equatable {
+    /// The ranges of the numeric settings (checked when a recipe is loaded; docs/RELIABILITY.md).
+    public static var limits: [String: RecipeLimit] {
+        var l: [String: RecipeLimit] = [
+            "model.hidden_size": .int(1...65_536), "model.num_layers": .int(1...1024), "model.num_heads": .int(1...1024),
+            "model.intermediate_size": .int(1...262_144), "model.max_positions": .int(1...1_048_576),
+            "model.dropout": .number(0...0.99), "model.attention_dropout": .number(0...0.99),
+            "model.initializer_range": .number(0...10),
+            "log_every": .int(1...(1 << 40)),
+        ]
+        l.merge(ExampleSettings.limits(prefix: "data."), uniquingKeysWith: { a, _ in a })
+        l.merge(Optimization.limits(prefix: "train."), uniquingKeysWith: { a, _ in a })
+        l.merge(Evaluation.limits(prefix: "eval."), uniquingKeysWith: { a, _ in a })
+        l.merge(Checkpointing.limits(prefix: "checkpoint."), uniquingKeysWith: { a, _ in a })
+        return l
+    }
+
     public struct Model: Codable, Sendable, Equatable {
         /// A Hugging Face BERT folder (config.json + model.safetensors + vocab.txt) to start from,
         /// e.g. models/minilm-l6-h384-uncased; empty: random initialisation with the sizes below.
@@ -29,6 +45,15 @@ public struct PretrainRecipe: RecipeSection, Equatable {
 
     public struct Optimization: Codable, Sendable, Equatable {
         public init() {}
+        /// Ranges of these settings under `prefix` (shared by the VideoBERT and CBT recipes).
+        public static func limits(prefix p: String) -> [String: RecipeLimit] {
+            [p + "batch_size": .int(1...1_000_000), p + "grad_accum": .int(1...1_000_000), p + "steps": .int(1...(1 << 40)),
+             p + "lr": .positive(max: 10), p + "warmup_steps": .int(0...(1 << 40)), p + "min_lr_ratio": .probability,
+             p + "weight_decay": .number(0...10), p + "beta1": .number(0...0.999_999), p + "beta2": .number(0...0.999_999_999),
+             p + "eps": .positive(max: 1), p + "clip_grad": .number(0...1e9), p + "seed": .int(0...(1 << 62)),
+             p + "mlm_weight": .number(0...1e6), p + "mfm_weight": .number(0...1e6), p + "align_weight": .number(0...1e6),
+             p + "max_memory_gb": .number(0...1e9)]
+        }
         /// Examples per optimizer step = batch_size × grad_accum.
         public var batchSize = 32
         public var gradAccum = 1
@@ -51,10 +76,14 @@ public struct PretrainRecipe: RecipeSection, Equatable {
         public var mlmWeight = 1.0
         public var mfmWeight = 1.0
         public var alignWeight = 1.0
+        /// A run whose estimated memory (weights, gradients, AdamW moments, activations of one
+        /// micro-batch) exceeds this many GiB is refused before anything is allocated; 0: the
+        /// machine's physical memory.
+        public var maxMemoryGB = 0.0
         enum CodingKeys: String, CodingKey {
             case batchSize = "batch_size", gradAccum = "grad_accum", steps, lr, warmupSteps = "warmup_steps", schedule
             case minLRRatio = "min_lr_ratio", weightDecay = "weight_decay", beta1, beta2, eps, clipGrad = "clip_grad", seed
-            case mlmWeight = "mlm_weight", mfmWeight = "mfm_weight", alignWeight = "align_weight"
+            case mlmWeight = "mlm_weight", mfmWeight = "mfm_weight", alignWeight = "align_weight", maxMemoryGB = "max_memory_gb"
         }
 
         /// Learning rate at optimizer step `step` (1-based): linear warm-up, then the schedule.
@@ -83,6 +112,9 @@ public struct PretrainRecipe: RecipeSection, Equatable {
 
     public struct Evaluation: Codable, Sendable, Equatable {
         public init() {}
+        public static func limits(prefix p: String) -> [String: RecipeLimit] {
+            [p + "every": .int(0...(1 << 40)), p + "batches": .int(0...1_000_000)]
+        }
         /// Held-out evaluation every this many steps (and at the end); 0: only at the end.
         public var every = 100
         /// Batches per evaluation (the same batches every time).
@@ -92,6 +124,9 @@ public struct PretrainRecipe: RecipeSection, Equatable {
 
     public struct Checkpointing: Codable, Sendable, Equatable {
         public init() {}
+        public static func limits(prefix p: String) -> [String: RecipeLimit] {
+            [p + "every": .int(1...(1 << 40)), p + "keep": .int(1...1_000_000)]
+        }
         /// A checkpoint every this many steps (and at the end).
         public var every = 500
         /// Checkpoints kept (the oldest are deleted).

@@ -41,6 +41,8 @@ public final class Trainer {
     public init(recipe: PretrainRecipe, resume: Bool, communicator: Communicator = SingleProcess()) throws {
         if let p = recipe.problem() { throw VideoBertError(p, file: "recipe") }
         self.recipe = recipe
+        // The run folder is locked before anything is read or allocated (a second run is refused).
+        if communicator.isRoot { try FolderLock.acquire(recipe.out) }
         task = try VideoBertTask(recipe: recipe, communicator: communicator)
         loop = try TrainingLoop(task: task, settings: .init(out: recipe.out, train: recipe.train, eval: recipe.eval,
                                                              checkpoint: recipe.checkpoint, logEvery: recipe.logEvery,
@@ -110,6 +112,12 @@ final class VideoBertTask: PretrainingTask {
         guard maxSeq <= config.maxPositionEmbeddings else {
             throw VideoBertError("sequences of \(maxSeq) tokens exceed max_position_embeddings \(config.maxPositionEmbeddings)", file: "recipe")
         }
+        try config.validate(file: recipe.model.initFrom.isEmpty ? "recipe" : recipe.model.initFrom)
+        try MemoryEstimate.check(.bertTraining(config: config, batch: recipe.train.batchSize, sequence: maxSeq),
+                                 maxGB: recipe.train.maxMemoryGB,
+                                 modelKeys: recipe.model.initFrom.isEmpty ? "model.hidden_size, model.num_layers or model.intermediate_size" : "the model (model.init)",
+                                 batchKeys: "train.batch_size (train.grad_accum keeps the examples per step) or data.max_text_tokens/max_video_tokens",
+                                 file: "recipe")
         model = try BertForPreTraining(config: config, maxBatch: recipe.train.batchSize, maxSeq: maxSeq, training: true)
         sampler = try ExampleSampler(corpus: corpus, split: "train", settings: recipe.data, special: special,
                                      seed: UInt64(recipe.train.seed))
@@ -120,6 +128,7 @@ final class VideoBertTask: PretrainingTask {
     var plotKeys: [String] { MetricsLog.videoBertLossKeys }
     var samplerState: ExampleSampler.State { sampler.currentState }
     func restoreSampler(_ state: ExampleSampler.State) { sampler.restore(state) }
+    func samplerStateProblem(_ state: ExampleSampler.State) -> String? { sampler.problem(with: state) }
 
     func initializeParameters() throws {
         let seed = UInt64(recipe.train.seed)

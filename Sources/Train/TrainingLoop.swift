@@ -19,6 +19,32 @@ public struct PretrainSummary: Codable, Sendable {
         case steps, eval, checkpoint, seconds
         case finalLoss = "final_loss", stoppedEarly = "stopped_early"
     }
+
+    /// A run stopped before its first step has no loss: `final_loss` is null then (JSON has no NaN).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(steps, forKey: .steps)
+        if finalLoss.isFinite { try c.encode(finalLoss, forKey: .finalLoss) } else { try c.encodeNil(forKey: .finalLoss) }
+        try c.encode(eval.filter { $0.value.isFinite }, forKey: .eval)
+        try c.encode(checkpoint, forKey: .checkpoint)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encode(stoppedEarly, forKey: .stoppedEarly)
+    }
+
+    public init(steps: Int, finalLoss: Double, eval: [String: Double], checkpoint: String, seconds: Double, stoppedEarly: Bool) {
+        self.steps = steps; self.finalLoss = finalLoss; self.eval = eval; self.checkpoint = checkpoint
+        self.seconds = seconds; self.stoppedEarly = stoppedEarly
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        steps = try c.decode(Int.self, forKey: .steps)
+        finalLoss = try c.decodeIfPresent(Double.self, forKey: .finalLoss) ?? .nan
+        eval = try c.decode([String: Double].self, forKey: .eval)
+        checkpoint = try c.decode(String.self, forKey: .checkpoint)
+        seconds = try c.decode(Double.self, forKey: .seconds)
+        stoppedEarly = try c.decode(Bool.self, forKey: .stoppedEarly)
+    }
 }
 
 /// Measurements of micro-batches, summed: each key holds (sum, count) and reports sum / count.
@@ -82,6 +108,8 @@ public protocol PretrainingTask: AnyObject {
     /// The data position, saved in trainer_state.json.
     var samplerState: SamplerState { get }
     func restoreSampler(_ state: SamplerState)
+    /// Why a sampler state read from a checkpoint cannot be restored (indices out of range), or nil.
+    func samplerStateProblem(_ state: SamplerState) -> String?
     /// Values computed from the summed measurements of a logging window (e.g. a total loss from
     /// the objectives' row-weighted means).
     func finishMetrics(_ values: inout [String: Double])
@@ -89,6 +117,7 @@ public protocol PretrainingTask: AnyObject {
 
 extension PretrainingTask {
     public func finishMetrics(_ values: inout [String: Double]) {}
+    public func samplerStateProblem(_ state: SamplerState) -> String? { nil }
 }
 
 /// The generic training loop (see `PretrainingTask`). Checkpoints: every `checkpoint.every`
@@ -154,6 +183,12 @@ public final class TrainingLoop<Task: PretrainingTask> {
         self.settings = settings
         runDir = settings.out
         checkpointsDir = (settings.out as NSString).appendingPathComponent("checkpoints")
+        if communicator.isRoot {
+            // One writer per run folder; what a killed run left (.step-*.tmp-PID-N) is removed.
+            try FolderLock.acquire(settings.out)
+            AtomicFile.removeStaleTemporaries(in: settings.out)
+            AtomicFile.removeStaleTemporaries(in: checkpointsDir)
+        }
         let t = settings.train
         adams = task.parameterStores.map { AdamW(store: $0.store, beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay) }
         let latest = Self.latestCheckpoint(in: checkpointsDir)
@@ -187,7 +222,19 @@ public final class TrainingLoop<Task: PretrainingTask> {
     }
 
     func restore(from dir: String) throws {
-        let state = try JSON.decode(TrainerState.self, from: (dir as NSString).appendingPathComponent(Checkpoint.File.trainerState.rawValue))
+        let statePath = (dir as NSString).appendingPathComponent(Checkpoint.File.trainerState.rawValue)
+        let state = try JSON.decode(TrainerState.self, from: statePath)
+        // Validated before anything is loaded or printed (docs/RELIABILITY.md, "damaged state").
+        let maxStep = 1 << 40
+        guard (0...maxStep).contains(state.step), (0...maxStep).contains(state.adamStep) else {
+            throw VideoBertError("step \(state.step) / adam_step \(state.adamStep) outside 0...\(maxStep)", file: statePath)
+        }
+        guard Self.checkpointName(state.step) == (dir as NSString).lastPathComponent else {
+            throw VideoBertError("step \(state.step) does not match the folder name \((dir as NSString).lastPathComponent)", file: statePath)
+        }
+        if let p = task.samplerStateProblem(state.sampler) {
+            throw VideoBertError(p, file: statePath)
+        }
         guard state.format == settings.stateFormat else {
             throw VideoBertError("holds a \(state.format) checkpoint, not a \(settings.stateFormat) one", file: dir)
         }
@@ -241,7 +288,16 @@ public final class TrainingLoop<Task: PretrainingTask> {
             step += 1
             for store in stores { store.zeroGradients() }
             var stepLoss = 0.0
+            // With many micro-batches a step can take long: Ctrl-C / SIGTERM is honoured between
+            // them (one process), abandoning the step; the checkpoint holds the state before it.
+            let samplerBefore = N == 1 && t.gradAccum > 1 ? task.samplerState : nil
+            var abandoned = false
             for micro in 0..<t.gradAccum {
+                if let samplerBefore, micro > 0, stopRequested != 0 {
+                    task.restoreSampler(samplerBefore)
+                    abandoned = true
+                    break
+                }
                 let seed = dropoutSeed(base: UInt64(t.seed), step: step, site: micro)
                 let (loss, m) = task.trainMicroBatch(step: step, micro: micro, dropoutSeed: seed, lossScale: scale)
                 guard loss.isFinite else {
@@ -250,6 +306,12 @@ public final class TrainingLoop<Task: PretrainingTask> {
                 }
                 meter.add(m)
                 stepLoss += Double(loss) / Double(t.gradAccum)
+            }
+            if abandoned {
+                step -= 1
+                for store in stores { store.zeroGradients() }
+                stoppedEarly = true
+                break
             }
             if N > 1 {
                 for store in stores { comm.allreduceSum(UnsafeMutableBufferPointer(start: store.gradients, count: store.count)) }

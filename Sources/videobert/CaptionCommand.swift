@@ -57,6 +57,9 @@ struct CaptionCommand: ParsableCommand {
     }
 
     func run() throws {
+        let read = [annotations].compactMap { $0 } + baseline.compactMap { $0.split(separator: "=", maxSplits: 1).last.map(String.init) }
+        try AtomicFile.checkOutputFile(out, inputs: read)
+        if let refsOut { try AtomicFile.checkOutputFile(refsOut, inputs: read + [out]) }
         let extra = try baseline.map { spec -> (String, CaptionPredictions) in
             let eq = spec.firstIndex(of: "=")!
             return (String(spec[..<eq]), try CaptionFiles.loadPredictions(String(spec[spec.index(after: eq)...])))

@@ -84,6 +84,8 @@ struct DemoCommand: ParsableCommand {
     }
 
     func run() throws {
+        // One demo per folder at a time (docs/RELIABILITY.md, "concurrency").
+        try FolderLock.acquire(out)
         do {
             try runStages()
         } catch let e as RecipeError {

@@ -43,6 +43,7 @@ struct DemoCorpusCommand: ParsableCommand {
     }
 
     func run() throws {
+        try FolderLock.acquire(out)
         let (w, h) = parseSize(size)!
         var options = DemoCorpus.Options()
         options.videos = videos

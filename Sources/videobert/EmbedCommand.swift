@@ -51,11 +51,10 @@ struct EmbedCommand: ParsableCommand {
         guard let config = opened.bert, opened.kind != .cbt else {
             throw VideoBertError("is a CBT checkpoint: embed reads its text BERT, \((checkpoint as NSString).appendingPathComponent(Checkpoint.File.cbtText.rawValue))", file: checkpoint)
         }
+        try AtomicFile.checkOutputFile(out, inputs: [input] + [Checkpoint.File.config, .weights, .textVocab].map { opened.path($0) })
         var builder = SequenceBuilder(config: config, vocabularyFile: opened.path(.textVocab),
                                       lowercase: !cased, input: input)
-        guard let data = FileManager.default.contents(atPath: input) else {
-            throw VideoBertError(FileManager.default.fileExists(atPath: input) ? "cannot read file" : "no such file", file: input)
-        }
+        let data = try InputFile.read(input, maxBytes: 1 << 30, what: "input")
         var sequences: [(ids: [Int32], types: [Int32])] = []
         var lines = data.split(separator: 0x0A, omittingEmptySubsequences: false)
         if lines.last?.isEmpty == true { lines.removeLast() }   // the final newline ends the last line

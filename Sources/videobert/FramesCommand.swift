@@ -24,10 +24,11 @@ struct FramesCommand: ParsableCommand {
     @Argument(help: "The video file (any container and codec the installed FFmpeg decodes).")
     var video: String
 
-    @Option(help: "Output frames per second: 20, 29.97 or 30000/1001.")
+    // .unconditional: `--fps -1` reaches FrameRate's message instead of "Missing value".
+    @Option(parsing: .unconditional, help: "Output frames per second: 20, 29.97 or 30000/1001.")
     var fps: String
 
-    @Option(help: "Output frame size WxH, e.g. 64x64.")
+    @Option(parsing: .unconditional, help: "Output frame size WxH, e.g. 64x64.")
     var size: String
 
     @Option(help: "The .npy file to write (written under a temporary name, then renamed).")
@@ -60,6 +61,7 @@ struct FramesCommand: ParsableCommand {
 
     func run() throws {
         let started = Date()
+        try AtomicFile.checkOutputFile(out, inputs: [video])
         let rate = try FrameRate(parsing: fps)
         let (width, height) = try Self.parseSize(size)
         let reader = try VideoReader(path: video, threads: threads, errorPolicy: tolerant ? .tolerant : .strict)

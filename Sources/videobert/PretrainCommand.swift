@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Model
 import Recipe
 import Tensor
 import Distributed
@@ -78,6 +79,12 @@ struct PretrainCommand: ParsableCommand {
                     // ranks would change the objective; it runs in one process.
                     throw VideoBertError("variant cbt trains in one process (its negatives are the whole batch); run it without mpirun", file: recipe)
                 }
+                // Refused before anything is allocated (docs/RELIABILITY.md, "absurd settings").
+                let textConfig = r.text.initFrom.isEmpty ? nil : try BertConfig.load(from: (r.text.initFrom as NSString).appendingPathComponent("config.json"))
+                try MemoryEstimate.check(r.memoryEstimate(textConfig: textConfig), maxGB: r.train.maxMemoryGB,
+                                         modelKeys: "text.*, visual.* or cross.* sizes",
+                                         batchKeys: "train.batch_size, data.max_clips, data.max_text_tokens or data.cross_candidates",
+                                         file: recipe)
                 let trainer = try CBTTrainer(recipe: r, resume: resume)
                 trainer.stopAtStep = stopAt
                 summary = try trainer.run()
@@ -86,6 +93,8 @@ struct PretrainCommand: ParsableCommand {
             }
         } catch let e as RecipeError {
             throw VideoBertError(e.message, file: e.file)
+        } catch let e as VideoBertError where e.file == "recipe" {
+            throw VideoBertError(e.message, file: recipe ?? "recipe")
         }
         guard comm.isRoot else {
             if summary.stoppedEarly && stopAt == nil { throw ExitCode(130) }

@@ -19,6 +19,8 @@ struct TaskOptions: ParsableArguments {
 
     /// - Parameter allowClipFeatures: accept captioners fine-tuned from CBT checkpoints (captioning only).
     func load(allowClipFeatures: Bool = false) throws -> (TaskModel, TaskCorpus) {
+        // Checked before the work: --out-json never replaces a folder or one of the inputs.
+        if let outJson { try AtomicFile.checkOutputFile(outJson, inputs: [checkpoint, corpus]) }
         let corpus = try TaskCorpus(path: self.corpus)
         let model = try TaskModel(checkpoint: checkpoint, corpus: corpus, maxBatch: batch, allowClipFeatures: allowClipFeatures)
         return (model, corpus)

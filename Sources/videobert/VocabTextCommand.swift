@@ -61,6 +61,7 @@ struct VocabText: ParsableCommand {
         options.lowercase = !cased
         var trainer = WordPieceTrainer(options: options)
         let files = try TextCorpusReader.files(inputs)
+        try AtomicFile.checkOutputFile(out, inputs: inputs + files)
         for file in files {
             trainer.add(lines: try TextCorpusReader.lines(ofFile: file))
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Tokenize
 import XCTest
 
 final class RetrieveCLITests: XCTestCase {
@@ -28,7 +29,8 @@ final class RetrieveCLITests: XCTestCase {
         let index = other + "/index.json"
         var obj = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: index))) as! [String: Any]
         var tv = obj["text_vocab"] as! [String: Any]
-        tv["fingerprint"] = "0000000000000000"
+        // A consistent corpus (its index names its own vocabulary), whose vocabulary is not the checkpoint's.
+        tv["fingerprint"] = try CorpusBuilder.fingerprint(of: other + "/text_vocab.txt")
         obj["text_vocab"] = tv
         try JSONSerialization.data(withJSONObject: obj).write(to: URL(fileURLWithPath: index))
         let r = try f.run(["retrieve", "--checkpoint", f.checkpoint, "--corpus", other])

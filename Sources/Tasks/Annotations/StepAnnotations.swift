@@ -69,7 +69,7 @@ public struct StepAnnotations: Sendable {
     /// Reads YouCook2 JSON, MSR-VTT JSON or JSONL (by the `.jsonl` extension, else by content).
     /// Errors name the file and the line (JSONL) or the key (JSON).
     public static func load(_ path: String) throws -> StepAnnotations {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = try InputFile.readIfExists(path) else {
             throw VideoBertError(FileManager.default.fileExists(atPath: path) ? "cannot read annotations" : "no such annotations file", file: path)
         }
         let ext = (path as NSString).pathExtension.lowercased()
@@ -276,7 +276,7 @@ public struct LabelList: Sendable, Equatable, Codable {
 
     /// Reads labels.json; labels are lower-cased and de-duplicated (first occurrence kept).
     public static func load(_ path: String) throws -> LabelList {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = try InputFile.readIfExists(path) else {
             throw VideoBertError(FileManager.default.fileExists(atPath: path) ? "cannot read labels" : "no such labels file", file: path)
         }
         let root: Any

@@ -162,6 +162,20 @@ public final class CaptionExamples {
 
     public func restore(_ s: State) { state = s }
 
+    /// Why `s` (read from a trainer_state.json) cannot be this sampler's state, or nil: the cursor
+    /// and order are used as indices, so they are checked against these pairs.
+    public func problem(with s: State) -> String? {
+        guard s.epoch >= 0 else { return "sampler.epoch must not be negative" }
+        guard s.order.count == pairItem.count else {
+            return "sampler.order has \(s.order.count) pairs, these annotations \(pairItem.count)"
+        }
+        guard s.cursor >= 0, s.cursor <= s.order.count else { return "sampler.cursor = \(s.cursor) is outside 0...\(s.order.count)" }
+        if let bad = s.order.first(where: { $0 < 0 || Int($0) >= pairItem.count }) {
+            return "sampler.order holds pair \(bad), outside 0..<\(pairItem.count)"
+        }
+        return nil
+    }
+
     func reshuffle() {
         var order = (0..<Int32(pairItem.count)).map { $0 }
         for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, state.rng.nextInt(i + 1)) }

@@ -135,7 +135,7 @@ public enum CaptionFiles {
     }
 
     static func readJSON(_ path: String) throws -> Any {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = try InputFile.readIfExists(path) else {
             throw VideoBertError(FileManager.default.fileExists(atPath: path) ? "cannot read file" : "no such file", file: path)
         }
         do {

@@ -19,6 +19,8 @@ public struct CorpusIndex: Codable, Sendable, Equatable {
         public var branching: Int
         public var depth: Int
         public var dim: Int
+        /// FNV-1a 64 of the folder's vocab.json, hex (corpora written before it was recorded: nil).
+        public var fingerprint: String?
     }
     public struct Video: Codable, Sendable, Equatable {
         public var id: String
@@ -63,11 +65,15 @@ public struct CorpusIndex: Codable, Sendable, Equatable {
     public var videos: [Video]
     /// What each array holds (dtype, shape, meaning), for people reading the folder.
     public var arrays: [String: String]
+    /// FNV-1a 64 of the recipe.yaml written beside it, hex (nil in corpora written before it was
+    /// recorded). With the vocabularies' fingerprints, checked when the corpus is opened, so an
+    /// index left from an earlier run beside a newer vocabulary or recipe is detected.
+    public var recipeFingerprint: String?
 
     enum CodingKeys: String, CodingKey {
         case format, version, createdBy = "created_by", textVocab = "text_vocab", visualVocab = "visual_vocab"
         case clipSeconds = "clip_seconds", fps, featureSource = "feature_source", featureDim = "feature_dim"
-        case extras, counts, videos, arrays
+        case extras, counts, videos, arrays, recipeFingerprint = "recipe_fingerprint"
     }
 }
 
@@ -155,6 +161,64 @@ public struct TokenizedCorpus: Sendable {
               index.counts.segments == s, index.counts.clips == clipWords.count else {
             throw VideoBertError("corpus arrays do not agree with each other or with index.json (re-run tokenize)", file: path)
         }
+        try validate()
+    }
+
+    /// Checks, once at open, every value later used as an index (docs/RELIABILITY.md, "damaged
+    /// corpora"): offsets start at 0 and never decrease, ids lie in their vocabularies, video and
+    /// clip references in range; and that the vocabularies and recipe beside index.json are the
+    /// ones it was built with. Errors name the file and the position.
+    func validate() throws {
+        let indexPath = (path as NSString).appendingPathComponent("index.json")
+        func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name + ".npy") }
+        let ix = index
+        guard (1...(1 << 24)).contains(ix.textVocab.size) else {
+            throw VideoBertError("text_vocab.size \(ix.textVocab.size) is out of range 1...\(1 << 24)", file: indexPath)
+        }
+        guard (0...(1 << 24)).contains(ix.visualVocab.words) else {
+            throw VideoBertError("visual_vocab.words \(ix.visualVocab.words) is out of range 0...\(1 << 24)", file: indexPath)
+        }
+        for (name, offsets) in [("text_offsets", textOffsets), ("visual_offsets", visualOffsets)] {
+            guard offsets.first == 0 else { throw VideoBertError("must start at 0, starts at \(offsets.first ?? -1)", file: file(name)) }
+            for i in 1..<offsets.count where offsets[i] < offsets[i - 1] {
+                throw VideoBertError("offsets decrease at position \(i) (\(offsets[i - 1]) then \(offsets[i]))", file: file(name))
+            }
+        }
+        func ids(_ name: String, _ values: [Int32], below limit: Int, what: String) throws {
+            if let i = values.firstIndex(where: { $0 < 0 || Int($0) >= limit }) {
+                throw VideoBertError("value \(values[i]) at position \(i) is outside \(what) 0..<\(limit)", file: file(name))
+            }
+        }
+        try ids("text_ids", textIDs, below: ix.textVocab.size, what: "the text vocabulary")
+        try ids("visual_ids", visualIDs, below: ix.visualVocab.words, what: "the visual vocabulary")
+        try ids("clip_words", clipWords, below: ix.visualVocab.words, what: "the visual vocabulary")
+        try ids("segment_video", segmentVideo, below: ix.videos.count, what: "the videos of index.json")
+        try ids("clip_video", clipVideo, below: ix.videos.count, what: "the videos of index.json")
+        for s in 0..<segmentCount {
+            let (b, e) = (segmentClips[2 * s], segmentClips[2 * s + 1])
+            guard b >= 0, b <= e, e <= Int64(clipCount) else {
+                throw VideoBertError("segment \(s): clips [\(b), \(e)) are not a range inside 0..<\(clipCount)", file: file("segment_clips"))
+            }
+        }
+        for (i, v) in ix.videos.enumerated() {
+            guard v.clipBegin >= 0, v.clipBegin <= v.clipEnd, v.clipEnd <= clipCount,
+                  v.segmentBegin >= 0, v.segmentBegin <= v.segmentEnd, v.segmentEnd <= segmentCount else {
+                throw VideoBertError("videos[\(i)] ('\(v.id)'): clip or segment range outside the arrays", file: indexPath)
+            }
+        }
+        // The files beside the index are the ones it was built with.
+        func check(_ relative: String, _ expected: String?, _ what: String) throws {
+            guard let expected else { return }
+            let p = (path as NSString).appendingPathComponent(relative)
+            guard FileManager.default.fileExists(atPath: p) else { return }
+            let actual = try CorpusBuilder.fingerprint(of: p)
+            guard actual == expected else {
+                throw VideoBertError("\(relative) is not the \(what) this index.json was built with (fingerprint \(actual), index says \(expected)); an interrupted tokenize run? re-run `videobert tokenize`", file: path)
+            }
+        }
+        try check(ix.textVocab.file, ix.textVocab.fingerprint, "text vocabulary")
+        try check((ix.visualVocab.folder as NSString).appendingPathComponent("vocab.json"), ix.visualVocab.fingerprint, "visual vocabulary")
+        try check("recipe.yaml", ix.recipeFingerprint, "recipe")
     }
 
     public func text(of segment: Int) -> ArraySlice<Int32> {
@@ -246,7 +310,7 @@ public final class CorpusBuilder {
     }
 
     public func finish(textVocab: CorpusIndex.TextVocab, visualVocab: CorpusIndex.VisualVocab, clipSeconds: Double,
-                       fps: Double, featureSource: String, featureDim: Int, failures: Int) throws -> CorpusIndex {
+                       fps: Double, featureSource: String, featureDim: Int, failures: Int, recipeFingerprint: String? = nil) throws -> CorpusIndex {
         counts.videos = entries.count
         counts.clips = clipWords.count
         counts.segments = segVideo.count
@@ -270,7 +334,7 @@ public final class CorpusBuilder {
         for k in ["clip_features", "clip_frames"] where !extras.contains(k) { docs[k] = nil }
         let index = CorpusIndex(textVocab: textVocab, visualVocab: visualVocab, clipSeconds: clipSeconds, fps: fps,
                                 featureSource: featureSource, featureDim: featureDim, extras: extras,
-                                counts: counts, videos: entries, arrays: docs)
+                                counts: counts, videos: entries, arrays: docs, recipeFingerprint: recipeFingerprint)
         try JSON.write(index, to: (dir as NSString).appendingPathComponent("index.json"))
         return index
     }

@@ -54,11 +54,27 @@ public enum CorpusSource {
             throw VideoBertError("a corpus is a folder of videos, a .jsonl manifest, or a HowTo100M/YouCook2 caption .json", file: corpus)
         }
         var seen: [String: Int] = [:]
+        var fileNames: [String: Int] = [:]
+        var videos: [String: Int] = [:]
         for (i, it) in items.enumerated() {
             if let j = seen[it.id] {
                 throw VideoBertError("video id '\(it.id)' appears twice (\(items[j].video ?? "?") and \(it.video ?? "?")); ids must be unique", file: corpus)
             }
             seen[it.id] = i
+            // Ids name work files: two ids that sanitise to one file name would share them.
+            let safe = CorpusTokenizer.safeName(it.id)
+            if let j = fileNames[safe] {
+                throw VideoBertError("video ids '\(items[j].id)' and '\(it.id)' map to the same file name '\(safe)' (only letters, digits, - _ . are kept); rename one", file: corpus)
+            }
+            fileNames[safe] = i
+            // One video under two ids would be trained on twice and could land in two splits.
+            if let v = it.video {
+                let key = URL(fileURLWithPath: v).standardizedFileURL.resolvingSymlinksInPath().path
+                if let j = videos[key] {
+                    throw VideoBertError("video '\(v)' is listed under two ids ('\(items[j].id)' and '\(it.id)'); list each video once", file: corpus)
+                }
+                videos[key] = i
+            }
         }
         return items.sorted { $0.id < $1.id }
     }
@@ -90,20 +106,32 @@ public enum CorpusSource {
     }
 
     static func manifest(_ path: String) throws -> [VideoItem] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw VideoBertError("cannot read manifest", file: path) }
+        let data = try InputFile.read(path, maxBytes: 1 << 30, what: "manifest")
+        let decoded = InputFile.decodeText(data)
+        if let bad = decoded.invalidLines.first {
+            throw VideoBertError(file: path, line: bad, "not UTF-8 text")
+        }
         let base = (path as NSString).deletingLastPathComponent
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (base as NSString).appendingPathComponent(p) }
         var items: [VideoItem] = []
-        for (n, line) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let text = line.trimmingCharacters(in: .whitespaces)
+        // Lines end with \n or \r\n (the \r is trimmed with the other whitespace).
+        for (n, line) in decoded.text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
+            let text = line.trimmingCharacters(in: .whitespacesAndNewlines)
             if text.isEmpty || text.hasPrefix("#") { continue }
             guard let obj = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
                 throw VideoBertError(file: path, line: n + 1, "not a JSON object")
+            }
+            // A key of the wrong type is an error, never silently ignored.
+            for key in ["id", "video", "transcript", "split", "group"] {
+                if let v = obj[key], !(v is String), !(v is NSNull) {
+                    throw VideoBertError(file: path, line: n + 1, "\"\(key)\" must be a string, not \(v)")
+                }
             }
             let video = obj["video"] as? String
             guard let id = (obj["id"] as? String) ?? video.map({ (($0 as NSString).lastPathComponent as NSString).deletingPathExtension }) else {
                 throw VideoBertError(file: path, line: n + 1, "needs \"id\" or \"video\"")
             }
+            if id.isEmpty { throw VideoBertError(file: path, line: n + 1, "\"id\" is empty") }
             let transcript: VideoItem.TranscriptSource = (obj["transcript"] as? String).map { .file(resolve($0)) } ?? .none
             var subset = obj["split"] as? String
             if let s = subset, !["train", "val", "test"].contains(s) {

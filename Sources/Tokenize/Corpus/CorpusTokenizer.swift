@@ -117,7 +117,13 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
 
     public func run() throws -> (Summary, [Failure]) {
         let t0 = Date()
+        if communicator.isRoot {
+            // One writer per folder (docs/RELIABILITY.md, "concurrency"); what a killed run left is removed.
+            try FolderLock.acquire(out)
+            AtomicFile.removeStaleTemporaries(in: out)
+        }
         try AtomicFile.createDirectory(workDir)
+        AtomicFile.removeStaleTemporaries(in: workDir)
         let fp = fingerprint
         // Phase 1.
         var failures: [Failure] = []
@@ -187,6 +193,14 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         }
         failures.sort { $0.id < $1.id }
         let good = items.filter { !phase1Failed.contains($0.id) }
+        if good.isEmpty && comm.isRoot && !items.isEmpty {
+            // Nothing to build a corpus from: say why, here and in failures.jsonl.
+            try writeFailures(failures)
+            for f in failures.prefix(20) { logLine("  \(f.id): \(f.error)") }
+            if failures.count > 20 { logLine("  ... and \(failures.count - 20) more") }
+            let first = failures.first.map { " (first: \($0.id): \($0.error))" } ?? ""
+            throw VideoBertError("every video failed (\(failures.count) of \(items.count))\(first); the reasons are in \((out as NSString).appendingPathComponent("failures.jsonl"))", file: out)
+        }
 
         // Phase 2: the visual vocabulary.
         let (vocab, reused) = try visualVocabulary(for: good)
@@ -228,13 +242,16 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: textVocabPath)), to: textVocabOut)
         let textVocabInfo = CorpusIndex.TextVocab(file: "text_vocab.txt", size: tokenizer.vocabulary.count, cased: recipe.text.cased,
                                                   fingerprint: try CorpusBuilder.fingerprint(of: textVocabOut))
-        let visualInfo = CorpusIndex.VisualVocab(folder: "vocab", words: vocab.leaves, branching: vocab.branching, depth: vocab.depth, dim: vocab.dim)
+        let visualJSON = (out as NSString).appendingPathComponent("vocab/vocab.json")
+        let visualInfo = CorpusIndex.VisualVocab(folder: "vocab", words: vocab.leaves, branching: vocab.branching, depth: vocab.depth, dim: vocab.dim,
+                                                 fingerprint: FileManager.default.fileExists(atPath: visualJSON) ? try CorpusBuilder.fingerprint(of: visualJSON) : nil)
         let clipSeconds = recipe.features.source == "npy" ? recipe.features.secondsPerRow : Double(recipe.framesPerClip) / recipe.frames.fps
         try writeFailures(failures)
-        try AtomicFile.write(try RecipeLoader.yaml(recipe), to: (out as NSString).appendingPathComponent("recipe.yaml"))
+        let recipePath = (out as NSString).appendingPathComponent("recipe.yaml")
+        try AtomicFile.write(try RecipeLoader.yaml(recipe), to: recipePath)
         let index = try builder.finish(textVocab: textVocabInfo, visualVocab: visualInfo, clipSeconds: clipSeconds,
                                        fps: recipe.frames.fps, featureSource: recipe.features.source, featureDim: vocab.dim,
-                                       failures: failures.count)
+                                       failures: failures.count, recipeFingerprint: try CorpusBuilder.fingerprint(of: recipePath))
         let summary = Summary(videos: items.count, succeeded: good.count, failed: failures.count, skipped: skipped,
                               clips: index.counts.clips, segments: index.counts.segments, textTokens: index.counts.textTokens,
                               visualWords: vocab.leaves, vocabularyReused: reused, inertia: vocab.info.inertia,

@@ -5,6 +5,19 @@ import Recipe
 /// Defaults follow the VideoBERT paper (§4.1: 20 fps, 30-frame clips of 1.5 s, hierarchical
 /// k-means with k = 12 and 4 levels = 20,736 visual words).
 public struct TokenizeRecipe: RecipeSection, Equatable {
+    /// The ranges of the numeric settings (checked when a recipe is loaded; docs/RELIABILITY.md).
+    public static let limits: [String: RecipeLimit] = [
+        "frames.fps": .positive(max: 1000), "frames.clip_seconds": .positive(max: 3600), "frames.decoder_threads": .int(0...256),
+        "features.seconds_per_row": .positive(max: 3600),
+        "kmeans.branching": .int(2...65_536), "kmeans.depth": .int(1...16), "kmeans.iters": .int(1...100_000),
+        "kmeans.seed": .int(0...(1 << 62)), "kmeans.max_points": .int(1...1_000_000_000),
+        "text.max_tokens": .int(1...65_536), "text.max_seconds": .positive(max: 86_400), "text.pause_seconds": .number(0...86_400),
+        "segments.max_video_only_clips": .int(0...65_536),
+        "split.val": .number(0...0.99), "split.test": .number(0...0.99), "split.seed": .int(0...(1 << 62)),
+        "store.frame_size": .int(4...1024), "store.frames_per_clip": .int(1...1024),
+        "workers": .int(1...1024),
+    ]
+
     public struct Frames: Codable, Sendable, Equatable {
         /// Frames sampled per second (by presentation timestamp).
         public var fps: Double = 20

@@ -48,7 +48,7 @@ public enum TextCorpusReader {
         default:
             break
         }
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = try InputFile.readIfExists(path) else {
             throw VideoBertError("cannot read file", file: path)
         }
         guard let text = String(validating: data, as: UTF8.self) else {

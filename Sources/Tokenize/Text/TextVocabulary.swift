@@ -46,7 +46,10 @@ public struct TextVocabulary: Sendable, Equatable {
     public static func load(_ path: String) throws -> TextVocabulary {
         let data: Data
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
+            guard let d = try InputFile.readIfExists(path) else { throw VideoBertError("no such vocabulary file", file: path) }
+            data = d
+        } catch let e as VideoBertError where e.message != "no such vocabulary file" {
+            throw e
         } catch {
             let reason = FileManager.default.fileExists(atPath: path) ? "cannot read vocabulary" : "no such vocabulary file"
             throw VideoBertError(reason, file: path)

@@ -20,9 +20,7 @@ public enum CaptionJSON {
     }
 
     public static func load(_ path: String) throws -> Any {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw VideoBertError(FileManager.default.fileExists(atPath: path) ? "cannot read captions" : "no such captions file", file: path)
-        }
+        let data = try InputFile.read(path, maxBytes: JSON.maxFileBytes, what: "captions file")
         do {
             return try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
         } catch {

@@ -6,11 +6,17 @@ import Tensor
 public enum SubtitleParser {
     /// Reads a transcript file, choosing the format by extension (.vtt, .srt) or content.
     public static func parseFile(_ path: String) throws -> Transcript {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw VideoBertError(FileManager.default.fileExists(atPath: path) ? "cannot read transcript" : "no such transcript file", file: path)
+        guard FileManager.default.fileExists(atPath: path) else { throw VideoBertError("no such transcript file", file: path) }
+        let data = try InputFile.read(path, maxBytes: 1 << 28, what: "transcript")
+        if data.prefix(4096).contains(0), !(data.count >= 2 && (data[data.startIndex] == 0xFF || data[data.startIndex] == 0xFE || data[data.startIndex] == 0)) {
+            throw VideoBertError("transcript is not text (binary data: a NUL byte)", file: path)
         }
-        guard let text = String(data: data, encoding: .utf8) ?? String(data: data, encoding: .isoLatin1) else {
-            throw VideoBertError("transcript is not text", file: path)
+        // UTF-8 (a BOM dropped), or UTF-16/32 by their BOM. Invalid UTF-8 bytes become U+FFFD
+        // (the rest of the line and file decode as UTF-8, never as Latin-1), with a warning.
+        let (text, invalidLines, _) = InputFile.decodeText(data)
+        if !invalidLines.isEmpty {
+            let shown = invalidLines.prefix(5).map(String.init).joined(separator: ", ") + (invalidLines.count > 5 ? ", ..." : "")
+            logLine("warning: \(path): line\(invalidLines.count == 1 ? "" : "s") \(shown): bytes that are not UTF-8 were replaced by U+FFFD")
         }
         let ext = (path as NSString).pathExtension.lowercased()
         if ext == "srt" { return try parseSRT(text, file: path) }

@@ -354,7 +354,7 @@ public struct VisualVocabulary: Sendable, Equatable {
                                  ? "not a visual vocabulary folder (no vocab.json)" : "no such folder", file: dir)
         }
         // No key missing (the decoder checks) and none unknown (checked here).
-        if let data = FileManager.default.contents(atPath: jsonPath),
+        if let data = try InputFile.readIfExists(jsonPath),
            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
             let known = Set(FileContents.CodingKeys.allCases.map(\.stringValue))
             if let extra = object.keys.sorted().first(where: { !known.contains($0) }) {
