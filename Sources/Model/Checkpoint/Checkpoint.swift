@@ -138,13 +138,11 @@ public struct Checkpoint: Sendable {
 
     // MARK: Configs, bounded
 
-    /// The largest value a size in a config file may take: enough for any BERT or CBT we train
+    /// The largest value a size in a CBT config may take (a BERT config.json is bounded by
+    /// BertConfig.validate): enough for any BERT or CBT we train
     /// or read (BERT-large is 1,024 wide, 24 layers, 30,522 WordPieces), small enough that the
     /// products of any two fit in an Int and no allocation made from them is absurd.
     public static let sizeLimits: [String: Int] = [
-        "hidden_size": 16_384, "num_hidden_layers": 256, "num_attention_heads": 1_024, "intermediate_size": 65_536,
-        "max_position_embeddings": 65_536, "vocab_size": 4_000_000, "type_vocab_size": 1_024,
-        "videobert_text_vocab_size": 4_000_000, "videobert_visual_words": 4_000_000,
         "visual_hidden_size": 16_384, "visual_layers": 256, "visual_heads": 1_024, "visual_intermediate_size": 65_536,
         "max_clips": 65_536, "text_hidden_size": 16_384, "cross_hidden_size": 16_384, "cross_layers": 256, "cross_heads": 1_024,
         "cross_intermediate_size": 65_536, "embedding_size": 16_384,
@@ -164,11 +162,9 @@ public struct Checkpoint: Sendable {
 
     /// Reads, validates and bounds a BertConfig (config.json).
     public static func loadBertConfig(_ file: String) throws -> BertConfig {
+        // BertConfig.load bounds every size (BertConfig.validate); the parameter count is held to
+        // this reader's limit too.
         let c = try BertConfig.load(from: file)
-        try bound([("hidden_size", c.hiddenSize), ("num_hidden_layers", c.numHiddenLayers), ("num_attention_heads", c.numAttentionHeads),
-                   ("intermediate_size", c.intermediateSize), ("max_position_embeddings", c.maxPositionEmbeddings),
-                   ("vocab_size", c.vocabSize), ("type_vocab_size", c.typeVocabSize),
-                   ("videobert_text_vocab_size", c.textVocabSize), ("videobert_visual_words", c.visualWords)], file: file)
         let H = c.hiddenSize
         let parameters = (c.vocabSize + c.maxPositionEmbeddings + c.typeVocabSize) * H
             + c.numHiddenLayers * (4 * H * H + 2 * H * c.intermediateSize)
