@@ -47,11 +47,14 @@ struct EmbedCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Before anything is opened: the output never replaces a folder or an input.
+        try AtomicFile.checkOutputFile(out, inputs: [input] + [Checkpoint.File.config, .weights, .textVocab].map {
+            (checkpoint as NSString).appendingPathComponent($0.rawValue)
+        })
         let opened = try Checkpoint(folder: checkpoint)
         guard let config = opened.bert, opened.kind != .cbt else {
             throw VideoBertError("is a CBT checkpoint: embed reads its text BERT, \((checkpoint as NSString).appendingPathComponent(Checkpoint.File.cbtText.rawValue))", file: checkpoint)
         }
-        try AtomicFile.checkOutputFile(out, inputs: [input] + [Checkpoint.File.config, .weights, .textVocab].map { opened.path($0) })
         var builder = SequenceBuilder(config: config, vocabularyFile: opened.path(.textVocab),
                                       lowercase: !cased, input: input)
         let data = try InputFile.read(input, maxBytes: 1 << 30, what: "input")

@@ -38,6 +38,7 @@ struct RetrieveCommand: ParsableCommand {
     enum CBTScorer: String, ExpressibleByArgument, CaseIterable { case pooled, cross }
 
     func run() throws {
+        try task.checkOutputs()
         let checkpoint = try Checkpoint(folder: task.checkpoint)
         let scorer: TextVideoScorer, corpus: TaskCorpus
         if checkpoint.kind == .cbt {

@@ -17,10 +17,14 @@ struct TaskOptions: ParsableArguments {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
     }
 
+    /// Checked before any work: --out-json never replaces a folder or one of the inputs.
+    func checkOutputs() throws {
+        if let outJson { try AtomicFile.checkOutputFile(outJson, inputs: [checkpoint, corpus]) }
+    }
+
     /// - Parameter allowClipFeatures: accept captioners fine-tuned from CBT checkpoints (captioning only).
     func load(allowClipFeatures: Bool = false) throws -> (TaskModel, TaskCorpus) {
-        // Checked before the work: --out-json never replaces a folder or one of the inputs.
-        if let outJson { try AtomicFile.checkOutputFile(outJson, inputs: [checkpoint, corpus]) }
+        try checkOutputs()
         let corpus = try TaskCorpus(path: self.corpus)
         let model = try TaskModel(checkpoint: checkpoint, corpus: corpus, maxBatch: batch, allowClipFeatures: allowClipFeatures)
         return (model, corpus)
