@@ -85,7 +85,8 @@ public final class VideoReader {
             throw VideoBertError("no such file", file: path)
         }
         if isDirectory.boolValue { throw VideoBertError("is a folder, not a video file", file: path) }
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? -1
+        // A FIFO, device or socket is named (opening a FIFO would wait for a writer).
+        let size = try InputFile.size(path)
         if size == 0 { throw VideoBertError("empty file (0 bytes)", file: path) }
 
         // Allocated here (not by avformat_open_input) so its log messages can be watched from the start.

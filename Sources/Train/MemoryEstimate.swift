@@ -6,9 +6,9 @@ import Tensor
 /// (docs/RELIABILITY.md, "absurd settings"), so that a recipe asking for terabytes is a one-line
 /// error naming the keys instead of an allocation abort.
 ///
-/// BERT training (BertForPreTraining, docs/ARCHITECTURE.md): four Float32 copies of every
+/// BERT training (Sources/Model/BertForPreTraining.swift): four Float32 copies of every
 /// parameter (weights, gradients, AdamW m and v), and per position of a micro-batch the saved
-/// activations and their gradients (docs/ARCHITECTURE.md, "arena"): about 10·H + 2·I values per
+/// activations and their gradients (the arena of BertForPreTraining): about 10·H + 2·I values per
 /// layer, the attention probabilities (heads × T) twice, and the logits over the vocabulary.
 public struct MemoryEstimate: Sendable, Equatable {
     public var parameterBytes: Int

@@ -48,6 +48,13 @@ final class BadInputTests: XCTestCase {
         XCTAssertTrue(failure(empty) { try open(empty) }.contains("empty file"))
     }
 
+    /// A FIFO is named, never opened (FFmpeg would wait for a writer).
+    func testFIFOIsNamedNotWaitedOn() {
+        let fifo = scratch.file("pipe.mp4")
+        XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+        XCTAssertEqual(failure(fifo) { try open(fifo) }, "is a FIFO (named pipe), not a regular file")
+    }
+
     func testRandomBytes() {
         var rng = SeededRNG(seed: 3)
         let bytes = (0..<20_000).map { _ in UInt8(truncatingIfNeeded: rng.next()) }

@@ -64,6 +64,9 @@ final class HostileFileTests: XCTestCase {
         let q = write("big.npy", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (4611686018427387904,), }"))
         assertError(q, ["too large"]) { _ = try NPY.read(q) }
         assertError(q, ["too large"]) { _ = try NPY.readHeader(q) }
+        // Found by tools/fuzz against the earlier reader (a trap multiplying the shape).
+        let f = write("fuzz.npy", npy("{'descr': '<i4', 'fortran_order': False, 'shape': (15,4611686018427387904), }"))
+        assertError(f, ["too large"]) { _ = try NPY.read(f) }
     }
 
     func testNPYNegativeFractionalAndManyDims() {

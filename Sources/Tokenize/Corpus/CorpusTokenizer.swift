@@ -118,12 +118,15 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
     public func run() throws -> (Summary, [Failure]) {
         let t0 = Date()
         if communicator.isRoot {
-            // One writer per folder (docs/RELIABILITY.md, "concurrency"); what a killed run left is removed.
+            // One writer per folder (docs/RELIABILITY.md, "concurrency"); what a killed run left is
+            // removed by rank 0 alone, before any rank writes (the barrier), since a temporary
+            // name's pid means nothing on another machine.
             try FolderLock.acquire(out)
             AtomicFile.removeStaleTemporaries(in: out)
+            AtomicFile.removeStaleTemporaries(in: workDir)
         }
+        communicator.barrier()
         try AtomicFile.createDirectory(workDir)
-        AtomicFile.removeStaleTemporaries(in: workDir)
         let fp = fingerprint
         // Phase 1.
         var failures: [Failure] = []

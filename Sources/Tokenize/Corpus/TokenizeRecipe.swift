@@ -128,6 +128,22 @@ public struct TokenizeRecipe: RecipeSection, Equatable {
         if kmeans.branching < 2 { return "kmeans.branching must be at least 2" }
         if kmeans.depth < 1 { return "kmeans.depth must be at least 1" }
         if kmeans.iters < 1 { return "kmeans.iters must be at least 1" }
+        // Products of settings bounded before anything is sized by them (docs/RELIABILITY.md).
+        var leaves = 1
+        for _ in 0..<kmeans.depth {
+            let (l, o) = leaves.multipliedReportingOverflow(by: kmeans.branching)
+            if o || l > 1 << 24 { return "kmeans.branching ^ kmeans.depth (the visual words) must be at most \(1 << 24)" }
+            leaves = l
+        }
+        if let (w, h) = frameSize, w > 16_384 || h > 16_384 || w * h > 1 << 26 {
+            return "frames.size must be at most 16384 on a side and 2^26 pixels"
+        }
+        if let (w, h) = frameSize, framesPerClip * w * h * 3 > 1 << 31 {
+            return "frames.fps × frames.clip_seconds frames of frames.size make more than 2 GiB per clip"
+        }
+        if store.frames && store.framesPerClip * store.frameSize * store.frameSize * 3 > 1 << 26 {
+            return "store.frames_per_clip × store.frame_size² × 3 must be at most 64 MiB per clip"
+        }
         if !["auto", "punctuation", "length"].contains(text.sentenceMode) { return "text.sentence_mode must be auto, punctuation or length" }
         if text.maxTokens < 1 { return "text.max_tokens must be at least 1" }
         if split.val < 0 || split.test < 0 || split.val + split.test >= 1 { return "split.val and split.test must be ≥ 0 and sum below 1" }

@@ -61,6 +61,16 @@ func parse(kind: String, path: String) throws {
         _ = try CaptionFiles.loadReferences(path)
     case "vocab":
         _ = try TextVocabulary.load(path)
+    case let k where k.hasPrefix("corpus-"):
+        // One file of a small tokenized corpus replaced by the case, then the corpus opened
+        // (TokenizedCorpus validates every array and the index at open) and walked.
+        let name = String(k.dropFirst("corpus-".count))
+        let folder = try corpusCopy()
+        try FileManager.default.removeItem(atPath: folder + "/" + name)
+        try FileManager.default.copyItem(atPath: path, toPath: folder + "/" + name)
+        let c = try TokenizedCorpus(path: folder)
+        for s in 0..<c.segmentCount { _ = (c.text(of: s), c.visual(of: s), c.times(of: s)) }
+        for split in ["train", "val", "test"] { _ = c.segments(in: split) }
     case "selftest-trap":   // --selftest: the harness must see a trap in the child
         let empty: [Int] = []
         _ = empty[Int(getpid()) % 2 + 1]
@@ -69,6 +79,39 @@ func parse(kind: String, path: String) throws {
     default:
         throw VideoBertError("unknown fuzz kind '\(kind)'", file: path)
     }
+}
+
+/// A small tokenized corpus (3 videos), built once per process with `CorpusBuilder`; each case
+/// gets a fresh copy. `tools/fuzz/seeds/corpus-*` are its files (`fuzz --write-corpus-seeds DIR`).
+nonisolated(unsafe) var corpusTemplate: String?
+
+func buildCorpus(into dir: String) throws {
+    let b = try CorpusBuilder(dir: dir, featureDim: nil, frameShape: nil)
+    for v in 0..<3 {
+        let clips = 4 + v
+        let times = (0..<clips).map { (start: Double($0) * 1.5, end: Double($0 + 1) * 1.5) }
+        let sentences = [Aligner.TimedText(start: 0, end: 2.5, ids: [7, 8, Int32(9 + v)]), Aligner.TimedText(start: 3, end: 5.5, ids: [10, 11])]
+        let segments = Aligner.align(sentences: sentences, clips: times, maxVideoOnlyClips: 2)
+        try b.append(TokenizedVideo(id: "video\(v)", split: ["train", "val", "test"][v], source: nil, duration: Double(clips) * 1.5,
+                                    clipWords: (0..<clips).map { Int32(($0 + v) % 5) }, clipTimes: times, segments: segments))
+    }
+    let text = try JSONDecoder().decode(CorpusIndex.TextVocab.self, from: Data(#"{"file": "text_vocab.txt", "size": 30, "cased": false, "fingerprint": "0"}"#.utf8))
+    let visual = try JSONDecoder().decode(CorpusIndex.VisualVocab.self, from: Data(#"{"folder": "vocab", "words": 5, "branching": 5, "depth": 1, "dim": 4}"#.utf8))
+    _ = try b.finish(textVocab: text, visualVocab: visual,
+                     clipSeconds: 1.5, fps: 4, featureSource: "builtin", featureDim: 4, failures: 0)
+}
+
+func corpusCopy() throws -> String {
+    if corpusTemplate == nil {
+        let t = NSTemporaryDirectory() + "videobert-fuzz-corpus-\(getpid())"
+        try buildCorpus(into: t)
+        corpusTemplate = t
+        atexit { if let t = corpusTemplate { try? FileManager.default.removeItem(atPath: t) } }
+    }
+    let copy = corpusTemplate! + "-case"
+    try? FileManager.default.removeItem(atPath: copy)
+    try FileManager.default.copyItem(atPath: corpusTemplate!, toPath: copy)
+    return copy
 }
 
 func kind(of seedName: String) -> String {
@@ -182,8 +225,9 @@ func parseOptions() -> Options {
         case "--replay": o.replay = value()
         case "--hang": o.hang = Double(value()) ?? 10
         case "--selftest": o.selftest = true; args.removeFirst()
+        case "--write-corpus-seeds": _ = value()
         case "--help", "-h":
-            print("usage: fuzz [--seconds S] [--seed N] [--seeds DIR] [--keep DIR] [--hang S] | --replay FILE | --selftest | --child")
+            print("usage: fuzz [--seconds S] [--seed N] [--seeds DIR] [--keep DIR] [--hang S] | --replay FILE | --selftest | --write-corpus-seeds DIR | --child")
             print("example: swift run fuzz --seconds 60")
             exit(0)
         default: FileHandle.standardError.write(Data("fuzz: unknown argument \(a)\n".utf8)); exit(2)
@@ -242,6 +286,17 @@ final class Child {
 if CommandLine.arguments.dropFirst().first == "--child" { runChild() }
 signal(SIGPIPE, SIG_IGN)
 let options = parseOptions()
+if let i = CommandLine.arguments.firstIndex(of: "--write-corpus-seeds"), i + 1 < CommandLine.arguments.count {
+    let out = CommandLine.arguments[i + 1]
+    let t = NSTemporaryDirectory() + "videobert-fuzz-seeds-\(getpid())"
+    try buildCorpus(into: t)
+    for name in try FileManager.default.contentsOfDirectory(atPath: t).sorted() where !name.hasPrefix(".") {
+        try? FileManager.default.removeItem(atPath: out + "/corpus-" + name + "--" + name)
+        try FileManager.default.copyItem(atPath: t + "/" + name, toPath: out + "/corpus-" + name + "--" + name)
+    }
+    try? FileManager.default.removeItem(atPath: t)
+    exit(0)
+}
 if let replay = options.replay {
     let name = (replay as NSString).lastPathComponent
     do { try parse(kind: kind(of: name), path: replay); print("fuzz: \(name): parsed") } catch { print("error: \(error)") }
