@@ -91,8 +91,9 @@ public final class BertForPreTraining {
     private let arena: Arena
     private let a: ActivationSlots
     private let ints: IntBuffers
-    /// (B, T) of the batch whose hidden states the arena holds (after `encode`).
-    private var encoded: (B: Int, T: Int)?
+    /// Counts the batches loaded into the arena, so that a `KeptForward` can check that the
+    /// activations it refers to are still there.
+    private var generation = 0
     /// What `load(from:…)` / `loadPretrained(from:)` loaded, initialised and ignored.
     public internal(set) var loadReport: CheckpointLoadReport?
     /// When set, each stage of `forwardBackward` adds its wall-clock time here (benchmarks).
@@ -213,18 +214,17 @@ public final class BertForPreTraining {
     func run(_ batch: PretrainingBatch, dropout: Bool, backward: Bool, step: Int, seed: UInt64,
              weights: (mlm: Float, mfm: Float, align: Float), lossScale: Float) -> PretrainingOutput {
         let (B, T) = (batch.B, batch.T)
-        loadInputs(batch.inputIDs, batch.tokenTypeIDs, batch.attentionMask, B: B, T: T,
-                   inputEmbeddingRows: batch.inputEmbeddingRows, inputEmbeddings: batch.inputEmbeddings)
-        encoded = nil   // the last layer's buffers now hold selected rows only; `encode` must run again for inference calls
-        keptForBackward = nil
-        if backward { resetInputEmbeddingGradient() }
+        let inputs = loadInputs(batch.inputIDs, batch.tokenTypeIDs, batch.attentionMask, B: B, T: T,
+                                inputEmbeddingRows: batch.inputEmbeddingRows, inputEmbeddings: batch.inputEmbeddings)
+        if backward { resetInputEmbeddingGradient(rows: inputs.rows.count) }
         var out = PretrainingOutput()
         let rows = prepareRows(batch, B: B, T: T)
         out.mlmCount = rows.Mt; out.mfmCount = rows.Mv; out.alignCount = rows.Ma
         if rows.Ms == 0 { return out }   // no loss term reads any position: nothing to compute
         let pHidden: Float = dropout ? Float(config.hiddenDropoutProb) : 0
         let pAttention: Float = dropout ? Float(config.attentionProbsDropoutProb) : 0
-        let hidden = encoderForward(B: B, T: T, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step, selected: rows.Ms)
+        let hidden = encoderForward(B: B, T: T, inputs: inputs, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step,
+                                    selected: rows.Ms)
         if backward { zeroFloats(arena[encoder.dOutput], rows.Ms * C) }
         maskedLanguageHeads(Mt: rows.Mt, Mv: rows.Mv, hidden: hidden, dHidden: arena[encoder.dOutput], backward: backward,
                             weights: weights, lossScale: lossScale, output: &out)
@@ -234,47 +234,57 @@ public final class BertForPreTraining {
         }
         out.loss = weights.mlm * out.mlmLoss + weights.mfm * out.mfmLoss + weights.align * out.alignLoss
         if backward {
-            encoderBackward(B: B, T: T, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step, selected: rows.Ms)
+            encoderBackward(B: B, T: T, inputRows: inputs.rows, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step,
+                            selected: rows.Ms)
         }
         return out
     }
 
     // MARK: Every hidden row (CBT's text side)
 
-    /// What `forwardKeepingHidden` left for `backwardKeepingHidden`.
-    private var keptForBackward: (B: Int, T: Int, pHidden: Float, pAttention: Float, seed: UInt64, step: Int)?
+    /// What `backwardKeepingHidden` needs of its `forwardKeepingHidden`: the batch's shape, its
+    /// input-embedding rows, the dropout settings (the masks are redrawn from the seed), and which
+    /// arena contents it refers to (valid until the model loads another batch).
+    public struct KeptForward: Sendable {
+        let B: Int, T: Int
+        let inputRows: [Int32]
+        let pHidden: Float, pAttention: Float, seed: UInt64, step: Int
+        let generation: Int
+    }
 
     /// The first half of a step for a caller that reads EVERY final hidden row (the CBT model's
     /// cross-modal and pooled objectives over the text BERT): embeddings, all L layers (no
     /// pruning), and the heads of `batch` (MLM, MFM, alignment with `lossWeights`), whose
     /// gradient, in training, is written into `hiddenGradient`. The caller then ADDS its own
-    /// d(hidden) there and calls `backwardKeepingHidden()`.
+    /// d(hidden) there and calls `backwardKeepingHidden(kept)` with the returned `kept`.
     /// `dropout` defaults to `training` (false with training true: the finite-difference seam).
-    /// - Returns: the heads' output and the final hidden states [B·T, C] (valid until the next call).
+    /// - Returns: the heads' output, the final hidden states [B·T, C] (valid until the next call)
+    ///   and, in training, what the backward needs (nil otherwise).
     public func forwardKeepingHidden(_ batch: PretrainingBatch, step: Int, dropoutSeed seed: UInt64,
                                      lossWeights weights: (mlm: Float, mfm: Float, align: Float), lossScale: Float = 1,
-                                     training: Bool, dropout: Bool? = nil) -> (output: PretrainingOutput, hidden: UnsafeMutablePointer<Float>) {
+                                     training: Bool, dropout: Bool? = nil)
+        -> (output: PretrainingOutput, hidden: UnsafeMutablePointer<Float>, kept: KeptForward?) {
         precondition(!training || self.training, "a model built with training: false cannot run backward")
         let dropout = dropout ?? training
         let (B, T) = (batch.B, batch.T)
-        loadInputs(batch.inputIDs, batch.tokenTypeIDs, batch.attentionMask, B: B, T: T,
-                   inputEmbeddingRows: batch.inputEmbeddingRows, inputEmbeddings: batch.inputEmbeddings)
-        if training { resetInputEmbeddingGradient() }
+        let inputs = loadInputs(batch.inputIDs, batch.tokenTypeIDs, batch.attentionMask, B: B, T: T,
+                                inputEmbeddingRows: batch.inputEmbeddingRows, inputEmbeddings: batch.inputEmbeddings)
+        if training { resetInputEmbeddingGradient(rows: inputs.rows.count) }
         let rows = prepareRows(batch, B: B, T: T, compact: false)
         var out = PretrainingOutput()
         out.mlmCount = rows.Mt; out.mfmCount = rows.Mv; out.alignCount = rows.Ma
         let pHidden: Float = dropout ? Float(config.hiddenDropoutProb) : 0
         let pAttention: Float = dropout ? Float(config.attentionProbsDropoutProb) : 0
-        let hidden = encoderForward(B: B, T: T, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step)
-        encoded = (B, T)
+        let hidden = encoderForward(B: B, T: T, inputs: inputs, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step)
         if training { zeroFloats(arena[encoder.dOutput], B * T * C) }
         maskedLanguageHeads(Mt: rows.Mt, Mv: rows.Mv, hidden: hidden, dHidden: arena[encoder.dOutput], backward: training,
                             weights: weights, lossScale: lossScale, output: &out)
         alignmentHead(Ma: rows.Ma, hidden: hidden, dHidden: arena[encoder.dOutput], backward: training,
                       weight: weights.align, lossScale: lossScale, output: &out)
         out.loss = weights.mlm * out.mlmLoss + weights.mfm * out.mfmLoss + weights.align * out.alignLoss
-        keptForBackward = training ? (B, T, pHidden, pAttention, seed, step) : nil
-        return (out, hidden)
+        let kept = training ? KeptForward(B: B, T: T, inputRows: inputs.rows, pHidden: pHidden, pAttention: pAttention, seed: seed,
+                                          step: step, generation: generation) : nil
+        return (out, hidden, kept)
     }
 
     /// [B·T, C] d(final hidden states) of the last `forwardKeepingHidden` in training: holds the
@@ -282,12 +292,12 @@ public final class BertForPreTraining {
     public var hiddenGradient: UnsafeMutablePointer<Float> { arena[encoder.dOutput] }
 
     /// The second half: backward through the layers and embeddings from `hiddenGradient`,
-    /// accumulating (+=) into the store's gradients.
-    public func backwardKeepingHidden() {
-        guard let k = keptForBackward else { preconditionFailure("backwardKeepingHidden needs a preceding forwardKeepingHidden in training") }
-        keptForBackward = nil
-        encoded = nil   // backward overwrites the buffers the hidden states were read from
-        encoderBackward(B: k.B, T: k.T, pHidden: k.pHidden, pAttention: k.pAttention, seed: k.seed, step: k.step)
+    /// accumulating (+=) into the store's gradients. `kept` is what the `forwardKeepingHidden`
+    /// of this batch returned; no other batch may have been loaded in between.
+    public func backwardKeepingHidden(_ kept: KeptForward) {
+        precondition(kept.generation == generation, "backwardKeepingHidden: the model ran another batch after its forwardKeepingHidden")
+        encoderBackward(B: kept.B, T: kept.T, inputRows: kept.inputRows, pHidden: kept.pHidden, pAttention: kept.pAttention,
+                        seed: kept.seed, step: kept.step)
     }
 
     /// Validates the batch's masked rows, targets and alignment labels and lays them out for the
@@ -345,32 +355,32 @@ public final class BertForPreTraining {
     ///   - inputIDs: [B, T] joint-vocabulary ids.
     ///   - tokenTypeIDs: [B, T], or nil for all 0.
     ///   - attentionMask: [B, T] 1 real / 0 padding, or nil for all real.
-    /// - Returns: [B, T, C] (padded positions included, as HF computes them).
-    /// The hidden states stay in the arena for `predictionLogits(rows:)` and `alignmentScores()`.
+    /// - Returns: [B, T, C] (padded positions included, as HF computes them), which the
+    ///   inference heads `predictionLogits(_:rows:)` and `alignmentScores(_:)` read.
     ///   - inputEmbeddingRows, inputEmbeddings: positions whose input is a given vector instead of
     ///     their id's word embedding, and the vectors [rows, C] (see PretrainingBatch).
     public func encode(inputIDs: [Int32], tokenTypeIDs: [Int32]?, attentionMask: [Float]?, B: Int, T: Int,
-                       inputEmbeddingRows: [Int32] = [], inputEmbeddings: [Float] = []) -> [Float] {
+                       inputEmbeddingRows: [Int32] = [], inputEmbeddings: [Float] = []) -> EncodedBatch {
         precondition(inputIDs.count == B * T, "inputIDs has \(inputIDs.count) ids, expected B·T = \(B * T)")
         let types = tokenTypeIDs ?? [Int32](repeating: 0, count: B * T)
         let mask = attentionMask ?? [Float](repeating: 1, count: B * T)
-        loadInputs(inputIDs, types, mask, B: B, T: T, inputEmbeddingRows: inputEmbeddingRows, inputEmbeddings: inputEmbeddings)
-        let hidden = encoderForward(B: B, T: T, pHidden: 0, pAttention: 0, seed: 0, step: 0)
-        encoded = (B, T)
-        return Array(UnsafeBufferPointer(start: hidden, count: B * T * C))
+        let inputs = loadInputs(inputIDs, types, mask, B: B, T: T, inputEmbeddingRows: inputEmbeddingRows, inputEmbeddings: inputEmbeddings)
+        let hidden = encoderForward(B: B, T: T, inputs: inputs, pHidden: 0, pAttention: 0, seed: 0, step: 0)
+        return EncodedBatch(B: B, T: T, hidden: Array(UnsafeBufferPointer(start: hidden, count: B * T * C)))
     }
 
-    /// HF `prediction_logits` over the FULL vocabulary V at the given positions of the last
-    /// `encode`d batch (zero-shot template filling).
+    /// HF `prediction_logits` over the FULL vocabulary V at the given positions of an encoded
+    /// batch (zero-shot template filling).
     /// - Parameter rows: [M] flat positions b·T + t.
     /// - Returns: [M, V].
-    public func predictionLogits(rows: [Int32]) -> [Float] {
-        guard let (B, T) = encoded else { preconditionFailure("predictionLogits needs a preceding encode") }
+    public func predictionLogits(_ encoded: EncodedBatch, rows: [Int32]) -> [Float] {
+        let (B, T) = (encoded.B, encoded.T)
+        precondition(encoded.hidden.count == B * T * C, "encoded batch of another width")
         let M = rows.count
         precondition(M <= maxRows, "at most \(maxRows) rows at a time")
         for r in rows { precondition(r >= 0 && Int(r) < B * T, "row \(r) outside 0..<\(B * T)") }
         rows.withUnsafeBufferPointer { ints.headRows.update(from: $0.baseAddress!, count: M) }
-        predictionTransformForward(hidden: hiddenPointer, M: M)
+        encoded.hidden.withUnsafeBufferPointer { predictionTransformForward(hidden: $0.baseAddress!, M: M) }
         var logits = [Float](repeating: 0, count: M * V)
         logits.withUnsafeMutableBufferPointer { out in
             linearForward(out: out.baseAddress!, inp: arena[a.headOut], weight: w(p.word), bias: w(p.clsBias), N: M, C: C, OC: V)
@@ -378,13 +388,14 @@ public final class BertForPreTraining {
         return logits
     }
 
-    /// P(aligned) per example of the last `encode`d batch: softmax of the next-sentence logits,
+    /// P(aligned) per example of an encoded batch: softmax of the next-sentence logits,
     /// class 0 ("is next" in transformers' convention = text and video aligned).
     /// - Returns: [B].
-    public func alignmentScores() -> [Float] {
-        guard let (B, T) = encoded else { preconditionFailure("alignmentScores needs a preceding encode") }
+    public func alignmentScores(_ encoded: EncodedBatch) -> [Float] {
+        let (B, T) = (encoded.B, encoded.T)
+        precondition(encoded.hidden.count == B * T * C, "encoded batch of another width")
         for b in 0..<B { ints.alignRows[b] = Int32(b * T) }
-        poolerForward(hidden: hiddenPointer, Ma: B)
+        encoded.hidden.withUnsafeBufferPointer { poolerForward(hidden: $0.baseAddress!, Ma: B) }
         let logits = arena[a.nspLogits]
         return (0..<B).map { b in
             let (l0, l1) = (logits[2 * b], logits[2 * b + 1])
@@ -395,10 +406,10 @@ public final class BertForPreTraining {
     // MARK: Inputs
 
     /// Copies ids, token types and the attention mask into the model's buffers; positions with a
-    /// given input vector get id −1 there (no word embedding) and their vectors are kept (the
-    /// caller's arrays, not copied) for `encoderForward`.
+    /// given input vector get id −1 there (no word embedding). Returns those rows and vectors
+    /// (the caller's arrays, not copied) for `encoderForward` and `encoderBackward`.
     private func loadInputs(_ ids: [Int32], _ types: [Int32], _ mask: [Float], B: Int, T: Int,
-                            inputEmbeddingRows rows: [Int32], inputEmbeddings values: [Float]) {
+                            inputEmbeddingRows rows: [Int32], inputEmbeddings values: [Float]) -> InputEmbeddings {
         let N = B * T
         precondition(B > 0 && T > 0, "empty batch")
         precondition(T <= maxSeq && N <= maxRows, "batch [\(B), \(T)] does not fit the model's arena (T ≤ \(maxSeq), B·T ≤ \(maxRows))")
@@ -416,18 +427,22 @@ public final class BertForPreTraining {
             precondition(ints.ids[Int(r)] >= 0, "input-embedding row \(r) given twice")
             ints.ids[Int(r)] = -1
         }
-        external = (rows, values)
+        generation &+= 1
+        return InputEmbeddings(rows: rows, values: values)
     }
 
-    /// The input-embedding rows and vectors of the batch in the buffers (see `loadInputs`).
-    private var external: (rows: [Int32], values: [Float]) = ([], [])
+    /// The input-embedding rows of a batch and their vectors [rows, C] (see `loadInputs`).
+    private struct InputEmbeddings {
+        var rows: [Int32]
+        var values: [Float]
+    }
 
     /// [rows, C] d(loss)/d(input embeddings) of the last backward, in the order of the batch's
     /// `inputEmbeddingRows` (scaled by lossScale like every gradient; empty without such rows).
     public private(set) var inputEmbeddingGradient: [Float] = []
 
-    private func resetInputEmbeddingGradient() {
-        let n = external.rows.count * C
+    private func resetInputEmbeddingGradient(rows: Int) {
+        let n = rows * C
         if inputEmbeddingGradient.count != n { inputEmbeddingGradient = [Float](repeating: 0, count: n) } else if n > 0 {
             inputEmbeddingGradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         }
@@ -443,9 +458,6 @@ public final class BertForPreTraining {
         if let profile { profile.measure(name, body) } else { body() }
     }
 
-    /// [B·T, C] the last layer's output.
-    private var hiddenPointer: UnsafeMutablePointer<Float> { encoder.output(arena) }
-
     /// Embeddings → L post-LayerNorm layers (`encoder`). Returns the final hidden states:
     /// [B·T, C], or with `selected` = Ms only the rows `ints.selected[0..<Ms]`, [Ms, C].
     ///
@@ -455,8 +467,8 @@ public final class BertForPreTraining {
     /// residual, LayerNorm, the feed-forward block, LayerNorm), forward and backward, runs on the
     /// selected rows only — about 3/4 of the last layer's matrix work, since no other row's output
     /// is ever used. (Dropout masks there are drawn over the compact rows: still deterministic.)
-    private func encoderForward(B: Int, T: Int, pHidden: Float, pAttention: Float, seed: UInt64, step: Int,
-                                selected: Int? = nil) -> UnsafeMutablePointer<Float> {
+    private func encoderForward(B: Int, T: Int, inputs external: InputEmbeddings, pHidden: Float, pAttention: Float, seed: UInt64,
+                                step: Int, selected: Int? = nil) -> UnsafeMutablePointer<Float> {
         let N = B * T, C = C
         let x0 = arena[encoder.input]
         stage("embeddings") {
@@ -483,7 +495,8 @@ public final class BertForPreTraining {
 
     /// The forward read in reverse, from d(hidden) in `arena[encoder.dOutput]` ([Ms, C] with
     /// `selected`, as forward), accumulating into the store's gradients.
-    private func encoderBackward(B: Int, T: Int, pHidden: Float, pAttention: Float, seed: UInt64, step: Int, selected: Int? = nil) {
+    private func encoderBackward(B: Int, T: Int, inputRows: [Int32], pHidden: Float, pAttention: Float, seed: UInt64, step: Int,
+                                 selected: Int? = nil) {
         let N = B * T, C = C, NC = N * C
         let d = encoder.backward(arena: arena, B: B, T: T, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step,
                                  selected: selected == nil ? nil : UnsafePointer(ints.selected), selectedCount: selected ?? 0)
@@ -501,8 +514,8 @@ public final class BertForPreTraining {
             embeddingsBackward(dwordEmbeddings: g(p.word), dpositionEmbeddings: g(p.position), dtokenTypeEmbeddings: g(p.tokenType),
                                dout: dEmbSum, inputIds: ints.ids, tokenTypeIds: ints.types,
                                paddingId: config.padTokenId.map { Int32($0) }, B: B, T: T, C: C)
-            if !external.rows.isEmpty {
-                let rows = external.rows
+            if !inputRows.isEmpty {
+                let rows = inputRows
                 inputEmbeddingGradient.withUnsafeMutableBufferPointer { d in
                     for (i, r) in rows.enumerated() { (d.baseAddress! + i * C).update(from: dEmbSum + Int(r) * C, count: C) }
                 }
@@ -721,4 +734,13 @@ private func targetRanks(_ ranks: UnsafeMutablePointer<Int32>, scores: UnsafePoi
             ranks[m] = higher
         }
     }
+}
+
+/// The final hidden states of a batch from `BertForPreTraining.encode`, which the inference heads
+/// (`predictionLogits(_:rows:)`, `alignmentScores(_:)`) read: a value, so that no head depends on
+/// which batch the model ran last.
+public struct EncodedBatch: Sendable {
+    public let B: Int, T: Int
+    /// [B·T, C] row-major (padded positions included).
+    public let hidden: [Float]
 }

@@ -22,20 +22,12 @@ import Tokenize
 /// and median rank, by the pooled embeddings' cosine similarity (`t2v_*`, `v2t_*`) and by the
 /// cross-modal score (`cross_t2v_*`, `cross_v2t_*`), with chance (`chance_r1` = 1/N, …,
 /// `chance_median_rank` = (N + 1)/2).
-public final class CBTTrainer {
+public final class CBTTrainer: TrainingRun {
     public let recipe: CBTRecipe
     let task: CBTTask
     let loop: TrainingLoop<CBTTask>
 
-    public var showProgress: Bool {
-        get { loop.showProgress }
-        set { loop.showProgress = newValue }
-    }
-    /// Stop (checkpoint, then return) once this step is done; nil: run to `train.steps`.
-    public var stopAtStep: Int? {
-        get { loop.stopAtStep }
-        set { loop.stopAtStep = newValue }
-    }
+    public var controls: TrainingControls { loop.controls }
     public var model: CBTModel { task.model }
 
     public init(recipe: CBTRecipe, resume: Bool) throws {

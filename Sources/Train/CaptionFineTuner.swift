@@ -19,7 +19,7 @@ import Tasks
 /// vocab.txt, and visual_vocab/ — or for a CBT init clip_projection.safetensors and cbt/, the
 /// CBT's visual path) plus recipe.yaml (this recipe), trainer_state.json and
 /// optimizer.safetensors; `videobert caption` reads either kind.
-public final class CaptionFineTuner {
+public final class CaptionFineTuner: TrainingRun {
     public struct Summary: Codable, Sendable {
         public var steps: Int
         public var finalLoss: Double
@@ -41,15 +41,7 @@ public final class CaptionFineTuner {
     let task: CaptionTrainingTask
     let loop: TrainingLoop<CaptionTrainingTask>
 
-    public var showProgress: Bool {
-        get { loop.showProgress }
-        set { loop.showProgress = newValue }
-    }
-    /// Stop (checkpoint, then return) once this step is done; nil: run to `train.steps`.
-    public var stopAtStep: Int? {
-        get { loop.stopAtStep }
-        set { loop.stopAtStep = newValue }
-    }
+    public var controls: TrainingControls { loop.controls }
 
     public init(recipe: CaptionRecipe, resume: Bool) throws {
         if let p = recipe.problem() { throw VideoBertError(p, file: "recipe") }

@@ -19,23 +19,14 @@ import Tokenize
 /// N × `train.batch_size` examples; each rank weights its losses by its share of the global
 /// masked rows, so the gradients summed over ranks are those of the global means; rank 0 writes
 /// checkpoints, metrics and progress.
-public final class Trainer {
+public final class Trainer: TrainingRun {
     public typealias Summary = PretrainSummary
 
     public let recipe: PretrainRecipe
     let task: VideoBertTask
     let loop: TrainingLoop<VideoBertTask>
 
-    public var showProgress: Bool {
-        get { loop.showProgress }
-        set { loop.showProgress = newValue }
-    }
-    /// Stop (as on Ctrl-C: checkpoint, then return) once this step is done. For tests and for
-    /// splitting a run into sessions; nil: run to `train.steps`.
-    public var stopAtStep: Int? {
-        get { loop.stopAtStep }
-        set { loop.stopAtStep = newValue }
-    }
+    public var controls: TrainingControls { loop.controls }
     var model: BertForPreTraining { task.model }
 
     public init(recipe: PretrainRecipe, resume: Bool, communicator: Communicator = SingleProcess()) throws {

@@ -120,6 +120,32 @@ extension PretrainingTask {
     public func samplerStateProblem(_ state: SamplerState) -> String? { nil }
 }
 
+/// What a caller may set on a run before `run()`: the progress line, and a step to stop at.
+public final class TrainingControls {
+    public var showProgress = true
+    /// Stop (as on Ctrl-C: checkpoint, then return) once this step is done. For tests and for
+    /// splitting a run into sessions; nil: run to `train.steps`.
+    public var stopAtStep: Int?
+    public init() {}
+}
+
+/// A training run (`TrainingLoop`, and the fronts that own one: `Trainer`, `CBTTrainer`,
+/// `CaptionFineTuner`), with the loop's controls as its properties.
+public protocol TrainingRun: AnyObject {
+    var controls: TrainingControls { get }
+}
+
+extension TrainingRun {
+    public var showProgress: Bool {
+        get { controls.showProgress }
+        set { controls.showProgress = newValue }
+    }
+    public var stopAtStep: Int? {
+        get { controls.stopAtStep }
+        set { controls.stopAtStep = newValue }
+    }
+}
+
 /// The generic training loop (see `PretrainingTask`). Checkpoints: every `checkpoint.every`
 /// steps, at the end and on Ctrl-C, `<out>/checkpoints/step-NNNNNNN/` with the task's files plus
 /// recipe.yaml (resolved), trainer_state.json and optimizer.safetensors (AdamW moments `m.<name>`,
@@ -129,7 +155,7 @@ extension PretrainingTask {
 /// reports measurements over all ranks; the loop sums the gradients of every store over the ranks
 /// (`MPI_Allreduce`), has every rank stop at the same step, and lets rank 0 alone evaluate and
 /// write checkpoints, metrics.jsonl, loss.svg and progress.
-public final class TrainingLoop<Task: PretrainingTask> {
+public final class TrainingLoop<Task: PretrainingTask>: TrainingRun {
     public struct Settings {
         public var out: String
         public var train: PretrainRecipe.Optimization
@@ -171,8 +197,7 @@ public final class TrainingLoop<Task: PretrainingTask> {
     let settings: Settings
     var adams: [AdamW]
     public internal(set) var step = 0
-    public var showProgress = true
-    public var stopAtStep: Int?
+    public let controls = TrainingControls()
     let runDir: String
     let checkpointsDir: String
     let comm: Communicator

@@ -84,7 +84,7 @@ struct EmbedCommand: ParsableCommand {
                         ids[b * Tb + t] = s.ids[t]; types[b * Tb + t] = s.types[t]; mask[b * Tb + t] = 1
                     }
                 }
-                let hidden = model.encode(inputIDs: ids, tokenTypeIDs: types, attentionMask: mask, B: B, T: Tb)   // [B, Tb, H]
+                let hidden = model.encode(inputIDs: ids, tokenTypeIDs: types, attentionMask: mask, B: B, T: Tb).hidden   // [B, Tb, H]
                 for (b, s) in chunk.enumerated() {
                     let n = s.ids.count * H
                     row.withUnsafeMutableBufferPointer { r in

@@ -71,7 +71,7 @@ final class EmbedCLITests: XCTestCase {
         XCTAssertEqual(out.shape, [5, 9, hidden])
         let values = try out.floats()
         for (n, s) in expected.enumerated() {
-            let h = model.encode(inputIDs: s.ids, tokenTypeIDs: s.types, attentionMask: nil, B: 1, T: s.ids.count)
+            let h = model.encode(inputIDs: s.ids, tokenTypeIDs: s.types, attentionMask: nil, B: 1, T: s.ids.count).hidden
             let row = Array(values[(n * 9 * hidden)..<((n + 1) * 9 * hidden)])
             var maxDiff: Float = 0
             for i in 0..<h.count { maxDiff = max(maxDiff, abs(row[i] - h[i])) }
@@ -103,7 +103,7 @@ final class EmbedCLITests: XCTestCase {
         try #"{"input_ids": [3, 7, 8, 4]}"#.write(toFile: path("in.jsonl"), atomically: true, encoding: .utf8)
         let r = try CLI.run(["embed", "--checkpoint", bare, "--input", path("in.jsonl"), "--out", path("h.npy")])
         XCTAssertEqual(r.status, 0, r.stderr)
-        let h = model.encode(inputIDs: [3, 7, 8, 4], tokenTypeIDs: nil, attentionMask: nil, B: 1, T: 4)
+        let h = model.encode(inputIDs: [3, 7, 8, 4], tokenTypeIDs: nil, attentionMask: nil, B: 1, T: 4).hidden
         let out = try NPY.read(path("h.npy"))
         XCTAssertEqual(out.shape, [1, 4, hidden])
         XCTAssertEqual(try out.floats(), h)

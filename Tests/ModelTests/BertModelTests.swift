@@ -60,19 +60,24 @@ final class BertModelTests: XCTestCase {
     func testPyTorchParityOutputsAtMaskedRows() throws {
         let model = try loadTiny(training: false)
         let batch = fixture.batch
-        let hidden = model.encode(inputIDs: batch.inputIDs, tokenTypeIDs: batch.tokenTypeIDs, attentionMask: batch.attentionMask,
-                                  B: batch.B, T: batch.T)
-        checkValues(hidden, fixture.doubles("hidden"), "last hidden states", atol: 1e-4, rtol: 1e-4)
+        let encoded = model.encode(inputIDs: batch.inputIDs, tokenTypeIDs: batch.tokenTypeIDs, attentionMask: batch.attentionMask,
+                                   B: batch.B, T: batch.T)
+        checkValues(encoded.hidden, fixture.doubles("hidden"), "last hidden states", atol: 1e-4, rtol: 1e-4)
         let V = 70, Tt = 50
-        let full = model.predictionLogits(rows: batch.textRows)
+        let full = model.predictionLogits(encoded, rows: batch.textRows)
         checkValues(full, fixture.doubles("full_logits_text_rows"), "full-vocabulary logits", atol: 1e-4, rtol: 1e-4)
         // The restricted logits of training are slices of the full ones.
         let textSlice = (0..<batch.textRows.count).flatMap { m in full[(m * V)..<(m * V + Tt)] }
         checkValues(textSlice, fixture.doubles("text_logits"), "text logits (text-vocabulary slice)", atol: 1e-4, rtol: 1e-4)
-        let video = model.predictionLogits(rows: batch.videoRows)
+        let video = model.predictionLogits(encoded, rows: batch.videoRows)
         let videoSlice = (0..<batch.videoRows.count).flatMap { m in video[(m * V + Tt)..<(m * V + V)] }
         checkValues(videoSlice, fixture.doubles("video_logits"), "video logits (visual-word slice)", atol: 1e-4, rtol: 1e-4)
-        checkValues(model.alignmentScores(), fixture.doubles("alignment_scores"), "P(aligned)", atol: 1e-4, rtol: 1e-4)
+        checkValues(model.alignmentScores(encoded), fixture.doubles("alignment_scores"), "P(aligned)", atol: 1e-4, rtol: 1e-4)
+        // The heads read the batch they are given, whatever the model ran since.
+        _ = model.encode(inputIDs: [Int32](repeating: 1, count: 4), tokenTypeIDs: nil, attentionMask: nil, B: 1, T: 4)
+        checkValues(model.alignmentScores(encoded), fixture.doubles("alignment_scores"), "P(aligned) after another batch", atol: 1e-4, rtol: 1e-4)
+        checkValues(model.predictionLogits(encoded, rows: batch.textRows), fixture.doubles("full_logits_text_rows"), "logits after another batch",
+                    atol: 1e-4, rtol: 1e-4)
         // Evaluation mode of forwardBackward gives the same losses without gradients.
         let out = model.forwardBackward(batch, step: 0, dropoutSeed: 0, lossWeights: weights, training: false)
         XCTAssertEqual(Double(out.loss), fixture.double("loss"), accuracy: 1e-4)
@@ -201,9 +206,9 @@ final class BertModelTests: XCTestCase {
         for i in 0..<expected.count { XCTAssertEqual(expected[i], wordGradA[i], accuracy: 1e-5) }
         XCTAssertGreaterThan(model.inputEmbeddingGradient.map { $0 * $0 }.reduce(0, +), 0)
         // Inference sees the same vectors.
-        let e1 = model.encode(inputIDs: batch.inputIDs, tokenTypeIDs: batch.tokenTypeIDs, attentionMask: batch.attentionMask, B: 3, T: 10)
+        let e1 = model.encode(inputIDs: batch.inputIDs, tokenTypeIDs: batch.tokenTypeIDs, attentionMask: batch.attentionMask, B: 3, T: 10).hidden
         let e2 = model.encode(inputIDs: given.inputIDs, tokenTypeIDs: given.tokenTypeIDs, attentionMask: given.attentionMask, B: 3, T: 10,
-                              inputEmbeddingRows: given.inputEmbeddingRows, inputEmbeddings: given.inputEmbeddings)
+                              inputEmbeddingRows: given.inputEmbeddingRows, inputEmbeddings: given.inputEmbeddings).hidden
         for i in 0..<e1.count { XCTAssertEqual(e1[i], e2[i], accuracy: 1e-5) }
     }
 
@@ -346,12 +351,12 @@ final class BertModelTests: XCTestCase {
         let big = try BertForPreTraining.load(from: Paths.resource("bert-tiny"), maxBatch: 8, maxSeq: 16, training: false)
         let small = try loadTiny(training: false)
         let batch = fixture.batch
-        let x = big.encode(inputIDs: batch.inputIDs, tokenTypeIDs: batch.tokenTypeIDs, attentionMask: batch.attentionMask, B: 3, T: 16)
-        let y = small.encode(inputIDs: batch.inputIDs, tokenTypeIDs: batch.tokenTypeIDs, attentionMask: batch.attentionMask, B: 3, T: 16)
+        let x = big.encode(inputIDs: batch.inputIDs, tokenTypeIDs: batch.tokenTypeIDs, attentionMask: batch.attentionMask, B: 3, T: 16).hidden
+        let y = small.encode(inputIDs: batch.inputIDs, tokenTypeIDs: batch.tokenTypeIDs, attentionMask: batch.attentionMask, B: 3, T: 16).hidden
         XCTAssertEqual(x, y)
         // One example cut to its real length (11 tokens) gives its rows of the padded batch.
         let ids = Array(batch.inputIDs[16..<27]), types = Array(batch.tokenTypeIDs[16..<27])
-        let one = small.encode(inputIDs: ids, tokenTypeIDs: types, attentionMask: nil, B: 1, T: 11)
+        let one = small.encode(inputIDs: ids, tokenTypeIDs: types, attentionMask: nil, B: 1, T: 11).hidden
         let rows = Array(y[(16 * 32)..<(27 * 32)])
         var maxDiff: Float = 0
         for i in 0..<one.count { maxDiff = max(maxDiff, abs(one[i] - rows[i])) }

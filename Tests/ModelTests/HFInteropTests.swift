@@ -63,12 +63,12 @@ final class HFInteropTests: XCTestCase {
         XCTAssertEqual(f.strings("load_warnings"), [], "transformers warned while loading")
         let model = try BertForPreTraining.load(from: Paths.resource("videobert-tiny"), maxBatch: 2, maxSeq: 20)
         let (B, T) = (f.int("B"), f.int("T"))
-        let hidden = model.encode(inputIDs: f.int32s("input_ids"), tokenTypeIDs: f.int32s("token_type_ids"),
-                                  attentionMask: f.floats("attention_mask"), B: B, T: T)
-        checkValues(hidden, f.doubles("last_hidden_state"), "last hidden states vs transformers", atol: 1e-4, rtol: 1e-4)
-        checkValues(model.predictionLogits(rows: f.int32s("rows")), f.doubles("prediction_logits_at_rows"),
+        let encoded = model.encode(inputIDs: f.int32s("input_ids"), tokenTypeIDs: f.int32s("token_type_ids"),
+                                   attentionMask: f.floats("attention_mask"), B: B, T: T)
+        checkValues(encoded.hidden, f.doubles("last_hidden_state"), "last hidden states vs transformers", atol: 1e-4, rtol: 1e-4)
+        checkValues(model.predictionLogits(encoded, rows: f.int32s("rows")), f.doubles("prediction_logits_at_rows"),
                     "prediction logits vs transformers", atol: 1e-4, rtol: 1e-4)
-        checkValues(model.alignmentScores(), f.doubles("aligned_probability"), "P(aligned) vs transformers", atol: 1e-4, rtol: 1e-4)
+        checkValues(model.alignmentScores(encoded), f.doubles("aligned_probability"), "P(aligned) vs transformers", atol: 1e-4, rtol: 1e-4)
     }
 
     func testMiniLMHiddenStatesEqualTransformers() throws {
@@ -87,7 +87,7 @@ final class HFInteropTests: XCTestCase {
         XCTAssertEqual(Set(report.initialized), Set(model.store.slots.map(\.name).filter { $0.hasPrefix("cls.") }),
                        "a BertModel checkpoint has the encoder and pooler, not the pretraining heads")
         XCTAssertEqual(report.ignored, ["embeddings.position_ids"])
-        let hidden = model.encode(inputIDs: try ids.integers(Int32.self), tokenTypeIDs: types, attentionMask: mask, B: B, T: T)
+        let hidden = model.encode(inputIDs: try ids.integers(Int32.self), tokenTypeIDs: types, attentionMask: mask, B: B, T: T).hidden
         XCTAssertEqual(expected.shape, [B, T, 384])
         checkValues(hidden, try expected.floats().map(Double.init), "MiniLM last hidden states vs transformers.BertModel",
                     atol: 1e-4, rtol: 1e-4)

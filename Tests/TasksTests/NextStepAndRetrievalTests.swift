@@ -31,16 +31,16 @@ final class NextStepAndRetrievalTests: XCTestCase {
         var text = context + good
         text[context.count + 2] = model.special.mask
         var direct = 0.0
-        model.forEachBatch([.joint(text: text, video: video.map(model.visualID), special: model.special)]) { _, _, _ in
-            direct = Double(model.textLogProbabilities(rows: [Int32(1 + context.count + 2)])[Int(good[2])])
+        model.forEachBatch([.joint(text: text, video: video.map(model.visualID), special: model.special)]) { _, _, _, encoded in
+            direct = Double(model.textLogProbabilities(encoded, rows: [Int32(1 + context.count + 2)])[Int(good[2])])
         }
         let one = NextStepRanking.pseudoLogLikelihoods(model: model, context: context, candidates: [good], video: video, aggregate: .sum)[0]
         var others = 0.0
         for i in good.indices where i != 2 {
             var t = context + good
             t[context.count + i] = model.special.mask
-            model.forEachBatch([.joint(text: t, video: video.map(model.visualID), special: model.special)]) { _, _, _ in
-                others += Double(model.textLogProbabilities(rows: [Int32(1 + context.count + i)])[Int(good[i])])
+            model.forEachBatch([.joint(text: t, video: video.map(model.visualID), special: model.special)]) { _, _, _, encoded in
+                others += Double(model.textLogProbabilities(encoded, rows: [Int32(1 + context.count + i)])[Int(good[i])])
             }
         }
         XCTAssertEqual(one, direct + others, accuracy: 1e-3)
@@ -123,8 +123,8 @@ final class NextStepAndRetrievalTests: XCTestCase {
         let videos = [Array(corpus.corpus.visual(of: 0)), Array(corpus.corpus.visual(of: 5)), Array(corpus.corpus.visual(of: 9))]
         let matrix = try head.scores(texts: texts, videos: videos, progress: nil)
         XCTAssertEqual(matrix.count, 6)
-        model.forEachBatch([.joint(text: texts[1], video: videos[2].map(model.visualID), special: model.special)]) { _, _, _ in
-            XCTAssertEqual(model.model.alignmentScores()[0], matrix[5], accuracy: 1e-5)
+        model.forEachBatch([.joint(text: texts[1], video: videos[2].map(model.visualID), special: model.special)]) { _, _, _, encoded in
+            XCTAssertEqual(model.model.alignmentScores(encoded)[0], matrix[5], accuracy: 1e-5)
         }
         let report = try TextVideoRetrieval.run(scorer: head, checkpoint: f.checkpoint, corpus: corpus, split: "test", max: 10, showProgress: false)
         XCTAssertEqual(report.segments, 10)

@@ -46,8 +46,8 @@ final class ZeroShotTests: XCTestCase {
         func logProb(verb: [Int32], noun: [Int32], readNoun: Bool, piece: Int32) -> Float {
             let t = classifier.templateText(verb: verb, noun: noun)
             var value: Float = 0
-            model.forEachBatch([.joint(text: t.ids, video: visual.map(model.visualID), special: model.special)]) { _, _, _ in
-                value = model.textLogProbabilities(rows: [Int32(1 + (readNoun ? t.nounEnd : t.verbEnd))])[Int(piece)]
+            model.forEachBatch([.joint(text: t.ids, video: visual.map(model.visualID), special: model.special)]) { _, _, _, encoded in
+                value = model.textLogProbabilities(encoded, rows: [Int32(1 + (readNoun ? t.nounEnd : t.verbEnd))])[Int(piece)]
             }
             return value
         }

@@ -283,7 +283,7 @@ public final class CBTModel {
         let textSeed = dropoutSeedFor(seed, 1), visualSeed = dropoutSeedFor(seed, 2), crossSeed = dropoutSeedFor(seed, 3)
 
         // Text BERT (MLM head's gradient lands in text.hiddenGradient).
-        let (textOut, Ht) = text.forwardKeepingHidden(batch.text, step: step, dropoutSeed: textSeed, lossWeights: (o.mlmWeight, 0, 0),
+        let (textOut, Ht, textKept) = text.forwardKeepingHidden(batch.text, step: step, dropoutSeed: textSeed, lossWeights: (o.mlmWeight, 0, 0),
                                                       lossScale: lossScale, training: training, dropout: dropout)
         out.mlmLoss = textOut.mlmLoss; out.mlmCount = textOut.mlmCount; out.mlmCorrect = textOut.mlmCorrect
 
@@ -372,7 +372,7 @@ public final class CBTModel {
         if training {
             visualBackward(B: B, Tv: Tv, pHidden: pHidden, pAttention: pAttention, seed: visualSeed, step: step)
             frontEndBackward(batch, dE: dE)
-            text.backwardKeepingHidden()
+            if let textKept { text.backwardKeepingHidden(textKept) }
         }
         return out
     }
@@ -717,7 +717,7 @@ public final class CBTModel {
     /// no masking — pass a batch without masked rows).
     public func encodeForRetrieval(_ batch: CBTBatch) -> CBTRetrievalInputs {
         let B = batch.B, Tv = batch.Tv, Tt = batch.text.T, Nv = B * Tv
-        let (_, Ht) = text.forwardKeepingHidden(batch.text, step: 0, dropoutSeed: 0, lossWeights: (0, 0, 0), training: false)
+        let (_, Ht, _) = text.forwardKeepingHidden(batch.text, step: 0, dropoutSeed: 0, lossWeights: (0, 0, 0), training: false)
         _ = frontEndForward(batch)
         loadVisualInputs(batch)
         let Hv = visualForward(B: B, Tv: Tv, pHidden: 0, pAttention: 0, seed: 0, step: 0)

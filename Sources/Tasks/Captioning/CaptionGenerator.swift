@@ -132,9 +132,9 @@ public final class CaptionGenerator {
         for _ in 0..<options.maxTokens where !live.isEmpty {
             let inputs = live.map { input(prefix: ids[$0], video: videoParts[$0]) }
             var next: [Int] = []
-            model.forEachBatch(inputs.map(\.0)) { first, B, T in
+            model.forEachBatch(inputs.map(\.0)) { first, B, T, encoded in
                 let rows = (0..<B).map { Int32($0 * T + inputs[first + $0].1) }
-                model.withTextLogProbabilities(rows: rows) { b, row in
+                model.withTextLogProbabilities(encoded, rows: rows) { b, row in
                     let s = live[first + b]
                     let token = topAllowed(row.baseAddress!, k: 1)[0]
                     logp[s] += row[Int(token)]
@@ -180,9 +180,9 @@ public final class CaptionGenerator {
                 }
             }
             var proposals = [[(token: Int32, logp: Float)]](repeating: [], count: inputs.count)
-            model.forEachBatch(inputs.map(\.0)) { first, B, T in
+            model.forEachBatch(inputs.map(\.0)) { first, B, T, encoded in
                 let rows = (0..<B).map { Int32($0 * T + inputs[first + $0].1) }
-                model.withTextLogProbabilities(rows: rows) { b, row in
+                model.withTextLogProbabilities(encoded, rows: rows) { b, row in
                     proposals[first + b] = topAllowed(row.baseAddress!, k: 2 * W).map { ($0, row[Int($0)]) }
                 }
             }

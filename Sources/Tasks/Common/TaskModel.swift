@@ -137,9 +137,10 @@ public struct TaskSequence: Sendable, Equatable {
 extension TaskModel {
     /// Runs sequences through the encoder in packed batches (each batch: T = its longest
     /// sequence ≤ maxSeq and B·T ≤ the arena's rows), in order. `body` gets the batch's first
-    /// sequence index, B and T, right after `encode`, so it can read `predictionLogits(rows:)`
-    /// (rows b·T + position) or `alignmentScores()`.
-    public func forEachBatch(_ sequences: [TaskSequence], _ body: (_ first: Int, _ B: Int, _ T: Int) throws -> Void) rethrows {
+    /// sequence index, B, T and its hidden states, for the heads (`withTextLogProbabilities`,
+    /// rows b·T + position; `model.alignmentScores`).
+    public func forEachBatch(_ sequences: [TaskSequence],
+                             _ body: (_ first: Int, _ B: Int, _ T: Int, _ encoded: EncodedBatch) throws -> Void) rethrows {
         var i = 0
         while i < sequences.count {
             var T = 0, B = 0
@@ -164,53 +165,53 @@ extension TaskModel {
                 inputRows += s.inputRows.map { Int32(b * T) + $0 }
                 inputVectors += s.inputVectors
             }
-            _ = model.encode(inputIDs: ids, tokenTypeIDs: types, attentionMask: mask, B: B, T: T,
-                             inputEmbeddingRows: inputRows, inputEmbeddings: inputVectors)
-            try body(i, B, T)
+            let encoded = model.encode(inputIDs: ids, tokenTypeIDs: types, attentionMask: mask, B: B, T: T,
+                                       inputEmbeddingRows: inputRows, inputEmbeddings: inputVectors)
+            try body(i, B, T, encoded)
             i += B
         }
     }
 
     /// Log-probabilities over the text vocabulary (the softmax pretraining's MLM is trained with:
     /// text positions are scored against the Ttext WordPieces only, see BertForPreTraining.swift)
-    /// at flat rows of the last encoded batch: `body(i, row)` for each rows[i], in order; `row`
+    /// at flat rows of an encoded batch: `body(i, row)` for each rows[i], in order; `row`
     /// holds Ttext values and is valid only during the call (logits are made 256 rows at a time,
     /// so memory stays bounded whatever the batch).
-    public func withTextLogProbabilities(rows: [Int32], _ body: (Int, UnsafeBufferPointer<Float>) -> Void) {
-        withRestrictedLogSoftmax(rows: rows, from: 0, count: textVocabSize, body)
+    public func withTextLogProbabilities(_ encoded: EncodedBatch, rows: [Int32], _ body: (Int, UnsafeBufferPointer<Float>) -> Void) {
+        withRestrictedLogSoftmax(encoded, rows: rows, from: 0, count: textVocabSize, body)
     }
 
     /// The same over the visual words (MFM's softmax): rows of Vvis values.
-    public func withVisualLogProbabilities(rows: [Int32], _ body: (Int, UnsafeBufferPointer<Float>) -> Void) {
-        withRestrictedLogSoftmax(rows: rows, from: textVocabSize, count: visualWords, body)
+    public func withVisualLogProbabilities(_ encoded: EncodedBatch, rows: [Int32], _ body: (Int, UnsafeBufferPointer<Float>) -> Void) {
+        withRestrictedLogSoftmax(encoded, rows: rows, from: textVocabSize, count: visualWords, body)
     }
 
     /// [rows.count, Ttext] text log-probabilities as one array (for a few rows).
-    public func textLogProbabilities(rows: [Int32]) -> [Float] {
+    public func textLogProbabilities(_ encoded: EncodedBatch, rows: [Int32]) -> [Float] {
         var out = [Float](repeating: 0, count: rows.count * textVocabSize)
-        withTextLogProbabilities(rows: rows) { i, row in
+        withTextLogProbabilities(encoded, rows: rows) { i, row in
             out.withUnsafeMutableBufferPointer { o in (o.baseAddress! + i * row.count).update(from: row.baseAddress!, count: row.count) }
         }
         return out
     }
 
     /// [rows.count, Vvis] visual log-probabilities as one array.
-    public func visualLogProbabilities(rows: [Int32]) -> [Float] {
+    public func visualLogProbabilities(_ encoded: EncodedBatch, rows: [Int32]) -> [Float] {
         var out = [Float](repeating: 0, count: rows.count * visualWords)
-        withVisualLogProbabilities(rows: rows) { i, row in
+        withVisualLogProbabilities(encoded, rows: rows) { i, row in
             out.withUnsafeMutableBufferPointer { o in (o.baseAddress! + i * row.count).update(from: row.baseAddress!, count: row.count) }
         }
         return out
     }
 
-    private func withRestrictedLogSoftmax(rows: [Int32], from lo: Int, count n: Int, _ body: (Int, UnsafeBufferPointer<Float>) -> Void) {
+    private func withRestrictedLogSoftmax(_ encoded: EncodedBatch, rows: [Int32], from lo: Int, count n: Int, _ body: (Int, UnsafeBufferPointer<Float>) -> Void) {
         let V = textVocabSize + visualWords
         let row = UnsafeMutablePointer<Float>.allocate(capacity: n)
         defer { row.deallocate() }
         var start = 0
         while start < rows.count {
             let chunk = Array(rows[start..<min(rows.count, start + 256)])
-            let logits = model.predictionLogits(rows: chunk)
+            let logits = model.predictionLogits(encoded, rows: chunk)
             logits.withUnsafeBufferPointer { l in
                 for m in 0..<chunk.count {
                     logSoftmax(l.baseAddress! + m * V + lo, into: row, count: n)

@@ -102,9 +102,9 @@ public enum NextStepRanking {
             }
         }
         var totals = [Double](repeating: 0, count: candidates.count)
-        model.forEachBatch(sequences) { first, B, T in
+        model.forEachBatch(sequences) { first, B, T, encoded in
             let rows = (0..<B).map { Int32($0 * T + positions[first + $0]) }
-            model.withTextLogProbabilities(rows: rows) { b, row in totals[owner[first + b]] += Double(row[Int(targets[first + b])]) }
+            model.withTextLogProbabilities(encoded, rows: rows) { b, row in totals[owner[first + b]] += Double(row[Int(targets[first + b])]) }
         }
         if aggregate == .mean { for k in candidates.indices { totals[k] /= Double(max(candidates[k].count, 1)) } }
         return totals

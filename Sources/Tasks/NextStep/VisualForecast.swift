@@ -125,13 +125,13 @@ public enum VisualForecast {
         var modelRanks = [[Int]](repeating: [], count: h), freqRanks = modelRanks, persistRanks = modelRanks
         let progress = ProgressReporter(label: "next-step (visual)", total: pairs.count, unit: "pairs", enabled: showProgress)
         let Vv = model.visualWords
-        model.forEachBatch(contexts.map { input($0, masks: h, model: model) }) { first, B, T in
+        model.forEachBatch(contexts.map { input($0, masks: h, model: model) }) { first, B, T, encoded in
             var rows: [Int32] = []
             for b in 0..<B {
                 let start = 1 + contexts[first + b].count
                 for j in 0..<h { rows.append(Int32(b * T + start + j)) }
             }
-            model.withVisualLogProbabilities(rows: rows) { r, row in
+            model.withVisualLogProbabilities(encoded, rows: rows) { r, row in
                 let i = first + r / h, j = r % h
                 if j < truths[i].count {
                     let truth = truths[i][j]
@@ -173,9 +173,9 @@ public enum VisualForecast {
                 return TaskSequence.joint(text: [], video: (ctx + filled[i]).map(model.visualID) + [Int32](repeating: model.special.mask, count: h - j),
                                           special: model.special)
             }
-            model.forEachBatch(sequences) { first, B, T in
+            model.forEachBatch(sequences) { first, B, T, encoded in
                 let rows = (0..<B).map { b in Int32(b * T + 1 + contexts[(first + b) / S].count + j) }
-                model.withVisualLogProbabilities(rows: rows) { b, row in
+                model.withVisualLogProbabilities(encoded, rows: rows) { b, row in
                     let i = first + b
                     let k = options.topK > 0 ? min(options.topK, Vv) : Vv
                     let candidates = topIndices(row, k: k)

@@ -47,8 +47,8 @@ public struct AlignmentHeadScorer: TextVideoScorer {
         for (i, text) in texts.enumerated() {
             let t = Array(text.prefix(textCap))
             let row = videoIDs.map { TaskSequence.joint(text: t, video: $0, special: model.special) }
-            model.forEachBatch(row) { first, B, _ in
-                let p = model.model.alignmentScores()
+            model.forEachBatch(row) { first, B, _, encoded in
+                let p = model.model.alignmentScores(encoded)
                 for b in 0..<B { out[i * videos.count + first + b] = p[b] }
             }
             progress?.advance()

@@ -191,7 +191,7 @@ public final class ZeroShotClassifier {
         plan(verbPieces, slot: .verb, into: &verbUses)
         plan(nounPieces, slot: .noun, into: &nounUses)
         var out = visual.map { _ in LabelScores(verbs: .init(repeating: 0, count: labels.verbs.count), nouns: .init(repeating: 0, count: labels.nouns.count)) }
-        model.forEachBatch(sequences) { first, B, T in
+        model.forEachBatch(sequences) { first, B, T, encoded in
             // Rows read (text position p is at 1 + p: after [CLS]).
             var rows: [Int32] = []
             var reads: [(segment: Int, request: Int, slot: Slot)] = []
@@ -200,7 +200,7 @@ public final class ZeroShotClassifier {
                 if requests[r].read != .noun { rows.append(Int32(b * T + 1 + t.verbEnd)); reads.append((s / R, r, .verb)) }
                 if requests[r].read != .verb { rows.append(Int32(b * T + 1 + t.nounEnd)); reads.append((s / R, r, .noun)) }
             }
-            model.withTextLogProbabilities(rows: rows) { k, logProbs in
+            model.withTextLogProbabilities(encoded, rows: rows) { k, logProbs in
                 let read = reads[k]
                 if read.slot == .verb {
                     for u in verbUses[read.request] { out[read.segment].verbs[u.label] += logProbs[Int(u.piece)] }
