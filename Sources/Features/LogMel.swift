@@ -154,53 +154,95 @@ public struct LogMelSettings: Codable, Equatable, Sendable {
     }
 }
 
-/// Log-mel spectrograms as librosa computes them (`melspectrogram`, then the log), through sgemm.
+/// Log-mel spectrograms as librosa computes them (`melspectrogram`, then the log), with the
+/// matrix work through sgemm.
 ///
-/// The STFT is a DFT matrix product: each chunk of frames (only the `win_length` samples the
-/// window covers) times a [win_length, 2·(n_fft/2+1)] matrix holding the periodic Hann window
-/// (scipy `get_window('hann', win_length, fftbins=True)`, centred in n_fft as librosa's
-/// `pad_center`) times cos and −sin; then |X|^power, the mel matrix by sgemm, and the log.
-/// Chosen over an FFT: measured in `tools/bench` (`bench logmel`).
-/// Memory: the two matrices and one chunk of 256 frames; the output is [frames, n_mels].
+/// The STFT: each frame's `win_length` windowed samples (periodic Hann, scipy
+/// `get_window('hann', win_length, fftbins=True)`, centred in n_fft as librosa's `pad_center`).
+/// - n_fft a power of two (≥ 8): a real FFT written here — an n_fft/2-point complex radix-2 FFT
+///   of the even/odd samples, then the split into the n_fft/2 + 1 bins — run on 64 frames at
+///   once (each butterfly is a loop over the frames, which vectorises).
+/// - other n_fft (400, 255, ...): a product with a [win_length, 2·(n_fft/2+1)] matrix of
+///   window × cos | window × (−sin), by sgemm.
+/// `tools/bench/logmel.py` measured both (BENCHMARKS.md): at n_fft 512 the FFT is the faster.
+/// Then |X|^power, the mel filter bank by sgemm, and the log.
+/// Memory: the filter bank, the DFT matrix or twiddles, one chunk of frames; the output is
+/// [frames, n_mels]. Not thread-safe (the chunk buffers are reused); one per thread.
 public final class LogMelSpectrogram {
     public let settings: LogMelSettings
     public let bins: Int
     /// [bins, n_mels]: librosa's mel filter bank, transposed.
     public let melMatrix: [Float]
-    /// [win_length, 2·bins]: window × cos | window × (−sin).
-    let dftMatrix: [Float]
+    /// Uses the FFT (n_fft a power of two ≥ 8) unless turned off (tests and benchmarks compare).
+    public let usesFFT: Bool
     let windowOffset: Int
-    static let chunk = 256
+    let window: [Float]
+    /// [win_length, 2·bins]: window × cos | window × (−sin) (DFT path only).
+    let dftMatrix: [Float]
+    /// Frames per chunk: 64 on the FFT path (the butterflies' vector length), 256 for sgemm.
+    let chunk: Int
     private var frames: [Float]
     private var spectrum: [Float]
     private var powerBuffer: [Float]
+    // FFT path: M = n_fft/2 points, bit-reversed positions, twiddles e^{-2πij/M} and e^{-2πik/n_fft}.
+    private let half: Int
+    private let bitReverse: [Int]
+    private let twiddleRe: [Float], twiddleIm: [Float]
+    private let splitRe: [Float], splitIm: [Float]
+    private var fftRe: [Float], fftIm: [Float]
 
-    public init(settings: LogMelSettings) throws {
+    public init(settings: LogMelSettings, useFFT: Bool = true) throws {
         try settings.validate()
         self.settings = settings
         let n = settings.nFFT, w = settings.winLength
         bins = n / 2 + 1
         windowOffset = (n - w) / 2
-        // Periodic Hann of length w: 0.5 − 0.5·cos(2πi/w).
-        var dft = [Float](repeating: 0, count: w * 2 * bins)
-        for i in 0..<w {
-            let window = 0.5 - 0.5 * cos(2 * Double.pi * Double(i) / Double(w))
-            let m = i + windowOffset
-            for k in 0..<bins {
-                let r = (k * m) % n  // exact phase index
-                let angle = 2 * Double.pi * Double(r) / Double(n)
-                dft[i * 2 * bins + k] = Float(window * cos(angle))
-                dft[i * 2 * bins + bins + k] = Float(-window * sin(angle))
+        window = (0..<w).map { Float(0.5 - 0.5 * cos(2 * Double.pi * Double($0) / Double(w))) }
+        usesFFT = useFFT && n >= 8 && n & (n - 1) == 0
+        chunk = usesFFT ? 64 : 256
+        let B = chunk
+        if usesFFT {
+            let m = n / 2
+            half = m
+            var bits = 0
+            while (1 << bits) < m { bits += 1 }
+            bitReverse = (0..<m).map { i in
+                var r = 0, v = i
+                for _ in 0..<bits { r = (r << 1) | (v & 1); v >>= 1 }
+                return r
             }
+            twiddleRe = (0..<m / 2).map { Float(cos(2 * Double.pi * Double($0) / Double(m))) }
+            twiddleIm = (0..<m / 2).map { Float(-sin(2 * Double.pi * Double($0) / Double(m))) }
+            splitRe = (0...m).map { Float(cos(2 * Double.pi * Double($0) / Double(n))) }
+            splitIm = (0...m).map { Float(-sin(2 * Double.pi * Double($0) / Double(n))) }
+            fftRe = [Float](repeating: 0, count: m * B)
+            fftIm = [Float](repeating: 0, count: m * B)
+            dftMatrix = []
+            frames = [Float](repeating: 0, count: n)
+            spectrum = []
+        } else {
+            half = 0
+            bitReverse = []; twiddleRe = []; twiddleIm = []; splitRe = []; splitIm = []; fftRe = []; fftIm = []
+            var dft = [Float](repeating: 0, count: w * 2 * bins)
+            for i in 0..<w {
+                let m = i + windowOffset
+                for k in 0..<bins {
+                    let r = (k * m) % n  // exact phase index
+                    let angle = 2 * Double.pi * Double(r) / Double(n)
+                    dft[i * 2 * bins + k] = Float(Double(window[i]) * cos(angle))
+                    dft[i * 2 * bins + bins + k] = Float(-Double(window[i]) * sin(angle))
+                }
+            }
+            dftMatrix = dft
+            frames = [Float](repeating: 0, count: B * w)
+            spectrum = [Float](repeating: 0, count: B * 2 * bins)
         }
-        dftMatrix = dft
         let mel = Self.melFilters(settings)
         var transposed = [Float](repeating: 0, count: bins * settings.nMels)
         for m in 0..<settings.nMels { for k in 0..<bins { transposed[k * settings.nMels + m] = mel[m * bins + k] } }
         melMatrix = transposed
-        frames = [Float](repeating: 0, count: Self.chunk * w)
-        spectrum = [Float](repeating: 0, count: Self.chunk * 2 * bins)
-        powerBuffer = [Float](repeating: 0, count: Self.chunk * bins)
+        // [bins, B] on the FFT path (frames in columns), [B, bins] on the DFT path.
+        powerBuffer = [Float](repeating: 0, count: B * bins)
     }
 
     // MARK: - mel filter bank (librosa/filters.py `mel`, librosa/core/convert.py `hz_to_mel`, `mel_to_hz`)
@@ -285,50 +327,154 @@ public final class LogMelSpectrogram {
         let s = settings
         let total = s.frameCount(samples: samples.count)
         precondition(out.count >= total * s.nMels, "output too small for \(total) frames")
-        let w = s.winLength, hop = s.hopLength, nMels = s.nMels, bins = self.bins
-        let shift = (s.center ? -(s.nFFT / 2) : 0) + windowOffset
-        let mode = s.padMode
-        let power = Float(s.power)
-        let logOffset = Float(s.logOffset)
-        let dbScale = Float(20 / s.power)
+        let nMels = s.nMels, bins = self.bins
         var start = 0
-        frames.withUnsafeMutableBufferPointer { fr in
-        spectrum.withUnsafeMutableBufferPointer { sp in
         powerBuffer.withUnsafeMutableBufferPointer { pw in
-        dftMatrix.withUnsafeBufferPointer { dft in
         melMatrix.withUnsafeBufferPointer { mel in
             while start < total {
-                let b = min(Self.chunk, total - start)
-                for t in 0..<b {
-                    let first = (start + t) * hop + shift
-                    let row = fr.baseAddress! + t * w
-                    if first >= 0 && first + w <= samples.count {
-                        row.update(from: samples.baseAddress! + first, count: w)
-                    } else {
-                        for i in 0..<w { row[i] = Self.padded(samples, first + i, mode) }
-                    }
-                }
-                BLAS.sgemm(m: b, n: 2 * bins, k: w, a: fr.baseAddress!, b: dft.baseAddress!, c: sp.baseAddress!)
-                for t in 0..<b {
-                    let re = sp.baseAddress! + t * 2 * bins, im = re + bins, p = pw.baseAddress! + t * bins
-                    if power == 2 {
-                        for k in 0..<bins { p[k] = re[k] * re[k] + im[k] * im[k] }
-                    } else if power == 1 {
-                        for k in 0..<bins { p[k] = (re[k] * re[k] + im[k] * im[k]).squareRoot() }
-                    } else {
-                        for k in 0..<bins { p[k] = Foundation.pow((re[k] * re[k] + im[k] * im[k]).squareRoot(), power) }
-                    }
-                }
+                let b = min(chunk, total - start)
                 let o = out.baseAddress! + start * nMels
-                BLAS.sgemm(m: b, n: nMels, k: bins, a: pw.baseAddress!, b: mel.baseAddress!, c: o)
-                let n = b * nMels
-                switch s.log {
-                case .log: for i in 0..<n { o[i] = Foundation.log(o[i] + logOffset) }
-                case .log10: for i in 0..<n { o[i] = Foundation.log10(o[i] + logOffset) }
-                case .db: for i in 0..<n { o[i] = dbScale * Foundation.log10(max(o[i], logOffset)) }
+                if usesFFT {
+                    fftPower(samples, firstFrame: start, count: b, into: pw.baseAddress!)
+                    // [bins, B] (frames in columns) → rows of the output.
+                    BLAS.sgemm(transA: true, m: b, n: nMels, k: bins, a: pw.baseAddress!, lda: chunk,
+                               b: mel.baseAddress!, c: o)
+                } else {
+                    dftPower(samples, firstFrame: start, count: b, into: pw.baseAddress!)
+                    BLAS.sgemm(m: b, n: nMels, k: bins, a: pw.baseAddress!, b: mel.baseAddress!, c: o)
                 }
+                applyLog(o, count: b * nMels)
                 start += b
             }
-        }}}}}
+        }}
+    }
+
+    /// Start of frame `t` in signal coordinates (the first sample of its window span).
+    @inline(__always)
+    private func windowStart(_ t: Int) -> Int {
+        t * settings.hopLength + (settings.center ? -(settings.nFFT / 2) : 0) + windowOffset
+    }
+
+    /// |X|^power from |X|² (one value).
+    @inline(__always)
+    private static func raise(_ squared: Float, _ power: Float) -> Float {
+        if power == 2 { return squared }
+        if power == 1 { return squared.squareRoot() }
+        return Foundation.pow(squared.squareRoot(), power)
+    }
+
+    private func applyLog(_ o: UnsafeMutablePointer<Float>, count n: Int) {
+        let logOffset = Float(settings.logOffset)
+        switch settings.log {
+        case .log: for i in 0..<n { o[i] = Foundation.log(o[i] + logOffset) }
+        case .log10: for i in 0..<n { o[i] = Foundation.log10(o[i] + logOffset) }
+        case .db:
+            let scale = Float(20 / settings.power)
+            for i in 0..<n { o[i] = scale * Foundation.log10(max(o[i], logOffset)) }
+        }
+    }
+
+    /// DFT path: frames [count, win_length] × DFT matrix → |X|^power as [count, bins].
+    private func dftPower(_ samples: UnsafeBufferPointer<Float>, firstFrame: Int, count b: Int, into p: UnsafeMutablePointer<Float>) {
+        let w = settings.winLength, bins = self.bins, mode = settings.padMode, power = Float(settings.power)
+        frames.withUnsafeMutableBufferPointer { fr in
+        spectrum.withUnsafeMutableBufferPointer { sp in
+        dftMatrix.withUnsafeBufferPointer { dft in
+            for t in 0..<b {
+                let first = windowStart(firstFrame + t)
+                let row = fr.baseAddress! + t * w
+                if first >= 0 && first + w <= samples.count {
+                    row.update(from: samples.baseAddress! + first, count: w)
+                } else {
+                    for i in 0..<w { row[i] = Self.padded(samples, first + i, mode) }
+                }
+            }
+            BLAS.sgemm(m: b, n: 2 * bins, k: w, a: fr.baseAddress!, b: dft.baseAddress!, c: sp.baseAddress!)
+            for t in 0..<b {
+                let re = sp.baseAddress! + t * 2 * bins, im = re + bins, q = p + t * bins
+                for k in 0..<bins { q[k] = Self.raise(re[k] * re[k] + im[k] * im[k], power) }
+            }
+        }}}
+    }
+
+    /// FFT path: |X|^power of `count` frames as [bins, chunk] (frame t in column t).
+    ///
+    /// Real FFT of length N = 2M through one M-point complex FFT: z[n] = x[2n] + i·x[2n+1],
+    /// Z = FFT_M(z), then X[k] = (Z[k] + Z*[M−k])/2 − i·e^{−2πik/N}·(Z[k] − Z*[M−k])/2, k = 0...M.
+    private func fftPower(_ samples: UnsafeBufferPointer<Float>, firstFrame: Int, count b: Int, into p: UnsafeMutablePointer<Float>) {
+        let B = chunk, m = half, n = settings.nFFT, w = settings.winLength, off = windowOffset
+        let mode = settings.padMode, power = Float(settings.power)
+        frames.withUnsafeMutableBufferPointer { fr in
+        fftRe.withUnsafeMutableBufferPointer { reBuf in
+        fftIm.withUnsafeMutableBufferPointer { imBuf in
+        window.withUnsafeBufferPointer { win in
+        bitReverse.withUnsafeBufferPointer { rev in
+        twiddleRe.withUnsafeBufferPointer { twr in
+        twiddleIm.withUnsafeBufferPointer { twi in
+        splitRe.withUnsafeBufferPointer { spr in
+        splitIm.withUnsafeBufferPointer { spi in
+            let re = reBuf.baseAddress!, im = imBuf.baseAddress!
+            let x = fr.baseAddress!
+            // Load: the windowed frame (zeros outside the window), even/odd samples as one
+            // complex number, at bit-reversed positions; frames beyond `count` are zero.
+            for t in 0..<B {
+                if t >= b {
+                    for j in 0..<m { re[j * B + t] = 0; im[j * B + t] = 0 }
+                    continue
+                }
+                let first = windowStart(firstFrame + t)
+                for i in 0..<off { x[i] = 0 }
+                for i in (off + w)..<n { x[i] = 0 }
+                if first >= 0 && first + w <= samples.count {
+                    let src = samples.baseAddress! + first
+                    for i in 0..<w { x[off + i] = src[i] * win[i] }
+                } else {
+                    for i in 0..<w { x[off + i] = Self.padded(samples, first + i, mode) * win[i] }
+                }
+                for j in 0..<m {
+                    let r = rev[j] * B + t
+                    re[r] = x[2 * j]
+                    im[r] = x[2 * j + 1]
+                }
+            }
+            // Radix-2 butterflies, each over the B frames of a row.
+            var size = 2
+            while size <= m {
+                let halfSize = size / 2, stride = m / size
+                var base = 0
+                while base < m {
+                    for j in 0..<halfSize {
+                        let wr = twr[j * stride], wi = twi[j * stride]
+                        let a = (base + j) * B, c = (base + j + halfSize) * B
+                        for t in 0..<B {
+                            let br = re[c + t], bi = im[c + t]
+                            let tr = wr * br - wi * bi
+                            let ti = wr * bi + wi * br
+                            let ar = re[a + t], ai = im[a + t]
+                            re[c + t] = ar - tr; im[c + t] = ai - ti
+                            re[a + t] = ar + tr; im[a + t] = ai + ti
+                        }
+                    }
+                    base += size
+                }
+                size *= 2
+            }
+            // Split into the N/2 + 1 bins of the real signal; |X|^power into row k of p.
+            for k in 0...m {
+                let zk = (k % m) * B, zc = ((m - k) % m) * B
+                let cr = spr[k], ci = spi[k]
+                let row = p + k * B
+                for t in 0..<B {
+                    let ar = re[zk + t], ai = im[zk + t]
+                    let br = re[zc + t], bi = -im[zc + t]   // conj(Z[M−k])
+                    let er = 0.5 * (ar + br), ei = 0.5 * (ai + bi)
+                    // O = −i·(Z[k] − conj(Z[M−k]))/2
+                    let orr = 0.5 * (ai - bi), oi = -0.5 * (ar - br)
+                    let xr = er + cr * orr - ci * oi
+                    let xi = ei + cr * oi + ci * orr
+                    row[t] = Self.raise(xr * xr + xi * xi, power)
+                }
+            }
+        }}}}}}}}}
     }
 }

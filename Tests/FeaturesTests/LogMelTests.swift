@@ -36,15 +36,20 @@ final class LogMelTests: XCTestCase {
             let reference = try NPY.read(try resource("logmel_\(c.name).npy"))
             XCTAssertEqual(reference.shape, [c.frames, c.settings.nMels], c.name)
             let expected = try reference.floats()
-            let spectrogram = try LogMelSpectrogram(settings: c.settings)
             XCTAssertEqual(c.settings.frameCount(samples: signal.count), c.frames, c.name)
-            let ours = spectrogram.compute(signal)
-            XCTAssertEqual(ours.count, expected.count, c.name)
-            var worst: Float = 0
-            for i in 0..<min(ours.count, expected.count) { worst = max(worst, abs(ours[i] - expected[i])) }
-            XCTAssertLessThan(worst, 1e-3, "\(c.name): largest difference from librosa \(cases.librosa)")
-            // Computing again reuses the buffers and gives the same bytes.
-            XCTAssertEqual(spectrogram.compute(signal), ours, c.name)
+            // Both STFT paths (the FFT applies to power-of-two n_fft only).
+            for useFFT in [true, false] {
+                let spectrogram = try LogMelSpectrogram(settings: c.settings, useFFT: useFFT)
+                let ours = spectrogram.compute(signal)
+                XCTAssertEqual(ours.count, expected.count, c.name)
+                var worst: Float = 0
+                for i in 0..<min(ours.count, expected.count) { worst = max(worst, abs(ours[i] - expected[i])) }
+                XCTAssertLessThan(worst, 1e-3, "\(c.name) (\(spectrogram.usesFFT ? "FFT" : "DFT")): largest difference from librosa \(cases.librosa)")
+                // Computing again reuses the buffers and gives the same bytes.
+                XCTAssertEqual(spectrogram.compute(signal), ours, c.name)
+            }
+            let n = c.settings.nFFT
+            XCTAssertEqual(try LogMelSpectrogram(settings: c.settings).usesFFT, n & (n - 1) == 0, c.name)
         }
     }
 
@@ -79,6 +84,25 @@ final class LogMelTests: XCTestCase {
         let centres = (1...32).map { LogMelSpectrogram.melToHz(lo + (hi - lo) * Double($0) / 33, .htk) }
         let nearest = centres.indices.min { abs(centres[$0] - 1_000) < abs(centres[$1] - 1_000) }!
         XCTAssertEqual(peak, nearest)
+    }
+
+    /// The FFT and DFT paths agree on power-of-two sizes, chunk edges and partial chunks included.
+    func testFFTEqualsDFT() throws {
+        var rng = SeededRNG(seed: 5)
+        let signal = (0..<20_000).map { _ in Float.random(in: -1...1, using: &rng) }
+        for (n, w, hop, center) in [(8, 8, 3, true), (64, 50, 7, true), (1024, 700, 100, false), (4096, 4096, 200, true)] {
+            var s = LogMelSettings()
+            s.nFFT = n; s.winLength = w; s.hopLength = hop; s.center = center; s.nMels = 20
+            s.fMin = 0; s.fMax = 8_000; s.power = 2; s.log = .log10; s.logOffset = 1e-6; s.padMode = .reflect
+            let fft = try LogMelSpectrogram(settings: s, useFFT: true)
+            XCTAssertTrue(fft.usesFFT)
+            let a = fft.compute(signal), b = try LogMelSpectrogram(settings: s, useFFT: false).compute(signal)
+            XCTAssertEqual(a.count, b.count)
+            XCTAssertGreaterThan(a.count / 20, 64, "more than one chunk")
+            var worst: Float = 0
+            for i in 0..<a.count { worst = max(worst, abs(a[i] - b[i])) }
+            XCTAssertLessThan(worst, 1e-4, "n_fft \(n)")
+        }
     }
 
     func testFrameCounts() {
