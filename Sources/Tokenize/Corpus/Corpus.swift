@@ -63,11 +63,14 @@ public struct CorpusIndex: Codable, Sendable, Equatable {
     public var videos: [Video]
     /// What each array holds (dtype, shape, meaning), for people reading the folder.
     public var arrays: [String: String]
+    /// The audio vocabulary (`audio.enabled`): its folder, words, tree and descriptor dimension;
+    /// absent from corpora tokenized without audio.
+    public var audioVocab: VisualVocab? = nil
 
     enum CodingKeys: String, CodingKey {
         case format, version, createdBy = "created_by", textVocab = "text_vocab", visualVocab = "visual_vocab"
         case clipSeconds = "clip_seconds", fps, featureSource = "feature_source", featureDim = "feature_dim"
-        case extras, counts, videos, arrays
+        case extras, counts, videos, arrays, audioVocab = "audio_vocab"
     }
 }
 
@@ -86,12 +89,15 @@ public struct TokenizedVideo: Sendable {
     public var features: [Float]?
     /// [clips, framesPerClip, size, size, 3] when stored.
     public var frames: [UInt8]?
+    /// Audio word of each clip (`audio.enabled`).
+    public var audioWords: [Int32]?
 
     public init(id: String, split: String, source: String?, duration: Double, clipWords: [Int32],
-                clipTimes: [(start: Double, end: Double)], segments: [AlignedSegment], features: [Float]? = nil, frames: [UInt8]? = nil) {
+                clipTimes: [(start: Double, end: Double)], segments: [AlignedSegment], features: [Float]? = nil, frames: [UInt8]? = nil,
+                audioWords: [Int32]? = nil) {
         self.id = id; self.split = split; self.source = source; self.duration = duration
         self.clipWords = clipWords; self.clipTimes = clipTimes; self.segments = segments
-        self.features = features; self.frames = frames
+        self.features = features; self.frames = frames; self.audioWords = audioWords
     }
 }
 
@@ -110,6 +116,7 @@ public struct TokenizedCorpus: Sendable {
         "clip_times": "float32 [clips, 2]: start and end in seconds",
         "clip_features": "float32 [clips, feature_dim]: clip features (optional, store.features)",
         "clip_frames": "uint8 [clips, frames_per_clip, size, size, 3]: low-resolution RGB frames (optional, store.frames)",
+        "clip_audio_words": "int32 [clips]: audio word (0..audio_vocab.words-1) of every clip (optional, audio.enabled)",
     ]
 
     public let path: String
@@ -124,6 +131,8 @@ public struct TokenizedCorpus: Sendable {
     public let clipWords: [Int32]
     public let clipVideo: [Int32]
     public let clipTimes: [Float]
+    /// Audio word of every clip, when the corpus was tokenized with `audio.enabled`.
+    public let clipAudioWords: [Int32]?
 
     public var segmentCount: Int { segmentVideo.count }
     public var clipCount: Int { clipWords.count }
@@ -148,6 +157,16 @@ public struct TokenizedCorpus: Sendable {
         clipWords = try arr("clip_words").values(Int32.self)
         clipVideo = try arr("clip_video").values(Int32.self)
         clipTimes = try arr("clip_times").values(Float.self)
+        if index.extras.contains("clip_audio_words") {
+            let words = try arr("clip_audio_words").values(Int32.self)
+            guard words.count == clipWords.count, let vocab = index.audioVocab,
+                  words.allSatisfy({ $0 >= 0 && Int($0) < vocab.words }) else {
+                throw VideoBertError("clip_audio_words.npy does not agree with the clips or index.json audio_vocab (re-run tokenize)", file: path)
+            }
+            clipAudioWords = words
+        } else {
+            clipAudioWords = nil
+        }
         let s = segmentVideo.count
         guard textOffsets.count == s + 1, visualOffsets.count == s + 1, segmentTimes.count == 2 * s, segmentClips.count == 2 * s,
               textOffsets.last.map(Int.init) == textIDs.count, visualOffsets.last.map(Int.init) == visualIDs.count,
@@ -194,12 +213,16 @@ public final class CorpusBuilder {
     var counts = CorpusIndex.Counts()
     let featureWriter: NPYStreamWriter?
     let frameWriter: NPYStreamWriter?
+    /// Audio words of every clip, when stored.
+    var clipAudioWords: [Int32]?
 
     /// - Parameters:
     ///   - featureDim: store clip features of this dimension (nil: don't).
     ///   - frameShape: store clip frames of this shape [framesPerClip, size, size, 3] (nil: don't).
-    public init(dir: String, featureDim: Int?, frameShape: [Int]?) throws {
+    ///   - audioWords: store every clip's audio word (clip_audio_words.npy).
+    public init(dir: String, featureDim: Int?, frameShape: [Int]?, audioWords: Bool = false) throws {
         self.dir = dir
+        clipAudioWords = audioWords ? [] : nil
         self.featureDim = featureDim
         self.frameShape = frameShape
         try AtomicFile.createDirectory(dir)
@@ -228,6 +251,12 @@ public final class CorpusBuilder {
             }
             try f.withUnsafeBytes { try w.append($0) }
         }
+        if clipAudioWords != nil {
+            guard let a = v.audioWords, a.count == v.clipWords.count else {
+                throw VideoBertError("video '\(v.id)': audio words missing or of the wrong count", file: dir)
+            }
+            clipAudioWords! += a
+        }
         for s in v.segments {
             textIDs += s.textIDs
             textOffsets.append(Int64(textIDs.count))
@@ -246,7 +275,8 @@ public final class CorpusBuilder {
     }
 
     public func finish(textVocab: CorpusIndex.TextVocab, visualVocab: CorpusIndex.VisualVocab, clipSeconds: Double,
-                       fps: Double, featureSource: String, featureDim: Int, failures: Int) throws -> CorpusIndex {
+                       fps: Double, featureSource: String, featureDim: Int, failures: Int,
+                       audioVocab: CorpusIndex.VisualVocab? = nil) throws -> CorpusIndex {
         counts.videos = entries.count
         counts.clips = clipWords.count
         counts.segments = segVideo.count
@@ -266,11 +296,18 @@ public final class CorpusBuilder {
         var extras: [String] = []
         if let w = featureWriter { try w.finish(); extras.append("clip_features") } else { try? FileManager.default.removeItem(atPath: p("clip_features")) }
         if let w = frameWriter { try w.finish(); extras.append("clip_frames") } else { try? FileManager.default.removeItem(atPath: p("clip_frames")) }
+        if let a = clipAudioWords, audioVocab != nil {
+            try NPY.write(a, shape: [a.count], to: p("clip_audio_words"))
+            extras.append("clip_audio_words")
+        } else {
+            try? FileManager.default.removeItem(atPath: p("clip_audio_words"))
+        }
         var docs = TokenizedCorpus.arrayDocs
-        for k in ["clip_features", "clip_frames"] where !extras.contains(k) { docs[k] = nil }
+        for k in ["clip_features", "clip_frames", "clip_audio_words"] where !extras.contains(k) { docs[k] = nil }
         let index = CorpusIndex(textVocab: textVocab, visualVocab: visualVocab, clipSeconds: clipSeconds, fps: fps,
                                 featureSource: featureSource, featureDim: featureDim, extras: extras,
-                                counts: counts, videos: entries, arrays: docs)
+                                counts: counts, videos: entries, arrays: docs,
+                                audioVocab: extras.contains("clip_audio_words") ? audioVocab : nil)
         try JSON.write(index, to: (dir as NSString).appendingPathComponent("index.json"))
         return index
     }

@@ -100,7 +100,7 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
             "v1", "\(r.frames.fps)", "\(r.frames.clipSeconds)", r.frames.size, r.features.source, r.features.dir,
             "\(r.features.secondsPerRow)", vocabFP, "\(r.text.cased)", r.text.sentenceMode, "\(r.text.maxTokens)",
             "\(r.text.maxSeconds)", "\(r.text.pauseSeconds)", "\(r.store.frames)", "\(r.store.frameSize)", "\(r.store.framesPerClip)",
-        ]
+        ] + (r.audio.enabled ? ["audio-v1"] : [])
         return CorpusBuilder.fnv1a(Array(parts.joined(separator: "|").utf8))
     }
 
@@ -126,7 +126,8 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         let comm = communicator
         for (i, it) in items.enumerated() where i % comm.size == comm.rank {
             if let w = try? JSON.decode(VideoWork.self, from: workPath(it.id, ".json")), w.fingerprint == fp,
-               FileManager.default.fileExists(atPath: workPath(it.id, ".features.npy")) {
+               FileManager.default.fileExists(atPath: workPath(it.id, ".features.npy")),
+               !recipe.audio.enabled || FileManager.default.fileExists(atPath: workPath(it.id, ".audio.npy")) {
                 skipped += 1
             } else {
                 pending.append(i)
@@ -188,8 +189,9 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         failures.sort { $0.id < $1.id }
         let good = items.filter { !phase1Failed.contains($0.id) }
 
-        // Phase 2: the visual vocabulary.
+        // Phase 2: the visual vocabulary (and the audio vocabulary).
         let (vocab, reused) = try visualVocabulary(for: good)
+        let audioVocab = recipe.audio.enabled ? try audioVocabulary(for: good) : nil
 
         // Phase 3: each rank gives its videos their visual words (work/<id>.words.npy); then
         // rank 0 aligns, splits and writes the corpus.
@@ -198,6 +200,11 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
             let feats = try arr.floats()
             let words = vocab.assign(feats, rows: arr.shape[0], workers: comm.size > 1 ? 1 : Threads.count).leaves
             try NPY.write(words, shape: [words.count], to: workPath(it.id, ".words.npy"))
+            if let audioVocab {
+                let a = try NPY.read(workPath(it.id, ".audio.npy"))
+                let audioWords = audioVocab.assign(try a.floats(), rows: a.shape[0], workers: comm.size > 1 ? 1 : Threads.count).leaves
+                try NPY.write(audioWords, shape: [audioWords.count], to: workPath(it.id, ".audio_words.npy"))
+            }
         }
         comm.barrier()
         guard comm.isRoot else {
@@ -208,7 +215,8 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         }
         let splits = CorpusSource.assignSplits(good, val: recipe.split.val, test: recipe.split.test, seed: recipe.split.seed)
         let storeFrameShape = recipe.store.frames ? [recipe.store.framesPerClip, recipe.store.frameSize, recipe.store.frameSize, 3] : nil
-        let builder = try CorpusBuilder(dir: out, featureDim: recipe.store.features ? vocab.dim : nil, frameShape: storeFrameShape)
+        let builder = try CorpusBuilder(dir: out, featureDim: recipe.store.features ? vocab.dim : nil, frameShape: storeFrameShape,
+                                        audioWords: audioVocab != nil)
         for it in good {
             let w = try JSON.decode(VideoWork.self, from: workPath(it.id, ".json"))
             let words = try NPY.read(workPath(it.id, ".words.npy")).values(Int32.self)
@@ -220,9 +228,10 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
             if recipe.store.frames {
                 frames = try NPY.read(workPath(it.id, ".frames.npy")).values(UInt8.self)
             }
+            let audioWords = audioVocab == nil ? nil : try NPY.read(workPath(it.id, ".audio_words.npy")).values(Int32.self)
             try builder.append(TokenizedVideo(id: it.id, split: splits[it.id] ?? "train", source: it.video, duration: w.duration,
                                               clipWords: words, clipTimes: clipTimes, segments: segments,
-                                              features: feats, frames: frames))
+                                              features: feats, frames: frames, audioWords: audioWords))
         }
         let textVocabOut = (out as NSString).appendingPathComponent("text_vocab.txt")
         try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: textVocabPath)), to: textVocabOut)
@@ -234,7 +243,9 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         try AtomicFile.write(try RecipeLoader.yaml(recipe), to: (out as NSString).appendingPathComponent("recipe.yaml"))
         let index = try builder.finish(textVocab: textVocabInfo, visualVocab: visualInfo, clipSeconds: clipSeconds,
                                        fps: recipe.frames.fps, featureSource: recipe.features.source, featureDim: vocab.dim,
-                                       failures: failures.count)
+                                       failures: failures.count,
+                                       audioVocab: audioVocab.map { CorpusIndex.VisualVocab(folder: "audio_vocab", words: $0.leaves, branching: $0.branching,
+                                                                                             depth: $0.depth, dim: $0.dim) })
         let summary = Summary(videos: items.count, succeeded: good.count, failed: failures.count, skipped: skipped,
                               clips: index.counts.clips, segments: index.counts.segments, textTokens: index.counts.textTokens,
                               visualWords: vocab.leaves, vocabularyReused: reused, inertia: vocab.info.inertia,
@@ -287,6 +298,43 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         }
         comm.barrier()
         return (vocab, false)
+    }
+
+    /// The audio vocabulary: hierarchical k-means (`audio.branching`, `audio.depth`) over the
+    /// audio descriptors of every clip of the good videos, saved to `out/audio_vocab`.
+    func audioVocabulary(for good: [VideoItem]) throws -> VisualVocabulary {
+        guard !good.isEmpty else { throw VideoBertError("no video could be processed, so there is nothing to fit an audio vocabulary on", file: out) }
+        let a = recipe.audio
+        let comm = communicator
+        let source = try NPYFeatureFiles(paths: good.map { workPath($0.id, ".audio.npy") }, name: workDir)
+        var hk = HierarchicalKMeans(branching: a.branching, depth: a.depth, iterations: a.iters, seed: UInt64(a.seed),
+                                    maxPoints: recipe.kmeans.maxPoints > 0 ? recipe.kmeans.maxPoints : nil)
+        hk.showProgress = showProgress && comm.isRoot
+        hk.workers = comm.size > 1 ? Threads.count : recipe.workers
+        hk.communicator = comm
+        let vocab: VisualVocabulary
+        do {
+            vocab = try hk.fit(source)
+        } catch let e as VideoBertError {
+            throw VideoBertError(e.message + " (recipe: audio.branching / audio.depth)", file: e.file)
+        }
+        if comm.isRoot { try vocab.save(to: (out as NSString).appendingPathComponent("audio_vocab")) }
+        comm.barrier()
+        return vocab
+    }
+
+    /// The built-in audio descriptor of each clip [clips, 2·n_mels]: the file's audio decoded to
+    /// mono at the descriptor's rate, cut by the clips' times (zeros where there is no audio, so a
+    /// file without an audio stream gives silence's descriptor).
+    func audioDescriptors(_ video: String, starts: [Double], ends: [Double]) throws -> (values: [Float], dim: Int) {
+        let descriptor = try AudioDescriptor()
+        let audio = try AudioReader(path: video, sampleRate: descriptor.settings.sampleRate).readAll()
+        var values: [Float] = []
+        values.reserveCapacity(starts.count * descriptor.dimension)
+        for (start, end) in zip(starts, ends) {
+            values += descriptor.compute(audio.samples(from: start, to: end))
+        }
+        return (values, descriptor.dimension)
     }
 
     /// The features a video's clips are clustered and assigned by: the phase-1 features, or with
@@ -375,6 +423,13 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         }
         _ = fpc; _ = side
         // Write the work files; the .json last, as the mark of a finished video.
+        if recipe.audio.enabled {
+            guard let video = item.video else {
+                throw VideoBertError("audio.enabled needs the video file, and none was found for '\(item.id)'", file: nil)
+            }
+            let a = try audioDescriptors(video, starts: starts, ends: ends)
+            try NPY.write(a.values, shape: [starts.count, a.dim], to: workPath(item.id, ".audio.npy"))
+        }
         try NPY.write(features, shape: [starts.count, dim], to: workPath(item.id, ".features.npy"))
         if storeFrames {
             try NPY.write(frames, shape: [starts.count, fpc, side, side, 3], to: workPath(item.id, ".frames.npy"))

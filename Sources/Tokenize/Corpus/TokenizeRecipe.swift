@@ -90,8 +90,25 @@ public struct TokenizeRecipe: RecipeSection, Equatable {
         enum CodingKeys: String, CodingKey { case features, frames, frameSize = "frame_size", framesPerClip = "frames_per_clip" }
     }
 
+    public struct Audio: Codable, Sendable, Equatable {
+        /// Also give every clip an audio word: decode each video's audio (mono, 16 kHz), describe
+        /// each clip's sound with the built-in audio descriptor (`Features.AudioDescriptor`: mean
+        /// and deviation of VGGish log-mels, 128 dims) and fit a second vocabulary on them by
+        /// hierarchical k-means (`audio_vocab/`, `clip_audio_words.npy`). A video without an audio
+        /// stream gets the words of silence; a damaged audio stream fails the video. Off by default;
+        /// the text and visual arrays are the same either way.
+        public var enabled: Bool = false
+        /// Children per node and levels of the audio vocabulary (branching^depth audio words).
+        public var branching: Int = 8
+        public var depth: Int = 2
+        /// Lloyd iterations per node, and the seed.
+        public var iters: Int = 20
+        public var seed: Int = 0
+    }
+
     public var frames = Frames()
     public var features = Features()
+    public var audio = Audio()
     public var kmeans = KMeansSettings()
     public var text = Text()
     public var segments = Segments()
@@ -121,6 +138,9 @@ public struct TokenizeRecipe: RecipeSection, Equatable {
         if store.frameSize < 4 { return "store.frame_size must be at least 4" }
         if store.framesPerClip < 1 { return "store.frames_per_clip must be at least 1" }
         if workers < 1 { return "workers must be at least 1" }
+        if audio.branching < 2 { return "audio.branching must be at least 2" }
+        if audio.depth < 1 { return "audio.depth must be at least 1" }
+        if audio.iters < 1 { return "audio.iters must be at least 1" }
         return nil
     }
 

@@ -1,0 +1,83 @@
+import Foundation
+import Media
+import XCTest
+
+/// `videobert tokenize` with `audio.enabled`: a second vocabulary of audio words, and the text and
+/// visual arrays exactly as without audio.
+final class TokenizeAudioCLITests: XCTestCase {
+    func testAudioWordsLeaveTextAndVideoUnchanged() throws {
+        let dir = NSTemporaryDirectory() + "tokaudio-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let videos = dir + "/videos"
+        try FileManager.default.createDirectory(atPath: videos, withIntermediateDirectories: true)
+        // Three videos with a tone each (two pitches), two without an audio stream.
+        let tracks: [AudioTrack?] = [AudioTrack(seconds: 4, frequency: 440), nil, AudioTrack(seconds: 4, frequency: 2_000),
+                                     nil, AudioTrack(seconds: 4, sampleRate: 44_100, frequency: 440, channels: 2)]
+        for (i, track) in tracks.enumerated() {
+            try TestPattern.writeVideo(path: videos + "/v\(i).mp4", width: 32, height: 32, fps: FrameRate(10), seconds: 4,
+                                       audio: track, seed: i)
+            try """
+            WEBVTT
+
+            00:00:00.200 --> 00:00:01.800
+            we chop the onion number \(i).
+
+            00:00:02.000 --> 00:00:03.800
+            then stir it in the pan.
+
+            """.write(toFile: videos + "/v\(i).vtt", atomically: true, encoding: .utf8)
+        }
+        let base = ["tokenize", "--corpus", videos, "--recipe", TokenizeCLITests.root + "/Recipes/tokenize-tiny.yaml",
+                    "--set", "text.vocab=" + TokenizeCLITests.root + "/Vocab/bert-base-uncased.txt"]
+        let plain = try CLI.run(base + ["--out", dir + "/plain"])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        let withAudio = try CLI.run(base + ["--out", dir + "/audio", "--set", "audio.enabled=true",
+                                            "--set", "audio.branching=2", "--set", "audio.depth=1"])
+        XCTAssertEqual(withAudio.status, 0, withAudio.stderr)
+
+        for name in ["text_ids", "text_offsets", "visual_ids", "visual_offsets", "segment_video", "segment_times",
+                     "segment_clips", "clip_words", "clip_video", "clip_times"] {
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/plain/\(name).npy")),
+                           try Data(contentsOf: URL(fileURLWithPath: dir + "/audio/\(name).npy")), name)
+        }
+        func index(_ which: String) throws -> [String: Any] {
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/\(which)/index.json"))) as! [String: Any]
+        }
+        let plainIndex = try index("plain"), audioIndex = try index("audio")
+        XCTAssertNil(plainIndex["audio_vocab"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/plain/clip_audio_words.npy"))
+        let vocab = try XCTUnwrap(audioIndex["audio_vocab"] as? [String: Any])
+        XCTAssertEqual(vocab["words"] as? Int, 2)
+        XCTAssertEqual(vocab["dim"] as? Int, 128)
+        XCTAssertEqual(vocab["folder"] as? String, "audio_vocab")
+        XCTAssertTrue((audioIndex["extras"] as? [String] ?? []).contains("clip_audio_words"))
+        XCTAssertEqual((audioIndex["videos"] as? [[String: Any]])?.count, 5)
+
+        // One audio word per clip; silence (no audio stream) and the tones get different words.
+        let header = String(decoding: try Data(contentsOf: URL(fileURLWithPath: dir + "/audio/clip_audio_words.npy")).prefix(128), as: UTF8.self)
+        let clips = (audioIndex["counts"] as! [String: Any])["clips"] as! Int
+        XCTAssertTrue(header.contains("'shape': (\(clips),)"), header)
+        let words = try readInt32NPY(dir + "/audio/clip_audio_words.npy")
+        let clipVideo = try readInt32NPY(dir + "/audio/clip_video.npy")
+        let byVideo = (audioIndex["videos"] as! [[String: Any]]).map { $0["id"] as! String }
+        func wordsOf(_ id: String) -> Set<Int32> {
+            let v = Int32(byVideo.firstIndex(of: id)!)
+            return Set(zip(words, clipVideo).filter { $0.1 == v }.map(\.0))
+        }
+        XCTAssertEqual(wordsOf("v1").count, 1, "a video without audio has the one word of silence")
+        XCTAssertEqual(wordsOf("v1"), wordsOf("v3"))
+        XCTAssertTrue(wordsOf("v0").isDisjoint(with: wordsOf("v1")), "\(wordsOf("v0")) vs \(wordsOf("v1"))")
+        XCTAssertTrue(wordsOf("v4").isDisjoint(with: wordsOf("v1")))
+
+        // The corpus reads back (inspect) with its audio words.
+        let inspect = try CLI.run(["inspect", dir + "/audio", "--limit", "1"])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+    }
+
+    /// The values of a little-endian int32 .npy written by the tokenizer.
+    func readInt32NPY(_ path: String) throws -> [Int32] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let headerLength = Int(data[8]) | Int(data[9]) << 8
+        return data.dropFirst(10 + headerLength).withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
+    }
+}
