@@ -338,6 +338,7 @@ public final class AudioReader {
         }
 
         func receive() throws {
+            var failures = 0
             while true {
                 let r = avcodec_receive_frame(cc, frame)
                 if r == vb_averror_eagain() || r == vb_averror_eof() { return }
@@ -346,6 +347,8 @@ public final class AudioReader {
                         throw VideoBertError("decoding audio failed\(timeText(lastTimestamp)): \(ffmpegErrorString(r)) (the file is damaged)", file: path)
                     }
                     errors += 1
+                    failures += 1
+                    if failures > 64 { return }  // a decoder that keeps failing: give up on this packet
                     continue
                 }
                 defer { av_frame_unref(frame) }
@@ -429,17 +432,21 @@ public final class AudioReader {
         return (total, startTime ?? 0, errors)
     }
 
+    /// Most samples `readAll` holds (2 GiB of float32), whatever `maxSeconds` says.
+    public static let maxSamples = 1 << 29
+
     /// The whole stream as one `DecodedAudio`. Throws when it would hold more than `maxSeconds`
-    /// of audio (bounds the memory a long or hostile file can take: 4 bytes per sample).
+    /// of audio or `maxSamples` samples (bounds the memory a long or hostile file can take:
+    /// 4 bytes per sample).
     public func readAll(maxSeconds: Double = 6 * 3600) throws -> DecodedAudio {
-        let limit = Int(min(maxSeconds, 1e7) * Double(sampleRate))
+        let limit = Int(min(maxSeconds * Double(sampleRate), Double(Self.maxSamples)))
         var samples: [Float] = []
         if let d = duration, d.isFinite, d > 0 {
             samples.reserveCapacity(min(limit, Int(d * Double(sampleRate)) + 1024))
         }
         let result = try forEachChunk { chunk, _ in
             if samples.count + chunk.count > limit {
-                throw VideoBertError("more than \(maxSeconds) s of audio; raise the limit to read it", file: path)
+                throw VideoBertError("more than \(min(maxSeconds, Double(limit) / Double(sampleRate))) s of audio at \(sampleRate) Hz; raise the limit to read it", file: path)
             }
             samples.append(contentsOf: chunk)
         }

@@ -27,6 +27,9 @@ struct AudioCommand: ParsableCommand {
         """
     )
 
+    /// Most values the .npy holds (1 GiB of float32).
+    static let maxOutputValues = 1 << 28
+
     @Argument(help: "The video or audio file (any container and codec the installed FFmpeg decodes).")
     var video: String
 
@@ -66,8 +69,12 @@ struct AudioCommand: ParsableCommand {
         let spectrogram = try LogMelSpectrogram(settings: s)
         let reader = try AudioReader(path: video, sampleRate: s.sampleRate, errorPolicy: tolerant ? .tolerant : .strict)
         let audio = try reader.readAll(maxSeconds: maxSeconds)
-        let mel = spectrogram.compute(audio.samples)
         let frames = s.frameCount(samples: audio.samples.count)
+        // The output is frames × n_mels floats: bounded (a hop of 1 with 1024 mels would be 1024× the audio).
+        guard frames * s.nMels <= Self.maxOutputValues else {
+            throw VideoBertError("the spectrogram would have \(frames) × \(s.nMels) values (more than \(Self.maxOutputValues)); raise hop_length or lower n_mels", file: video)
+        }
+        let mel = spectrogram.compute(audio.samples)
 
         struct Stream: Encodable {
             var codec: String

@@ -144,6 +144,16 @@ final class AudioCLITests: XCTestCase {
             XCTAssertEqual(r.status, 64, "\(args)")
             XCTAssertTrue(r.stderr.contains(says), r.stderr)
         }
+        // An output that would be huge (hop 1, 1024 bands: 1024 values per sample) is refused before it is made.
+        let long = path("long.wav")
+        try AudioFileWriter.write(path: long, track: AudioTrack(seconds: 20))
+        r = try CLI.run(["audio", long, "--out", out, "--set", "hop_length=1", "--set", "n_mels=1024"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.hasPrefix("error: \(long): the spectrogram would have"), r.stderr)
+        r = try CLI.run(["audio", long, "--out", out, "--max-seconds", "5"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("more than 5.0 s of audio"), r.stderr)
+
         r = try CLI.run(["audio", whole, "--out", path("x.bin")])
         XCTAssertEqual(r.status, 64)
         XCTAssertTrue(r.stderr.contains(".npy"), r.stderr)
