@@ -57,8 +57,13 @@ public struct DecodedAudio: Sendable {
     /// before the first or after the last sample (no audio stream: all zeros).
     public func samples(from start: Double, to end: Double) -> [Float] {
         guard start.isFinite, end.isFinite, end > start else { return [] }
+        return samples(from: start, count: Int(((end - start) * Double(sampleRate)).rounded()))
+    }
+
+    /// `count` samples from `start` seconds, as `samples(from:to:)` (zeros outside the audio).
+    public func samples(from start: Double, count: Int) -> [Float] {
+        guard start.isFinite, count > 0 else { return [] }
         let rate = Double(sampleRate)
-        let count = Int(((end - start) * rate).rounded())
         var out = [Float](repeating: 0, count: max(0, count))
         let first = Int(((start - startTime) * rate).rounded())
         let lo = max(0, first), hi = min(samples.count, first + count)

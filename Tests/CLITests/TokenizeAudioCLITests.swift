@@ -32,7 +32,7 @@ final class TokenizeAudioCLITests: XCTestCase {
         let plain = try CLI.run(base + ["--out", dir + "/plain"])
         XCTAssertEqual(plain.status, 0, plain.stderr)
         let withAudio = try CLI.run(base + ["--out", dir + "/audio", "--set", "audio.enabled=true",
-                                            "--set", "audio.branching=2", "--set", "audio.depth=1"])
+                                            "--set", "audio.branching=2", "--set", "audio.depth=1", "--set", "store.audio=true"])
         XCTAssertEqual(withAudio.status, 0, withAudio.stderr)
 
         for name in ["text_ids", "text_offsets", "visual_ids", "visual_offsets", "segment_video", "segment_times",
@@ -68,6 +68,15 @@ final class TokenizeAudioCLITests: XCTestCase {
         XCTAssertEqual(wordsOf("v1"), wordsOf("v3"))
         XCTAssertTrue(wordsOf("v0").isDisjoint(with: wordsOf("v1")), "\(wordsOf("v0")) vs \(wordsOf("v1"))")
         XCTAssertTrue(wordsOf("v4").isDisjoint(with: wordsOf("v1")))
+
+        // store.audio: each clip's log-mel spectrogram, 0.5 s clips → 1 + (8000 − 512) / 160 = 47 frames × 64 bands.
+        let audioHeader = String(decoding: try Data(contentsOf: URL(fileURLWithPath: dir + "/audio/clip_audio.npy")).prefix(128), as: UTF8.self)
+        XCTAssertTrue(audioHeader.contains("'shape': (\(clips), 47, 64)"), audioHeader)
+        XCTAssertTrue((audioIndex["extras"] as? [String] ?? []).contains("clip_audio"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/plain/clip_audio.npy"))
+        let bad = try CLI.run(base + ["--out", dir + "/bad", "--set", "store.audio=true"])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains("store.audio needs audio.enabled"), bad.stderr)
 
         // The corpus reads back (inspect) with its audio words.
         let inspect = try CLI.run(["inspect", dir + "/audio", "--limit", "1"])

@@ -91,13 +91,15 @@ public struct TokenizedVideo: Sendable {
     public var frames: [UInt8]?
     /// Audio word of each clip (`audio.enabled`).
     public var audioWords: [Int32]?
+    /// [clips, frames, n_mels] log-mel spectrograms when stored (`store.audio`).
+    public var audio: [Float]?
 
     public init(id: String, split: String, source: String?, duration: Double, clipWords: [Int32],
                 clipTimes: [(start: Double, end: Double)], segments: [AlignedSegment], features: [Float]? = nil, frames: [UInt8]? = nil,
-                audioWords: [Int32]? = nil) {
+                audioWords: [Int32]? = nil, audio: [Float]? = nil) {
         self.id = id; self.split = split; self.source = source; self.duration = duration
         self.clipWords = clipWords; self.clipTimes = clipTimes; self.segments = segments
-        self.features = features; self.frames = frames; self.audioWords = audioWords
+        self.features = features; self.frames = frames; self.audioWords = audioWords; self.audio = audio
     }
 }
 
@@ -117,6 +119,7 @@ public struct TokenizedCorpus: Sendable {
         "clip_features": "float32 [clips, feature_dim]: clip features (optional, store.features)",
         "clip_frames": "uint8 [clips, frames_per_clip, size, size, 3]: low-resolution RGB frames (optional, store.frames)",
         "clip_audio_words": "int32 [clips]: audio word (0..audio_vocab.words-1) of every clip (optional, audio.enabled)",
+        "clip_audio": "float32 [clips, frames, n_mels]: log-mel spectrogram of each clip's audio, VGGish settings (optional, store.audio)",
     ]
 
     public let path: String
@@ -215,19 +218,24 @@ public final class CorpusBuilder {
     let frameWriter: NPYStreamWriter?
     /// Audio words of every clip, when stored.
     var clipAudioWords: [Int32]?
+    let audioShape: [Int]?
+    let audioWriter: NPYStreamWriter?
 
     /// - Parameters:
     ///   - featureDim: store clip features of this dimension (nil: don't).
     ///   - frameShape: store clip frames of this shape [framesPerClip, size, size, 3] (nil: don't).
     ///   - audioWords: store every clip's audio word (clip_audio_words.npy).
-    public init(dir: String, featureDim: Int?, frameShape: [Int]?, audioWords: Bool = false) throws {
+    ///   - audioShape: store every clip's log-mel spectrogram of this shape [frames, n_mels] (clip_audio.npy).
+    public init(dir: String, featureDim: Int?, frameShape: [Int]?, audioWords: Bool = false, audioShape: [Int]? = nil) throws {
         self.dir = dir
         clipAudioWords = audioWords ? [] : nil
+        self.audioShape = audioShape
         self.featureDim = featureDim
         self.frameShape = frameShape
         try AtomicFile.createDirectory(dir)
         featureWriter = try featureDim.map { try NPYStreamWriter(path: Self.path(dir, "clip_features"), dtype: .float32, rowShape: [$0]) }
         frameWriter = try frameShape.map { try NPYStreamWriter(path: Self.path(dir, "clip_frames"), dtype: .uint8, rowShape: $0) }
+        audioWriter = try audioShape.map { try NPYStreamWriter(path: Self.path(dir, "clip_audio"), dtype: .float32, rowShape: $0) }
     }
 
     static func path(_ dir: String, _ name: String) -> String { (dir as NSString).appendingPathComponent(name + ".npy") }
@@ -250,6 +258,12 @@ public final class CorpusBuilder {
                 throw VideoBertError("video '\(v.id)': clip frames missing or of the wrong size", file: dir)
             }
             try f.withUnsafeBytes { try w.append($0) }
+        }
+        if let w = audioWriter {
+            guard let a = v.audio, a.count == v.clipWords.count * audioShape!.reduce(1, *) else {
+                throw VideoBertError("video '\(v.id)': clip audio missing or of the wrong size", file: dir)
+            }
+            try a.withUnsafeBytes { try w.append($0) }
         }
         if clipAudioWords != nil {
             guard let a = v.audioWords, a.count == v.clipWords.count else {
@@ -302,8 +316,9 @@ public final class CorpusBuilder {
         } else {
             try? FileManager.default.removeItem(atPath: p("clip_audio_words"))
         }
+        if let w = audioWriter { try w.finish(); extras.append("clip_audio") } else { try? FileManager.default.removeItem(atPath: p("clip_audio")) }
         var docs = TokenizedCorpus.arrayDocs
-        for k in ["clip_features", "clip_frames", "clip_audio_words"] where !extras.contains(k) { docs[k] = nil }
+        for k in ["clip_features", "clip_frames", "clip_audio_words", "clip_audio"] where !extras.contains(k) { docs[k] = nil }
         let index = CorpusIndex(textVocab: textVocab, visualVocab: visualVocab, clipSeconds: clipSeconds, fps: fps,
                                 featureSource: featureSource, featureDim: featureDim, extras: extras,
                                 counts: counts, videos: entries, arrays: docs,

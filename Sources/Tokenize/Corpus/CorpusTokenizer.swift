@@ -100,7 +100,7 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
             "v1", "\(r.frames.fps)", "\(r.frames.clipSeconds)", r.frames.size, r.features.source, r.features.dir,
             "\(r.features.secondsPerRow)", vocabFP, "\(r.text.cased)", r.text.sentenceMode, "\(r.text.maxTokens)",
             "\(r.text.maxSeconds)", "\(r.text.pauseSeconds)", "\(r.store.frames)", "\(r.store.frameSize)", "\(r.store.framesPerClip)",
-        ] + (r.audio.enabled ? ["audio-v1"] : [])
+        ] + (r.audio.enabled ? ["audio-v1"] : []) + (r.store.audio ? ["store-audio"] : [])
         return CorpusBuilder.fnv1a(Array(parts.joined(separator: "|").utf8))
     }
 
@@ -127,7 +127,8 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         for (i, it) in items.enumerated() where i % comm.size == comm.rank {
             if let w = try? JSON.decode(VideoWork.self, from: workPath(it.id, ".json")), w.fingerprint == fp,
                FileManager.default.fileExists(atPath: workPath(it.id, ".features.npy")),
-               !recipe.audio.enabled || FileManager.default.fileExists(atPath: workPath(it.id, ".audio.npy")) {
+               !recipe.audio.enabled || FileManager.default.fileExists(atPath: workPath(it.id, ".audio.npy")),
+               !recipe.store.audio || FileManager.default.fileExists(atPath: workPath(it.id, ".audio_mel.npy")) {
                 skipped += 1
             } else {
                 pending.append(i)
@@ -216,7 +217,7 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         let splits = CorpusSource.assignSplits(good, val: recipe.split.val, test: recipe.split.test, seed: recipe.split.seed)
         let storeFrameShape = recipe.store.frames ? [recipe.store.framesPerClip, recipe.store.frameSize, recipe.store.frameSize, 3] : nil
         let builder = try CorpusBuilder(dir: out, featureDim: recipe.store.features ? vocab.dim : nil, frameShape: storeFrameShape,
-                                        audioWords: audioVocab != nil)
+                                        audioWords: audioVocab != nil, audioShape: recipe.store.audio ? try audioPatchShape() : nil)
         for it in good {
             let w = try JSON.decode(VideoWork.self, from: workPath(it.id, ".json"))
             let words = try NPY.read(workPath(it.id, ".words.npy")).values(Int32.self)
@@ -229,9 +230,10 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
                 frames = try NPY.read(workPath(it.id, ".frames.npy")).values(UInt8.self)
             }
             let audioWords = audioVocab == nil ? nil : try NPY.read(workPath(it.id, ".audio_words.npy")).values(Int32.self)
+            let audioMel: [Float]? = recipe.store.audio ? try NPY.read(workPath(it.id, ".audio_mel.npy")).floats() : nil
             try builder.append(TokenizedVideo(id: it.id, split: splits[it.id] ?? "train", source: it.video, duration: w.duration,
                                               clipWords: words, clipTimes: clipTimes, segments: segments,
-                                              features: feats, frames: frames, audioWords: audioWords))
+                                              features: feats, frames: frames, audioWords: audioWords, audio: audioMel))
         }
         let textVocabOut = (out as NSString).appendingPathComponent("text_vocab.txt")
         try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: textVocabPath)), to: textVocabOut)
@@ -323,10 +325,28 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         return vocab
     }
 
+    /// Seconds of a clip: frames per clip / fps for decoded video, seconds per row for imported features.
+    var nominalClipSeconds: Double {
+        recipe.features.source == "npy" ? recipe.features.secondsPerRow : Double(recipe.framesPerClip) / recipe.frames.fps
+    }
+
+    /// Shape of a stored clip's log-mel spectrogram (`store.audio`): [frames, n_mels] of
+    /// `nominalClipSeconds` of audio with the descriptor's settings.
+    func audioPatchShape() throws -> [Int] {
+        let s = LogMelSettings()
+        let samples = Int((nominalClipSeconds * Double(s.sampleRate)).rounded())  // as audioDescriptors cuts
+        let frames = s.frameCount(samples: samples)
+        guard frames > 0 else {
+            throw VideoBertError(String(format: "store.audio: a clip of %.3f s is shorter than one audio window (%d samples)", nominalClipSeconds, s.nFFT), file: "recipe")
+        }
+        return [frames, s.nMels]
+    }
+
     /// The built-in audio descriptor of each clip [clips, 2·n_mels]: the file's audio decoded to
     /// mono at the descriptor's rate, cut by the clips' times (zeros where there is no audio, so a
-    /// file without an audio stream gives silence's descriptor).
-    func audioDescriptors(_ video: String, starts: [Double], ends: [Double]) throws -> (values: [Float], dim: Int) {
+    /// file without an audio stream gives silence's descriptor). With `store.audio`, also each
+    /// clip's log-mel spectrogram over `nominalClipSeconds` from its start ([clips, frames, n_mels]).
+    func audioDescriptors(_ video: String, starts: [Double], ends: [Double]) throws -> (values: [Float], dim: Int, mel: [Float]?) {
         let descriptor = try AudioDescriptor()
         let audio = try AudioReader(path: video, sampleRate: descriptor.settings.sampleRate).readAll()
         var values: [Float] = []
@@ -334,7 +354,20 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         for (start, end) in zip(starts, ends) {
             values += descriptor.compute(audio.samples(from: start, to: end))
         }
-        return (values, descriptor.dimension)
+        var mel: [Float]? = nil
+        if recipe.store.audio {
+            let shape = try audioPatchShape()
+            let spectrogram = try LogMelSpectrogram(settings: descriptor.settings)
+            var all: [Float] = []
+            all.reserveCapacity(starts.count * shape[0] * shape[1])
+            let count = Int((nominalClipSeconds * Double(descriptor.settings.sampleRate)).rounded())
+            for start in starts {
+                // A fixed number of samples: every patch has shape[0] frames.
+                all += spectrogram.compute(audio.samples(from: start, count: count))
+            }
+            mel = all
+        }
+        return (values, descriptor.dimension, mel)
     }
 
     /// The features a video's clips are clustered and assigned by: the phase-1 features, or with
@@ -428,6 +461,10 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
                 throw VideoBertError("audio.enabled needs the video file, and none was found for '\(item.id)'", file: nil)
             }
             let a = try audioDescriptors(video, starts: starts, ends: ends)
+            if let mel = a.mel {
+                let shape = try audioPatchShape()
+                try NPY.write(mel, shape: [starts.count] + shape, to: workPath(item.id, ".audio_mel.npy"))
+            }
             try NPY.write(a.values, shape: [starts.count, a.dim], to: workPath(item.id, ".audio.npy"))
         }
         try NPY.write(features, shape: [starts.count, dim], to: workPath(item.id, ".features.npy"))

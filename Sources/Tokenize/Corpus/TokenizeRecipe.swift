@@ -87,7 +87,10 @@ public struct TokenizeRecipe: RecipeSection, Equatable {
         public var frameSize: Int = 32
         /// Frames kept per clip, evenly spaced.
         public var framesPerClip: Int = 4
-        enum CodingKeys: String, CodingKey { case features, frames, frameSize = "frame_size", framesPerClip = "frames_per_clip" }
+        /// Keep each clip's log-mel spectrogram (clip_audio.npy, float32 [clips, frames, 64]), for
+        /// an audio front-end trained end to end. Needs `audio.enabled`.
+        public var audio: Bool = false
+        enum CodingKeys: String, CodingKey { case features, frames, frameSize = "frame_size", framesPerClip = "frames_per_clip", audio }
     }
 
     public struct Audio: Codable, Sendable, Equatable {
@@ -141,6 +144,7 @@ public struct TokenizeRecipe: RecipeSection, Equatable {
         if audio.branching < 2 { return "audio.branching must be at least 2" }
         if audio.depth < 1 { return "audio.depth must be at least 1" }
         if audio.iters < 1 { return "audio.iters must be at least 1" }
+        if store.audio && !audio.enabled { return "store.audio needs audio.enabled: true" }
         return nil
     }
 
