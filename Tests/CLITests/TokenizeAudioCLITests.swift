@@ -1,13 +1,14 @@
 import Foundation
 import Media
+import Tensor
 import XCTest
 
 /// `videobert tokenize` with `audio.enabled`: a second vocabulary of audio words, and the text and
 /// visual arrays exactly as without audio.
 final class TokenizeAudioCLITests: XCTestCase {
-    func testAudioWordsLeaveTextAndVideoUnchanged() throws {
-        let dir = NSTemporaryDirectory() + "tokaudio-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+    /// Five 4 s videos with transcripts: three with a tone (two pitches), two without audio.
+    /// Returns the tokenize arguments without --out.
+    func makeCorpus(_ dir: String) throws -> [String] {
         let videos = dir + "/videos"
         try FileManager.default.createDirectory(atPath: videos, withIntermediateDirectories: true)
         // Three videos with a tone each (two pitches), two without an audio stream.
@@ -27,16 +28,24 @@ final class TokenizeAudioCLITests: XCTestCase {
 
             """.write(toFile: videos + "/v\(i).vtt", atomically: true, encoding: .utf8)
         }
-        let base = ["tokenize", "--corpus", videos, "--recipe", TokenizeCLITests.root + "/Recipes/tokenize-tiny.yaml",
-                    "--set", "text.vocab=" + TokenizeCLITests.root + "/Vocab/bert-base-uncased.txt"]
+        return ["tokenize", "--corpus", videos, "--recipe", TokenizeCLITests.root + "/Recipes/tokenize-tiny.yaml",
+                "--set", "text.vocab=" + TokenizeCLITests.root + "/Vocab/bert-base-uncased.txt"]
+    }
+
+    static let sharedArrays = ["text_ids", "text_offsets", "visual_ids", "visual_offsets", "segment_video", "segment_times",
+                               "segment_clips", "clip_words", "clip_video", "clip_times"]
+
+    func testAudioWordsLeaveTextAndVideoUnchanged() throws {
+        let dir = NSTemporaryDirectory() + "tokaudio-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let base = try makeCorpus(dir)
         let plain = try CLI.run(base + ["--out", dir + "/plain"])
         XCTAssertEqual(plain.status, 0, plain.stderr)
         let withAudio = try CLI.run(base + ["--out", dir + "/audio", "--set", "audio.enabled=true",
                                             "--set", "audio.branching=2", "--set", "audio.depth=1", "--set", "store.audio=true"])
         XCTAssertEqual(withAudio.status, 0, withAudio.stderr)
 
-        for name in ["text_ids", "text_offsets", "visual_ids", "visual_offsets", "segment_video", "segment_times",
-                     "segment_clips", "clip_words", "clip_video", "clip_times"] {
+        for name in Self.sharedArrays {
             XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/plain/\(name).npy")),
                            try Data(contentsOf: URL(fileURLWithPath: dir + "/audio/\(name).npy")), name)
         }
@@ -83,10 +92,57 @@ final class TokenizeAudioCLITests: XCTestCase {
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
     }
 
-    /// The values of a little-endian int32 .npy written by the tokenizer.
-    func readInt32NPY(_ path: String) throws -> [Int32] {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        let headerLength = Int(data[8]) | Int(data[9]) << 8
-        return data.dropFirst(10 + headerLength).withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }
+    /// Imported audio features (`audio.source: npy`): a clip's feature is the overlap-weighted
+    /// mean of the rows it overlaps; two kinds of videos get two words.
+    func testImportedAudioFeatures() throws {
+        let dir = NSTemporaryDirectory() + "tokaudionpy-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let base = try makeCorpus(dir)
+        try FileManager.default.createDirectory(atPath: dir + "/vggish", withIntermediateDirectories: true)
+        for v in 0..<5 {
+            // 0.96 s per row (VGGish), 4 rows; even videos near (1, 0, 0), odd near (0, 1, 0).
+            var rows: [Float] = []
+            for r in 0..<4 { rows += v % 2 == 0 ? [1, 0, 0.01 * Float(r)] : [0, 1, 0.01 * Float(r)] }
+            try NPY.write(rows, shape: [4, 3], to: dir + "/vggish/v\(v).npy")
+        }
+        let plain = try CLI.run(base + ["--out", dir + "/plain"])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        let r = try CLI.run(base + ["--out", dir + "/npy", "--set", "audio.enabled=true", "--set", "audio.source=npy",
+                                    "--set", "audio.dir=" + dir + "/vggish", "--set", "audio.seconds_per_row=0.96",
+                                    "--set", "audio.branching=2", "--set", "audio.depth=1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for name in Self.sharedArrays {
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/plain/\(name).npy")),
+                           try Data(contentsOf: URL(fileURLWithPath: dir + "/npy/\(name).npy")), name)
+        }
+        let index = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/npy/index.json"))) as! [String: Any]
+        XCTAssertEqual((index["audio_vocab"] as? [String: Any])?["dim"] as? Int, 3)
+        let words = try readInt32NPY(dir + "/npy/clip_audio_words.npy")
+        let clipVideo = try readInt32NPY(dir + "/npy/clip_video.npy")
+        let ids = (index["videos"] as! [[String: Any]]).map { $0["id"] as! String }
+        var byParity: [Int: Set<Int32>] = [0: [], 1: []]
+        var clipsPast = 0
+        let times = try readFloat32NPY(dir + "/npy/clip_times.npy")
+        for (c, (w, v)) in zip(words, clipVideo).enumerated() {
+            // Clips past 3.84 s (4 × 0.96) have no row: zeros, whatever their word.
+            if Double(times[2 * c]) >= 3.84 { clipsPast += 1; continue }
+            let n = Int(ids[Int(v)].dropFirst())!
+            byParity[n % 2]!.insert(w)
+        }
+        XCTAssertEqual(byParity[0]!.count, 1, "\(byParity)")
+        XCTAssertEqual(byParity[1]!.count, 1, "\(byParity)")
+        XCTAssertNotEqual(byParity[0], byParity[1])
+
+        // A missing feature file fails that video, naming the file.
+        try FileManager.default.removeItem(atPath: dir + "/vggish/v2.npy")
+        let missing = try CLI.run(base + ["--out", dir + "/missing", "--set", "audio.enabled=true", "--set", "audio.source=npy",
+                                          "--set", "audio.dir=" + dir + "/vggish", "--set", "audio.branching=2", "--set", "audio.depth=1"])
+        XCTAssertEqual(missing.status, 2, missing.stderr)
+        let failures = try String(contentsOfFile: dir + "/missing/failures.jsonl", encoding: .utf8)
+        XCTAssertTrue(failures.contains("v2.npy") && failures.contains("no such file"), failures)
     }
+
+    func readFloat32NPY(_ path: String) throws -> [Float] { try NPY.read(path).floats() }
+
+    func readInt32NPY(_ path: String) throws -> [Int32] { try NPY.read(path).values(Int32.self) }
 }

@@ -100,7 +100,7 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
             "v1", "\(r.frames.fps)", "\(r.frames.clipSeconds)", r.frames.size, r.features.source, r.features.dir,
             "\(r.features.secondsPerRow)", vocabFP, "\(r.text.cased)", r.text.sentenceMode, "\(r.text.maxTokens)",
             "\(r.text.maxSeconds)", "\(r.text.pauseSeconds)", "\(r.store.frames)", "\(r.store.frameSize)", "\(r.store.framesPerClip)",
-        ] + (r.audio.enabled ? ["audio-v1"] : []) + (r.store.audio ? ["store-audio"] : [])
+        ] + (r.audio.enabled ? ["audio-v1", r.audio.source, r.audio.dir, "\(r.audio.secondsPerRow)"] : []) + (r.store.audio ? ["store-audio"] : [])
         return CorpusBuilder.fnv1a(Array(parts.joined(separator: "|").utf8))
     }
 
@@ -342,32 +342,73 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         return [frames, s.nMels]
     }
 
-    /// The built-in audio descriptor of each clip [clips, 2·n_mels]: the file's audio decoded to
-    /// mono at the descriptor's rate, cut by the clips' times (zeros where there is no audio, so a
-    /// file without an audio stream gives silence's descriptor). With `store.audio`, also each
-    /// clip's log-mel spectrogram over `nominalClipSeconds` from its start ([clips, frames, n_mels]).
-    func audioDescriptors(_ video: String, starts: [Double], ends: [Double]) throws -> (values: [Float], dim: Int, mel: [Float]?) {
-        let descriptor = try AudioDescriptor()
-        let audio = try AudioReader(path: video, sampleRate: descriptor.settings.sampleRate).readAll()
+    /// Each clip's audio feature and, with `store.audio`, its log-mel spectrogram.
+    /// - `audio.source: builtin`: the built-in audio descriptor [clips, 2·n_mels] of the file's
+    ///   audio (mono at the descriptor's rate) cut by the clips' times; zeros where there is no
+    ///   audio, so a file without an audio stream gives silence's descriptor.
+    /// - `npy`: the rows of `<audio.dir>/<id>.npy` overlapping each clip, averaged with the
+    ///   overlap as weight (zeros for a clip no row reaches).
+    /// The spectrogram covers `nominalClipSeconds` from each clip's start: [clips, frames, n_mels].
+    func audioFeatures(_ item: VideoItem, starts: [Double], ends: [Double]) throws -> (values: [Float], dim: Int, mel: [Float]?) {
+        let settings = LogMelSettings()
+        var audio: DecodedAudio? = nil
+        func decoded() throws -> DecodedAudio {
+            if let audio { return audio }
+            guard let video = item.video else {
+                throw VideoBertError("audio needs the video file, and none was found for '\(item.id)'", file: nil)
+            }
+            let a = try AudioReader(path: video, sampleRate: settings.sampleRate).readAll()
+            audio = a
+            return a
+        }
         var values: [Float] = []
-        values.reserveCapacity(starts.count * descriptor.dimension)
-        for (start, end) in zip(starts, ends) {
-            values += descriptor.compute(audio.samples(from: start, to: end))
+        let dim: Int
+        if recipe.audio.source == "npy" {
+            let path = (recipe.audio.dir as NSString).appendingPathComponent(item.id + ".npy")
+            let f = try ImportedFeatures(path: path, videoID: item.id, secondsPerRow: recipe.audio.secondsPerRow)
+            dim = f.dim
+            values = [Float](repeating: 0, count: starts.count * dim)
+            for (c, (start, end)) in zip(starts, ends).enumerated() {
+                let first = max(0, Int((start / f.secondsPerRow).rounded(.down)))
+                var weight = 0.0
+                var sum = [Double](repeating: 0, count: dim)
+                var r = first
+                while r < f.rows {
+                    let span = f.span(ofRow: r)
+                    if span.start >= end { break }
+                    let overlap = min(end, span.end) - max(start, span.start)
+                    if overlap > 0 {
+                        weight += overlap
+                        for k in 0..<dim { sum[k] += overlap * Double(f.values[r * dim + k]) }
+                    }
+                    r += 1
+                }
+                if weight > 0 { for k in 0..<dim { values[c * dim + k] = Float(sum[k] / weight) } }
+            }
+        } else {
+            let descriptor = try AudioDescriptor(settings: settings)
+            dim = descriptor.dimension
+            let a = try decoded()
+            values.reserveCapacity(starts.count * dim)
+            for (start, end) in zip(starts, ends) {
+                values += descriptor.compute(a.samples(from: start, to: end))
+            }
         }
         var mel: [Float]? = nil
         if recipe.store.audio {
             let shape = try audioPatchShape()
-            let spectrogram = try LogMelSpectrogram(settings: descriptor.settings)
+            let spectrogram = try LogMelSpectrogram(settings: settings)
+            let a = try decoded()
             var all: [Float] = []
             all.reserveCapacity(starts.count * shape[0] * shape[1])
-            let count = Int((nominalClipSeconds * Double(descriptor.settings.sampleRate)).rounded())
+            let count = Int((nominalClipSeconds * Double(settings.sampleRate)).rounded())
             for start in starts {
                 // A fixed number of samples: every patch has shape[0] frames.
-                all += spectrogram.compute(audio.samples(from: start, count: count))
+                all += spectrogram.compute(a.samples(from: start, count: count))
             }
             mel = all
         }
-        return (values, descriptor.dimension, mel)
+        return (values, dim, mel)
     }
 
     /// The features a video's clips are clustered and assigned by: the phase-1 features, or with
@@ -457,10 +498,7 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         _ = fpc; _ = side
         // Write the work files; the .json last, as the mark of a finished video.
         if recipe.audio.enabled {
-            guard let video = item.video else {
-                throw VideoBertError("audio.enabled needs the video file, and none was found for '\(item.id)'", file: nil)
-            }
-            let a = try audioDescriptors(video, starts: starts, ends: ends)
+            let a = try audioFeatures(item, starts: starts, ends: ends)
             if let mel = a.mel {
                 let shape = try audioPatchShape()
                 try NPY.write(mel, shape: [starts.count] + shape, to: workPath(item.id, ".audio_mel.npy"))

@@ -101,12 +101,20 @@ public struct TokenizeRecipe: RecipeSection, Equatable {
         /// stream gets the words of silence; a damaged audio stream fails the video. Off by default;
         /// the text and visual arrays are the same either way.
         public var enabled: Bool = false
+        /// `builtin` (the audio descriptor of the decoded audio) or `npy`: imported per-video
+        /// `<audio.dir>/<video_id>.npy` audio features, float32/float16 [rows, dim], each row
+        /// covering `audio.seconds_per_row` seconds (e.g. VGGish embeddings: 0.96 s); a clip's
+        /// feature is the mean of the rows it overlaps, weighted by the overlap (zeros when none).
+        public var source: String = "builtin"
+        public var dir: String = ""
+        public var secondsPerRow: Double = 1.0
         /// Children per node and levels of the audio vocabulary (branching^depth audio words).
         public var branching: Int = 8
         public var depth: Int = 2
         /// Lloyd iterations per node, and the seed.
         public var iters: Int = 20
         public var seed: Int = 0
+        enum CodingKeys: String, CodingKey { case enabled, source, dir, secondsPerRow = "seconds_per_row", branching, depth, iters, seed }
     }
 
     public var frames = Frames()
@@ -145,6 +153,9 @@ public struct TokenizeRecipe: RecipeSection, Equatable {
         if audio.depth < 1 { return "audio.depth must be at least 1" }
         if audio.iters < 1 { return "audio.iters must be at least 1" }
         if store.audio && !audio.enabled { return "store.audio needs audio.enabled: true" }
+        if !["builtin", "npy"].contains(audio.source) { return "audio.source must be builtin or npy" }
+        if audio.source == "npy" && audio.dir.isEmpty { return "audio.dir is required with audio.source: npy" }
+        if !(audio.secondsPerRow > 0) { return "audio.seconds_per_row must be positive" }
         return nil
     }
 
