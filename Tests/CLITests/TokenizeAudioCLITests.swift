@@ -90,6 +90,7 @@ final class TokenizeAudioCLITests: XCTestCase {
         // The corpus reads back (inspect) with its audio words.
         let inspect = try CLI.run(["inspect", dir + "/audio", "--limit", "1"])
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertTrue(inspect.stdout.contains("audio words 2 (2^1), descriptor dim 128, clip_audio \(clips)×47×64"), inspect.stdout)
     }
 
     /// Imported audio features (`audio.source: npy`): a clip's feature is the overlap-weighted
