@@ -18,7 +18,7 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CFFmpeg", path: "Sources/CFFmpeg", pkgConfig: "libavformat",
-                       providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev"])]),
+                       providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev", "libswresample-dev"])]),
 
         .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
                        providers: [.apt(["libopenmpi-dev"])]),
@@ -71,7 +71,8 @@ let package = Package(
         .testTarget(name: "TrainTests", dependencies: ["Train", "Tokenize", "Tensor", "Model", "TestSupport"]),
         .testTarget(name: "RecipeTests", dependencies: ["Recipe"]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "Tensor"]),
-        .testTarget(name: "FeaturesTests", dependencies: ["Features", "Tensor"]),
+        .testTarget(name: "FeaturesTests", dependencies: ["Features", "Tensor"],
+                    resources: [.copy("Resources")]),
         .testTarget(name: "TokenizeTests", dependencies: ["Tokenize", "Tensor", "Media", "Features", "TestSupport"],
                     resources: [.copy("Resources")]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Tensor", "TestSupport"],
@@ -79,6 +80,6 @@ let package = Package(
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "Tensor", "Tokenize", "Model", "Train", "TestSupport"],
                     resources: [.copy("Resources")]),
         // Runs the built `videobert` binary end to end.
-        .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor", "Model", "Tokenize", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor", "Model", "Tokenize", "Features", "TestSupport"]),
     ]
 )

@@ -6,6 +6,7 @@
 #include <libavutil/opt.h>
 #include <libavutil/error.h>
 #include <libswscale/swscale.h>     // libswscale: pixel format conversion and scaling
+#include <libswresample/swresample.h> // libswresample: audio resampling, channel mixing, sample formats
 
 // Macros that Swift cannot import directly.
 static inline int vb_averror_eof(void) { return AVERROR_EOF; }

@@ -11,12 +11,20 @@ public struct AudioTrack: Sendable, Equatable {
     public var startTime: Double
     public var sampleRate: Int
     public var frequency: Double
+    /// Channels in FFmpeg's default layout for the count (1 mono, 2 stereo, 6 5.1, 8 7.1);
+    /// channel c carries the tone at `frequency × (1 + c/2)`.
+    public var channels: Int
+    /// Peak of each channel's sine (0 writes digital silence).
+    public var amplitude: Double
 
-    public init(seconds: Double, startTime: Double = 0, sampleRate: Int = 16_000, frequency: Double = 440) {
+    public init(seconds: Double, startTime: Double = 0, sampleRate: Int = 16_000, frequency: Double = 440,
+                channels: Int = 1, amplitude: Double = 0.3) {
         self.seconds = seconds
         self.startTime = startTime
         self.sampleRate = sampleRate
         self.frequency = frequency
+        self.channels = channels
+        self.amplitude = amplitude
     }
 }
 
@@ -408,7 +416,8 @@ final class ToneEncoder {
         owned.codec = cc
         cc.pointee.sample_rate = Int32(track.sampleRate)
         cc.pointee.sample_fmt = encoder.pointee.sample_fmts?[0] ?? AV_SAMPLE_FMT_S16
-        av_channel_layout_default(&cc.pointee.ch_layout, 1)
+        guard (1...8).contains(track.channels) else { throw VideoBertError("a test tone has 1...8 channels, not \(track.channels)", file: path) }
+        av_channel_layout_default(&cc.pointee.ch_layout, Int32(track.channels))
         cc.pointee.time_base = AVRational(num: 1, den: Int32(track.sampleRate))
         cc.pointee.bit_rate = 64_000
         if output.needsGlobalHeader { cc.pointee.flags |= Int32(AV_CODEC_FLAG_GLOBAL_HEADER) }
@@ -436,14 +445,22 @@ final class ToneEncoder {
             let n = min(samplesPerFrame, totalSamples - samplesWritten)
             try check(av_frame_make_writable(f), "audio frame not writable", file: output.path)
             f.pointee.nb_samples = Int32(n)
-            let plane = f.pointee.data.0!
-            for i in 0..<n {
-                let t = Double(samplesWritten + i) / Double(track.sampleRate)
-                let v = 0.3 * sin(2 * Double.pi * track.frequency * t)
-                if cc.pointee.sample_fmt == AV_SAMPLE_FMT_FLTP || cc.pointee.sample_fmt == AV_SAMPLE_FMT_FLT {
-                    plane.withMemoryRebound(to: Float.self, capacity: n) { $0[i] = Float(v) }
-                } else {
-                    plane.withMemoryRebound(to: Int16.self, capacity: n) { $0[i] = Int16(v * 32767) }
+            let channels = track.channels
+            let planar = av_sample_fmt_is_planar(cc.pointee.sample_fmt) != 0
+            let isFloat = cc.pointee.sample_fmt == AV_SAMPLE_FMT_FLTP || cc.pointee.sample_fmt == AV_SAMPLE_FMT_FLT
+            for c in 0..<channels {
+                // Planar formats: one plane per channel; packed: channels interleaved in plane 0.
+                guard let plane = planar ? f.pointee.extended_data[c] : f.pointee.data.0 else { continue }
+                let frequency = track.frequency * (1 + Double(c) / 2)
+                for i in 0..<n {
+                    let t = Double(samplesWritten + i) / Double(track.sampleRate)
+                    let v = track.amplitude * sin(2 * Double.pi * frequency * t)
+                    let at = planar ? i : i * channels + c
+                    if isFloat {
+                        plane.withMemoryRebound(to: Float.self, capacity: at + 1) { $0[at] = Float(v) }
+                    } else {
+                        plane.withMemoryRebound(to: Int16.self, capacity: at + 1) { $0[at] = Int16(v * 32767) }
+                    }
                 }
             }
             f.pointee.pts = Int64(firstSample + samplesWritten)

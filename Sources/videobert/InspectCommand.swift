@@ -66,6 +66,13 @@ struct InspectCommand: ParsableCommand {
                 stored.append(name + shape)
             }
             print("stored for CBT: " + (stored.isEmpty ? "nothing (tokenize with store.frames or store.features)" : stored.joined(separator: ", ")))
+            if let a = idx.audioVocab {
+                let stored = idx.extras.contains("clip_audio")
+                    ? ", clip_audio " + ((try? NPY.readHeader((corpus as NSString).appendingPathComponent("clip_audio.npy")).shape)?
+                        .map(String.init).joined(separator: "×") ?? "?")
+                    : ""
+                print("audio words \(a.words) (\(a.branching)^\(a.depth)), descriptor dim \(a.dim)\(stored)")
+            }
         }
         for (_, v) in videos {
             if !json { print("\n\(v.id) [\(v.split)] \(String(format: "%.1f", v.duration)) s, \(v.clipEnd - v.clipBegin) clips") }

@@ -69,11 +69,14 @@ public struct CorpusIndex: Codable, Sendable, Equatable {
     /// recorded). With the vocabularies' fingerprints, checked when the corpus is opened, so an
     /// index left from an earlier run beside a newer vocabulary or recipe is detected.
     public var recipeFingerprint: String?
+    /// The audio vocabulary (`audio.enabled`): its folder, words, tree and descriptor dimension;
+    /// absent from corpora tokenized without audio.
+    public var audioVocab: VisualVocab? = nil
 
     enum CodingKeys: String, CodingKey {
         case format, version, createdBy = "created_by", textVocab = "text_vocab", visualVocab = "visual_vocab"
         case clipSeconds = "clip_seconds", fps, featureSource = "feature_source", featureDim = "feature_dim"
-        case extras, counts, videos, arrays, recipeFingerprint = "recipe_fingerprint"
+        case extras, counts, videos, arrays, recipeFingerprint = "recipe_fingerprint", audioVocab = "audio_vocab"
     }
 }
 
@@ -92,12 +95,17 @@ public struct TokenizedVideo: Sendable {
     public var features: [Float]?
     /// [clips, framesPerClip, size, size, 3] when stored.
     public var frames: [UInt8]?
+    /// Audio word of each clip (`audio.enabled`).
+    public var audioWords: [Int32]?
+    /// [clips, frames, n_mels] log-mel spectrograms when stored (`store.audio`).
+    public var audio: [Float]?
 
     public init(id: String, split: String, source: String?, duration: Double, clipWords: [Int32],
-                clipTimes: [(start: Double, end: Double)], segments: [AlignedSegment], features: [Float]? = nil, frames: [UInt8]? = nil) {
+                clipTimes: [(start: Double, end: Double)], segments: [AlignedSegment], features: [Float]? = nil, frames: [UInt8]? = nil,
+                audioWords: [Int32]? = nil, audio: [Float]? = nil) {
         self.id = id; self.split = split; self.source = source; self.duration = duration
         self.clipWords = clipWords; self.clipTimes = clipTimes; self.segments = segments
-        self.features = features; self.frames = frames
+        self.features = features; self.frames = frames; self.audioWords = audioWords; self.audio = audio
     }
 }
 
@@ -116,6 +124,8 @@ public struct TokenizedCorpus: Sendable {
         "clip_times": "float32 [clips, 2]: start and end in seconds",
         "clip_features": "float32 [clips, feature_dim]: clip features (optional, store.features)",
         "clip_frames": "uint8 [clips, frames_per_clip, size, size, 3]: low-resolution RGB frames (optional, store.frames)",
+        "clip_audio_words": "int32 [clips]: audio word (0..audio_vocab.words-1) of every clip (optional, audio.enabled)",
+        "clip_audio": "float32 [clips, frames, n_mels]: log-mel spectrogram of each clip's audio, VGGish settings (optional, store.audio)",
     ]
 
     public let path: String
@@ -130,6 +140,8 @@ public struct TokenizedCorpus: Sendable {
     public let clipWords: [Int32]
     public let clipVideo: [Int32]
     public let clipTimes: [Float]
+    /// Audio word of every clip, when the corpus was tokenized with `audio.enabled`.
+    public let clipAudioWords: [Int32]?
 
     public var segmentCount: Int { segmentVideo.count }
     public var clipCount: Int { clipWords.count }
@@ -154,6 +166,16 @@ public struct TokenizedCorpus: Sendable {
         clipWords = try arr("clip_words").values(Int32.self)
         clipVideo = try arr("clip_video").values(Int32.self)
         clipTimes = try arr("clip_times").values(Float.self)
+        if index.extras.contains("clip_audio_words") {
+            let words = try arr("clip_audio_words").values(Int32.self)
+            guard words.count == clipWords.count, let vocab = index.audioVocab,
+                  words.allSatisfy({ $0 >= 0 && Int($0) < vocab.words }) else {
+                throw VideoBertError("clip_audio_words.npy does not agree with the clips or index.json audio_vocab (re-run tokenize)", file: path)
+            }
+            clipAudioWords = words
+        } else {
+            clipAudioWords = nil
+        }
         let s = segmentVideo.count
         guard textOffsets.count == s + 1, visualOffsets.count == s + 1, segmentTimes.count == 2 * s, segmentClips.count == 2 * s,
               textOffsets.last.map(Int.init) == textIDs.count, visualOffsets.last.map(Int.init) == visualIDs.count,
@@ -258,17 +280,26 @@ public final class CorpusBuilder {
     var counts = CorpusIndex.Counts()
     let featureWriter: NPYStreamWriter?
     let frameWriter: NPYStreamWriter?
+    /// Audio words of every clip, when stored.
+    var clipAudioWords: [Int32]?
+    let audioShape: [Int]?
+    let audioWriter: NPYStreamWriter?
 
     /// - Parameters:
     ///   - featureDim: store clip features of this dimension (nil: don't).
     ///   - frameShape: store clip frames of this shape [framesPerClip, size, size, 3] (nil: don't).
-    public init(dir: String, featureDim: Int?, frameShape: [Int]?) throws {
+    ///   - audioWords: store every clip's audio word (clip_audio_words.npy).
+    ///   - audioShape: store every clip's log-mel spectrogram of this shape [frames, n_mels] (clip_audio.npy).
+    public init(dir: String, featureDim: Int?, frameShape: [Int]?, audioWords: Bool = false, audioShape: [Int]? = nil) throws {
         self.dir = dir
+        clipAudioWords = audioWords ? [] : nil
+        self.audioShape = audioShape
         self.featureDim = featureDim
         self.frameShape = frameShape
         try AtomicFile.createDirectory(dir)
         featureWriter = try featureDim.map { try NPYStreamWriter(path: Self.path(dir, "clip_features"), dtype: .float32, rowShape: [$0]) }
         frameWriter = try frameShape.map { try NPYStreamWriter(path: Self.path(dir, "clip_frames"), dtype: .uint8, rowShape: $0) }
+        audioWriter = try audioShape.map { try NPYStreamWriter(path: Self.path(dir, "clip_audio"), dtype: .float32, rowShape: $0) }
     }
 
     static func path(_ dir: String, _ name: String) -> String { (dir as NSString).appendingPathComponent(name + ".npy") }
@@ -292,6 +323,18 @@ public final class CorpusBuilder {
             }
             try f.withUnsafeBytes { try w.append($0) }
         }
+        if let w = audioWriter {
+            guard let a = v.audio, a.count == v.clipWords.count * audioShape!.reduce(1, *) else {
+                throw VideoBertError("video '\(v.id)': clip audio missing or of the wrong size", file: dir)
+            }
+            try a.withUnsafeBytes { try w.append($0) }
+        }
+        if clipAudioWords != nil {
+            guard let a = v.audioWords, a.count == v.clipWords.count else {
+                throw VideoBertError("video '\(v.id)': audio words missing or of the wrong count", file: dir)
+            }
+            clipAudioWords! += a
+        }
         for s in v.segments {
             textIDs += s.textIDs
             textOffsets.append(Int64(textIDs.count))
@@ -310,7 +353,8 @@ public final class CorpusBuilder {
     }
 
     public func finish(textVocab: CorpusIndex.TextVocab, visualVocab: CorpusIndex.VisualVocab, clipSeconds: Double,
-                       fps: Double, featureSource: String, featureDim: Int, failures: Int, recipeFingerprint: String? = nil) throws -> CorpusIndex {
+                       fps: Double, featureSource: String, featureDim: Int, failures: Int, recipeFingerprint: String? = nil,
+                       audioVocab: CorpusIndex.VisualVocab? = nil) throws -> CorpusIndex {
         counts.videos = entries.count
         counts.clips = clipWords.count
         counts.segments = segVideo.count
@@ -330,11 +374,19 @@ public final class CorpusBuilder {
         var extras: [String] = []
         if let w = featureWriter { try w.finish(); extras.append("clip_features") } else { try? FileManager.default.removeItem(atPath: p("clip_features")) }
         if let w = frameWriter { try w.finish(); extras.append("clip_frames") } else { try? FileManager.default.removeItem(atPath: p("clip_frames")) }
+        if let a = clipAudioWords, audioVocab != nil {
+            try NPY.write(a, shape: [a.count], to: p("clip_audio_words"))
+            extras.append("clip_audio_words")
+        } else {
+            try? FileManager.default.removeItem(atPath: p("clip_audio_words"))
+        }
+        if let w = audioWriter { try w.finish(); extras.append("clip_audio") } else { try? FileManager.default.removeItem(atPath: p("clip_audio")) }
         var docs = TokenizedCorpus.arrayDocs
-        for k in ["clip_features", "clip_frames"] where !extras.contains(k) { docs[k] = nil }
+        for k in ["clip_features", "clip_frames", "clip_audio_words", "clip_audio"] where !extras.contains(k) { docs[k] = nil }
         let index = CorpusIndex(textVocab: textVocab, visualVocab: visualVocab, clipSeconds: clipSeconds, fps: fps,
                                 featureSource: featureSource, featureDim: featureDim, extras: extras,
-                                counts: counts, videos: entries, arrays: docs, recipeFingerprint: recipeFingerprint)
+                                counts: counts, videos: entries, arrays: docs, recipeFingerprint: recipeFingerprint,
+                                audioVocab: extras.contains("clip_audio_words") ? audioVocab : nil)
         try JSON.write(index, to: (dir as NSString).appendingPathComponent("index.json"))
         return index
     }

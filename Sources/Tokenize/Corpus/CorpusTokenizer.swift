@@ -100,7 +100,7 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
             "v1", "\(r.frames.fps)", "\(r.frames.clipSeconds)", r.frames.size, r.features.source, r.features.dir,
             "\(r.features.secondsPerRow)", vocabFP, "\(r.text.cased)", r.text.sentenceMode, "\(r.text.maxTokens)",
             "\(r.text.maxSeconds)", "\(r.text.pauseSeconds)", "\(r.store.frames)", "\(r.store.frameSize)", "\(r.store.framesPerClip)",
-        ]
+        ] + (r.audio.enabled ? ["audio-v1", r.audio.source, r.audio.dir, "\(r.audio.secondsPerRow)"] : []) + (r.store.audio ? ["store-audio"] : [])
         return CorpusBuilder.fnv1a(Array(parts.joined(separator: "|").utf8))
     }
 
@@ -135,7 +135,9 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         let comm = communicator
         for (i, it) in items.enumerated() where i % comm.size == comm.rank {
             if let w = try? JSON.decode(VideoWork.self, from: workPath(it.id, ".json")), w.fingerprint == fp,
-               FileManager.default.fileExists(atPath: workPath(it.id, ".features.npy")) {
+               FileManager.default.fileExists(atPath: workPath(it.id, ".features.npy")),
+               !recipe.audio.enabled || FileManager.default.fileExists(atPath: workPath(it.id, ".audio.npy")),
+               !recipe.store.audio || FileManager.default.fileExists(atPath: workPath(it.id, ".audio_mel.npy")) {
                 skipped += 1
             } else {
                 pending.append(i)
@@ -205,8 +207,9 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
             throw VideoBertError("every video failed (\(failures.count) of \(items.count))\(first); the reasons are in \((out as NSString).appendingPathComponent("failures.jsonl"))", file: out)
         }
 
-        // Phase 2: the visual vocabulary.
+        // Phase 2: the visual vocabulary (and the audio vocabulary).
         let (vocab, reused) = try visualVocabulary(for: good)
+        let audioVocab = recipe.audio.enabled ? try audioVocabulary(for: good) : nil
 
         // Phase 3: each rank gives its videos their visual words (work/<id>.words.npy); then
         // rank 0 aligns, splits and writes the corpus.
@@ -215,6 +218,11 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
             let feats = try arr.floats()
             let words = vocab.assign(feats, rows: arr.shape[0], workers: comm.size > 1 ? 1 : Threads.count).leaves
             try NPY.write(words, shape: [words.count], to: workPath(it.id, ".words.npy"))
+            if let audioVocab {
+                let a = try NPY.read(workPath(it.id, ".audio.npy"))
+                let audioWords = audioVocab.assign(try a.floats(), rows: a.shape[0], workers: comm.size > 1 ? 1 : Threads.count).leaves
+                try NPY.write(audioWords, shape: [audioWords.count], to: workPath(it.id, ".audio_words.npy"))
+            }
         }
         comm.barrier()
         guard comm.isRoot else {
@@ -225,7 +233,8 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         }
         let splits = CorpusSource.assignSplits(good, val: recipe.split.val, test: recipe.split.test, seed: recipe.split.seed)
         let storeFrameShape = recipe.store.frames ? [recipe.store.framesPerClip, recipe.store.frameSize, recipe.store.frameSize, 3] : nil
-        let builder = try CorpusBuilder(dir: out, featureDim: recipe.store.features ? vocab.dim : nil, frameShape: storeFrameShape)
+        let builder = try CorpusBuilder(dir: out, featureDim: recipe.store.features ? vocab.dim : nil, frameShape: storeFrameShape,
+                                        audioWords: audioVocab != nil, audioShape: recipe.store.audio ? try audioPatchShape() : nil)
         for it in good {
             let w = try JSON.decode(VideoWork.self, from: workPath(it.id, ".json"))
             let words = try NPY.read(workPath(it.id, ".words.npy")).values(Int32.self)
@@ -237,9 +246,11 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
             if recipe.store.frames {
                 frames = try NPY.read(workPath(it.id, ".frames.npy")).values(UInt8.self)
             }
+            let audioWords = audioVocab == nil ? nil : try NPY.read(workPath(it.id, ".audio_words.npy")).values(Int32.self)
+            let audioMel: [Float]? = recipe.store.audio ? try NPY.read(workPath(it.id, ".audio_mel.npy")).floats() : nil
             try builder.append(TokenizedVideo(id: it.id, split: splits[it.id] ?? "train", source: it.video, duration: w.duration,
                                               clipWords: words, clipTimes: clipTimes, segments: segments,
-                                              features: feats, frames: frames))
+                                              features: feats, frames: frames, audioWords: audioWords, audio: audioMel))
         }
         let textVocabOut = (out as NSString).appendingPathComponent("text_vocab.txt")
         try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: textVocabPath)), to: textVocabOut)
@@ -254,7 +265,9 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         try AtomicFile.write(try RecipeLoader.yaml(recipe), to: recipePath)
         let index = try builder.finish(textVocab: textVocabInfo, visualVocab: visualInfo, clipSeconds: clipSeconds,
                                        fps: recipe.frames.fps, featureSource: recipe.features.source, featureDim: vocab.dim,
-                                       failures: failures.count, recipeFingerprint: try CorpusBuilder.fingerprint(of: recipePath))
+                                       failures: failures.count, recipeFingerprint: try CorpusBuilder.fingerprint(of: recipePath),
+                                       audioVocab: audioVocab.map { CorpusIndex.VisualVocab(folder: "audio_vocab", words: $0.leaves, branching: $0.branching,
+                                                                                             depth: $0.depth, dim: $0.dim) })
         let summary = Summary(videos: items.count, succeeded: good.count, failed: failures.count, skipped: skipped,
                               clips: index.counts.clips, segments: index.counts.segments, textTokens: index.counts.textTokens,
                               visualWords: vocab.leaves, vocabularyReused: reused, inertia: vocab.info.inertia,
@@ -307,6 +320,115 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         }
         comm.barrier()
         return (vocab, false)
+    }
+
+    /// The audio vocabulary: hierarchical k-means (`audio.branching`, `audio.depth`) over the
+    /// audio descriptors of every clip of the good videos, saved to `out/audio_vocab`.
+    func audioVocabulary(for good: [VideoItem]) throws -> VisualVocabulary {
+        guard !good.isEmpty else { throw VideoBertError("no video could be processed, so there is nothing to fit an audio vocabulary on", file: out) }
+        let a = recipe.audio
+        let comm = communicator
+        let source = try NPYFeatureFiles(paths: good.map { workPath($0.id, ".audio.npy") }, name: workDir)
+        var hk = HierarchicalKMeans(branching: a.branching, depth: a.depth, iterations: a.iters, seed: UInt64(a.seed),
+                                    maxPoints: recipe.kmeans.maxPoints > 0 ? recipe.kmeans.maxPoints : nil)
+        hk.showProgress = showProgress && comm.isRoot
+        hk.workers = comm.size > 1 ? Threads.count : recipe.workers
+        hk.communicator = comm
+        let vocab: VisualVocabulary
+        do {
+            vocab = try hk.fit(source)
+        } catch let e as VideoBertError {
+            throw VideoBertError(e.message + " (recipe: audio.branching / audio.depth)", file: e.file)
+        }
+        if comm.isRoot { try vocab.save(to: (out as NSString).appendingPathComponent("audio_vocab")) }
+        comm.barrier()
+        return vocab
+    }
+
+    /// Seconds of a clip: frames per clip / fps for decoded video, seconds per row for imported features.
+    var nominalClipSeconds: Double {
+        recipe.features.source == "npy" ? recipe.features.secondsPerRow : Double(recipe.framesPerClip) / recipe.frames.fps
+    }
+
+    /// Shape of a stored clip's log-mel spectrogram (`store.audio`): [frames, n_mels] of
+    /// `nominalClipSeconds` of audio with the descriptor's settings.
+    func audioPatchShape() throws -> [Int] {
+        let s = LogMelSettings()
+        let samples = Int((nominalClipSeconds * Double(s.sampleRate)).rounded())  // as audioDescriptors cuts
+        let frames = s.frameCount(samples: samples)
+        guard frames > 0 else {
+            throw VideoBertError(String(format: "store.audio: a clip of %.3f s is shorter than one audio window (%d samples)", nominalClipSeconds, s.nFFT), file: "recipe")
+        }
+        return [frames, s.nMels]
+    }
+
+    /// Each clip's audio feature and, with `store.audio`, its log-mel spectrogram.
+    /// - `audio.source: builtin`: the built-in audio descriptor [clips, 2·n_mels] of the file's
+    ///   audio (mono at the descriptor's rate) cut by the clips' times; zeros where there is no
+    ///   audio, so a file without an audio stream gives silence's descriptor.
+    /// - `npy`: the rows of `<audio.dir>/<id>.npy` overlapping each clip, averaged with the
+    ///   overlap as weight (zeros for a clip no row reaches).
+    /// The spectrogram covers `nominalClipSeconds` from each clip's start: [clips, frames, n_mels].
+    func audioFeatures(_ item: VideoItem, starts: [Double], ends: [Double]) throws -> (values: [Float], dim: Int, mel: [Float]?) {
+        let settings = LogMelSettings()
+        var audio: DecodedAudio? = nil
+        func decoded() throws -> DecodedAudio {
+            if let audio { return audio }
+            guard let video = item.video else {
+                throw VideoBertError("audio needs the video file, and none was found for '\(item.id)'", file: nil)
+            }
+            let a = try AudioReader(path: video, sampleRate: settings.sampleRate).readAll()
+            audio = a
+            return a
+        }
+        var values: [Float] = []
+        let dim: Int
+        if recipe.audio.source == "npy" {
+            let path = (recipe.audio.dir as NSString).appendingPathComponent(item.id + ".npy")
+            let f = try ImportedFeatures(path: path, videoID: item.id, secondsPerRow: recipe.audio.secondsPerRow)
+            dim = f.dim
+            values = [Float](repeating: 0, count: starts.count * dim)
+            for (c, (start, end)) in zip(starts, ends).enumerated() {
+                let first = max(0, Int((start / f.secondsPerRow).rounded(.down)))
+                var weight = 0.0
+                var sum = [Double](repeating: 0, count: dim)
+                var r = first
+                while r < f.rows {
+                    let span = f.span(ofRow: r)
+                    if span.start >= end { break }
+                    let overlap = min(end, span.end) - max(start, span.start)
+                    if overlap > 0 {
+                        weight += overlap
+                        for k in 0..<dim { sum[k] += overlap * Double(f.values[r * dim + k]) }
+                    }
+                    r += 1
+                }
+                if weight > 0 { for k in 0..<dim { values[c * dim + k] = Float(sum[k] / weight) } }
+            }
+        } else {
+            let descriptor = try AudioDescriptor(settings: settings)
+            dim = descriptor.dimension
+            let a = try decoded()
+            values.reserveCapacity(starts.count * dim)
+            for (start, end) in zip(starts, ends) {
+                values += descriptor.compute(a.samples(from: start, to: end))
+            }
+        }
+        var mel: [Float]? = nil
+        if recipe.store.audio {
+            let shape = try audioPatchShape()
+            let spectrogram = try LogMelSpectrogram(settings: settings)
+            let a = try decoded()
+            var all: [Float] = []
+            all.reserveCapacity(starts.count * shape[0] * shape[1])
+            let count = Int((nominalClipSeconds * Double(settings.sampleRate)).rounded())
+            for start in starts {
+                // A fixed number of samples: every patch has shape[0] frames.
+                all += spectrogram.compute(a.samples(from: start, count: count))
+            }
+            mel = all
+        }
+        return (values, dim, mel)
     }
 
     /// The features a video's clips are clustered and assigned by: the phase-1 features, or with
@@ -395,6 +517,14 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         }
         _ = fpc; _ = side
         // Write the work files; the .json last, as the mark of a finished video.
+        if recipe.audio.enabled {
+            let a = try audioFeatures(item, starts: starts, ends: ends)
+            if let mel = a.mel {
+                let shape = try audioPatchShape()
+                try NPY.write(mel, shape: [starts.count] + shape, to: workPath(item.id, ".audio_mel.npy"))
+            }
+            try NPY.write(a.values, shape: [starts.count, a.dim], to: workPath(item.id, ".audio.npy"))
+        }
         try NPY.write(features, shape: [starts.count, dim], to: workPath(item.id, ".features.npy"))
         if storeFrames {
             try NPY.write(frames, shape: [starts.count, fpc, side, side, 3], to: workPath(item.id, ".frames.npy"))

@@ -100,11 +100,39 @@ public struct TokenizeRecipe: RecipeSection, Equatable {
         public var frameSize: Int = 32
         /// Frames kept per clip, evenly spaced.
         public var framesPerClip: Int = 4
-        enum CodingKeys: String, CodingKey { case features, frames, frameSize = "frame_size", framesPerClip = "frames_per_clip" }
+        /// Keep each clip's log-mel spectrogram (clip_audio.npy, float32 [clips, frames, 64]), for
+        /// an audio front-end trained end to end. Needs `audio.enabled`.
+        public var audio: Bool = false
+        enum CodingKeys: String, CodingKey { case features, frames, frameSize = "frame_size", framesPerClip = "frames_per_clip", audio }
+    }
+
+    public struct Audio: Codable, Sendable, Equatable {
+        /// Also give every clip an audio word: decode each video's audio (mono, 16 kHz), describe
+        /// each clip's sound with the built-in audio descriptor (`Features.AudioDescriptor`: mean
+        /// and deviation of VGGish log-mels, 128 dims) and fit a second vocabulary on them by
+        /// hierarchical k-means (`audio_vocab/`, `clip_audio_words.npy`). A video without an audio
+        /// stream gets the words of silence; a damaged audio stream fails the video. Off by default;
+        /// the text and visual arrays are the same either way.
+        public var enabled: Bool = false
+        /// `builtin` (the audio descriptor of the decoded audio) or `npy`: imported per-video
+        /// `<audio.dir>/<video_id>.npy` audio features, float32/float16 [rows, dim], each row
+        /// covering `audio.seconds_per_row` seconds (e.g. VGGish embeddings: 0.96 s); a clip's
+        /// feature is the mean of the rows it overlaps, weighted by the overlap (zeros when none).
+        public var source: String = "builtin"
+        public var dir: String = ""
+        public var secondsPerRow: Double = 1.0
+        /// Children per node and levels of the audio vocabulary (branching^depth audio words).
+        public var branching: Int = 8
+        public var depth: Int = 2
+        /// Lloyd iterations per node, and the seed.
+        public var iters: Int = 20
+        public var seed: Int = 0
+        enum CodingKeys: String, CodingKey { case enabled, source, dir, secondsPerRow = "seconds_per_row", branching, depth, iters, seed }
     }
 
     public var frames = Frames()
     public var features = Features()
+    public var audio = Audio()
     public var kmeans = KMeansSettings()
     public var text = Text()
     public var segments = Segments()
@@ -150,6 +178,13 @@ public struct TokenizeRecipe: RecipeSection, Equatable {
         if store.frameSize < 4 { return "store.frame_size must be at least 4" }
         if store.framesPerClip < 1 { return "store.frames_per_clip must be at least 1" }
         if workers < 1 { return "workers must be at least 1" }
+        if audio.branching < 2 { return "audio.branching must be at least 2" }
+        if audio.depth < 1 { return "audio.depth must be at least 1" }
+        if audio.iters < 1 { return "audio.iters must be at least 1" }
+        if store.audio && !audio.enabled { return "store.audio needs audio.enabled: true" }
+        if !["builtin", "npy"].contains(audio.source) { return "audio.source must be builtin or npy" }
+        if audio.source == "npy" && audio.dir.isEmpty { return "audio.dir is required with audio.source: npy" }
+        if !(audio.secondsPerRow > 0) { return "audio.seconds_per_row must be positive" }
         return nil
     }
 
