@@ -63,6 +63,8 @@ let package = Package(
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "TrainTests", dependencies: ["Train", "Tokenize", "Tensor", "Model"]),
+        .testTarget(name: "BackbonesTests", dependencies: ["Tensor"],
+                    resources: [.copy("Resources")]),
         .testTarget(name: "RecipeTests", dependencies: ["Recipe"]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "Tensor"]),
         .testTarget(name: "FeaturesTests", dependencies: ["Features", "Tensor"]),
