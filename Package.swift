@@ -51,9 +51,12 @@ let package = Package(
         // Downstream tasks: zero-shot classification, fine-tuned captioning, next-step prediction, retrieval;
         // caption metrics (BLEU, METEOR, ROUGE-L, CIDEr-D as pycocoevalcap).
         .target(name: "Tasks", dependencies: ["Tensor", "Recipe", "Tokenize", "Model", "Train"]),
+        // Standard backbones (torchvision ResNets) as forward-only feature extractors from users' weight files.
+        .target(name: "Backbones", dependencies: ["Tensor", "Model", "Media"],
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
 
         .executableTarget(name: "videobert", dependencies: [
-            "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo", "Model", "Train", "Report", "Distributed", "Tasks",
+            "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo", "Model", "Train", "Report", "Distributed", "Tasks", "Backbones",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize", "Model", "CMalloc"],
@@ -63,8 +66,9 @@ let package = Package(
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "TrainTests", dependencies: ["Train", "Tokenize", "Tensor", "Model"]),
-        .testTarget(name: "BackbonesTests", dependencies: ["Tensor"],
-                    resources: [.copy("Resources")]),
+        // Optimised in debug builds too: the tests generate full ResNet weights (60M floats) from a formula.
+        .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Tensor", "Model"],
+                    resources: [.copy("Resources")], swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .testTarget(name: "RecipeTests", dependencies: ["Recipe"]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "Tensor"]),
         .testTarget(name: "FeaturesTests", dependencies: ["Features", "Tensor"]),
