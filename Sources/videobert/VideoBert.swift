@@ -10,6 +10,7 @@ struct VideoBert: ParsableCommand {
         Stages (each reads only the previous stage's files):
           tokenize   videos + transcripts -> corpus of visual words + WordPieces
           frames     decode one video into RGB frames (.npy)
+          features   per-frame ResNet-50/152 features of videos (.npy + .json)
           wordpiece  BERT WordPiece ids for lines on stdin
           vocab      fit / show the visual vocabulary, train a text vocabulary
           inspect    print a tokenized corpus, or describe a checkpoint
@@ -28,7 +29,7 @@ struct VideoBert: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [
-            TokenizeCommand.self, FramesCommand.self, WordPieceCommand.self, VocabCommand.self, InspectCommand.self,
+            TokenizeCommand.self, FramesCommand.self, FeaturesCommand.self, WordPieceCommand.self, VocabCommand.self, InspectCommand.self,
             PretrainCommand.self, EmbedCommand.self, EvaluateCommand.self, DemoCommand.self, DemoCorpusCommand.self,
             FinetuneCommand.self, CaptionCommand.self, NextStepCommand.self, RetrieveCommand.self, ZeroShotCommand.self,
         ]
