@@ -79,6 +79,25 @@ struct FeaturesCommand: ParsableCommand {
         }
     }
 
+    /// `tokenize` with `features.source: <backbone>`: extracts the corpus's features with the
+    /// preset into `features.dir` (default OUT/features-<backbone>; finished videos are kept, so a
+    /// rerun resumes) and returns the recipe reading them as `npy` (one row per
+    /// frames_per_row / fps seconds). A video that fails here is then a failed video of tokenize.
+    static func extractForTokenize(recipe: TokenizeRecipe, items: [VideoItem], out: String) throws -> TokenizeRecipe {
+        var r = recipe
+        guard let preset = FeaturePreset.all[r.features.source] else {
+            throw VideoBertError("features.source '\(r.features.source)' is not a backbone preset (\(FeaturePreset.names.joined(separator: ", ")))")
+        }
+        let dir = r.features.dir.isEmpty ? (out as NSString).appendingPathComponent("features-" + preset.backbone) : r.features.dir
+        Threads.configureBLAS()
+        let extractor = try FeatureExtractor(preset: preset, weights: r.features.weights)
+        _ = try extractor.run(items.compactMap { item in item.video.map { (item.id, $0) } }, out: dir)
+        r.features.source = "npy"
+        r.features.dir = dir
+        r.features.secondsPerRow = Double(preset.framesPerRow) / preset.fps.framesPerSecond
+        return r
+    }
+
     /// (id, video) pairs: one file (id = its base name), or a folder / .jsonl manifest as `tokenize` reads them.
     static func videos(_ input: String) throws -> [(id: String, video: String)] {
         var isDir: ObjCBool = false
