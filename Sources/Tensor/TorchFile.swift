@@ -153,8 +153,13 @@ public struct TorchFile: Sendable {
 
         // Flatten to name → tensor.
         var tensors: [(String, TensorRef)] = []
+        // Memo references can make a small pickle describe a huge tree (a tuple holding the same
+        // tuple twice, 32 deep): the walk is bounded in nodes as well as in depth.
+        var budget = 1_000_000
         func flatten(_ v: PValue, _ name: String, depth: Int) throws {
             guard depth < 32 else { throw VideoBertError("containers nested more than 32 deep at '\(name)'", file: path) }
+            budget -= 1
+            guard budget >= 0 else { throw VideoBertError("the pickle describes more than 1,000,000 objects", file: path) }
             switch v {
             case .tensor(let t): tensors.append((name, t))
             case .dict(let items):
@@ -464,6 +469,7 @@ struct Unpickler {
             case 0x95: _ = try take(8)                                     // FRAME (protocol 4)
             case 0x2E: return try pop()                                    // STOP
             case 0x28: try push(.mark)                                     // MARK
+            case 0x30: _ = try pop()                                       // POP
             case 0x4E: try push(.none)                                     // NONE
             case 0x88: try push(.bool(true))                               // NEWTRUE
             case 0x89: try push(.bool(false))                              // NEWFALSE

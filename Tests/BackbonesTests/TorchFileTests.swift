@@ -179,6 +179,13 @@ final class TorchFileTests: XCTestCase {
                 XCTAssertTrue("\(e)".hasPrefix(path) && "\(e)".contains("tensor 'w'"), "\(e)")
             }
         }
+        // A pickle that references one tuple twice per level, 30 levels deep (2³⁰ leaves): refused (the walk is bounded).
+        var bomb: [UInt8] = [0x80, 0x02, 0x7D, 0x28] + Hostile.str("x") + Hostile.str("leaf") + [0x71, 0x00, 0x30]
+        for _ in 0..<30 { bomb += [0x68, 0x00, 0x68, 0x00, 0x86, 0x71, 0x00, 0x30] }   // BINGET 0, BINGET 0, TUPLE2, BINPUT 0, POP
+        bomb += [0x68, 0x00, 0x75, 0x2E]                                                  // {"x": T30}
+        XCTAssertThrowsError(try TorchFile.read(try Hostile.write(Hostile.archive(pickle: bomb, storage: []), dir, "bomb.pth"))) { e in
+            XCTAssertTrue("\(e)".contains("more than 1,000,000 objects"), "\(e)")
+        }
         // A central directory pointing past the end of the file.
         var z = Hostile.archive(pickle: Hostile.tensorPickle(numel: 1, offset: 0, shape: [1], strides: [1]), storage: [7])
         let eocd = z.count - 22
