@@ -59,7 +59,7 @@ let package = Package(
             "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo", "Model", "Train", "Report", "Distributed", "Tasks", "Backbones",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize", "Model", "CMalloc"],
+        .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize", "Model", "CMalloc", "Backbones"],
                           path: "tools/bench/Sources"),
         // glibc's mallinfo2 for the benchmarks (heap bytes in use across steady-state steps).
         .systemLibrary(name: "CMalloc", path: "tools/bench/CMalloc"),
