@@ -52,12 +52,15 @@ let package = Package(
         // Downstream tasks (inference: no trainer): zero-shot classification, captioning, next-step
         // prediction, retrieval; caption metrics (BLEU, METEOR, ROUGE-L, CIDEr-D as pycocoevalcap).
         .target(name: "Tasks", dependencies: ["Tensor", "Recipe", "Tokenize", "Model"]),
+        // Standard backbones (torchvision ResNets) as forward-only feature extractors from users' weight files.
+        .target(name: "Backbones", dependencies: ["Tensor", "Model", "Media"],
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
 
         .executableTarget(name: "videobert", dependencies: [
-            "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo", "Model", "Train", "Report", "Distributed", "Tasks",
+            "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo", "Model", "Train", "Report", "Distributed", "Tasks", "Backbones",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize", "Model", "CMalloc"],
+        .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize", "Model", "CMalloc", "Backbones"],
                           path: "tools/bench/Sources"),
         // The fuzz harness (docs/RELIABILITY.md): mutates tools/fuzz/seeds through every parser of outside input.
         .executableTarget(name: "fuzz", dependencies: ["Tensor", "Recipe", "Tokenize", "Model", "Train", "Tasks"],
@@ -69,6 +72,9 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"]),
         .testTarget(name: "TrainTests", dependencies: ["Train", "Tokenize", "Tensor", "Model", "TestSupport"]),
+        // Optimised in debug builds too: the tests generate full ResNet weights (60M floats) from a formula.
+        .testTarget(name: "BackbonesTests", dependencies: ["Backbones", "Tensor", "Model", "TestSupport"],
+                    resources: [.copy("Resources")], swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .testTarget(name: "RecipeTests", dependencies: ["Recipe"]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "Tensor"]),
         .testTarget(name: "FeaturesTests", dependencies: ["Features", "Tensor"],

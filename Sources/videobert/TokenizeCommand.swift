@@ -43,7 +43,7 @@ struct TokenizeCommand: ParsableCommand {
     @Flag(help: "Print the summary as JSON only.") var json = false
 
     func run() throws {
-        let r: TokenizeRecipe
+        var r: TokenizeRecipe
         do {
             r = try RecipeLoader.load(TokenizeRecipe.self, file: recipe, overrides: overrides)
         } catch let e as RecipeError {
@@ -51,6 +51,9 @@ struct TokenizeCommand: ParsableCommand {
         }
         if let p = r.problem() { throw VideoBertError(p, file: recipe ?? "--set") }
         let items = try CorpusSource.discover(corpus, videosDir: videos)
+        if TokenizeRecipe.backboneSources.contains(r.features.source) {
+            r = try FeaturesCommand.extractForTokenize(recipe: r, items: items, out: out)
+        }
         let tokenizer = try CorpusTokenizer(recipe: r, items: items, out: out)
         // Under mpirun/srun the videos are divided among the ranks; rank 0 writes the corpus.
         let comm = worldCommunicator()

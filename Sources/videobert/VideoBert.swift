@@ -11,6 +11,7 @@ struct VideoBert: ParsableCommand {
           tokenize   videos + transcripts -> corpus of visual words + WordPieces
           frames     decode one video into RGB frames (.npy)
           audio      log-mel spectrogram of a file's audio (.npy + .json)
+          features   per-frame ResNet-50/152 features of videos (.npy + .json)
           wordpiece  BERT WordPiece ids for lines on stdin
           vocab      fit / show the visual vocabulary, train a text vocabulary
           inspect    print a tokenized corpus, or describe a checkpoint
@@ -29,7 +30,7 @@ struct VideoBert: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [
-            TokenizeCommand.self, FramesCommand.self, AudioCommand.self, WordPieceCommand.self, VocabCommand.self, InspectCommand.self,
+            TokenizeCommand.self, FramesCommand.self, AudioCommand.self, FeaturesCommand.self, WordPieceCommand.self, VocabCommand.self, InspectCommand.self,
             PretrainCommand.self, EmbedCommand.self, EvaluateCommand.self, DemoCommand.self, DemoCorpusCommand.self,
             FinetuneCommand.self, CaptionCommand.self, NextStepCommand.self, RetrieveCommand.self, ZeroShotCommand.self,
         ]

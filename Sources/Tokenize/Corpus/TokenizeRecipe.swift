@@ -31,7 +31,9 @@ public struct TokenizeRecipe: RecipeSection, Equatable {
     }
 
     public struct Features: Codable, Sendable, Equatable {
-        /// `builtin` (the descriptor computed from decoded frames) or `npy` (imported per-video files).
+        /// `builtin` (the descriptor computed from decoded frames), `npy` (imported per-video files),
+        /// or a backbone (`resnet50`, `resnet152`: `videobert features` runs first, into `dir`, and
+        /// its .npy files are then imported).
         public var source: String = "builtin"
         /// With `npy`: the folder of `<video_id>.npy` files, float32/float16 [rows, dim].
         public var dir: String = ""
@@ -41,7 +43,9 @@ public struct TokenizeRecipe: RecipeSection, Equatable {
         /// stays the same through a video (the kitchen, the lighting, the camera) does not decide
         /// its visual words; what changes (objects, actions) does. Not in the paper; off by default.
         public var center: String = "none"
-        enum CodingKeys: String, CodingKey { case source, dir, secondsPerRow = "seconds_per_row", center }
+        /// With a backbone source: its weights (a torchvision state dict, .pth or .safetensors).
+        public var weights: String = ""
+        enum CodingKeys: String, CodingKey { case source, dir, secondsPerRow = "seconds_per_row", center, weights }
     }
 
     public struct KMeansSettings: Codable, Sendable, Equatable {
@@ -143,13 +147,22 @@ public struct TokenizeRecipe: RecipeSection, Equatable {
 
     public init() {}
 
+    /// The `features.source` values that name a backbone preset (Sources/Backbones/FeaturePreset.swift;
+    /// `videobert tokenize` checks that each is one).
+    public static let backboneSources = ["resnet50", "resnet152"]
+
     /// Checks values that the types cannot: returns the first problem as text.
     public func problem() -> String? {
         if frames.fps <= 0 { return "frames.fps must be positive" }
         if frames.clipSeconds <= 0 { return "frames.clip_seconds must be positive" }
         if frameSize == nil { return "frames.size must look like 64x64" }
         if framesPerClip < 1 { return "frames.fps × frames.clip_seconds must be at least one frame" }
-        if !["builtin", "npy"].contains(features.source) { return "features.source must be builtin or npy" }
+        if !(["builtin", "npy"] + Self.backboneSources).contains(features.source) {
+            return "features.source must be builtin, npy or a backbone (\(Self.backboneSources.joined(separator: ", ")))"
+        }
+        if Self.backboneSources.contains(features.source) && features.weights.isEmpty {
+            return "features.weights is required with features.source: \(features.source)"
+        }
         if features.source == "npy" && features.dir.isEmpty { return "features.dir is required with features.source: npy" }
         if features.secondsPerRow <= 0 { return "features.seconds_per_row must be positive" }
         if !["none", "video"].contains(features.center) { return "features.center must be none or video" }

@@ -12,6 +12,7 @@ let benchmarks: [String: @Sendable ([String]) throws -> Void] = [
     "conv": benchConv,
     "vocab": benchVocab,
     "logmel": benchLogMel,
+    "resnet": benchResNet,
 ]
 
 /// `--name value` options of a benchmark's arguments.

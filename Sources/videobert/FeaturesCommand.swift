@@ -1,0 +1,114 @@
+import ArgumentParser
+import Backbones
+import Foundation
+import Media
+import Tensor
+import Tokenize
+
+/// `videobert features`: standard backbone features (torchvision ResNets) for videos.
+struct FeaturesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "features",
+        abstract: "Per-frame features from a standard backbone (ResNet-50/152) for videos.",
+        discussion: """
+        Writes OUT/<video_id>.npy (float32 [rows, dim]) and OUT/<video_id>.json with the preprocessing: {"backbone", "dim", "fps", "scale": [W, H], "crop": [w, h], "mean", "std", "frames_per_row", "stride_frames", "pool", "rows": [[start_s, end_s], ...]}. Frames are those of `ffmpeg -vf fps=F,scale=W:H -pix_fmt rgb24` (as `videobert frames`), centre-cropped to w×h, scaled to [0, 1], then (x - mean) / std; row i is the mean of the vectors of frames [i·stride, i·stride + frames_per_row). The vector is the input of torchvision's fc (2048 values).
+
+        Presets: resnet152 is HowTo100M's 2D features (1 fps, shorter side 224, whole frame; torchvision resnet152-394f9c45.pth); resnet50 is torchvision's ImageNet evaluation transform (shorter side 256, centre crop 224; resnet50-0676ba61.pth). Weights: a torchvision state dict as .pth (read without executing anything) or .safetensors.
+
+        VIDEO|DIR|MANIFEST: one video file, a folder of videos, or a .jsonl manifest of {"id", "video"}. Finished videos are skipped (rerun to resume); a video that fails is reported and the others are done (exit status 1).
+
+        Example:
+          videobert features talks/ --backbone resnet152 \\
+            --weights resnet152-394f9c45.pth --out features/
+        """
+    )
+
+    @Argument(help: "A video file, a folder of videos, or a .jsonl manifest.")
+    var input: String
+
+    @Option(help: "resnet50 or resnet152.")
+    var backbone: String
+
+    @Option(help: "The backbone's state dict (.pth/.pt/.bin or .safetensors).")
+    var weights: String
+
+    @Option(help: "Output folder for <video_id>.npy and <video_id>.json.")
+    var out: String
+
+    @Option(help: "Frames per second (default: the preset's).")
+    var fps: String?
+
+    @Option(help: "Frames averaged into one row (default: the preset's, 1).")
+    var framesPerRow: Int?
+
+    @Option(help: "Frames between the starts of rows (default: frames per row).")
+    var strideFrames: Int?
+
+    @Option(help: "Frames per backbone batch.")
+    var batch: Int = 16
+
+    @Option(help: "Decoder threads; 0 lets FFmpeg use one per core.")
+    var threads: Int = 0
+
+    func validate() throws {
+        guard FeaturePreset.all[backbone] != nil else {
+            throw ValidationError("--backbone must be one of \(FeaturePreset.names.joined(separator: ", ")) (got '\(backbone)')")
+        }
+        if let fps { do { _ = try FrameRate(parsing: fps) } catch let e as VideoBertError { throw ValidationError(e.message) } }
+        if let f = framesPerRow, !(1...10_000).contains(f) { throw ValidationError("--frames-per-row must be 1...10000") }
+        if let s = strideFrames, !(1...10_000).contains(s) { throw ValidationError("--stride-frames must be 1...10000") }
+        if !(1...1024).contains(batch) { throw ValidationError("--batch must be 1...1024") }
+        if threads < 0 { throw ValidationError("--threads must be 0 (automatic) or more") }
+    }
+
+    func run() throws {
+        var preset = FeaturePreset.all[backbone]!
+        if let fps { preset.fps = try FrameRate(parsing: fps) }
+        if let f = framesPerRow { preset.framesPerRow = f; preset.strideFrames = f }
+        if let s = strideFrames { preset.strideFrames = s }
+        let videos = try Self.videos(input)
+        Threads.configureBLAS()
+        let extractor = try FeatureExtractor(preset: preset, weights: weights)
+        extractor.batchSize = batch
+        extractor.decoderThreads = threads
+        let summary = try extractor.run(videos, out: out)
+        struct Line: Encodable { var out: String; var written: Int; var skipped: Int; var failed: Int }
+        print(try JSON.string(Line(out: out, written: summary.written.count, skipped: summary.skipped.count, failed: summary.failed.count)))
+        if !summary.failed.isEmpty {
+            throw VideoBertError("\(summary.failed.count) of \(videos.count) videos failed (errors above); rerun to retry them")
+        }
+    }
+
+    /// `tokenize` with `features.source: <backbone>`: extracts the corpus's features with the
+    /// preset into `features.dir` (default OUT/features-<backbone>; finished videos are kept, so a
+    /// rerun resumes) and returns the recipe reading them as `npy` (one row per
+    /// frames_per_row / fps seconds). A video that fails here is then a failed video of tokenize.
+    static func extractForTokenize(recipe: TokenizeRecipe, items: [VideoItem], out: String) throws -> TokenizeRecipe {
+        var r = recipe
+        guard let preset = FeaturePreset.all[r.features.source] else {
+            throw VideoBertError("features.source '\(r.features.source)' is not a backbone preset (\(FeaturePreset.names.joined(separator: ", ")))")
+        }
+        let dir = r.features.dir.isEmpty ? (out as NSString).appendingPathComponent("features-" + preset.backbone) : r.features.dir
+        Threads.configureBLAS()
+        let extractor = try FeatureExtractor(preset: preset, weights: r.features.weights)
+        _ = try extractor.run(items.compactMap { item in item.video.map { (item.id, $0) } }, out: dir)
+        r.features.source = "npy"
+        r.features.dir = dir
+        r.features.secondsPerRow = Double(preset.framesPerRow) / preset.fps.framesPerSecond
+        return r
+    }
+
+    /// (id, video) pairs: one file (id = its base name), or a folder / .jsonl manifest as `tokenize` reads them.
+    static func videos(_ input: String) throws -> [(id: String, video: String)] {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: input, isDirectory: &isDir) else {
+            throw VideoBertError("no such video, folder or manifest", file: input)
+        }
+        if !isDir.boolValue && !input.hasSuffix(".jsonl") && !input.hasSuffix(".json") {
+            return [(((input as NSString).lastPathComponent as NSString).deletingPathExtension, input)]
+        }
+        let items = try CorpusSource.discover(input).compactMap { item in item.video.map { (item.id, $0) } }
+        guard !items.isEmpty else { throw VideoBertError("lists no video files", file: input) }
+        return items
+    }
+}
