@@ -61,6 +61,14 @@ func parse(kind: String, path: String) throws {
         _ = try CaptionFiles.loadReferences(path)
     case "vocab":
         _ = try TextVocabulary.load(path)
+    case "pth":
+        let f = try TorchFile.read(path)
+        for n in f.names { _ = try? f.floats(n) }
+    case "clipmerges":
+        let t = try CLIPTokenizer(bpeFile: path)
+        _ = t.encode("a photo of a cat &amp; “quotes” ΣΑΣ")
+    case "gzip":
+        _ = try Gzip.decompress(try InputFile.read(path, maxBytes: 1 << 24), limit: 1 << 24, file: path)
     case let k where k.hasPrefix("corpus-"):
         // One file of a small tokenized corpus replaced by the case, then the corpus opened
         // (TokenizedCorpus validates every array and the index at open) and walked.
