@@ -13,6 +13,7 @@ struct VideoBert: ParsableCommand {
           audio      log-mel spectrogram of a file's audio (.npy + .json)
           features   per-frame ResNet-50/152 features of videos (.npy + .json)
           wordpiece  BERT WordPiece ids for lines on stdin
+          bpe        CLIP byte-level BPE ids for lines on stdin
           vocab      fit / show the visual vocabulary, train a text vocabulary
           inspect    print a tokenized corpus, or describe a checkpoint
           pretrain   train VideoBERT (or CBT) from a recipe
@@ -30,7 +31,7 @@ struct VideoBert: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [
-            TokenizeCommand.self, FramesCommand.self, AudioCommand.self, FeaturesCommand.self, WordPieceCommand.self, VocabCommand.self, InspectCommand.self,
+            TokenizeCommand.self, FramesCommand.self, AudioCommand.self, FeaturesCommand.self, WordPieceCommand.self, BPECommand.self, VocabCommand.self, InspectCommand.self,
             PretrainCommand.self, EmbedCommand.self, EvaluateCommand.self, DemoCommand.self, DemoCorpusCommand.self,
             FinetuneCommand.self, CaptionCommand.self, NextStepCommand.self, RetrieveCommand.self, ZeroShotCommand.self,
         ]

@@ -11,7 +11,7 @@ final class RootCLITests: XCTestCase {
     /// Every command's help has an example and reads at 80 columns: prose paragraphs flow (no
     /// lines broken mid-sentence by the wrapper) and examples fit, so nothing above USAGE wraps.
     func testEveryHelpHasAnExampleAndFitsEightyColumns() throws {
-        let commands: [[String]] = [[], ["tokenize"], ["frames"], ["features"], ["wordpiece"], ["vocab", "fit"], ["vocab", "show"], ["vocab", "text"],
+        let commands: [[String]] = [[], ["tokenize"], ["frames"], ["features"], ["wordpiece"], ["bpe"], ["vocab", "fit"], ["vocab", "show"], ["vocab", "text"],
                                     ["inspect"], ["pretrain"], ["embed"], ["evaluate", "captions"], ["zero-shot"], ["finetune", "caption"],
                                     ["caption"], ["next-step"], ["retrieve"], ["demo"], ["demo-corpus"]]
         for c in commands {
