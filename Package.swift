@@ -12,6 +12,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // C libraries, found through pkg-config; `tools/setup` installs the Debian packages.
@@ -52,8 +53,12 @@ let package = Package(
         // caption metrics (BLEU, METEOR, ROUGE-L, CIDEr-D as pycocoevalcap).
         .target(name: "Tasks", dependencies: ["Tensor", "Recipe", "Tokenize", "Model", "Train"]),
 
+        // A searchable index of a video collection: segments, thumbnails, transcripts (SQLite FTS5
+        // through GRDB), embeddings (.npy, memory-mapped); search by BM25, embeddings or both.
+        .target(name: "Index", dependencies: ["Tensor", "Media", "Tokenize", "Model", "Train", .product(name: "GRDB", package: "GRDB.swift")]),
+
         .executableTarget(name: "videobert", dependencies: [
-            "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo", "Model", "Train", "Report", "Distributed", "Tasks",
+            "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo", "Model", "Train", "Report", "Distributed", "Tasks", "Index",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize", "Model", "CMalloc"],
@@ -73,6 +78,6 @@ let package = Package(
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "Tensor", "Tokenize", "Model", "Train"],
                     resources: [.copy("Resources")]),
         // Runs the built `videobert` binary end to end.
-        .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor", "Model", "Tokenize"]),
+        .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor", "Model", "Tokenize", "Index", "Recipe"]),
     ]
 )
