@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // C libraries, found through pkg-config; `tools/setup` installs the Debian packages.
@@ -57,11 +58,15 @@ let package = Package(
         // through GRDB), embeddings (.npy, memory-mapped); search by BM25, embeddings or both.
         .target(name: "Index", dependencies: ["Tensor", "Media", "Tokenize", "Model", "Train", .product(name: "GRDB", package: "GRDB.swift")]),
 
+        // `videobert serve`: an index over HTTP (JSON API, thumbnails, videos with range requests, one web page).
+        .target(name: "Serve", dependencies: ["Index", "Tensor", .product(name: "Hummingbird", package: "hummingbird"),
+                                            .product(name: "HummingbirdCore", package: "hummingbird")]),
+
         .executableTarget(name: "videobert", dependencies: [
-            "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo", "Model", "Train", "Report", "Distributed", "Tasks", "Index",
+            "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo", "Model", "Train", "Report", "Distributed", "Tasks", "Index", "Serve",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize", "Model", "CMalloc"],
+        .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize", "Model", "CMalloc", "Index", "Serve"],
                           path: "tools/bench/Sources"),
         // glibc's mallinfo2 for the benchmarks (heap bytes in use across steady-state steps).
         .systemLibrary(name: "CMalloc", path: "tools/bench/CMalloc"),

@@ -64,11 +64,14 @@ public final class IndexBuilder {
         }
     }
 
-    /// One video's new rows (before they get their global rows).
-    struct Indexed {
-        var video: IndexedVideo
-        var segments: [IndexedSegment]
-        var embeddings: [[Float]]
+    /// One video's rows: the video, its segments and their embeddings (none without an encoder).
+    public struct Indexed: Sendable {
+        public var video: IndexedVideo
+        public var segments: [IndexedSegment]
+        public var embeddings: [[Float]]
+        public init(video: IndexedVideo, segments: [IndexedSegment], embeddings: [[Float]]) {
+            self.video = video; self.segments = segments; self.embeddings = embeddings
+        }
     }
 
     var encoderSignature: String {
@@ -133,24 +136,9 @@ public final class IndexBuilder {
         }
         progress.finish()
 
-        // Rows in order; then the new database under a temporary name, renamed over the old one.
-        var rows = 0
-        for i in kept.indices {
-            for j in kept[i].segments.indices { kept[i].segments[j].row = rows; rows += 1 }
-        }
-        var embeddingsName = ""
-        if let encoder {
-            embeddingsName = "embeddings-\(String(format: "%.0f", Date().timeIntervalSince1970 * 1000))-\(getpid()).npy"
-            let writer = try NPYStreamWriter(path: (out as NSString).appendingPathComponent(embeddingsName), dtype: .float32, rowShape: [encoder.dimension])
-            defer { writer.abandon() }
-            for k in kept { for e in k.embeddings { try e.withUnsafeBytes { try writer.append($0) } } }
-            try writer.finish()
-        }
-        let meta: [String: String] = ["format": VideoIndex.formatVersion, "checkpoint": options.checkpoint ?? "", "kind": kind,
-                                      "corpus": options.corpus ?? "", "encoder": encoder?.name ?? "", "note": note,
-                                      "dimension": encoder.map { "\($0.dimension)" } ?? "", "embeddings": embeddingsName,
+        let meta: [String: String] = ["checkpoint": options.checkpoint ?? "", "kind": kind, "corpus": options.corpus ?? "",
                                       "window": "\(options.window)", "videos_source": options.videos]
-        try Self.writeDatabase(dbPath, meta: meta, kept: kept)
+        let (rows, embeddingsName) = try Self.write(folder: out, videos: &kept, encoder: encoder.map { ($0.name, $0.dimension) }, note: note, meta: meta)
 
         // What the new index no longer names.
         let liveThumbnails = Set(kept.map { Self.thumbnailFolder($0.video) })
@@ -166,6 +154,39 @@ public final class IndexBuilder {
         return Summary(videos: items.count, indexed: indexed, kept: kept.count - indexed, dropped: dropped, failed: failures.count,
                        segments: rows, encoder: encoder?.name ?? "", note: note,
                        seconds: (Date().timeIntervalSince(started) * 10).rounded() / 10, out: out, failures: failures)
+    }
+
+    /// Writes an index folder's embeddings and database (rows numbered in order into `videos`'
+    /// segments), renaming the database over an existing one last; returns the row count and
+    /// the embeddings file's name ("" without an encoder). Used by `run` and by tools/bench's
+    /// synthetic index.
+    public static func write(folder out: String, videos kept: inout [Indexed], encoder: (name: String, dimension: Int)?, note: String,
+                             meta extra: [String: String] = [:]) throws -> (rows: Int, embeddings: String) {
+        var rows = 0
+        for i in kept.indices {
+            for j in kept[i].segments.indices { kept[i].segments[j].row = rows; rows += 1 }
+        }
+        var embeddingsName = ""
+        if let encoder {
+            embeddingsName = "embeddings-\(String(format: "%.0f", Date().timeIntervalSince1970 * 1000))-\(getpid()).npy"
+            let writer = try NPYStreamWriter(path: (out as NSString).appendingPathComponent(embeddingsName), dtype: .float32, rowShape: [encoder.dimension])
+            defer { writer.abandon() }
+            for k in kept {
+                guard k.embeddings.count == k.segments.count, k.embeddings.allSatisfy({ $0.count == encoder.dimension }) else {
+                    throw VideoBertError("\(k.segments.count) segments and \(k.embeddings.count) embeddings of \(encoder.dimension)", file: k.video.path)
+                }
+                for e in k.embeddings { try e.withUnsafeBytes { try writer.append($0) } }
+            }
+            try writer.finish()
+        }
+        var meta = extra
+        meta["format"] = VideoIndex.formatVersion
+        meta["encoder"] = encoder?.name ?? ""
+        meta["dimension"] = encoder.map { "\($0.dimension)" } ?? ""
+        meta["embeddings"] = embeddingsName
+        meta["note"] = note
+        try writeDatabase((out as NSString).appendingPathComponent(VideoIndex.databaseName), meta: meta, kept: kept)
+        return (rows, embeddingsName)
     }
 
     static func rows(of key: String, in index: VideoIndex) throws -> [Int] {

@@ -28,6 +28,11 @@ public struct IndexedSegment: Codable, Sendable, Equatable {
     public var text: String
     /// Relative to the index folder.
     public var thumbnail: String
+
+    public init(id: String, row: Int, video: String, path: String, start: Double, end: Double, text: String, thumbnail: String) {
+        self.id = id; self.row = row; self.video = video; self.path = path; self.start = start; self.end = end
+        self.text = text; self.thumbnail = thumbnail
+    }
 }
 
 /// One row of `videos`.
@@ -42,6 +47,11 @@ public struct IndexedVideo: Codable, Sendable, Equatable {
     public var segments: Int
     /// "transcript" or "window".
     public var segmentation: String
+
+    public init(key: String, id: String, path: String, fingerprint: String, duration: Double, segments: Int, segmentation: String) {
+        self.key = key; self.id = id; self.path = path; self.fingerprint = fingerprint; self.duration = duration
+        self.segments = segments; self.segmentation = segmentation
+    }
 }
 
 /// A search result.

@@ -24,6 +24,7 @@ struct VideoBert: ParsableCommand {
           retrieve   text-to-video and video-to-text retrieval (alignment head, CBT)
           index      index your videos: segments, thumbnails, transcripts, embeddings
           search     search an index: BM25, embeddings or both
+          serve      an index over HTTP: search page, JSON API, videos
 
         Example:
           videobert frames talk.mp4 --fps 20 --size 64x64 --out talk.npy
@@ -33,7 +34,7 @@ struct VideoBert: ParsableCommand {
             TokenizeCommand.self, FramesCommand.self, WordPieceCommand.self, VocabCommand.self, InspectCommand.self,
             PretrainCommand.self, EmbedCommand.self, EvaluateCommand.self, DemoCommand.self, DemoCorpusCommand.self,
             FinetuneCommand.self, CaptionCommand.self, NextStepCommand.self, RetrieveCommand.self, ZeroShotCommand.self,
-            IndexCommand.self, SearchCommand.self,
+            IndexCommand.self, SearchCommand.self, ServeCommand.self,
         ]
     )
 }
