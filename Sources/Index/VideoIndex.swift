@@ -216,8 +216,19 @@ public final class VideoIndex: @unchecked Sendable {
 
     // MARK: Search
 
+    /// English stop words, Lucene's set (EnglishAnalyzer.ENGLISH_STOP_WORDS_SET,
+    /// https://github.com/apache/lucene/blob/main/lucene/analysis/common/src/java/org/apache/lucene/analysis/en/EnglishAnalyzer.java).
+    /// A word in most segments has an inverse document frequency of about 0 in BM25 (FTS5 clamps
+    /// it to 1e-6), so leaving it out of the query leaves the ranking of the segments that match
+    /// the other words as it was, and spares scoring nearly every segment.
+    public static let stopWords: Set<String> = [
+        "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not", "of", "on",
+        "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was", "will", "with",
+    ]
+
     /// An FTS5 query that matches any of the query's words (letters and digits, lowercased, at
-    /// most 64), each quoted so that no FTS5 syntax gets through; nil when there is no word.
+    /// most 64, stop words left out unless there is nothing else), each quoted so that no FTS5
+    /// syntax gets through; nil when there is no word.
     public static func ftsQuery(_ query: String) -> String? {
         var words: [String] = [], current = ""
         for ch in query.lowercased() {
@@ -228,6 +239,8 @@ public final class VideoIndex: @unchecked Sendable {
         var seen = Set<String>()
         words = words.filter { seen.insert($0).inserted }
         guard !words.isEmpty else { return nil }
+        let content = words.filter { !stopWords.contains($0) }
+        if !content.isEmpty { words = content }
         return words.map { "\"\($0)\"" }.joined(separator: " OR ")
     }
 
@@ -243,7 +256,7 @@ public final class VideoIndex: @unchecked Sendable {
         }
     }
 
-    /// Cosine similarity of a unit query embedding with every segment's (one sgemm over the
+    /// Cosine similarity of a unit query embedding with every segment's (one sgemv over the
     /// mapped matrix), the best `limit`: (row, score), best first, ties by row.
     public func embeddingRanking(_ query: [Float], limit: Int) throws -> [(row: Int, score: Double)] {
         guard let m = embeddings else {
@@ -257,9 +270,9 @@ public final class VideoIndex: @unchecked Sendable {
         var scores = [Float](repeating: 0, count: N)
         scores.withUnsafeMutableBufferPointer { s in
             query.withUnsafeBufferPointer { q in
-                // [1, E] × [N, E]ᵀ → [1, N]
-                BLAS.sgemm(transA: false, transB: true, m: 1, n: N, k: m.columns, a: q.baseAddress!, lda: m.columns,
-                           b: m.values, ldb: m.columns, beta: 0, c: s.baseAddress!, ldc: N)
+                // [N, E] · q → [N]: one pass over the mapped matrix (sgemm with one query row packs
+                // the whole matrix first, a copy of N × E floats per query; sgemv streams it once).
+                BLAS.sgemv(m: N, n: m.columns, a: m.values, x: q.baseAddress!, y: s.baseAddress!)
             }
         }
         return Self.top(scores, limit: limit)

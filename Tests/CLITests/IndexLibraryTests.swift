@@ -68,8 +68,9 @@ final class IndexLibraryTests: XCTestCase {
     }
 
     func testFTSQueryQuotesWordsAndDropsSyntax() {
-        XCTAssertEqual(VideoIndex.ftsQuery("Cut the onion!"), "\"cut\" OR \"the\" OR \"onion\"")
-        XCTAssertEqual(VideoIndex.ftsQuery("a\" OR b* NEAR(c)"), "\"a\" OR \"or\" OR \"b\" OR \"near\" OR \"c\"")
+        XCTAssertEqual(VideoIndex.ftsQuery("Cut the onion!"), "\"cut\" OR \"onion\"")
+        XCTAssertEqual(VideoIndex.ftsQuery("The THE and"), "\"the\" OR \"and\"")   // only stop words: kept
+        XCTAssertEqual(VideoIndex.ftsQuery("a\" OR b* NEAR(c)"), "\"b\" OR \"near\" OR \"c\"")
         XCTAssertNil(VideoIndex.ftsQuery("  ?!*() "))
         XCTAssertEqual(VideoIndex.ftsQuery(String(repeating: "w ", count: 1000)), "\"w\"")
         let many = (0..<500).map { "w\($0)" }.joined(separator: " ")

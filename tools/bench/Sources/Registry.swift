@@ -11,6 +11,7 @@ let benchmarks: [String: @Sendable ([String]) throws -> Void] = [
     "bert": benchBert,
     "conv": benchConv,
     "vocab": benchVocab,
+    "search-serve": benchSearchServe,
 ]
 
 /// `--name value` options of a benchmark's arguments.
