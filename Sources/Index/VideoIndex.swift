@@ -270,8 +270,7 @@ public final class VideoIndex: @unchecked Sendable {
         var scores = [Float](repeating: 0, count: N)
         scores.withUnsafeMutableBufferPointer { s in
             query.withUnsafeBufferPointer { q in
-                // [N, E] · q → [N]: one pass over the mapped matrix (sgemm with one query row packs
-                // the whole matrix first, a copy of N × E floats per query; sgemv streams it once).
+                // [N, E] · q → [N]: one pass over the mapped matrix, no packed copy of it.
                 BLAS.sgemv(m: N, n: m.columns, a: m.values, x: q.baseAddress!, y: s.baseAddress!)
             }
         }
