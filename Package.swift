@@ -12,6 +12,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // C libraries, found through pkg-config; `tools/setup` installs the Debian packages.
@@ -56,11 +58,20 @@ let package = Package(
         .target(name: "Backbones", dependencies: ["Tensor", "Model", "Media"],
                 swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
 
+        // A searchable index of a video collection: segments, thumbnails, transcripts (SQLite FTS5
+        // through GRDB), embeddings (.npy, memory-mapped); search by BM25, embeddings or both.
+        .target(name: "Index", dependencies: ["Tensor", "Media", "Tokenize", "Model", "Train", .product(name: "GRDB", package: "GRDB.swift")]),
+
+        // `videobert serve`: an index over HTTP (JSON API, thumbnails, videos with range requests, one web page).
+        .target(name: "Serve", dependencies: ["Index", "Tensor", .product(name: "Hummingbird", package: "hummingbird"),
+                                            .product(name: "HummingbirdCore", package: "hummingbird")]),
+
         .executableTarget(name: "videobert", dependencies: [
             "Tensor", "Recipe", "Media", "Features", "Tokenize", "Demo", "Model", "Train", "Report", "Distributed", "Tasks", "Backbones",
+            "Index", "Serve",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize", "Model", "CMalloc", "Backbones"],
+        .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize", "Model", "CMalloc", "Backbones", "Index", "Serve"],
                           path: "tools/bench/Sources"),
         // The fuzz harness (docs/RELIABILITY.md): mutates tools/fuzz/seeds through every parser of outside input.
         .executableTarget(name: "fuzz", dependencies: ["Tensor", "Recipe", "Tokenize", "Model", "Train", "Tasks"],
@@ -86,6 +97,6 @@ let package = Package(
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "Tensor", "Tokenize", "Model", "Train", "TestSupport"],
                     resources: [.copy("Resources")]),
         // Runs the built `videobert` binary end to end.
-        .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor", "Model", "Tokenize", "Features", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor", "Model", "Tokenize", "Features", "Index", "Recipe", "TestSupport"]),
     ]
 )

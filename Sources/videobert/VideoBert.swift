@@ -25,6 +25,9 @@ struct VideoBert: ParsableCommand {
           caption    generate captions with a fine-tuned captioner
           next-step  forecast the next segment's visual words; rank the next sentence
           retrieve   text-to-video and video-to-text retrieval (alignment head, CBT)
+          index      index your videos: segments, thumbnails, transcripts, embeddings
+          search     search an index: BM25, embeddings or both
+          serve      an index over HTTP: search page, JSON API, videos
 
         Example:
           videobert frames talk.mp4 --fps 20 --size 64x64 --out talk.npy
@@ -34,6 +37,7 @@ struct VideoBert: ParsableCommand {
             TokenizeCommand.self, FramesCommand.self, AudioCommand.self, FeaturesCommand.self, WordPieceCommand.self, BPECommand.self, VocabCommand.self, InspectCommand.self,
             PretrainCommand.self, EmbedCommand.self, EvaluateCommand.self, DemoCommand.self, DemoCorpusCommand.self,
             FinetuneCommand.self, CaptionCommand.self, NextStepCommand.self, RetrieveCommand.self, ZeroShotCommand.self,
+            IndexCommand.self, SearchCommand.self, ServeCommand.self,
         ]
     )
 }

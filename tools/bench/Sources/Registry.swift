@@ -13,6 +13,7 @@ let benchmarks: [String: @Sendable ([String]) throws -> Void] = [
     "vocab": benchVocab,
     "logmel": benchLogMel,
     "resnet": benchResNet,
+    "search-serve": benchSearchServe,
 ]
 
 /// `--name value` options of a benchmark's arguments.

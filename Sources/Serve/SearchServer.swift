@@ -1,0 +1,278 @@
+import Foundation
+import Hummingbird
+import Index
+import HummingbirdCore
+import Tensor
+
+/// `videobert serve`: an index (`VideoIndex`) over HTTP with Hummingbird.
+///
+///   GET /                          the search page (SearchPage.swift): one self-contained HTML file
+///   GET /healthz                   {"status": "ok", "segments", "videos", "encoder"}
+///   GET /api/search?q=&top=&mode=  {"query", "mode", "results": [{"id", "video", "path", "start", "end",
+///                                  "score", "text", "thumbnail", "media"}]}
+///   GET /api/segments/{id}         one segment
+///   GET /api/thumbnails/{id}.png   its thumbnail
+///   GET /media/{key}               a video file of the index's own list, with HTTP range requests
+///
+/// Every response to a bad request is a 4xx with a JSON body {"error": "..."}; nothing a client
+/// sends stops the server. With a token, every /api/ and /media/ call needs
+/// `Authorization: Bearer <token>` (or `?token=` for the page's <img> and <video> elements,
+/// which cannot send headers); / and /healthz are open. Only the videos listed in the index are
+/// served, looked up by key (a hash of their path): no path from the request reaches the file system.
+public final class SearchServer: Sendable {
+    public struct Options: Sendable {
+        public var host = "127.0.0.1"
+        /// 0: any free port (the bound one is printed and passed to `onRunning`).
+        public var port = 8080
+        public var token: String?
+        /// Longest query, in bytes.
+        public var maxQueryBytes = 1024
+        /// Most results per search.
+        public var maxTop = 100
+        public init() {}
+    }
+
+    let index: VideoIndex
+    let embed: (@Sendable (String) throws -> [Float])?
+    let options: Options
+    let videos: [String: IndexedVideo]
+    let page: String
+
+    /// - Parameter embed: the query encoder of the index's checkpoint (nil: the index has no
+    ///   embeddings, or none is available; embedding searches are then a 4xx).
+    public init(index: VideoIndex, embed: (@Sendable (String) throws -> [Float])?, options: Options) throws {
+        self.index = index
+        self.embed = embed
+        self.options = options
+        videos = Dictionary(try index.videos().map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+        page = SearchPage.html(hasEmbeddings: index.embeddings != nil && embed != nil, tokenRequired: options.token != nil)
+    }
+
+    struct Failure: Error {
+        var status: HTTPResponse.Status
+        var message: String
+    }
+
+    static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        json(["error": message], status: status)
+    }
+
+    /// Runs until SIGINT / SIGTERM. `onRunning` gets the bound port.
+    public func run(onRunning: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+        let responder = CallbackResponder<BasicRequestContext> { [self] request, context in
+            do {
+                return try await self.respond(request, context: context)
+            } catch let f as Failure {
+                return Self.error(f.status, f.message)
+            } catch let e as VideoBertError {
+                return Self.error(.internalServerError, e.description)
+            } catch let e as HTTPError {
+                return Self.error(e.status, e.body ?? e.status.reasonPhrase)
+            } catch {
+                return Self.error(.internalServerError, "\(error)")
+            }
+        }
+        // Request heads beyond 16 KiB (a long query string) are refused by the HTTP decoder with a 4xx.
+        let http = HTTP1Channel.Configuration(httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 16 * 1024, maxHeaderFieldCount: 100))
+        let app = Application(responder: responder, server: .http1(configuration: http),
+                              configuration: .init(address: .hostname(options.host, port: options.port), serverName: "videobert"),
+                              onServerRunning: { channel in onRunning(channel.localAddress?.port ?? 0) })
+        try await app.runService()
+    }
+
+    /// The query parameters, percent-decoded ('+' is a space, as HTML forms send it).
+    static func query(_ uri: URI) -> [String: String] {
+        guard let q = uri.query, !q.isEmpty else { return [:] }
+        var out: [String: String] = [:]
+        for pair in q.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ s: Substring) -> String? { String(s).replacingOccurrences(of: "+", with: " ").removingPercentEncoding }
+            guard let k = decode(parts[0]) else { continue }
+            out[k] = parts.count > 1 ? decode(parts[1]) ?? "" : ""
+        }
+        return out
+    }
+
+    /// Constant-time comparison (the token must not leak through timing).
+    static func same(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var diff = UInt8(x.count == y.count ? 0 : 1)
+        for i in 0..<max(x.count, y.count) { diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0) }
+        return diff == 0
+    }
+
+    func authorize(_ request: Request, query: [String: String]) throws {
+        guard let token = options.token else { return }
+        if let header = request.headers[.authorization], header.hasPrefix("Bearer "), Self.same(String(header.dropFirst(7)), token) { return }
+        if let given = query["token"], Self.same(given, token) { return }
+        throw Failure(status: .unauthorized, message: "missing or wrong token: send Authorization: Bearer <token>")
+    }
+
+    func respond(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        guard request.method == .get || request.method == .head else {
+            throw Failure(status: .methodNotAllowed, message: "only GET and HEAD are served")
+        }
+        let path = request.uri.path
+        guard path.utf8.count <= 512 else { throw Failure(status: .uriTooLong, message: "path longer than 512 bytes") }
+        guard (request.uri.query?.utf8.count ?? 0) <= 4 * options.maxQueryBytes else {
+            throw Failure(status: .uriTooLong, message: "query string longer than \(4 * options.maxQueryBytes) bytes")
+        }
+        let query = Self.query(request.uri)
+        switch path {
+        case "/", "/index.html":
+            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: page)))
+        case "/healthz":
+            struct Health: Encodable { var status: String; var segments: Int; var videos: Int; var encoder: String }
+            return Self.json(Health(status: "ok", segments: index.segmentCount, videos: videos.count, encoder: index.encoder))
+        case "/api/search":
+            try authorize(request, query: query)
+            return try search(query)
+        default:
+            break
+        }
+        if let id = Self.suffix(path, after: "/api/segments/") {
+            try authorize(request, query: query)
+            guard Self.validID(id), let s = try index.segment(id: id) else { throw Failure(status: .notFound, message: "no segment '\(Self.clip(id))'") }
+            return Self.json(Result(s, score: nil))
+        }
+        if let name = Self.suffix(path, after: "/api/thumbnails/") {
+            try authorize(request, query: query)
+            guard name.hasSuffix(".png"), case let id = String(name.dropLast(4)), Self.validID(id), let s = try index.segment(id: id) else {
+                throw Failure(status: .notFound, message: "no thumbnail '\(Self.clip(name))'")
+            }
+            let file = (index.folder as NSString).appendingPathComponent(s.thumbnail)
+            guard !s.thumbnail.contains(".."), let data = FileManager.default.contents(atPath: file) else {
+                throw Failure(status: .notFound, message: "the thumbnail of '\(id)' is missing")
+            }
+            return Response(status: .ok, headers: [.contentType: "image/png", .cacheControl: "max-age=3600"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        }
+        if let key = Self.suffix(path, after: "/media/") {
+            try authorize(request, query: query)
+            guard key.utf8.count == 16, key.allSatisfy({ $0.isHexDigit }), let video = videos[key] else {
+                throw Failure(status: .notFound, message: "no video '\(Self.clip(key))' in this index")
+            }
+            return try await media(video, request: request, context: context)
+        }
+        throw Failure(status: .notFound, message: "no such endpoint: \(Self.clip(path))")
+    }
+
+    static func suffix(_ path: String, after prefix: String) -> String? {
+        path.hasPrefix(prefix) ? String(path.dropFirst(prefix.count)) : nil
+    }
+
+    /// Segment ids are "<16 hex digits>-<number>": anything else (`..`, `/`, encodings) is not one.
+    static func validID(_ id: String) -> Bool {
+        let parts = id.split(separator: "-", omittingEmptySubsequences: false)
+        return parts.count == 2 && parts[0].utf8.count == 16 && parts[0].allSatisfy { $0.isHexDigit && ($0.isNumber || $0.isLowercase) }
+            && (1...7).contains(parts[1].utf8.count) && parts[1].allSatisfy { $0.isASCII && $0.isNumber }
+    }
+
+    /// At most 64 characters of something a client sent, for an error message.
+    static func clip(_ s: String) -> String { s.count <= 64 ? s : String(s.prefix(64)) + "…" }
+
+    struct Result: Encodable {
+        var id: String, video: String, path: String, start: Double, end: Double, score: Double?, text: String, thumbnail: String, media: String
+        init(_ s: IndexedSegment, score: Double?) {
+            id = s.id; video = s.video; path = s.path; start = s.start; end = s.end; self.score = score; text = s.text
+            thumbnail = "/api/thumbnails/\(s.id).png"
+            media = "/media/\(s.id.split(separator: "-")[0])"
+        }
+        init(_ h: SearchHit) {
+            self.init(IndexedSegment(id: h.id, row: 0, video: h.video, path: h.path, start: h.start, end: h.end, text: h.text, thumbnail: ""),
+                      score: h.score)
+        }
+    }
+
+    func search(_ query: [String: String]) throws -> Response {
+        guard let q = query["q"], !q.trimmingCharacters(in: .whitespaces).isEmpty else { throw Failure(status: .badRequest, message: "missing q (the query)") }
+        guard q.utf8.count <= options.maxQueryBytes else {
+            throw Failure(status: .uriTooLong, message: "the query is longer than \(options.maxQueryBytes) bytes")
+        }
+        var top = 10
+        if let t = query["top"] {
+            guard let n = Int(t), n >= 1, n <= options.maxTop else { throw Failure(status: .badRequest, message: "top must be an integer in 1...\(options.maxTop)") }
+            top = n
+        }
+        var mode = SearchMode.hybrid
+        if let m = query["mode"] {
+            guard let parsed = SearchMode(rawValue: m) else { throw Failure(status: .badRequest, message: "mode must be text, embedding or hybrid") }
+            mode = parsed
+        }
+        if mode == .embedding && (index.embeddings == nil || embed == nil) {
+            throw Failure(status: .badRequest, message: index.embeddings == nil ? "this index has no embeddings (\(index.note)); use mode=text"
+                                                                               : "the server has no query encoder (start it with --checkpoint); use mode=text")
+        }
+        // Hybrid without a query encoder is text alone.
+        let effective = (mode == .hybrid && embed == nil) ? SearchMode.text : mode
+        let hits = try index.search(q, top: top, mode: effective) { text in
+            guard let embed else { throw Failure(status: .badRequest, message: "no query encoder") }
+            return try embed(text)
+        }
+        struct Body: Encodable { var query: String; var mode: String; var results: [Result] }
+        return Self.json(Body(query: q, mode: effective.rawValue, results: hits.map(Result.init)))
+    }
+
+    static func contentType(_ path: String) -> String {
+        switch (path as NSString).pathExtension.lowercased() {
+        case "mp4", "m4v": return "video/mp4"
+        case "webm": return "video/webm"
+        case "ogv": return "video/ogg"
+        case "mov": return "video/quicktime"
+        case "mkv": return "video/x-matroska"
+        default: return "application/octet-stream"
+        }
+    }
+
+    /// A byte range of RFC 9110 §14.1.2 ("bytes=a-b", "bytes=a-", "bytes=-n"; one range) within
+    /// a file of `size` bytes: nil when the header is not one, an empty result when unsatisfiable.
+    static func range(_ header: String, size: Int) -> ClosedRange<Int>?? {
+        guard header.hasPrefix("bytes="), !header.contains(",") else { return nil }
+        let spec = header.dropFirst(6).trimmingCharacters(in: .whitespaces)
+        let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return nil }
+        let a = parts[0].trimmingCharacters(in: .whitespaces), b = parts[1].trimmingCharacters(in: .whitespaces)
+        guard a.count <= 18, b.count <= 18, a.allSatisfy(\.isNumber), b.allSatisfy(\.isNumber) else { return nil }
+        if a.isEmpty {
+            guard let n = Int(b), n > 0, size > 0 else { return .some(nil) }
+            return .some(max(0, size - n)...(size - 1))
+        }
+        guard let lower = Int(a) else { return nil }
+        let upper = b.isEmpty ? size - 1 : min(Int(b) ?? -1, size - 1)
+        if !b.isEmpty, let u = Int(b), u < lower { return nil }
+        guard lower < size, lower <= upper else { return .some(nil) }
+        return .some(lower...upper)
+    }
+
+    func media(_ video: IndexedVideo, request: Request, context: BasicRequestContext) async throws -> Response {
+        let attributes = try? FileManager.default.attributesOfItem(atPath: video.path)
+        guard let size = (attributes?[.size] as? NSNumber)?.intValue else {
+            throw Failure(status: .notFound, message: "the video '\(video.id)' is no longer on disk")
+        }
+        var headers: HTTPFields = [.contentType: Self.contentType(video.path), .acceptRanges: "bytes"]
+        let io = FileIO()
+        if let header = request.headers[.range], let parsed = Self.range(header, size: size) {
+            guard let r = parsed else {
+                headers[.contentRange] = "bytes */\(size)"
+                return Response(status: .rangeNotSatisfiable, headers: headers,
+                                body: ResponseBody(byteBuffer: ByteBuffer(string: "{\"error\":\"range not satisfiable\"}")))
+            }
+            headers[.contentRange] = "bytes \(r.lowerBound)-\(r.upperBound)/\(size)"
+            headers[.contentLength] = "\(r.count)"
+            if request.method == .head { return Response(status: .partialContent, headers: headers) }
+            return Response(status: .partialContent, headers: headers, body: try await io.loadFile(path: video.path, range: r, context: context))
+        }
+        headers[.contentLength] = "\(size)"
+        if request.method == .head || size == 0 { return Response(status: .ok, headers: headers) }
+        return Response(status: .ok, headers: headers, body: try await io.loadFile(path: video.path, context: context))
+    }
+}
