@@ -229,7 +229,7 @@ final class IndexCLITests: XCTestCase {
         XCTAssertTrue(noVideos.stderr.contains(dir + "/nope"), noVideos.stderr)
         let badCheckpoint = try CLI.run(["index", "--checkpoint", dir, "--videos", manifest, "--out", dir + "/i3"])
         XCTAssertEqual(badCheckpoint.status, 1)
-        XCTAssertTrue(badCheckpoint.stderr.contains("not a checkpoint folder"), badCheckpoint.stderr)
+        XCTAssertTrue(badCheckpoint.stderr.contains(dir + ": is not a checkpoint (no config.json or cbt_config.json)"), badCheckpoint.stderr)
         let badWindow = try CLI.run(["index", "--videos", manifest, "--out", dir + "/i4", "--window", "-3s"])
         XCTAssertNotEqual(badWindow.status, 0)
     }
