@@ -378,7 +378,8 @@ enum CLIPTextCleaner {
             numbers = ranges(CLIPTextTables.numbers)
             hfLetters = ranges(CLIPTextTables.hfLetters)
             hfNumbers = ranges(CLIPTextTables.hfNumbers)
-            hfLower = byScalar(CLIPTextTables.hfLower)
+            // tokenizers' Lowercase: Python's mappings, except where its own tables differ.
+            hfLower = lower.merging(byScalar(CLIPTextTables.hfLower)) { _, own in own }
         }
 
         static func contains(_ ranges: [ClosedRange<UInt32>], _ v: UInt32) -> Bool {
