@@ -316,7 +316,9 @@ if options.selftest {
     let dir = NSTemporaryDirectory() + "videobert-fuzz-selftest-\(getpid())"
     try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    FileManager.default.createFile(atPath: dir + "/case", contents: Data())
+    guard FileManager.default.createFile(atPath: dir + "/case", contents: Data()) else {
+        FileHandle.standardError.write(Data("error: \(dir): cannot write the self-test case\n".utf8)); exit(2)
+    }
     let trap = try Child().run(kind: "selftest-trap", path: dir + "/case", timeout: 10)
     let hang = try Child().run(kind: "selftest-hang", path: dir + "/case", timeout: 1)
     let ok = (trap ?? "").hasPrefix("a crash") && (hang ?? "").hasPrefix("a hang")
@@ -353,14 +355,17 @@ while Date().timeIntervalSince(started) < options.seconds {
     let bytes = mutate ? mutator.mutate(s.bytes, others: byKind[s.kind] ?? []) : s.bytes
     let ext = (s.name as NSString).pathExtension
     let path = (work as NSString).appendingPathComponent("\(s.kind)--case\(cases % 64).\(ext)")
-    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
+        FileHandle.standardError.write(Data("error: \(path): cannot write the case (disk full?)\n".utf8)); exit(2)
+    }
     cases += 1
     perKind[s.kind, default: 0] += 1
     if let problem = worker.run(kind: s.kind, path: path, timeout: options.hang) {
         try? FileManager.default.createDirectory(atPath: options.keep, withIntermediateDirectories: true)
         let saved = (options.keep as NSString).appendingPathComponent("\(s.kind)--crash-\(options.seed)-\(cases).\(ext)")
-        FileManager.default.createFile(atPath: saved, contents: Data(bytes))
-        let line = "fuzz: \(problem) on a mutation of \(s.name); saved \(saved) (replay: swift run fuzz --replay \(saved))"
+        let kept = FileManager.default.createFile(atPath: saved, contents: Data(bytes))
+        let line = "fuzz: \(problem) on a mutation of \(s.name); "
+            + (kept ? "saved \(saved) (replay: swift run fuzz --replay \(saved))" : "could not save it to \(saved)")
         FileHandle.standardError.write(Data((line + "\n").utf8))
         findings.append(line)
         if !problem.hasPrefix("an error message") { worker = try Child() }
