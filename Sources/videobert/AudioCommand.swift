@@ -17,13 +17,15 @@ struct AudioCommand: ParsableCommand {
           sample_rate=16000 n_fft=512 win_length=400 hop_length=160 n_mels=64
           f_min=125 f_max=7500 mel_scale=htk (htk|slaney) norm=null (null|slaney)
           power=1 center=false pad_mode=constant (constant|reflect|edge|symmetric)
-          log=log (log: ln(S+log_offset), log10, db: 20/power*log10(max(S,log_offset))) log_offset=0.01
+          log_offset=0.01 log=log (log|log10|db)
+          log: ln(S + log_offset); log10: log10(S + log_offset);
+          db: 20/power * log10(max(S, log_offset))
 
         OUT.json holds the settings, the stream read (codec, channels, rate, layout; null when the file has no audio stream), start_time (seconds from the start of the file of the first sample), hop_seconds, frames, samples, silent. Frame i starts at sample i*hop_length (minus n_fft/2 when center). A file without audio writes 0 frames; silent audio writes its frames and silent: true. A damaged audio stream is an error naming the file and time unless --tolerant.
 
         Example:
-          videobert audio talk.mp4 --out talk-mel.npy --set n_mels=80 --set mel_scale=slaney
-          python3 -c "import numpy; print(numpy.load('talk-mel.npy').shape)"
+          videobert audio talk.mp4 --out mel.npy --set n_mels=80 --set mel_scale=slaney
+          python3 -c "import numpy; print(numpy.load('mel.npy').shape)"
         """
     )
 

@@ -48,7 +48,7 @@ struct VideoBert: ParsableCommand {
 enum Main {
     static func main() {
         do {
-            var command = try VideoBert.parseAsRoot()
+            var command = try parse(Array(CommandLine.arguments.dropFirst()))
             try command.run()
         } catch let e as VideoBertError {
             FileHandle.standardError.write(Data("error: \(e)\n".utf8))
@@ -56,5 +56,50 @@ enum Main {
         } catch {
             VideoBert.exit(withError: error)
         }
+    }
+
+    /// ArgumentParser reads `--top -1` as the option `--top` without a value followed by an
+    /// unknown option `-1`, and says "Missing value for '--top'". When parsing fails that way and
+    /// the token after the option is a negative number (`-1`, `-0.5`, `-6s`), parse again with
+    /// `--top=-1`, so the command's own range check names the option and its bounds (that
+    /// parse's error is reported). Arguments that
+    /// parse are never rewritten.
+    static func parse(_ arguments: [String]) throws -> ParsableCommand {
+        do {
+            return try VideoBert.parseAsRoot(arguments)
+        } catch {
+            let joined = joiningNegativeValues(arguments)
+            guard joined != arguments else { throw error }
+            return try VideoBert.parseAsRoot(joined)  // its error (a range check) is the better one
+        }
+    }
+
+    /// `["--top", "-1"]` → `["--top=-1"]` for every long option followed by a negative number;
+    /// nothing after a `--` terminator changes.
+    static func joiningNegativeValues(_ arguments: [String]) -> [String] {
+        var out: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let token = arguments[index]
+            if token == "--" { out.append(contentsOf: arguments[index...]); break }
+            if token.hasPrefix("--"), !token.contains("="), index + 1 < arguments.count,
+               isNegativeNumber(arguments[index + 1]) {
+                out.append(token + "=" + arguments[index + 1])
+                index += 2
+                continue
+            }
+            out.append(token)
+            index += 1
+        }
+        return out
+    }
+
+    /// `-1`, `-0.5`, `-.5`, `-6s`, `-1e3`: a minus sign, then a digit or a point and a digit.
+    static func isNegativeNumber(_ token: String) -> Bool {
+        let scalars = Array(token.unicodeScalars)
+        guard scalars.count >= 2, scalars[0] == "-" else { return false }
+        let digit: (Unicode.Scalar) -> Bool = { $0.properties.numericType != nil && $0.isASCII }
+        if digit(scalars[1]) { return true }
+        return scalars[1] == "." && scalars.count >= 3 && digit(scalars[2])
     }
 }

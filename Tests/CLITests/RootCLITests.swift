@@ -11,7 +11,7 @@ final class RootCLITests: XCTestCase {
     /// Every command's help has an example and reads at 80 columns: prose paragraphs flow (no
     /// lines broken mid-sentence by the wrapper) and examples fit, so nothing above USAGE wraps.
     func testEveryHelpHasAnExampleAndFitsEightyColumns() throws {
-        let commands: [[String]] = [[], ["tokenize"], ["frames"], ["features"], ["wordpiece"], ["bpe"], ["vocab", "fit"], ["vocab", "show"], ["vocab", "text"],
+        let commands: [[String]] = [[], ["tokenize"], ["frames"], ["audio"], ["features"], ["wordpiece"], ["bpe"], ["vocab", "fit"], ["vocab", "show"], ["vocab", "text"],
                                     ["inspect"], ["pretrain"], ["embed"], ["evaluate", "captions"], ["zero-shot"], ["finetune", "caption"],
                                     ["caption"], ["next-step"], ["retrieve"], ["demo"], ["demo-corpus"],
                                     ["index"], ["search"], ["serve"]]
@@ -30,6 +30,27 @@ final class RootCLITests: XCTestCase {
                               || b.hasPrefix("(") || b.hasPrefix("a "), "\(c) --help: '\(b)' looks like a wrapped line after '\(a)'")
             }
         }
+    }
+
+    /// `--top -1` is read by ArgumentParser as a missing value; the command's range check must
+    /// say what is wrong instead ("--top must be in 1...10000"), with the usage exit status.
+    func testNegativeNumbersReachTheRangeChecks() throws {
+        let cases: [([String], String)] = [
+            (["search", "/nonexistent-index", "onion", "--top", "-1"], "--top must be"),
+            (["caption", "--checkpoint", "/nonexistent", "--corpus", "/nonexistent", "--out", "/tmp/x.json", "--beam", "-2"], "--beam must be"),
+            (["index", "--videos", "/nonexistent", "--out", "/tmp/x-index", "--window", "-6s"], "--window must be"),
+        ]
+        for (args, message) in cases {
+            let r = try CLI.run(args)
+            XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains(message), "\(args): \(r.stderr)")
+            XCTAssertFalse(r.stderr.contains("Missing value"), r.stderr)
+        }
+        // A flag followed by a negative number still fails, and a missing value still says so.
+        let flag = try CLI.run(["search", "/nonexistent-index", "onion", "--json", "-1"])
+        XCTAssertEqual(flag.status, 64, flag.stderr)
+        let missing = try CLI.run(["search", "/nonexistent-index", "onion", "--top"])
+        XCTAssertTrue(missing.stderr.contains("Missing value"), missing.stderr)
     }
 
     func testUnknownSubcommandFails() throws {
