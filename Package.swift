@@ -50,7 +50,7 @@ let package = Package(
         // and masking, objectives, checkpoints.
         .target(name: "Train", dependencies: ["Tensor", "Recipe", "Tokenize", "Model", "Report", "Tasks"]),
         // The built-in demo: a generated corpus of cooking videos with narration.
-        .target(name: "Demo", dependencies: ["Tensor"]),
+        .target(name: "Demo", dependencies: ["Tensor", "Media", "Recipe", "Tokenize", "Train", "Tasks", "Report"]),
         // Downstream tasks (inference: no trainer): zero-shot classification, captioning, next-step
         // prediction, retrieval; caption metrics (BLEU, METEOR, ROUGE-L, CIDEr-D as pycocoevalcap).
         .target(name: "Tasks", dependencies: ["Tensor", "Recipe", "Tokenize", "Model"]),
@@ -97,6 +97,6 @@ let package = Package(
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "Tensor", "Tokenize", "Model", "Train", "TestSupport"],
                     resources: [.copy("Resources")]),
         // Runs the built `videobert` binary end to end.
-        .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor", "Model", "Tokenize", "Features", "Index", "Recipe", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor", "Model", "Tokenize", "Features", "Index", "Recipe", "Demo", "Report", "TestSupport"]),
     ]
 )

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Demo
 import Foundation
-import Media
 import Tensor
 
 struct DemoCorpusCommand: ParsableCommand {
@@ -53,23 +52,10 @@ struct DemoCorpusCommand: ParsableCommand {
         options.fps = fps
         let started = Date()
         let progress = ProgressReporter(label: "demo-corpus", total: videos, unit: "videos")
-        try DemoCorpus(options: options).generate(into: out, workers: workers, encode: Self.encode) { _, _ in progress.advance() }
+        try DemoCorpus(options: options).generate(into: out, workers: workers, encode: DemoCorpus.encodeH264) { _, _ in progress.advance() }
         progress.finish()
         let summary: [String: Any] = ["videos": videos, "out": out, "seconds": (Date().timeIntervalSince(started) * 10).rounded() / 10,
                                       "manifest": (out as NSString).appendingPathComponent("manifest.jsonl")]
         print(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
-    }
-
-    /// H.264 in MP4 through libavcodec (VideoEncoder writes under a temporary name and renames).
-    static func encode(path: String, width: Int, height: Int, fps: Int, frames: Int,
-                       render: (Int, UnsafeMutableBufferPointer<UInt8>) -> Void) throws {
-        let encoder = try VideoEncoder(path: path, width: width, height: height, frameRate: FrameRate(fps), quality: 20,
-                                       threads: 1)  // videos are rendered in parallel instead
-        var buffer = [UInt8](repeating: 0, count: width * height * 3)
-        for i in 0..<frames {
-            buffer.withUnsafeMutableBufferPointer { render(i, $0) }
-            try buffer.withUnsafeBufferPointer { try encoder.append(rgb: $0) }
-        }
-        try encoder.finish()
     }
 }

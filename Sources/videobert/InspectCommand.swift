@@ -77,7 +77,7 @@ struct InspectCommand: ParsableCommand {
         for (_, v) in videos {
             if !json { print("\n\(v.id) [\(v.split)] \(String(format: "%.1f", v.duration)) s, \(v.clipEnd - v.clipBegin) clips") }
             for s in v.segmentBegin..<v.segmentEnd {
-                let words = Self.detokenize(c.text(of: s), vocab)
+                let words = vocab.readableText(c.text(of: s))
                 let visual = Array(c.visual(of: s))
                 let (t0, t1) = c.times(of: s)
                 if json {
@@ -90,26 +90,5 @@ struct InspectCommand: ParsableCommand {
                 }
             }
         }
-    }
-
-    /// WordPieces back to text: `##` continuations join the previous piece; no space before
-    /// closing punctuation, none around an apostrophe inside a word ("let ' s" → "let's").
-    static func detokenize(_ ids: ArraySlice<Int32>, _ vocab: TextVocabulary) -> String {
-        var out = ""
-        var glueNext = false
-        for id in ids {
-            let piece = vocab.token(id) ?? "[?]"
-            if piece.hasPrefix("##") {
-                out += piece.dropFirst(2)
-            } else if piece == "'" && out.last.map({ $0.isLetter }) == true {
-                out += piece; glueNext = true; continue
-            } else if glueNext || out.isEmpty || [".", ",", "!", "?", ";", ":", ")"].contains(piece) {
-                out += piece
-            } else {
-                out += " " + piece
-            }
-            glueNext = false
-        }
-        return out
     }
 }

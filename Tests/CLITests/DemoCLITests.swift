@@ -1,4 +1,8 @@
+import Demo
 import Foundation
+import Report
+import Tensor
+import Tokenize
 import XCTest
 import TestSupport
 
@@ -37,5 +41,46 @@ final class DemoCLITests: XCTestCase {
         XCTAssertFalse(again.stderr.contains("pretrain: 1 layers"), again.stderr)
         func table(_ s: String) -> String { s.components(separatedBy: "\n").filter { $0.contains("%") }.joined(separator: "\n") }
         XCTAssertEqual(table(again.stdout), table(r.stdout))
+    }
+
+    /// The stage graph says what a recomputed stage makes stale: retraining VideoBERT drops its
+    /// downstream results and the captioner fine-tuned from it, but nothing of CBT; new zero-shot
+    /// results only re-score the captions (the captioner is not retrained).
+    func testStageGraphSaysWhatIsStale() {
+        XCTAssertEqual(Set(DemoArtifact.pretrain.downstream),
+                       [.pretrainEval, .zeroShot, .caption, .captionTraining, .captionReport, .nextStepVisual, .nextStepText, .retrieval])
+        XCTAssertEqual(Set(DemoArtifact.cbt.downstream), [.cbtEval, .captionCBT, .captionCBTTraining, .captionCBTReport])
+        XCTAssertEqual(DemoArtifact.zeroShot.downstream, [.captionReport])
+        XCTAssertEqual(Set(DemoArtifact.caption.downstream), [.captionTraining, .captionReport])
+        XCTAssertTrue(DemoArtifact.retrieval.downstream.isEmpty)
+        XCTAssertTrue(DemoArtifact.tokens.downstream.contains(.captionCBTReport))
+        // Result files keep the names earlier demo folders have.
+        XCTAssertEqual(DemoArtifact.pretrainEval.relativePath, "results/pretrain.json")
+        XCTAssertEqual(DemoArtifact.captionCBTReport.relativePath, "results/caption-cbt.json")
+        XCTAssertEqual(DemoArtifact.captionCBT.relativePath, "caption-cbt")
+        XCTAssertEqual(Set(DemoArtifact.allCases.filter { !$0.isFolder }.map(\.relativePath)).count,
+                       DemoArtifact.allCases.filter { !$0.isFolder }.count, "two results share a file")
+    }
+
+    func testOptionsNameTheFlagThatIsWrong() {
+        var o = DemoPipeline.Options()
+        XCTAssertNil(o.problem())
+        o.videos = 5
+        XCTAssertEqual(o.problem(), "--videos must be at least 20 (train, val and test splits need videos)")
+        o.videos = 20
+        o.candidates = 1
+        XCTAssertTrue(o.problem()?.hasPrefix("--candidates") == true)
+    }
+
+    func testReadableTextAndImageStrip() throws {
+        let vocab = try TextVocabulary.load(Repository.path("Vocab/bert-base-uncased.txt"))
+        let ids = ["let", "'", "s", "stir", "the", "tom", "##ato", "##es", "."].map { vocab.id(of: $0)! }
+        XCTAssertEqual(vocab.readableText(ids[...]), "let's stir the tomatoes.")
+        let red = RGBImage(width: 2, height: 1, pixels: [255, 0, 0, 255, 0, 0])
+        let blue = RGBImage(width: 2, height: 1, pixels: [0, 0, 255, 0, 0, 255])
+        let strip = try XCTUnwrap(RGBImage.strip([red, blue], gap: 1))
+        XCTAssertEqual(strip.width, 6)
+        XCTAssertEqual(strip.pixels, [255, 0, 0, 255, 0, 0, 255, 255, 255, 0, 0, 255, 0, 0, 255, 255, 255, 255])
+        XCTAssertNil(RGBImage.strip([]))
     }
 }

@@ -93,3 +93,26 @@ public struct TextVocabulary: Sendable, Equatable {
         try AtomicFile.write(text, to: path)
     }
 }
+
+extension TextVocabulary {
+    /// WordPieces back to text: `##` continuations join the previous piece; no space before
+    /// closing punctuation, none around an apostrophe inside a word ("let ' s" → "let's").
+    public func readableText(_ ids: ArraySlice<Int32>) -> String {
+        var out = ""
+        var glueNext = false
+        for id in ids {
+            let piece = token(id) ?? "[?]"
+            if piece.hasPrefix("##") {
+                out += piece.dropFirst(2)
+            } else if piece == "'" && out.last.map({ $0.isLetter }) == true {
+                out += piece; glueNext = true; continue
+            } else if glueNext || out.isEmpty || [".", ",", "!", "?", ";", ":", ")"].contains(piece) {
+                out += piece
+            } else {
+                out += " " + piece
+            }
+            glueNext = false
+        }
+        return out
+    }
+}
