@@ -37,6 +37,12 @@ func parse(kind: String, path: String) throws {
         }
     case "bertconfig":
         _ = try BertConfig.load(from: path)
+        _ = try Checkpoint.loadBertConfig(path)
+    case "cbtconfig":
+        // What `Checkpoint(folder:)` reads from a CBT checkpoint's cbt_config.json, then the
+        // parameter table the model would allocate from it.
+        let c = try Checkpoint.loadCBTConfig(path)
+        _ = CBTModel.parameterSpecs(c)
     case "recipe-pretrain":
         _ = try RecipeLoader.load(PretrainRecipe.self, file: path).problem()
     case "recipe-cbt":
