@@ -38,6 +38,13 @@ func parse(kind: String, path: String) throws {
     case "bertconfig":
         _ = try BertConfig.load(from: path)
         _ = try Checkpoint.loadBertConfig(path)
+    case "embedjsonl":
+        // `videobert embed`'s input, line by line, against a small VideoBERT config (50
+        // WordPieces, 20 visual words, 16 positions) and a vocabulary of that size.
+        let (config, vocabulary) = try embedModel()
+        var builder = EmbedSequenceBuilder(config: config, vocabularyFile: vocabulary, lowercase: true, input: path)
+        let data = try InputFile.read(path, maxBytes: 1 << 24, what: "input")
+        for (i, line) in data.split(separator: 0x0A).enumerated() { _ = try? builder.sequence(line: Data(line), number: i + 1) }
     case "cbtconfig":
         // What `Checkpoint(folder:)` reads from a CBT checkpoint's cbt_config.json, then the
         // parameter table the model would allocate from it.
@@ -126,6 +133,25 @@ func corpusCopy() throws -> String {
     try? FileManager.default.removeItem(atPath: copy)
     try FileManager.default.copyItem(atPath: corpusTemplate!, toPath: copy)
     return copy
+}
+
+nonisolated(unsafe) var embedFiles: (BertConfig, String)?
+
+/// The config and vocabulary file the "embedjsonl" kind parses against (written once).
+func embedModel() throws -> (BertConfig, String) {
+    if let embedFiles { return embedFiles }
+    let dir = NSTemporaryDirectory() + "videobert-fuzz-embed-\(getpid())"
+    try AtomicFile.createDirectory(dir)
+    atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "videobert-fuzz-embed-\(getpid())") }
+    var tokens = ["[PAD]", "[unused0]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "'", "the", "a", "cut", "stir", "pour", "onion",
+                  "tomato", "##es", "##s", "now", "let", "s", "bowl", "pan", "salt", "into", "add"]
+    while tokens.count < 50 { tokens.append("w\(tokens.count)") }
+    let vocab = dir + "/vocab.txt"
+    try AtomicFile.write(tokens.joined(separator: "\n") + "\n", to: vocab)
+    let json = #"{"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2, "max_position_embeddings": 16, "type_vocab_size": 2, "vocab_size": 70, "videobert_text_vocab_size": 50, "videobert_visual_words": 20, "pad_token_id": 0}"#
+    try AtomicFile.write(json, to: dir + "/config.json")
+    embedFiles = (try BertConfig.load(from: dir + "/config.json"), vocab)
+    return embedFiles!
 }
 
 func kind(of seedName: String) -> String {
