@@ -9,10 +9,24 @@ public protocol RecipeSection: Codable, Sendable {
     /// the defaults. A value outside is an error naming the key, the file and the line; for a list
     /// setting the range applies to each element. Unlisted numbers need only be finite.
     static var limits: [String: RecipeLimit] { get }
+    /// Keys earlier versions had and this section no longer has, by dotted key. A file that holds
+    /// one with the value earlier versions always wrote (a checkpoint's recipe.yaml) still loads,
+    /// the key dropped; any other value is an error saying where the setting went.
+    static var retiredKeys: [String: RetiredRecipeKey] { get }
 }
 
 extension RecipeSection {
     public static var limits: [String: RecipeLimit] { [:] }
+    public static var retiredKeys: [String: RetiredRecipeKey] { [:] }
+}
+
+/// A key a recipe section no longer has (see `RecipeSection.retiredKeys`).
+public struct RetiredRecipeKey: Sendable {
+    /// The only value accepted (and ignored).
+    public let value: Double
+    /// Where the setting is now, e.g. "does not apply to CBT; use objectives.mlm_weight".
+    public let message: String
+    public init(value: Double, message: String) { self.value = value; self.message = message }
 }
 
 /// A numeric range for one recipe key (see `RecipeSection.limits`).
@@ -113,6 +127,7 @@ public enum RecipeLoader {
         var user = try parse(yaml, name: name) ?? .map([], [:])
         if case .null = user { user = .map([], [:]) }
         guard case .map = user else { throw RecipeError(file: name, message: "a recipe must be a mapping of key: value") }
+        if !T.retiredKeys.isEmpty { user = try dropRetired(user, T.retiredKeys, path: "", file: name) }
         try validate(user, against: defaults, path: "", file: name)
         for o in overrides {
             guard let eq = o.firstIndex(of: "="), eq != o.startIndex else {
@@ -322,6 +337,22 @@ public enum RecipeLoader {
              (.list, .list), (.map, .map): return true
         default: return false
         }
+    }
+
+    /// `value` without the retired keys that hold their one accepted value; an error for another.
+    static func dropRetired(_ value: RValue, _ retired: [String: RetiredRecipeKey], path: String, file: String?) throws -> RValue {
+        guard case .map(let entries, let lines) = value else { return value }
+        var kept: [(String, RValue)] = []
+        for (k, v) in entries {
+            let full = path.isEmpty ? k : path + "." + k
+            if let r = retired[full] {
+                let number: Double? = switch v { case .int(let i): Double(i); case .float(let f): f; default: nil }
+                if number == r.value { continue }
+                throw RecipeError(file: file, message: "\(lines[k].map { "line \($0): " } ?? "")'\(full)' \(r.message)")
+            }
+            kept.append((k, try dropRetired(v, retired, path: full, file: file)))
+        }
+        return .map(kept, lines)
     }
 
     static func validate(_ value: RValue, against def: RValue, path: String, file: String?) throws {

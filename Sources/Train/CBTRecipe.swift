@@ -6,9 +6,17 @@ import Tensor
 /// default: the one place these defaults live. Recipes/cbt-*.yaml override some and say why.
 ///
 /// The optimisation (`train:`), evaluation (`eval:`), checkpoint (`checkpoint:`) sections and
-/// `log_every` mean what they mean for VideoBERT (PretrainRecipe); `train.mlm_weight`,
-/// `mfm_weight` and `align_weight` do not apply (the CBT weights are under `objectives:`).
+/// `log_every` mean what they mean for VideoBERT (PretrainRecipe); the CBT objective weights are
+/// under `objectives:` (VideoBERT's `train.mlm_weight`, `mfm_weight` and `align_weight` are not
+/// CBT settings: `retiredKeys`).
 public struct CBTRecipe: RecipeSection, Equatable {
+    /// Recipes saved in CBT checkpoints before the optimisation section lost VideoBERT's weights
+    /// hold `train.mlm_weight: 1.0` (and mfm, align): they still load.
+    public static var retiredKeys: [String: RetiredRecipeKey] {
+        let message = "is not a CBT setting (VideoBERT's); the CBT loss weights are objectives.mlm_weight, nce_weight, cross_weight and pooled_weight"
+        return ["train.mlm_weight": .init(value: 1, message: message), "train.mfm_weight": .init(value: 1, message: message),
+                "train.align_weight": .init(value: 1, message: message)]
+    }
     /// The ranges of the numeric settings (checked when a recipe is loaded; docs/RELIABILITY.md).
     public static var limits: [String: RecipeLimit] {
         var l: [String: RecipeLimit] = [
@@ -30,7 +38,7 @@ public struct CBTRecipe: RecipeSection, Equatable {
             l[t + "hidden_size"] = .int(1...65_536); l[t + "num_layers"] = .int(1...1024)
             l[t + "num_heads"] = .int(1...1024); l[t + "intermediate_size"] = .int(1...262_144)
         }
-        l.merge(PretrainRecipe.Optimization.limits(prefix: "train."), uniquingKeysWith: { a, _ in a })
+        l.merge(Optimization.limits(prefix: "train."), uniquingKeysWith: { a, _ in a })
         l.merge(PretrainRecipe.Evaluation.limits(prefix: "eval."), uniquingKeysWith: { a, _ in a })
         l.merge(PretrainRecipe.Checkpointing.limits(prefix: "checkpoint."), uniquingKeysWith: { a, _ in a })
         return l
@@ -168,7 +176,7 @@ public struct CBTRecipe: RecipeSection, Equatable {
     public var model = Model()
     public var data = Data()
     public var objectives = Objectives()
-    public var train = PretrainRecipe.Optimization()
+    public var train = Optimization()
     public var eval = PretrainRecipe.Evaluation()
     public var retrieval = Retrieval()
     public var checkpoint = PretrainRecipe.Checkpointing()
@@ -212,10 +220,6 @@ public struct CBTRecipe: RecipeSection, Equatable {
         if objectives.nceTemperature <= 0 || objectives.pooledTemperature <= 0 { return "objectives temperatures must be positive" }
         if let p = train.problem() { return p }
         if train.batchSize < 2 { return "train.batch_size must be at least 2 (negatives come from the batch's other videos)" }
-        let defaults = PretrainRecipe.Optimization()
-        if train.mlmWeight != defaults.mlmWeight || train.mfmWeight != defaults.mfmWeight || train.alignWeight != defaults.alignWeight {
-            return "train.mlm_weight, mfm_weight and align_weight do not apply to CBT; use objectives.*_weight"
-        }
         if checkpoint.every < 1 || checkpoint.keep < 1 { return "checkpoint.every and checkpoint.keep must be at least 1" }
         if logEvery < 1 { return "log_every must be at least 1" }
         if retrieval.maxPairs < 0 { return "retrieval.max_pairs must be ≥ 0" }

@@ -45,7 +45,12 @@ public final class CBTTrainer: TrainingRun {
     static func fingerprint(_ recipe: CBTRecipe) -> String {
         var r = recipe
         r.train.steps = 0; r.eval = .init(); r.retrieval = .init(); r.checkpoint = .init(); r.logEvery = 0; r.out = ""
-        return CorpusBuilder.fnv1a(Array(((try? RecipeLoader.yaml(r)) ?? "").utf8))
+        // The text hashed is the recipe as it was written before VideoBERT's loss weights left the
+        // CBT `train:` section (CBTRecipe.retiredKeys): their lines, always 1.0, go back in before
+        // `max_memory_gb`, so runs started then still resume.
+        let yaml = ((try? RecipeLoader.yaml(r)) ?? "").replacingOccurrences(
+            of: "\n  max_memory_gb:", with: "\n  mlm_weight: 1e+0\n  mfm_weight: 1e+0\n  align_weight: 1e+0\n  max_memory_gb:")
+        return CorpusBuilder.fnv1a(Array(yaml.utf8))
     }
 
     /// Held-out evaluation (see the type's comment).

@@ -59,8 +59,8 @@ public struct CaptionRecipe: RecipeSection, Equatable {
 
         /// The section the training loop reads (pretraining's, without accumulation; the
         /// objective weights are not read by fine-tuning).
-        public var optimizer: PretrainRecipe.Optimization {
-            var o = PretrainRecipe.Optimization()
+        public var optimizer: Train.Optimization {
+            var o = Train.Optimization()
             o.batchSize = batchSize; o.gradAccum = 1; o.steps = steps; o.lr = lr; o.warmupSteps = warmupSteps
             o.schedule = schedule; o.minLRRatio = minLRRatio; o.weightDecay = weightDecay; o.beta1 = beta1; o.beta2 = beta2
             o.eps = eps; o.clipGrad = clipGrad; o.seed = seed

@@ -14,7 +14,7 @@ public struct PretrainRecipe: RecipeSection, Equatable {
             "log_every": .int(1...(1 << 40)),
         ]
         l.merge(ExampleSettings.limits(prefix: "data."), uniquingKeysWith: { a, _ in a })
-        l.merge(Optimization.limits(prefix: "train."), uniquingKeysWith: { a, _ in a })
+        l.merge(Training.limits(prefix: "train."), uniquingKeysWith: { a, _ in a })
         l.merge(Evaluation.limits(prefix: "eval."), uniquingKeysWith: { a, _ in a })
         l.merge(Checkpointing.limits(prefix: "checkpoint."), uniquingKeysWith: { a, _ in a })
         return l
@@ -43,71 +43,55 @@ public struct PretrainRecipe: RecipeSection, Equatable {
         }
     }
 
-    public struct Optimization: Codable, Sendable, Equatable {
-        public init() {}
-        /// Ranges of these settings under `prefix` (shared by the VideoBERT and CBT recipes).
-        public static func limits(prefix p: String) -> [String: RecipeLimit] {
-            [p + "batch_size": .int(1...1_000_000), p + "grad_accum": .int(1...1_000_000), p + "steps": .int(1...(1 << 40)),
-             p + "lr": .positive(max: 10), p + "warmup_steps": .int(0...(1 << 40)), p + "min_lr_ratio": .probability,
-             p + "weight_decay": .number(0...10), p + "beta1": .number(0...0.999_999), p + "beta2": .number(0...0.999_999_999),
-             p + "eps": .positive(max: 1), p + "clip_grad": .number(0...1e9), p + "seed": .int(0...(1 << 62)),
-             p + "mlm_weight": .number(0...1e6), p + "mfm_weight": .number(0...1e6), p + "align_weight": .number(0...1e6),
-             p + "max_memory_gb": .number(0...1e9)]
-        }
-        /// Examples per optimizer step = batch_size × grad_accum.
-        public var batchSize = 32
-        public var gradAccum = 1
-        public var steps = 1000
-        /// Peak learning rate, reached after `warmup_steps`.
-        public var lr = 1e-4
-        public var warmupSteps = 100
-        /// After warm-up: `linear` or `cosine` decay to lr × min_lr_ratio at `steps`, or `constant`.
-        public var schedule = "linear"
-        public var minLRRatio = 0.0
-        /// AdamW (torch.optim.AdamW semantics); no decay on biases and LayerNorm weights (as BERT).
-        public var weightDecay = 0.01
-        public var beta1 = 0.9
-        public var beta2 = 0.999
-        public var eps = 1e-6
-        /// Global gradient-norm clipping; 0 turns it off.
-        public var clipGrad = 1.0
-        public var seed = 0
+    /// The `train:` section of a VideoBERT recipe: the optimisation settings every loop shares
+    /// (read through as `train.batchSize`, ...) and VideoBERT's objective weights, side by side in
+    /// the file (`train.lr`, `train.mlm_weight`).
+    @dynamicMemberLookup
+    public struct Training: Codable, Sendable, Equatable {
+        public var optimization = Optimization()
         /// Loss = mlm · L_MLM + mfm · L_MFM + align · L_align.
         public var mlmWeight = 1.0
         public var mfmWeight = 1.0
         public var alignWeight = 1.0
-        /// A run whose estimated memory (weights, gradients, AdamW moments, activations of one
-        /// micro-batch) exceeds this many GiB is refused before anything is allocated; 0: the
-        /// machine's physical memory.
-        public var maxMemoryGB = 0.0
-        enum CodingKeys: String, CodingKey {
+
+        public init() {}
+        public static func limits(prefix p: String) -> [String: RecipeLimit] {
+            Optimization.limits(prefix: p).merging([p + "mlm_weight": .number(0...1e6), p + "mfm_weight": .number(0...1e6),
+                                                    p + "align_weight": .number(0...1e6)], uniquingKeysWith: { a, _ in a })
+        }
+        enum WeightKeys: String, CodingKey {
+            case mlmWeight = "mlm_weight", mfmWeight = "mfm_weight", alignWeight = "align_weight"
+        }
+        public init(from decoder: Decoder) throws {
+            optimization = try Optimization(from: decoder)
+            let c = try decoder.container(keyedBy: WeightKeys.self)
+            mlmWeight = try c.decodeIfPresent(Double.self, forKey: .mlmWeight) ?? 1
+            mfmWeight = try c.decodeIfPresent(Double.self, forKey: .mfmWeight) ?? 1
+            alignWeight = try c.decodeIfPresent(Double.self, forKey: .alignWeight) ?? 1
+        }
+        /// Written in the order recipes always had (the weights before `max_memory_gb`), so a
+        /// checkpoint's recipe.yaml and the resume fingerprint (Trainer.fingerprint) keep their bytes.
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: FileKeys.self)
+            let o = optimization
+            try c.encode(o.batchSize, forKey: .batchSize); try c.encode(o.gradAccum, forKey: .gradAccum)
+            try c.encode(o.steps, forKey: .steps); try c.encode(o.lr, forKey: .lr); try c.encode(o.warmupSteps, forKey: .warmupSteps)
+            try c.encode(o.schedule, forKey: .schedule); try c.encode(o.minLRRatio, forKey: .minLRRatio)
+            try c.encode(o.weightDecay, forKey: .weightDecay); try c.encode(o.beta1, forKey: .beta1); try c.encode(o.beta2, forKey: .beta2)
+            try c.encode(o.eps, forKey: .eps); try c.encode(o.clipGrad, forKey: .clipGrad); try c.encode(o.seed, forKey: .seed)
+            try c.encode(mlmWeight, forKey: .mlmWeight); try c.encode(mfmWeight, forKey: .mfmWeight)
+            try c.encode(alignWeight, forKey: .alignWeight); try c.encode(o.maxMemoryGB, forKey: .maxMemoryGB)
+        }
+        enum FileKeys: String, CodingKey {
             case batchSize = "batch_size", gradAccum = "grad_accum", steps, lr, warmupSteps = "warmup_steps", schedule
             case minLRRatio = "min_lr_ratio", weightDecay = "weight_decay", beta1, beta2, eps, clipGrad = "clip_grad", seed
             case mlmWeight = "mlm_weight", mfmWeight = "mfm_weight", alignWeight = "align_weight", maxMemoryGB = "max_memory_gb"
         }
-
-        /// Learning rate at optimizer step `step` (1-based): linear warm-up, then the schedule.
-        /// Every training loop's (`TrainingLoop` reads this section; the captioner's gives one).
-        public func learningRate(step: Int) -> Double {
-            if warmupSteps > 0 && step <= warmupSteps { return lr * Double(step) / Double(warmupSteps) }
-            let span = Double(max(steps - warmupSteps, 1))
-            let progress = min(1, Double(step - warmupSteps) / span)
-            let floor = lr * minLRRatio
-            switch schedule {
-            case "cosine": return floor + (lr - floor) * 0.5 * (1 + Foundation.cos(Double.pi * progress))
-            case "constant": return lr
-            default: return floor + (lr - floor) * (1 - progress)
-            }
+        public subscript<T>(dynamicMember key: WritableKeyPath<Optimization, T>) -> T {
+            get { optimization[keyPath: key] }
+            set { optimization[keyPath: key] = newValue }
         }
-
-        /// Checks of the optimisation settings; the first problem as text.
-        func problem() -> String? {
-            if batchSize < 1 || gradAccum < 1 { return "train.batch_size and train.grad_accum must be at least 1" }
-            if steps < 1 { return "train.steps must be at least 1" }
-            if !["linear", "cosine", "constant"].contains(schedule) { return "train.schedule must be linear, cosine or constant" }
-            if lr <= 0 { return "train.lr must be positive" }
-            return nil
-        }
+        func problem() -> String? { optimization.problem() }
     }
 
     public struct Evaluation: Codable, Sendable, Equatable {
@@ -141,7 +125,7 @@ public struct PretrainRecipe: RecipeSection, Equatable {
     public var out = "runs/run"
     public var model = Model()
     public var data = ExampleSettings()
-    public var train = Optimization()
+    public var train = Training()
     public var eval = Evaluation()
     public var checkpoint = Checkpointing()
     /// Training metrics are logged every this many steps.
@@ -175,6 +159,6 @@ public struct PretrainRecipe: RecipeSection, Equatable {
     }
 
     /// Learning rate at optimizer step `step` (1-based): linear warm-up, then the schedule.
-    public func learningRate(step: Int) -> Double { train.learningRate(step: step) }
+    public func learningRate(step: Int) -> Double { train.optimization.learningRate(step: step) }
 }
 

@@ -35,7 +35,7 @@ public final class Trainer: TrainingRun {
         // The run folder is locked before anything is read or allocated (a second run is refused).
         if communicator.isRoot { try FolderLock.acquire(recipe.out) }
         task = try VideoBertTask(recipe: recipe, communicator: communicator)
-        loop = try TrainingLoop(task: task, settings: .init(out: recipe.out, train: recipe.train, eval: recipe.eval,
+        loop = try TrainingLoop(task: task, settings: .init(out: recipe.out, train: recipe.train.optimization, eval: recipe.eval,
                                                              checkpoint: recipe.checkpoint, logEvery: recipe.logEvery,
                                                              recipeText: try RecipeLoader.yaml(recipe),
                                                              fingerprint: Self.fingerprint(recipe)),

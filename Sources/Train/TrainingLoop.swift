@@ -158,7 +158,7 @@ extension TrainingRun {
 public final class TrainingLoop<Task: PretrainingTask>: TrainingRun {
     public struct Settings {
         public var out: String
-        public var train: PretrainRecipe.Optimization
+        public var train: Optimization
         public var eval: PretrainRecipe.Evaluation
         public var checkpoint: PretrainRecipe.Checkpointing
         public var logEvery: Int
@@ -175,7 +175,7 @@ public final class TrainingLoop<Task: PretrainingTask>: TrainingRun {
         /// loss.svg's title.
         public var plotTitle = "pretraining loss"
 
-        public init(out: String, train: PretrainRecipe.Optimization, eval: PretrainRecipe.Evaluation,
+        public init(out: String, train: Optimization, eval: PretrainRecipe.Evaluation,
                     checkpoint: PretrainRecipe.Checkpointing, logEvery: Int, recipeText: String, fingerprint: String) {
             self.out = out; self.train = train; self.eval = eval; self.checkpoint = checkpoint; self.logEvery = logEvery
             self.recipeText = recipeText; self.fingerprint = fingerprint

@@ -179,8 +179,14 @@ final class CBTTrainerTests: XCTestCase {
         var r = CBTRecipe()
         r.corpus = "c"
         XCTAssertNil(r.problem())
-        r.train.mfmWeight = 2
-        XCTAssertNotNil(r.problem()?.contains("do not apply"))
+        // VideoBERT's loss weights are not CBT settings; a CBT checkpoint's recipe.yaml written
+        // when they were (always 1.0) still loads.
+        XCTAssertThrowsError(try RecipeLoader.load(CBTRecipe.self, yaml: "variant: cbt\ntrain:\n  mfm_weight: 2\n", name: "x.yaml")) { e in
+            XCTAssertTrue("\(e)".contains("train.mfm_weight") && "\(e)".contains("objectives.mlm_weight") && "\(e)".contains("x.yaml"), "\(e)")
+        }
+        let old = try RecipeLoader.load(CBTRecipe.self, yaml: "variant: cbt\ncorpus: c\ntrain:\n  lr: 0.001\n  mlm_weight: 1.0\n  mfm_weight: 1\n  align_weight: 1.0\n")
+        XCTAssertEqual(old.train.lr, 1e-3)
+        XCTAssertFalse(try RecipeLoader.yaml(old).contains("mfm_weight") || RecipeLoader.yaml(old).contains("align_weight"), "retired keys are not written back")
         r = CBTRecipe(); r.corpus = "c"; r.objectives.pooled = "cosine"
         XCTAssertEqual(r.problem(), "objectives.pooled must be infonce, hinge, variable_margin or none")
         var v = PretrainRecipe()

@@ -63,8 +63,21 @@ final class ShippedRecipesTests: XCTestCase {
         var c = CaptionRecipe()
         c.train.lr = 3e-4; c.train.warmupSteps = 7; c.train.steps = 50; c.train.schedule = "cosine"; c.train.minLRRatio = 0.1
         c.train.weightDecay = 0.02; c.train.clipGrad = 0.5; c.train.seed = 3; c.train.batchSize = 6
-        XCTAssertEqual(p.train, c.train.optimizer)
+        XCTAssertEqual(p.train.optimization, c.train.optimizer)
         for step in [1, 7, 8, 30, 50] { XCTAssertEqual(p.learningRate(step: step), c.learningRate(step: step)) }
         XCTAssertEqual(c.train.optimizer.gradAccum, 1)
+    }
+
+    /// VideoBERT's `train:` section is the shared optimisation settings plus its loss weights, side
+    /// by side in the file: read, overridden and written back flat (`train.lr`, `train.mlm_weight`).
+    func testVideoBertTrainSectionIsOptimizationPlusItsWeights() throws {
+        let r = try RecipeLoader.load(PretrainRecipe.self, yaml: "corpus: c\ntrain:\n  lr: 0.0003\n  mfm_weight: 0.5\n", name: "x.yaml",
+                                      overrides: ["train.align_weight=0.25", "train.grad_accum=2"])
+        XCTAssertEqual(r.train.lr, 3e-4)
+        XCTAssertEqual(r.train.optimization.gradAccum, 2)
+        XCTAssertEqual([r.train.mlmWeight, r.train.mfmWeight, r.train.alignWeight], [1, 0.5, 0.25])
+        let yaml = try RecipeLoader.yaml(r)
+        XCTAssertTrue(yaml.contains("\n  mfm_weight: ") && yaml.contains("\n  grad_accum: 2") && !yaml.contains("optimization"), yaml)
+        XCTAssertEqual(try RecipeLoader.load(PretrainRecipe.self, yaml: yaml, name: "again.yaml"), r)
     }
 }
