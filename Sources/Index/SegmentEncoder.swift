@@ -44,10 +44,10 @@ public struct CheckpointEncoder {
             let e = try CBTPooledEncoder(checkpoint: checkpoint, corpus: corpus)
             return CheckpointEncoder(kind: opened.kind.rawValue, encoder: e,
                                      note: "CBT pooled embeddings (cosine of the pooled text and video projections)")
-        case .videobert, .videobertCaptioner:
+        case .videobert, .videobertCaptioner, .videobertForecaster:
             return CheckpointEncoder(kind: opened.kind.rawValue, encoder: nil,
                                      note: "a VideoBERT checkpoint has no dual encoder: search is BM25 over the transcripts")
-        case .cbtCaptioner, .bert:
+        case .cbtCaptioner, .cbtForecaster, .bert:
             throw VideoBertError("is a \(opened.kind.rawValue) checkpoint: index reads VideoBERT or CBT checkpoints", file: checkpoint)
         }
     }

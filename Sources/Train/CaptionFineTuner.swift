@@ -54,10 +54,10 @@ public final class CaptionFineTuner: TrainingRun {
         var settings = TrainingLoop<CaptionTrainingTask>.Settings(
             out: recipe.out, train: recipe.train.optimizer, eval: eval, checkpoint: checkpoint, logEvery: recipe.logEvery,
             recipeText: try RecipeLoader.yaml(recipe), fingerprint: Self.fingerprint(recipe))
-        settings.label = "finetune caption"
+        settings.label = "finetune \(recipe.target.rawValue)"
         settings.trainSplit = recipe.data.trainSplit
         settings.stateFormat = "videobert-caption-trainer-state"
-        settings.plotTitle = "caption fine-tuning loss"
+        settings.plotTitle = recipe.target == .caption ? "caption fine-tuning loss" : "next-step fine-tuning loss"
         loop = try TrainingLoop(task: task, settings: settings, resume: resume)
     }
 
@@ -66,7 +66,10 @@ public final class CaptionFineTuner: TrainingRun {
     static func fingerprint(_ recipe: CaptionRecipe) -> String {
         var r = recipe
         r.train.steps = 0; r.eval = .init(); r.checkpoint = .init(); r.logEvery = 0; r.out = ""
-        return CorpusBuilder.fnv1a(Array(((try? RecipeLoader.yaml(r)) ?? "").utf8))
+        var text = (try? RecipeLoader.yaml(r)) ?? ""
+        // A captioner's fingerprint stays what it was before `target` existed (runs started then resume).
+        if r.target == .caption { text = text.replacingOccurrences(of: "target: caption\n", with: "") }
+        return CorpusBuilder.fnv1a(Array(text.utf8))
     }
 
     /// Held-out next-word loss and top-1 accuracy over the same examples every time.
@@ -131,12 +134,13 @@ final class CaptionTrainingTask: PretrainingTask {
         let tokenizer = BertTokenizer(vocabulary: vocabulary, lowercase: !corpus.corpus.index.textVocab.cased)
         let annotations = try StepAnnotations.load(recipe.annotations)
         let resolved = corpus.resolve(annotations)
-        let (textVocabSize, data, clips, special, tune) = (corpus.textVocabSize, recipe.data, self.clips, self.special, recipe.train.tuneVisual)
+        let (textVocabSize, data, clips, special, tune, target) = (corpus.textVocabSize, recipe.data, self.clips, self.special, recipe.train.tuneVisual,
+                                                                    recipe.target)
         func makeExamples(_ split: String, seed: UInt64) -> CaptionExamples? {
             let steps = resolved.inSplit(split)
             if let clips, tune {
                 let items = CaptionInput.clipItems(steps, encode: tokenizer.encode, maxCaptionTokens: data.maxCaptionTokens,
-                                                   maxClips: min(data.maxVideoTokens, clips.encoder.maxClips))
+                                                   maxClips: min(data.maxVideoTokens, clips.encoder.maxClips), target: target)
                 return items.isEmpty ? nil : CaptionExamples(items: items, special: special, textVocabSize: textVocabSize, seed: seed,
                                                              video: .clips)
             }
@@ -146,15 +150,17 @@ final class CaptionTrainingTask: PretrainingTask {
                 let features = clips.encoder.encode(steps.map { $0.clips.prefix(limit).map { Int($0) } }, progress: progress)
                 progress.finish()
                 let (items, table) = CaptionInput.featureItems(steps, features: features, featureSize: clips.encoder.featureSize,
-                                                               encode: tokenizer.encode, maxCaptionTokens: data.maxCaptionTokens)
+                                                               encode: tokenizer.encode, maxCaptionTokens: data.maxCaptionTokens, target: target)
                 return items.isEmpty ? nil : CaptionExamples(items: items, special: special, textVocabSize: textVocabSize, seed: seed,
                                                              video: .features(table, width: clips.encoder.featureSize))
             }
-            let items = CaptionInput.items(steps, encode: tokenizer.encode, maxCaptionTokens: data.maxCaptionTokens, maxVideoTokens: data.maxVideoTokens)
+            let items = CaptionInput.items(steps, encode: tokenizer.encode, maxCaptionTokens: data.maxCaptionTokens, maxVideoTokens: data.maxVideoTokens,
+                                           target: target)
             return items.isEmpty ? nil : CaptionExamples(items: items, special: special, textVocabSize: textVocabSize, seed: seed)
         }
         guard let train = makeExamples(recipe.data.trainSplit, seed: UInt64(recipe.train.seed)) else {
-            throw VideoBertError("no captions of split '\(recipe.data.trainSplit)' with clips in the corpus \(corpus.path)", file: recipe.annotations)
+            let what = recipe.target == .caption ? "captions" : "steps followed by a next step in the same video"
+            throw VideoBertError("no \(what) of split '\(recipe.data.trainSplit)' with clips in the corpus \(corpus.path)", file: recipe.annotations)
         }
         self.examples = train
         evalExamples = makeExamples(recipe.data.evalSplit, seed: 0x5EED_CA97)

@@ -90,6 +90,10 @@ public struct CaptionRecipe: RecipeSection, Equatable {
     public var annotations = ""
     /// The run folder: checkpoints/, metrics.jsonl, loss.svg.
     public var out = "runs/caption"
+    /// What is generated from a step's video: its own sentence (`caption`, `videobert finetune
+    /// caption`) or the next annotated step's (`next-step`, `videobert finetune next-step`, which
+    /// sets it). Written to the checkpoint's recipe.yaml: `Checkpoint` tells a forecaster by it.
+    public var target = CaptionTarget.caption
     public var data = DataSettings()
     public var train = Optimization()
     public var eval = Evaluation()
@@ -100,7 +104,7 @@ public struct CaptionRecipe: RecipeSection, Equatable {
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case initFrom = "init", corpus, annotations, out, data, train, eval, checkpoint, logEvery = "log_every"
+        case initFrom = "init", corpus, annotations, out, target, data, train, eval, checkpoint, logEvery = "log_every"
     }
 
     /// Checks that types cannot express; the first problem as text.

@@ -41,13 +41,21 @@ struct FinetuneCaptionCommand: ParsableCommand {
     @Flag(help: "Continue from the newest checkpoint in the run folder.") var resume = false
     @Flag(help: "Print the summary as JSON only.") var json = false
 
-    func run() throws {
-        let r: CaptionRecipe
+    func run() throws { try Self.train(recipe: recipe, overrides: overrides, resume: resume, json: json, target: .caption) }
+
+    /// Loads the recipe (with `target` set: `finetune caption` and `finetune next-step` differ in
+    /// it only), trains, and prints the summary.
+    static func train(recipe: String, overrides: [String], resume: Bool, json: Bool, target: CaptionTarget) throws {
+        var r: CaptionRecipe
         do {
             r = try RecipeLoader.load(CaptionRecipe.self, file: recipe, overrides: overrides)
         } catch let e as RecipeError {
             throw VideoBertError(e.message, file: e.file)
         }
+        guard r.target == .caption || r.target == target else {
+            throw VideoBertError("target: \(r.target.rawValue) is set by `videobert finetune \(r.target.rawValue)`, not this command", file: recipe)
+        }
+        r.target = target
         if let p = r.problem() { throw VideoBertError(p, file: recipe) }
         let tuner: CaptionFineTuner
         do {
@@ -59,7 +67,8 @@ struct FinetuneCaptionCommand: ParsableCommand {
         if json {
             print(try JSON.string(summary))
         } else {
-            print("fine-tuned \(summary.steps) steps in \(String(format: "%.1f", summary.seconds)) s on \(summary.trainCaptions) captions (\(summary.trainPairs) prefixes); final loss \(String(format: "%.4f", summary.finalLoss))")
+            let what = target == .caption ? "captions" : "next-step sentences"
+            print("fine-tuned \(summary.steps) steps in \(String(format: "%.1f", summary.seconds)) s on \(summary.trainCaptions) \(what) (\(summary.trainPairs) prefixes); final loss \(String(format: "%.4f", summary.finalLoss))")
             if !summary.eval.isEmpty {
                 print("held-out (\(r.data.evalSplit)): " + summary.eval.keys.sorted().map { "\($0) \(String(format: "%.4f", summary.eval[$0]!))" }.joined(separator: ", "))
             }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Model
 import Tasks
 import Tensor
 
@@ -21,15 +22,27 @@ struct NextStepCommand: ParsableCommand {
         consecutive segments, so this is in distribution): accuracy@1 and mean rank beside a \
         unigram language model of the train split's WordPieces and chance (1/N, (N+1)/2).
 
-        Example:
+        A forecaster checkpoint (`videobert finetune next-step`, kinds videobert-forecaster and \
+        cbt-forecaster) is evaluated instead on the consecutive annotated steps of --annotations: \
+        the true next sentence ranked among --candidates by the generator's log-likelihood given \
+        the current step's video; the generated next sentence scored with BLEU/METEOR/ROUGE-L/CIDEr \
+        against the true next step's; and, when the annotations give verb/noun, the next step's \
+        labels named by the generated sentence. Beside every row: the step-transition bigram of \
+        the train split (P(next | current TRUE sentence or labels)), the unigram LM, frequency, \
+        persistence and chance; a last line per measure says whether the model beats the bigram.
+
+        Examples:
           videobert next-step --checkpoint demo/pretrain/checkpoints/step-0003000 \\
               --corpus demo/tokens --split test --samples-out continuations.json \\
               --out-json next-step.json
+          videobert next-step --checkpoint demo/next-step/checkpoints/step-0000600 \\
+              --corpus demo/tokens --annotations demo/corpus/annotations.json
         """)
 
     struct Result: Encodable {
         var visual: ForecastReport?
         var text: NextStepTextReport?
+        var forecaster: NextStepForecastReport?
     }
 
     enum Part: String, ExpressibleByArgument, CaseIterable { case both, visual, text }
@@ -46,14 +59,24 @@ struct NextStepCommand: ParsableCommand {
     @Option(help: "At most this many next-sentence queries (0: all).") var maxQueries: Int = 0
     @Option(help: "Seed for candidates and samples.") var seed: UInt64 = 0
     @Option(help: "Write the sampled continuations (JSON) here.") var samplesOut: String?
+    @Option(help: "Forecaster checkpoints: step annotations (YouCook2 JSON or JSONL; verb/noun fields give the anticipation rows).") var annotations: String?
+    @Option(help: "Forecaster checkpoints: beam width of the generated next sentence (1: greedy).") var beam: Int = GenerationOptions().beam
+    @Option(help: "Forecaster checkpoints: WordPieces generated at most (candidates are cut there too).") var maxTokens: Int = 16
 
     func validate() throws {
         guard horizon >= 1 else { throw ValidationError("--horizon must be at least 1") }
         guard candidates >= 2 else { throw ValidationError("--candidates must be at least 2") }
         guard temperature > 0 else { throw ValidationError("--temperature must be positive") }
+        guard beam >= 1 else { throw ValidationError("--beam must be at least 1") }
+        guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be at least 1") }
     }
 
     func run() throws {
+        let opened = try Checkpoint(folder: task.checkpoint)
+        if opened.kind.isForecaster { return try runForecaster() }
+        if annotations != nil {
+            throw VideoBertError("is a \(opened.kind.rawValue) checkpoint: --annotations is read with a forecaster (`videobert finetune next-step`)", file: task.checkpoint)
+        }
         let (model, corpus) = try task.load()
         var result = Result()
         var tables: [String] = []
@@ -73,5 +96,19 @@ struct NextStepCommand: ParsableCommand {
             tables.append(NextStepRanking.table(r))
         }
         try task.emit(result, table: tables.joined(separator: "\n\n"))
+    }
+
+    /// A fine-tuned forecaster: ranking, generation and anticipation beside the baselines (NextStepForecast.swift).
+    func runForecaster() throws {
+        guard let annotations else {
+            throw VideoBertError("is a next-step forecaster: give the steps to evaluate with --annotations (YouCook2 JSON or JSONL)", file: task.checkpoint)
+        }
+        let (model, corpus) = try task.load(allowClipFeatures: true)
+        let steps = try StepAnnotations.load(annotations)
+        var o = NextStepForecastOptions()
+        o.candidates = candidates; o.score = score; o.maxQueries = maxQueries; o.seed = seed
+        o.generation.beam = beam; o.generation.maxTokens = maxTokens
+        let r = try NextStepForecast.run(model: model, corpus: corpus, annotations: steps, split: task.split, trainSplit: task.trainSplit, options: o)
+        try task.emit(Result(forecaster: r), table: NextStepForecast.table(r))
     }
 }

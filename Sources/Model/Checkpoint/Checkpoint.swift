@@ -9,7 +9,9 @@ import Tensor
 /// The kinds and how they are told apart (first match):
 ///
 ///   cbt                 cbt_config.json (the CBT store) + text/ (its text BERT, a Hugging Face folder)
+///   cbt-forecaster      a cbt-captioner whose recipe.yaml says `target: next-step`
 ///   cbt-captioner       config.json + clip_projection.safetensors + cbt/ (the frozen CBT visual path)
+///   videobert-forecaster a videobert-captioner whose recipe.yaml says `target: next-step`
 ///   videobert-captioner config.json with visual words + recipe.yaml with `init:` (fine-tuned from one)
 ///   videobert           config.json with visual words (videobert_visual_words > 0)
 ///   bert                config.json without visual words (a Hugging Face BERT, e.g. a CBT's text/)
@@ -22,12 +24,21 @@ public struct Checkpoint: Sendable {
         case videobert
         /// `videobert finetune caption` from a VideoBERT checkpoint (visual words in).
         case videobertCaptioner = "videobert-captioner"
+        /// `videobert finetune next-step` from a VideoBERT checkpoint: generates the next step's sentence.
+        case videobertForecaster = "videobert-forecaster"
         /// `videobert pretrain` with `variant: cbt`.
         case cbt
         /// `videobert finetune caption` from a CBT checkpoint (clip features in).
         case cbtCaptioner = "cbt-captioner"
+        /// `videobert finetune next-step` from a CBT checkpoint (clip features in).
+        case cbtForecaster = "cbt-forecaster"
         /// A text-only BERT (e.g. a CBT checkpoint's text/ folder or a Hugging Face BERT).
         case bert
+
+        /// A model fine-tuned to generate the next step's sentence (`videobert finetune next-step`).
+        public var isForecaster: Bool { self == .videobertForecaster || self == .cbtForecaster }
+        /// A fine-tuned BERT that reads CBT clip features through clip_projection (and cbt/).
+        public var readsClipFeatures: Bool { self == .cbtCaptioner || self == .cbtForecaster }
 
         /// The commands that read this kind.
         public var readBy: [String] {
@@ -37,6 +48,7 @@ public struct Checkpoint: Sendable {
             case .videobertCaptioner: ["caption", "zero-shot", "next-step", "retrieve", "embed"]
             case .cbt: ["retrieve (--cbt-scorer pooled|cross)", "finetune caption (init: this folder)", "embed (its text/ folder)"]
             case .cbtCaptioner: ["caption"]
+            case .videobertForecaster, .cbtForecaster: ["next-step (--annotations)", "caption (generates next steps)"]
             case .bert: ["embed", "pretrain (model.init)"]
             }
         }
@@ -88,7 +100,7 @@ public struct Checkpoint: Sendable {
     public var cbtFolder: String? {
         switch kind {
         case .cbt: folder
-        case .cbtCaptioner: path(.captionerCBT)
+        case .cbtCaptioner, .cbtForecaster: path(.captionerCBT)
         default: nil
         }
     }
@@ -122,15 +134,16 @@ public struct Checkpoint: Sendable {
         }
         let config = try Self.loadBertConfig(join(folder, .config))
         bert = config
+        let forecaster = Self.recipeValue("target", join(folder, .recipe)) == "next-step"
         if fm.fileExists(atPath: join(folder, .clipProjection)) {
-            kind = .cbtCaptioner
+            kind = forecaster ? .cbtForecaster : .cbtCaptioner
             let inner = join(join(folder, .captionerCBT), .cbtConfig)
             cbt = fm.fileExists(atPath: inner) ? try Self.loadCBTConfig(inner) : nil
             return
         }
         cbt = nil
         if config.visualWords > 0 {
-            kind = Self.recipeInit(join(folder, .recipe)) != nil ? .videobertCaptioner : .videobert
+            kind = Self.recipeInit(join(folder, .recipe)) == nil ? .videobert : forecaster ? .videobertForecaster : .videobertCaptioner
         } else {
             kind = .bert
         }
@@ -213,10 +226,13 @@ public struct Checkpoint: Sendable {
     public var initFrom: String? { Self.recipeInit(path(.recipe)) }
 
     /// The top-level `init:` of a recipe.yaml, when it has a non-empty one.
-    static func recipeInit(_ recipe: String) -> String? {
+    static func recipeInit(_ recipe: String) -> String? { recipeValue("init", recipe) }
+
+    /// The value of a top-level `key:` of a recipe.yaml, when it has a non-empty one.
+    static func recipeValue(_ key: String, _ recipe: String) -> String? {
         guard let text = try? String(contentsOfFile: recipe, encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("init:") {
-            let value = line.dropFirst(5).trimmingCharacters(in: .whitespaces)
+        for line in text.split(separator: "\n") where line.hasPrefix(key + ":") {
+            let value = line.dropFirst(key.count + 1).trimmingCharacters(in: .whitespaces)
             return value.isEmpty ? nil : value.trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
         }
         return nil
@@ -295,18 +311,21 @@ public struct Checkpoint: Sendable {
             summary = s
             parameters = try parameterCount([path(.weights), (path(.cbtText) as NSString).appendingPathComponent(File.weights.rawValue)])
             initFrom = nil
-        case .cbtCaptioner:
+        case .cbtCaptioner, .cbtForecaster:
             let config = bert!
             let projection = try SafeTensors.read(path(.clipProjection)).shape(ClipProjection.weightName) ?? [0, 0]
-            var s = "captioner fine-tuned from a CBT checkpoint: " + bertLine(config) + ", \(config.textVocabSize) WordPieces"
+            var s = (kind == .cbtForecaster ? "next-step forecaster" : "captioner") + " fine-tuned from a CBT checkpoint: " + bertLine(config)
+                + ", \(config.textVocabSize) WordPieces"
             s += "; clip features \(projection.count == 2 ? projection[1] : 0) wide → \(projection.first ?? 0) by clip_projection"
             s += cbt.map { "; frozen CBT visual path in cbt/ (\($0.frontEnd) front-end, visual \($0.visualLayers) × \($0.visualHiddenSize))" }
                 ?? "; cbt/ is missing: `videobert caption` cannot read it"
             summary = s
             parameters = try parameterCount([path(.weights), path(.clipProjection)])
-        case .videobert, .videobertCaptioner:
+        case .videobert, .videobertCaptioner, .videobertForecaster:
             let config = bert!
-            summary = (kind == .videobertCaptioner ? "captioner fine-tuned from a VideoBERT checkpoint: " : "VideoBERT: ") + bertLine(config)
+            let what = kind == .videobertCaptioner ? "captioner fine-tuned from a VideoBERT checkpoint: "
+                : kind == .videobertForecaster ? "next-step forecaster fine-tuned from a VideoBERT checkpoint: " : "VideoBERT: "
+            summary = what + bertLine(config)
                 + "; \(config.textVocabSize) WordPieces + \(config.visualWords) visual words"
             parameters = try parameterCount([path(.weights), path(.clipProjection)])
         case .bert:

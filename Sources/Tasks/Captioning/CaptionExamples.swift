@@ -48,6 +48,29 @@ public struct CaptionItem: Sendable, Equatable {
     }
 }
 
+/// Which step's sentence a captioner is trained to generate from a step's video: its own
+/// (captioning) or the next annotated step's of the same video (next-step forecasting,
+/// `videobert finetune next-step`: the same layout and objective with the following step's
+/// sentence as the target, as CBT §4.3's anticipation reads the current segment to predict the
+/// next one).
+public enum CaptionTarget: String, Sendable, Codable, CaseIterable {
+    case caption
+    case nextStep = "next-step"
+
+    /// (source step, sentences to generate from it): every step with its own captions, or every
+    /// step followed by another step of the same video (annotations keep a video's steps
+    /// together, in time order) with that next step's captions.
+    public func pairs(_ steps: [ResolvedStep]) -> [(source: ResolvedStep, captions: [String])] {
+        switch self {
+        case .caption: return steps.map { ($0, $0.step.captions) }
+        case .nextStep:
+            return steps.indices.dropLast().compactMap { i in
+                steps[i + 1].step.video == steps[i].step.video ? (steps[i], steps[i + 1].step.captions) : nil
+            }
+        }
+    }
+}
+
 /// The input layout of captioning (see the design note above).
 public enum CaptionInput {
     /// `[CLS] prefix [MASK] [>] video [SEP]` and the position of the [MASK].
@@ -68,12 +91,15 @@ public enum CaptionInput {
     /// clips, with `features[i]` the features ([clips, D] row-major) of `steps[i]`; and the
     /// feature table the items' rows index (each step's rows stored once).
     public static func featureItems(_ steps: [ResolvedStep], features: [[Float]], featureSize D: Int, encode: (String) -> [Int32],
-                                    maxCaptionTokens: Int) -> (items: [CaptionItem], table: [Float]) {
+                                    maxCaptionTokens: Int, target: CaptionTarget = .caption) -> (items: [CaptionItem], table: [Float]) {
         var items: [CaptionItem] = [], table: [Float] = []
-        for (r, f) in zip(steps, features) where !f.isEmpty {
+        var featuresOf: [String: [Float]] = [:]
+        for (r, f) in zip(steps, features) { featuresOf[r.step.imageID] = f }
+        for (r, captions) in target.pairs(steps) {
+            guard let f = featuresOf[r.step.imageID], !f.isEmpty else { continue }
             let rows = (table.count / D)..<((table.count + f.count) / D)
             var used = false
-            for c in r.step.captions {
+            for c in captions {
                 let ids = encode(c)
                 if ids.isEmpty { continue }
                 items.append(CaptionItem(imageID: r.step.imageID, text: Array(ids.prefix(maxCaptionTokens)), video: [], featureRows: rows))
@@ -86,10 +112,11 @@ public enum CaptionInput {
 
     /// Training captions of a captioner that tunes the visual path: every caption of every step
     /// with clips, with the step's first `maxClips` clips.
-    public static func clipItems(_ steps: [ResolvedStep], encode: (String) -> [Int32], maxCaptionTokens: Int, maxClips: Int) -> [CaptionItem] {
+    public static func clipItems(_ steps: [ResolvedStep], encode: (String) -> [Int32], maxCaptionTokens: Int, maxClips: Int,
+                                 target: CaptionTarget = .caption) -> [CaptionItem] {
         var out: [CaptionItem] = []
-        for r in steps where !r.clips.isEmpty {
-            for c in r.step.captions {
+        for (r, captions) in target.pairs(steps) where !r.clips.isEmpty {
+            for c in captions {
                 let ids = encode(c)
                 if ids.isEmpty { continue }
                 out.append(CaptionItem(imageID: r.step.imageID, text: Array(ids.prefix(maxCaptionTokens)), video: [], clips: Array(r.clips.prefix(maxClips))))
@@ -99,10 +126,11 @@ public enum CaptionInput {
     }
 
     /// Training captions: every caption of every step that has visual words, tokenized and cut.
-    public static func items(_ steps: [ResolvedStep], encode: (String) -> [Int32], maxCaptionTokens: Int, maxVideoTokens: Int) -> [CaptionItem] {
+    public static func items(_ steps: [ResolvedStep], encode: (String) -> [Int32], maxCaptionTokens: Int, maxVideoTokens: Int,
+                             target: CaptionTarget = .caption) -> [CaptionItem] {
         var out: [CaptionItem] = []
-        for r in steps where !r.visual.isEmpty {
-            for c in r.step.captions {
+        for (r, captions) in target.pairs(steps) where !r.visual.isEmpty {
+            for c in captions {
                 let ids = encode(c)
                 if ids.isEmpty { continue }
                 out.append(CaptionItem(imageID: r.step.imageID, text: Array(ids.prefix(maxCaptionTokens)), video: Array(r.visual.prefix(maxVideoTokens))))

@@ -38,7 +38,7 @@ public final class TaskModel {
         }
         let config = opened.bert!
         let seq = min(maxSeq, config.maxPositionEmbeddings)
-        if opened.kind == .cbtCaptioner {
+        if opened.kind.readsClipFeatures {
             guard allowClipFeatures else {
                 throw VideoBertError("is a captioner fine-tuned from a CBT checkpoint (clip features in, no visual words): this task needs a VideoBERT checkpoint", file: checkpoint)
             }
