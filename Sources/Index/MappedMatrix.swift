@@ -12,8 +12,8 @@ public final class MappedMatrix: @unchecked Sendable {
     public let columns: Int
     /// rows × columns values, row-major.
     public let values: UnsafePointer<Float>
-    private let base: UnsafeMutableRawPointer
-    private let length: Int
+    /// The mapping (Tensor/MappedNPY.swift: size checked before mmap, unmapped when released).
+    private let file: MappedNPY
 
     /// Opens `path`; errors name it (not float32, not 2-D, truncated, sizes beyond the limits).
     public init(path: String, maxColumns: Int = 1 << 16) throws {
@@ -24,29 +24,21 @@ public final class MappedMatrix: @unchecked Sendable {
         guard c >= 1, c <= maxColumns, r >= 0, r <= Int(Int32.max) else {
             throw VideoBertError("shape \(header.shape) outside [0...\(Int32.max), 1...\(maxColumns)]", file: path)
         }
-        let (bytes, overflow) = r.multipliedReportingOverflow(by: c * 4)
-        guard !overflow else { throw VideoBertError("shape \(header.shape) is too large", file: path) }
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw VideoBertError("cannot open: \(String(cString: strerror(errno)))", file: path) }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw VideoBertError("cannot stat: \(String(cString: strerror(errno)))", file: path) }
-        let need = header.dataOffset + bytes
-        guard Int(st.st_size) >= need else {
-            throw VideoBertError("truncated .npy: shape \(header.shape) needs \(need) bytes, the file has \(st.st_size)", file: path)
+        guard header.dataOffset % 4 == 0 else {
+            throw VideoBertError("the data starts at byte \(header.dataOffset), not a multiple of 4 (rewrite the file with numpy)", file: path)
         }
-        length = max(need, 1)
-        guard let p = mmap(nil, length, PROT_READ, MAP_SHARED, fd, 0), p != MAP_FAILED else {
-            throw VideoBertError("cannot map: \(String(cString: strerror(errno)))", file: path)
+        file = try MappedNPY(path: path)
+        guard file.dtype == .float32, file.shape == header.shape else {
+            throw VideoBertError("changed while it was being opened", file: path)
         }
-        base = p
         self.path = path
         rows = r
         columns = c
-        values = UnsafeRawPointer(p + header.dataOffset).assumingMemoryBound(to: Float.self)
+        // An empty matrix maps nothing: point at a static empty buffer.
+        values = file.data.map { $0.assumingMemoryBound(to: Float.self) } ?? Self.empty
     }
 
-    deinit { munmap(base, length) }
+    nonisolated(unsafe) private static let empty = UnsafePointer<Float>(UnsafeMutablePointer<Float>.allocate(capacity: 1))
 
     public func row(_ i: Int) -> UnsafeBufferPointer<Float> { UnsafeBufferPointer(start: values + i * columns, count: columns) }
 }

@@ -10,10 +10,10 @@ import Tensor
 /// segments as `makeSyntheticCorpus`: video k's words are 1000 + 10k + j, and its clips share a
 /// colour of their own (plus per-clip noise), so the context of a masked clip tells which of
 /// the batch's clips is its own (masked-frame NCE) and a text tells its video (cross-modal NCE).
-func makeSyntheticCBTCorpus(videos: Int = 6, segments: Int = 8) throws -> TokenizedCorpus {
+func makeSyntheticCBTCorpus(videos: Int = 6, segments: Int = 8, featureDType: NPYDType = .float32) throws -> TokenizedCorpus {
     let dir = syntheticCorporaRoot + "/cbtcorpus-\(UUID().uuidString)"
     let F = 2, S = 8, dim = 6
-    let builder = try CorpusBuilder(dir: dir, featureDim: dim, frameShape: [F, S, S, 3])
+    let builder = try CorpusBuilder(dir: dir, featureDim: dim, frameShape: [F, S, S, 3], featureDType: featureDType)
     var rng = SeededRNG(seed: 42)
     for k in 0..<videos {
         var segs: [AlignedSegment] = [], words: [Int32] = [], times: [(start: Double, end: Double)] = []

@@ -122,7 +122,7 @@ public struct TokenizedCorpus: Sendable {
         "clip_words": "int32 [clips]: visual word of every clip of every video, in time order",
         "clip_video": "int32 [clips]: index into index.json videos",
         "clip_times": "float32 [clips, 2]: start and end in seconds",
-        "clip_features": "float32 [clips, feature_dim]: clip features (optional, store.features)",
+        "clip_features": "float32 [clips, feature_dim]: clip features (optional, store.features; float16 with store.features_dtype: float16)",
         "clip_frames": "uint8 [clips, frames_per_clip, size, size, 3]: low-resolution RGB frames (optional, store.frames)",
         "clip_audio_words": "int32 [clips]: audio word (0..audio_vocab.words-1) of every clip (optional, audio.enabled)",
         "clip_audio": "float32 [clips, frames, n_mels]: log-mel spectrogram of each clip's audio, VGGish settings (optional, store.audio)",
@@ -130,18 +130,20 @@ public struct TokenizedCorpus: Sendable {
 
     public let path: String
     public let index: CorpusIndex
-    public let textIDs: [Int32]
-    public let textOffsets: [Int64]
-    public let visualIDs: [Int32]
-    public let visualOffsets: [Int64]
-    public let segmentVideo: [Int32]
-    public let segmentTimes: [Float]
-    public let segmentClips: [Int64]
-    public let clipWords: [Int32]
-    public let clipVideo: [Int32]
-    public let clipTimes: [Float]
+    // Every array is memory-mapped (Tensor/MappedNPY.swift: sizes checked against the file
+    // before the mapping); nothing proportional to the corpus is copied into the heap.
+    public let textIDs: MappedColumn<Int32>
+    public let textOffsets: MappedColumn<Int64>
+    public let visualIDs: MappedColumn<Int32>
+    public let visualOffsets: MappedColumn<Int64>
+    public let segmentVideo: MappedColumn<Int32>
+    public let segmentTimes: MappedColumn<Float>
+    public let segmentClips: MappedColumn<Int64>
+    public let clipWords: MappedColumn<Int32>
+    public let clipVideo: MappedColumn<Int32>
+    public let clipTimes: MappedColumn<Float>
     /// Audio word of every clip, when the corpus was tokenized with `audio.enabled`.
-    public let clipAudioWords: [Int32]?
+    public let clipAudioWords: MappedColumn<Int32>?
 
     public var segmentCount: Int { segmentVideo.count }
     public var clipCount: Int { clipWords.count }
@@ -155,19 +157,21 @@ public struct TokenizedCorpus: Sendable {
         index = try JSON.decode(CorpusIndex.self, from: indexPath)
         guard index.format == "videobert-corpus" else { throw VideoBertError("index.json is not a videobert corpus index", file: indexPath) }
         guard index.version == 1 else { throw VideoBertError("corpus format version \(index.version) is not supported (expected 1)", file: indexPath) }
-        func arr(_ name: String) throws -> NPYArray { try NPY.read((path as NSString).appendingPathComponent(name + ".npy")) }
-        textIDs = try arr("text_ids").values(Int32.self)
-        textOffsets = try arr("text_offsets").values(Int64.self)
-        visualIDs = try arr("visual_ids").values(Int32.self)
-        visualOffsets = try arr("visual_offsets").values(Int64.self)
-        segmentVideo = try arr("segment_video").values(Int32.self)
-        segmentTimes = try arr("segment_times").values(Float.self)
-        segmentClips = try arr("segment_clips").values(Int64.self)
-        clipWords = try arr("clip_words").values(Int32.self)
-        clipVideo = try arr("clip_video").values(Int32.self)
-        clipTimes = try arr("clip_times").values(Float.self)
+        func arr<T: NPYScalar & BitwiseCopyable>(_ name: String, _: T.Type) throws -> MappedColumn<T> {
+            try MappedNPY(path: (path as NSString).appendingPathComponent(name + ".npy")).column(T.self)
+        }
+        textIDs = try arr("text_ids", Int32.self)
+        textOffsets = try arr("text_offsets", Int64.self)
+        visualIDs = try arr("visual_ids", Int32.self)
+        visualOffsets = try arr("visual_offsets", Int64.self)
+        segmentVideo = try arr("segment_video", Int32.self)
+        segmentTimes = try arr("segment_times", Float.self)
+        segmentClips = try arr("segment_clips", Int64.self)
+        clipWords = try arr("clip_words", Int32.self)
+        clipVideo = try arr("clip_video", Int32.self)
+        clipTimes = try arr("clip_times", Float.self)
         if index.extras.contains("clip_audio_words") {
-            let words = try arr("clip_audio_words").values(Int32.self)
+            let words = try arr("clip_audio_words", Int32.self)
             guard words.count == clipWords.count, let vocab = index.audioVocab,
                   words.allSatisfy({ $0 >= 0 && Int($0) < vocab.words }) else {
                 throw VideoBertError("clip_audio_words.npy does not agree with the clips or index.json audio_vocab (re-run tokenize)", file: path)
@@ -206,7 +210,7 @@ public struct TokenizedCorpus: Sendable {
                 throw VideoBertError("offsets decrease at position \(i) (\(offsets[i - 1]) then \(offsets[i]))", file: file(name))
             }
         }
-        func ids(_ name: String, _ values: [Int32], below limit: Int, what: String) throws {
+        func ids(_ name: String, _ values: MappedColumn<Int32>, below limit: Int, what: String) throws {
             if let i = values.firstIndex(where: { $0 < 0 || Int($0) >= limit }) {
                 throw VideoBertError("value \(values[i]) at position \(i) is outside \(what) 0..<\(limit)", file: file(name))
             }
@@ -243,12 +247,14 @@ public struct TokenizedCorpus: Sendable {
         try check("recipe.yaml", ix.recipeFingerprint, "recipe")
     }
 
+    /// Segment `segment`'s WordPiece ids (copied out of the mapped array: one sentence).
     public func text(of segment: Int) -> ArraySlice<Int32> {
-        textIDs[Int(textOffsets[segment])..<Int(textOffsets[segment + 1])]
+        textIDs.slice(Int(textOffsets[segment])..<Int(textOffsets[segment + 1]))
     }
 
+    /// Segment `segment`'s visual words (copied out of the mapped array).
     public func visual(of segment: Int) -> ArraySlice<Int32> {
-        visualIDs[Int(visualOffsets[segment])..<Int(visualOffsets[segment + 1])]
+        visualIDs.slice(Int(visualOffsets[segment])..<Int(visualOffsets[segment + 1]))
     }
 
     public func times(of segment: Int) -> (start: Float, end: Float) {
@@ -290,14 +296,17 @@ public final class CorpusBuilder {
     ///   - frameShape: store clip frames of this shape [framesPerClip, size, size, 3] (nil: don't).
     ///   - audioWords: store every clip's audio word (clip_audio_words.npy).
     ///   - audioShape: store every clip's log-mel spectrogram of this shape [frames, n_mels] (clip_audio.npy).
-    public init(dir: String, featureDim: Int?, frameShape: [Int]?, audioWords: Bool = false, audioShape: [Int]? = nil) throws {
+    ///   - featureDType: float32, or float16 (`store.features_dtype`: half the storage).
+    public init(dir: String, featureDim: Int?, frameShape: [Int]?, audioWords: Bool = false, audioShape: [Int]? = nil,
+                featureDType: NPYDType = .float32) throws {
+        precondition(featureDType == .float32 || featureDType == .float16, "clip features are float32 or float16")
         self.dir = dir
         clipAudioWords = audioWords ? [] : nil
         self.audioShape = audioShape
         self.featureDim = featureDim
         self.frameShape = frameShape
         try AtomicFile.createDirectory(dir)
-        featureWriter = try featureDim.map { try NPYStreamWriter(path: Self.path(dir, "clip_features"), dtype: .float32, rowShape: [$0]) }
+        featureWriter = try featureDim.map { try NPYStreamWriter(path: Self.path(dir, "clip_features"), dtype: featureDType, rowShape: [$0]) }
         frameWriter = try frameShape.map { try NPYStreamWriter(path: Self.path(dir, "clip_frames"), dtype: .uint8, rowShape: $0) }
         audioWriter = try audioShape.map { try NPYStreamWriter(path: Self.path(dir, "clip_audio"), dtype: .float32, rowShape: $0) }
     }
@@ -315,7 +324,13 @@ public final class CorpusBuilder {
             guard let f = v.features, f.count == v.clipWords.count * featureDim! else {
                 throw VideoBertError("video '\(v.id)': clip features missing or of the wrong size", file: dir)
             }
-            try f.withUnsafeBytes { try w.append($0) }
+            if w.dtype == .float16 {
+                // Round to nearest even (Swift's Float16 init), stored little-endian.
+                let half = f.map { Float16($0).bitPattern.littleEndian }
+                try half.withUnsafeBytes { try w.append($0) }
+            } else {
+                try f.withUnsafeBytes { try w.append($0) }
+            }
         }
         if let w = frameWriter {
             guard let f = v.frames, f.count == v.clipWords.count * frameShape!.reduce(1, *) else {
@@ -383,6 +398,9 @@ public final class CorpusBuilder {
         if let w = audioWriter { try w.finish(); extras.append("clip_audio") } else { try? FileManager.default.removeItem(atPath: p("clip_audio")) }
         var docs = TokenizedCorpus.arrayDocs
         for k in ["clip_features", "clip_frames", "clip_audio_words", "clip_audio"] where !extras.contains(k) { docs[k] = nil }
+        if featureWriter?.dtype == .float16 {
+            docs["clip_features"] = "float16 [clips, feature_dim]: clip features (optional, store.features with store.features_dtype: float16)"
+        }
         let index = CorpusIndex(textVocab: textVocab, visualVocab: visualVocab, clipSeconds: clipSeconds, fps: fps,
                                 featureSource: featureSource, featureDim: featureDim, extras: extras,
                                 counts: counts, videos: entries, arrays: docs, recipeFingerprint: recipeFingerprint,

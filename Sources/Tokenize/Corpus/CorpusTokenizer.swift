@@ -234,7 +234,8 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         let splits = CorpusSource.assignSplits(good, val: recipe.split.val, test: recipe.split.test, seed: recipe.split.seed)
         let storeFrameShape = recipe.store.frames ? [recipe.store.framesPerClip, recipe.store.frameSize, recipe.store.frameSize, 3] : nil
         let builder = try CorpusBuilder(dir: out, featureDim: recipe.store.features ? vocab.dim : nil, frameShape: storeFrameShape,
-                                        audioWords: audioVocab != nil, audioShape: recipe.store.audio ? try audioPatchShape() : nil)
+                                        audioWords: audioVocab != nil, audioShape: recipe.store.audio ? try audioPatchShape() : nil,
+                                        featureDType: recipe.store.featuresDType == "float16" ? .float16 : .float32)
         for it in good {
             let w = try JSON.decode(VideoWork.self, from: workPath(it.id, ".json"))
             let words = try NPY.read(workPath(it.id, ".words.npy")).values(Int32.self)

@@ -98,6 +98,9 @@ public struct TokenizeRecipe: RecipeSection, Equatable {
     public struct Store: Codable, Sendable, Equatable {
         /// Keep each clip's feature vector (clip_features.npy), for the contrastive (CBT) variant.
         public var features: Bool = false
+        /// The dtype of clip_features.npy: `float32`, or `float16` (half the storage; read back
+        /// memory-mapped and converted to float32 per batch, docs/ARCHITECTURE.md §3).
+        public var featuresDType: String = "float32"
         /// Keep low-resolution frames of each clip (clip_frames.npy), for a trainable visual front-end.
         public var frames: Bool = false
         /// Side of the stored frames (square), in pixels.
@@ -107,7 +110,7 @@ public struct TokenizeRecipe: RecipeSection, Equatable {
         /// Keep each clip's log-mel spectrogram (clip_audio.npy, float32 [clips, frames, 64]), for
         /// an audio front-end trained end to end. Needs `audio.enabled`.
         public var audio: Bool = false
-        enum CodingKeys: String, CodingKey { case features, frames, frameSize = "frame_size", framesPerClip = "frames_per_clip", audio }
+        enum CodingKeys: String, CodingKey { case features, featuresDType = "features_dtype", frames, frameSize = "frame_size", framesPerClip = "frames_per_clip", audio }
     }
 
     public struct Audio: Codable, Sendable, Equatable {
@@ -188,6 +191,7 @@ public struct TokenizeRecipe: RecipeSection, Equatable {
         if !["auto", "punctuation", "length"].contains(text.sentenceMode) { return "text.sentence_mode must be auto, punctuation or length" }
         if text.maxTokens < 1 { return "text.max_tokens must be at least 1" }
         if split.val < 0 || split.test < 0 || split.val + split.test >= 1 { return "split.val and split.test must be ≥ 0 and sum below 1" }
+        if !["float32", "float16"].contains(store.featuresDType) { return "store.features_dtype must be float32 or float16" }
         if store.frameSize < 4 { return "store.frame_size must be at least 4" }
         if store.framesPerClip < 1 { return "store.frames_per_clip must be at least 1" }
         if workers < 1 { return "workers must be at least 1" }
