@@ -228,9 +228,10 @@ public struct CBTRecipe: RecipeSection, Equatable {
 
     /// The memory a CBT run needs (MemoryEstimate): the text BERT over text + 2 positions, the
     /// visual transformer over the clips, and the cross transformer over every scored (text,
-    /// clips) pair of a batch; the convolutional front-end is not counted. `textConfig`: the
+    /// clips) pair of a batch, and the convolutional front-end over every frame of the batch's
+    /// clips when `frames` (the corpus' frames per clip F and side S) is given. `textConfig`: the
     /// `text.init` folder's config, when there is one.
-    public func memoryEstimate(textConfig: BertConfig?) -> MemoryEstimate? {
+    public func memoryEstimate(textConfig: BertConfig?, frames: (perClip: Int, size: Int)? = nil) -> MemoryEstimate? {
         let b = train.batchSize
         let textSeq = data.maxTextTokens + 2
         let text: MemoryEstimate?
@@ -249,7 +250,11 @@ public struct CBTRecipe: RecipeSection, Equatable {
         let crossPart = pairs < 0 ? nil : MemoryEstimate.transformer(hidden: cross.hiddenSize, layers: cross.numLayers, heads: cross.numHeads,
                                                                        intermediate: cross.intermediateSize, embeddings: 2, logits: 0,
                                                                        batch: pairs, sequence: textSeq + clips)
-        return MemoryEstimate.sum([text, visualPart, crossPart])
+        var conv: MemoryEstimate? = MemoryEstimate(parameterBytes: 0, activationBytes: 0)
+        if frontend.source == "frames", let f = frames {
+            conv = Bounded.product([b, clips, f.perClip]).flatMap { MemoryEstimate.convFrontEnd(channels: frontend.channels, size: f.size, frames: $0) }
+        }
+        return MemoryEstimate.sum([text, visualPart, crossPart, conv])
     }
 
     /// The model's objective settings.

@@ -38,6 +38,26 @@ public struct MemoryEstimate: Sendable, Equatable {
         return MemoryEstimate(parameterBytes: paramBytes, activationBytes: actBytes)
     }
 
+    /// The CBT convolutional front-end (Sources/Model/CBT/ConvFrontEnd.swift) over `frames`
+    /// S×S RGB frames: per 3×3 convolution at side S_l (halved after each but the last), its
+    /// im2col buffer (9·c_in·S_l²), its output before and after ReLU (2·c·S_l²) and the pooled
+    /// output (c·S_l²/4), each with its gradient; parameters with gradients and AdamW moments.
+    public static func convFrontEnd(channels: [Int], size: Int, frames: Int) -> MemoryEstimate? {
+        var perFrame = 0, params = 0
+        var (side, inputs) = (size, 3)
+        for c in channels {
+            guard let area = Bounded.product([side, side]),
+                  let values = Bounded.sum(Bounded.product([9 * inputs, area]) ?? -1, Bounded.product([2 * c, area]) ?? -1),
+                  let all = Bounded.sum(values, Bounded.product([c, area / 4]) ?? -1),
+                  let total = Bounded.sum(perFrame, all),
+                  let p = Bounded.sum(params, Bounded.product([9 * inputs + 1, c]) ?? -1) else { return nil }
+            (perFrame, params) = (total, p)
+            (side, inputs) = (max(side / 2, 1), c)
+        }
+        guard let paramBytes = Bounded.product([params, 4, 4]), let actBytes = Bounded.product([perFrame, frames, 4, 2]) else { return nil }
+        return MemoryEstimate(parameterBytes: paramBytes, activationBytes: actBytes)
+    }
+
     /// The sum of several estimates (nil if any is nil or the sum overflows).
     public static func sum(_ parts: [MemoryEstimate?]) -> MemoryEstimate? {
         var p = 0, a = 0

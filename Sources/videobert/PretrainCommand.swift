@@ -81,9 +81,16 @@ struct PretrainCommand: ParsableCommand {
                 }
                 // Refused before anything is allocated (docs/RELIABILITY.md, "absurd settings").
                 let textConfig = r.text.initFrom.isEmpty ? nil : try BertConfig.load(from: (r.text.initFrom as NSString).appendingPathComponent("config.json"))
-                try MemoryEstimate.check(r.memoryEstimate(textConfig: textConfig), maxGB: r.train.maxMemoryGB,
+                // The conv front-end's share needs the corpus' frames per clip and frame side
+                // (clip_frames.npy's header); a corpus without them fails later with its own message.
+                var frames: (perClip: Int, size: Int)?
+                if r.frontend.source == "frames", let h = try? NPY.readHeader((r.corpus as NSString).appendingPathComponent("clip_frames.npy")),
+                   h.shape.count == 5 {
+                    frames = (h.shape[1], h.shape[2])
+                }
+                try MemoryEstimate.check(r.memoryEstimate(textConfig: textConfig, frames: frames), maxGB: r.train.maxMemoryGB,
                                          modelKeys: "text.*, visual.* or cross.* sizes",
-                                         batchKeys: "train.batch_size, data.max_clips, data.max_text_tokens or data.cross_candidates",
+                                         batchKeys: "train.batch_size, data.max_clips, data.max_text_tokens, data.cross_candidates or frontend.channels",
                                          file: recipe)
                 let trainer = try CBTTrainer(recipe: r, resume: resume)
                 trainer.stopAtStep = stopAt

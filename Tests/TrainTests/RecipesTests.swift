@@ -81,3 +81,25 @@ final class ShippedRecipesTests: XCTestCase {
         XCTAssertEqual(try RecipeLoader.load(PretrainRecipe.self, yaml: yaml, name: "again.yaml"), r)
     }
 }
+
+/// The CBT memory estimate counts the convolutional front-end over every frame of a batch.
+final class CBTMemoryEstimateTests: XCTestCase {
+    func testConvFrontEndIsCounted() throws {
+        // One 3×3 conv of 8 channels over 4×4 frames: im2col 9·3·16 + 2·8·16 + pooled 8·4 = 720
+        // values per frame, with gradients ×2, ×4 bytes; parameters (27 + 1)·8 with grads and moments.
+        let one = try XCTUnwrap(MemoryEstimate.convFrontEnd(channels: [8], size: 4, frames: 10))
+        XCTAssertEqual(one.activationBytes, 720 * 10 * 8)
+        XCTAssertEqual(one.parameterBytes, 28 * 8 * 16)
+        var r = CBTRecipe()
+        r.corpus = "c"
+        let without = try XCTUnwrap(r.memoryEstimate(textConfig: nil))
+        let with = try XCTUnwrap(r.memoryEstimate(textConfig: nil, frames: (perClip: 4, size: 32)))
+        XCTAssertGreaterThan(with.total, without.total)
+        r.frontend.channels = [4096, 8192, 16384]
+        let wide = try XCTUnwrap(r.memoryEstimate(textConfig: nil, frames: (perClip: 4, size: 32)))
+        XCTAssertGreaterThan(wide.total, 64 << 30, "wide convolutions over every frame of a batch need far more than a machine")
+        r.frontend.source = "features"
+        XCTAssertEqual(r.memoryEstimate(textConfig: nil, frames: (perClip: 4, size: 32))?.total, without.total)
+        XCTAssertNil(MemoryEstimate.convFrontEnd(channels: [1 << 20], size: 1 << 20, frames: 1 << 20), "overflow is nil, not a trap")
+    }
+}
