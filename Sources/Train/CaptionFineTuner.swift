@@ -125,6 +125,10 @@ final class CaptionTrainingTask: PretrainingTask {
         guard recipe.maxSequence <= config.maxPositionEmbeddings else {
             throw VideoBertError("data.max_caption_tokens + data.max_video_tokens + 4 = \(recipe.maxSequence) exceeds the checkpoint's max_position_embeddings \(config.maxPositionEmbeddings)", file: "recipe")
         }
+        // Refused before anything is allocated (docs/RELIABILITY.md, "absurd settings").
+        try MemoryEstimate.check(.bertTraining(config: config, batch: recipe.train.batchSize, sequence: recipe.maxSequence),
+                                 maxGB: recipe.train.maxMemoryGB, modelKeys: "the sizes of the init checkpoint (\(recipe.initFrom))",
+                                 batchKeys: "train.batch_size, data.max_caption_tokens or data.max_video_tokens", file: "recipe")
         if recipe.train.dropout >= 0 {
             config.hiddenDropoutProb = recipe.train.dropout
             config.attentionProbsDropoutProb = recipe.train.dropout

@@ -12,6 +12,7 @@ public struct CaptionRecipe: RecipeSection, Equatable {
         "train.warmup_steps": .int(0...(1 << 40)), "train.min_lr_ratio": .probability, "train.weight_decay": .number(0...10),
         "train.beta1": .number(0...0.999_999), "train.beta2": .number(0...0.999_999_999), "train.eps": .positive(max: 1),
         "train.clip_grad": .number(0...1e9), "train.seed": .int(0...(1 << 62)), "train.dropout": .number(-1...0.99),
+        "train.max_memory_gb": .number(0...1e9),
         "eval.every": .int(0...(1 << 40)), "eval.batches": .int(0...1_000_000),
         "checkpoint.every": .int(1...(1 << 40)), "checkpoint.keep": .int(1...1_000_000), "log_every": .int(1...(1 << 40)),
     ]
@@ -52,9 +53,13 @@ public struct CaptionRecipe: RecipeSection, Equatable {
         /// features are recomputed every step, with the CBT's dropout) instead of reading them
         /// frozen, computed once.
         public var tuneVisual = false
+        /// A run whose estimated memory exceeds this many GiB is refused before anything is
+        /// allocated (MemoryEstimate); 0: the machine's physical memory.
+        public var maxMemoryGB = 0.0
         enum CodingKeys: String, CodingKey {
             case batchSize = "batch_size", steps, lr, warmupSteps = "warmup_steps", schedule, minLRRatio = "min_lr_ratio"
             case weightDecay = "weight_decay", beta1, beta2, eps, clipGrad = "clip_grad", seed, dropout, tuneVisual = "tune_visual"
+            case maxMemoryGB = "max_memory_gb"
         }
 
         /// The section the training loop reads (pretraining's, without accumulation; the
@@ -63,7 +68,7 @@ public struct CaptionRecipe: RecipeSection, Equatable {
             var o = Train.Optimization()
             o.batchSize = batchSize; o.gradAccum = 1; o.steps = steps; o.lr = lr; o.warmupSteps = warmupSteps
             o.schedule = schedule; o.minLRRatio = minLRRatio; o.weightDecay = weightDecay; o.beta1 = beta1; o.beta2 = beta2
-            o.eps = eps; o.clipGrad = clipGrad; o.seed = seed
+            o.eps = eps; o.clipGrad = clipGrad; o.seed = seed; o.maxMemoryGB = maxMemoryGB
             return o
         }
     }

@@ -117,6 +117,21 @@ final class ReliabilityCLITests: XCTestCase {
 
     // MARK: absurd settings, damaged state
 
+    /// Caption fine-tuning estimates its memory from the init checkpoint and the batch, as pretraining does.
+    func testCaptionFineTuningMemoryIsEstimated() throws {
+        let base = try Self.corpus()
+        let d = try scratch()
+        let p = try CLI.run(["pretrain", "--recipe", Self.root + "/Recipes/tiny.yaml", "--set", "corpus=" + base + "/t", "--set", "out=" + d + "/vb",
+                             "--set", "train.steps=1", "--set", "eval.split=train", "--set", "eval.batches=1"])
+        XCTAssertEqual(p.status, 0, p.stderr)
+        let common = ["finetune", "caption", "--recipe", Self.root + "/Recipes/finetune-caption-demo.yaml", "--set", "init=" + d + "/vb/checkpoints/step-0000001",
+                      "--set", "corpus=" + base + "/t", "--set", "annotations=" + base + "/c/annotations.json", "--set", "out=" + d + "/cap"]
+        let capped = try CLI.run(common + ["--set", "train.max_memory_gb=0.0001"])
+        assertOneLineError(capped, prefix: Self.root + "/Recipes/finetune-caption-demo.yaml: training needs about", ["train.max_memory_gb (0.00 GiB)", "train.batch_size"])
+        let batch = try CLI.run(common + ["--set", "train.batch_size=1000000"])
+        assertOneLineError(batch, prefix: Self.root + "/Recipes/finetune-caption-demo.yaml: training needs about", ["this machine's"])
+    }
+
     func testAbsurdSizesAreRefusedBeforeAllocating() throws {
         let base = try Self.corpus()
         let d = try scratch()
