@@ -44,7 +44,7 @@ public enum CheckpointFiles {
         for name in try FileManager.default.contentsOfDirectory(atPath: src) where !name.hasPrefix(".") {
             let s = (src as NSString).appendingPathComponent(name)
             var isDir: ObjCBool = false
-            FileManager.default.fileExists(atPath: s, isDirectory: &isDir)
+            guard FileManager.default.fileExists(atPath: s, isDirectory: &isDir) else { continue }
             if isDir.boolValue { continue }
             try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: s)), to: (dst as NSString).appendingPathComponent(name))
         }

@@ -101,7 +101,7 @@ struct PretrainCommand: ParsableCommand {
         } catch let e as RecipeError {
             throw VideoBertError(e.message, file: e.file)
         } catch let e as VideoBertError where e.file == "recipe" {
-            throw VideoBertError(e.message, file: recipe ?? "recipe")
+            throw VideoBertError(e.message, file: recipe)
         }
         guard comm.isRoot else {
             if summary.stoppedEarly && stopAt == nil { throw ExitCode(130) }
