@@ -197,7 +197,11 @@ public final class IndexBuilder {
     static func thumbnailFolder(_ v: IndexedVideo) -> String { "\(v.key)-\(v.fingerprint)" }
 
     /// Segments, thumbnails and embeddings of one new or changed video.
-    func index(item: VideoItem, path: String, key: String, fingerprint: String) throws -> Indexed {
+    /// A video's segments as the index cuts them: the sentences of its transcript (split as the
+    /// encoder's training corpus was, or by whitespace words without an encoder), else windows of
+    /// `window` seconds over `duration`. `videobert encode --video` cuts them the same way.
+    public static func segments(of item: VideoItem, path: String, duration: Double, encoder: SegmentEncoder?,
+                                window: Double) throws -> (spans: [(start: Double, end: Double, text: String)], segmentation: String) {
         var spans: [(start: Double, end: Double, text: String)] = []
         var segmentation = "window"
         var transcript: Transcript?
@@ -206,7 +210,6 @@ public final class IndexBuilder {
         case .cues(let t): transcript = t
         case .file(let t): transcript = t.lowercased().hasSuffix(".json") ? try CaptionJSON.parseSingleFile(t) : try SubtitleParser.parseFile(t)
         }
-        let duration = try Thumbnails.duration(of: path)
         if let transcript, !transcript.cues.isEmpty {
             let count: (String) -> Int = encoder.map { e in { e.tokenCount($0) } } ?? { $0.split(whereSeparator: \.isWhitespace).count }
             spans = (encoder?.sentenceSplitter ?? SentenceSplitter()).split(transcript, tokenCount: count)
@@ -217,10 +220,16 @@ public final class IndexBuilder {
             segmentation = "window"
             var t = 0.0
             while t < duration - 1e-6 && spans.count < 1_000_000 {
-                spans.append((t, min(duration, t + options.window), "")); t += options.window
+                spans.append((t, min(duration, t + window), "")); t += window
             }
         }
         guard !spans.isEmpty else { throw VideoBertError(String(format: "no segments (duration %.2f s)", duration), file: path) }
+        return (spans, segmentation)
+    }
+
+    func index(item: VideoItem, path: String, key: String, fingerprint: String) throws -> Indexed {
+        let duration = try Thumbnails.duration(of: path)
+        let (spans, segmentation) = try Self.segments(of: item, path: path, duration: duration, encoder: encoder, window: options.window)
         let video = IndexedVideo(key: key, id: item.id, path: path, fingerprint: fingerprint, duration: duration, segments: spans.count,
                                  segmentation: segmentation)
         let folderName = Self.thumbnailFolder(video)
@@ -239,6 +248,10 @@ public final class IndexBuilder {
         return Indexed(video: video, segments: segments, embeddings: embeddings)
     }
 
+    /// The full-text table's definition (TranscriptBM25 checks an index's against it before
+    /// scoring in memory the way FTS5 does).
+    static let ftsSchema = "CREATE VIRTUAL TABLE segments_fts USING fts5(text, tokenize = 'porter unicode61')"
+
     static func writeDatabase(_ path: String, meta: [String: String], kept: [Indexed]) throws {
         let tmp = AtomicFile.temporaryPath(for: path)
         defer { try? FileManager.default.removeItem(atPath: tmp) }
@@ -252,7 +265,7 @@ public final class IndexBuilder {
                     CREATE TABLE segments (row INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, video_key TEXT NOT NULL, video TEXT NOT NULL,
                                            path TEXT NOT NULL, start REAL NOT NULL, "end" REAL NOT NULL, text TEXT NOT NULL,
                                            thumbnail TEXT NOT NULL);
-                    CREATE VIRTUAL TABLE segments_fts USING fts5(text, tokenize = 'porter unicode61');
+                    \(ftsSchema);
                     """)
                 for (k, v) in meta.sorted(by: { $0.key < $1.key }) {
                     try db.execute(sql: "INSERT INTO meta (key, value) VALUES (?, ?)", arguments: [k, v])

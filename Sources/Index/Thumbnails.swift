@@ -5,11 +5,11 @@ import Tensor
 /// Thumbnails of a video's segments: the frame nearest each segment's middle, decoded at
 /// `samplesPerSecond` (so within 1 / (2 × that) seconds of it), scaled to at most `width` pixels
 /// wide (aspect kept, even sizes), written as `<k>.png` with the repository's PNG writer.
-enum Thumbnails {
+public enum Thumbnails {
     static let samplesPerSecond = 2
 
     /// The video's duration: the container's, or the time after the last frame when it has none.
-    static func duration(of path: String) throws -> Double {
+    public static func duration(of path: String) throws -> Double {
         let reader = try VideoReader(path: path)
         if let d = reader.duration, d > 0, d.isFinite { return d }
         var last = 0.0

@@ -142,13 +142,13 @@ public final class VideoIndex: @unchecked Sendable {
         }
     }
 
-    private func reader() -> DatabaseQueue {
+    func reader() -> DatabaseQueue {
         next.lock(); defer { next.unlock() }
         turn = (turn + 1) % readers.count
         return readers[turn]
     }
 
-    private func read<T>(_ body: (Database) throws -> T) throws -> T {
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
         do {
             return try reader().read(body)
         } catch let e as VideoBertError {
@@ -230,6 +230,13 @@ public final class VideoIndex: @unchecked Sendable {
     /// most 64, stop words left out unless there is nothing else), each quoted so that no FTS5
     /// syntax gets through; nil when there is no word.
     public static func ftsQuery(_ query: String) -> String? {
+        let words = queryWords(query)
+        guard !words.isEmpty else { return nil }
+        return words.map { "\"\($0)\"" }.joined(separator: " OR ")
+    }
+
+    /// The words of `ftsQuery`, in its order (each one phrase of the FTS5 query).
+    static func queryWords(_ query: String) -> [String] {
         var words: [String] = [], current = ""
         for ch in query.lowercased() {
             if ch.isLetter || ch.isNumber { current.append(ch) } else if !current.isEmpty { words.append(current); current = "" }
@@ -238,10 +245,8 @@ public final class VideoIndex: @unchecked Sendable {
         if !current.isEmpty && words.count < 64 { words.append(current) }
         var seen = Set<String>()
         words = words.filter { seen.insert($0).inserted }
-        guard !words.isEmpty else { return nil }
         let content = words.filter { !stopWords.contains($0) }
-        if !content.isEmpty { words = content }
-        return words.map { "\"\($0)\"" }.joined(separator: " OR ")
+        return content.isEmpty ? words : content
     }
 
     /// BM25 (FTS5's bm25(), negated so that higher is better) over the transcripts: (row, score), best first.
@@ -256,57 +261,113 @@ public final class VideoIndex: @unchecked Sendable {
         }
     }
 
-    /// Cosine similarity of a unit query embedding with every segment's (one sgemv over the
-    /// mapped matrix), the best `limit`: (row, score), best first, ties by row.
+    /// Cosine similarity of a unit query embedding with every segment's, the best `limit`:
+    /// (row, score), best first, ties by row. The same computation as one query of
+    /// `embeddingRankings` (a batch of one), so the same answer.
     public func embeddingRanking(_ query: [Float], limit: Int) throws -> [(row: Int, score: Double)] {
+        try embeddingRankings([query], limit: limit)[0]
+    }
+
+    /// Rows of the mapped matrix per sgemm in `embeddingRankings`.
+    static let rankingBlock = 2048
+
+    private let normLock = NSLock()
+    private var largestRowNorm: Double?
+
+    /// The largest row norm of the embeddings (one pass, the first time it is asked for).
+    func maxRowNorm(_ m: MappedMatrix) -> Double {
+        normLock.lock(); defer { normLock.unlock() }
+        if let n = largestRowNorm { return n }
+        var largest = 0.0
+        for r in 0..<m.rows {
+            let row = m.row(r)
+            var s = 0.0
+            for v in row { s += Double(v) * Double(v) }
+            if s.isFinite { largest = max(largest, s) } else { largest = .infinity }
+        }
+        largestRowNorm = largest.squareRoot()
+        return largest.squareRoot()
+    }
+
+    /// `embeddingRanking` of several queries at once, each answer independent of the others in
+    /// the batch (Tests/CLITests/SearchEngineTests). Two stages:
+    /// 1. the mapped [N, E] matrix is streamed once, a block of rows at a time through one sgemm
+    ///    ([B, E] × [E, rows] → [B, rows]); each query keeps its top `limit` by these float
+    ///    scores and every row within `margin` of its running `limit`-th best;
+    /// 2. those candidates are scored again exactly (a dot product in double, in index order) and
+    ///    ranked by that score, then row.
+    /// sgemm's rounding depends on the batch (its kernels and blocking); the exact score does
+    /// not. The margin is twice the bound on a float dot product's error, 2·γ_E·|q|·max|row|
+    /// with γ_E = E·u / (1 − E·u), u = 2⁻²⁴ (Higham, "Accuracy and Stability of Numerical
+    /// Algorithms", §3.1), so every row of the exact top `limit` is a candidate: the answer is
+    /// the exact top `limit` whatever the batch.
+    public func embeddingRankings(_ queries: [[Float]], limit: Int) throws -> [[(row: Int, score: Double)]] {
         guard let m = embeddings else {
             throw VideoBertError("this index has no embeddings (\(note.isEmpty ? "built without a dual-encoder checkpoint" : note)); search with --mode text", file: folder)
         }
-        guard query.count == m.columns else {
-            throw VideoBertError("the query embedding has \(query.count) values, the index \(m.columns)", file: m.path)
+        for q in queries where q.count != m.columns {
+            throw VideoBertError("the query embedding has \(q.count) values, the index \(m.columns)", file: m.path)
         }
-        let N = m.rows
-        guard N > 0, limit > 0 else { return [] }
-        var scores = [Float](repeating: 0, count: N)
-        scores.withUnsafeMutableBufferPointer { s in
-            query.withUnsafeBufferPointer { q in
-                // [N, E] · q → [N]: one pass over the mapped matrix, no packed copy of it.
-                BLAS.sgemv(m: N, n: m.columns, a: m.values, x: q.baseAddress!, y: s.baseAddress!)
+        let N = m.rows, E = m.columns, B = queries.count
+        guard N > 0, limit > 0, B > 0 else { return queries.map { _ in [] } }
+        let K = min(limit, N)
+        let u = 0x1p-24, gamma = Double(E) * u / (1 - Double(E) * u)
+        let rowNorm = maxRowNorm(m)
+        let margins: [Float] = queries.map { q in
+            let qn = q.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+            let bound = 2 * gamma * qn * rowNorm
+            return bound.isFinite ? Float(bound * 1.0001) + Float.leastNormalMagnitude : .infinity
+        }
+        let packed = queries.flatMap { $0 }
+        let R = min(Self.rankingBlock, N)
+        var scores = [Float](repeating: 0, count: B * R)
+        var tops = (0..<B).map { _ in TopK<Float>(limit: K) }
+        var candidates: [[(row: Int, score: Float)]] = Array(repeating: [], count: B)
+        packed.withUnsafeBufferPointer { q in
+            scores.withUnsafeMutableBufferPointer { s in
+                var r0 = 0
+                while r0 < N {
+                    let rows = min(R, N - r0)
+                    BLAS.sgemm(transB: true, m: B, n: rows, k: E, a: q.baseAddress!, lda: E, b: m.values + r0 * E, ldb: E,
+                               c: s.baseAddress!, ldc: rows)
+                    for b in 0..<B {
+                        let margin = margins[b]
+                        var threshold = -Float.infinity   // rows below it can be neither in the top nor candidates
+                        if tops[b].heap.count == K { threshold = tops[b].heap[0].score - margin }
+                        for i in 0..<rows {
+                            let x = s[b * rows + i]
+                            if !(x >= threshold) && tops[b].heap.count == K { continue }
+                            candidates[b].append((row: r0 + i, score: x))
+                            tops[b].add(x, row: r0 + i)
+                            if tops[b].heap.count == K { threshold = tops[b].heap[0].score - margin }
+                        }
+                        if candidates[b].count > 4 * K + 4096 { candidates[b].removeAll { !($0.score >= threshold) } }
+                    }
+                    r0 += rows
+                }
             }
         }
-        return Self.top(scores, limit: limit)
+        return (0..<B).map { b in
+            let kth = tops[b].heap.count == K ? tops[b].heap[0].score : -Float.infinity
+            let threshold = kth - margins[b]
+            var exact = TopK<Double>(limit: K)
+            queries[b].withUnsafeBufferPointer { q in
+                for c in candidates[b] where c.score >= threshold || kth == -Float.infinity {
+                    let row = m.row(c.row)
+                    var dot = 0.0
+                    for e in 0..<E { dot += Double(q[e]) * Double(row[e]) }
+                    exact.add(dot, row: c.row)
+                }
+            }
+            return exact.sorted().map { (row: $0.row, score: $0.score) }
+        }
     }
 
     /// The `limit` largest scores (a bounded min-heap: O(N log limit)), best first, ties by index.
     static func top(_ scores: [Float], limit: Int) -> [(row: Int, score: Double)] {
-        let K = min(limit, scores.count)
-        guard K > 0 else { return [] }
-        // Heap of (score, row) ordered so that the root is the worst kept: lower score, then higher row.
-        var heap: [(Float, Int)] = []
-        heap.reserveCapacity(K)
-        func worse(_ a: (Float, Int), _ b: (Float, Int)) -> Bool { a.0 < b.0 || (a.0 == b.0 && a.1 > b.1) }
-        scores.withUnsafeBufferPointer { s in
-            for i in 0..<s.count {
-                let x = (s[i].isNaN ? -Float.infinity : s[i], i)
-                if heap.count < K {
-                    heap.append(x)
-                    var c = heap.count - 1
-                    while c > 0 { let p = (c - 1) / 2; if worse(heap[c], heap[p]) { heap.swapAt(c, p); c = p } else { break } }
-                } else if worse(heap[0], x) {
-                    heap[0] = x
-                    var p = 0
-                    while true {
-                        let l = 2 * p + 1, r = l + 1
-                        var m = p
-                        if l < K && worse(heap[l], heap[m]) { m = l }
-                        if r < K && worse(heap[r], heap[m]) { m = r }
-                        if m == p { break }
-                        heap.swapAt(p, m); p = m
-                    }
-                }
-            }
-        }
-        return heap.sorted { worse($1, $0) }.map { (row: $0.1, score: Double($0.0)) }
+        var t = TopK<Float>(limit: min(limit, scores.count))
+        scores.withUnsafeBufferPointer { t.add($0, firstRow: 0) }
+        return t.sorted().map { (row: $0.row, score: Double($0.score)) }
     }
 
     /// Reciprocal-rank fusion of ranked lists (`rrfK`): (row, score), best first, ties by row.
@@ -345,4 +406,56 @@ public final class VideoIndex: @unchecked Sendable {
             byRow[r.row].map { s in SearchHit(id: s.id, video: s.video, path: s.path, start: s.start, end: s.end, score: r.score, text: s.text) }
         }
     }
+}
+
+/// The `limit` best (score, row) pairs seen: higher score first, then lower row; NaN counts as
+/// -infinity. A bounded min-heap whose root is the worst kept (O(n log limit), no allocation
+/// after the first `limit`).
+struct TopK<S: BinaryFloatingPoint> {
+    let limit: Int
+    private(set) var heap: [(score: S, row: Int)] = []
+
+    init(limit: Int) {
+        self.limit = max(0, limit)
+        heap.reserveCapacity(self.limit)
+    }
+
+    @inline(__always) static func worse(_ a: (score: S, row: Int), _ b: (score: S, row: Int)) -> Bool {
+        a.score < b.score || (a.score == b.score && a.row > b.row)
+    }
+
+    @inline(__always) mutating func add(_ score: S, row: Int) {
+        let x = (score: score.isNaN ? -S.infinity : score, row: row)
+        if heap.count < limit {
+            heap.append(x)
+            var c = heap.count - 1
+            while c > 0 { let p = (c - 1) / 2; if Self.worse(heap[c], heap[p]) { heap.swapAt(c, p); c = p } else { break } }
+        } else if limit > 0 && Self.worse(heap[0], x) {
+            heap[0] = x
+            var p = 0
+            while true {
+                let l = 2 * p + 1, r = l + 1
+                var m = p
+                if l < limit && Self.worse(heap[l], heap[m]) { m = l }
+                if r < limit && Self.worse(heap[r], heap[m]) { m = r }
+                if m == p { break }
+                heap.swapAt(p, m); p = m
+            }
+        }
+    }
+
+    /// Scores of consecutive rows from `firstRow`.
+    mutating func add(_ scores: UnsafeBufferPointer<S>, firstRow: Int) {
+        guard limit > 0 else { return }
+        for i in 0..<scores.count {
+            let s = scores[i]
+            // A full heap keeps only what beats its root; rows only grow here, so a tie with the
+            // root loses, and so does NaN (-infinity).
+            if heap.count == limit && !(s > heap[0].score) { continue }
+            add(s, row: firstRow + i)
+        }
+    }
+
+    /// Best first.
+    func sorted() -> [(score: S, row: Int)] { heap.sorted { Self.worse($1, $0) } }
 }

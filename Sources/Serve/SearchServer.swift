@@ -29,10 +29,13 @@ public final class SearchServer: Sendable {
         public var maxQueryBytes = 1024
         /// Most results per search.
         public var maxTop = 100
+        /// Threads that rank batches of embedding queries (SearchEngine's EmbeddingBatcher).
+        public var rankingThreads = 1
         public init() {}
     }
 
     let index: VideoIndex
+    let engine: SearchEngine
     let embed: (@Sendable (String) throws -> [Float])?
     let options: Options
     let videos: [String: IndexedVideo]
@@ -42,6 +45,7 @@ public final class SearchServer: Sendable {
     ///   embeddings, or none is available; embedding searches are then a 4xx).
     public init(index: VideoIndex, embed: (@Sendable (String) throws -> [Float])?, options: Options) throws {
         self.index = index
+        engine = try SearchEngine(index: index, workers: options.rankingThreads)
         self.embed = embed
         self.options = options
         videos = Dictionary(try index.videos().map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
@@ -135,7 +139,7 @@ public final class SearchServer: Sendable {
             return Self.json(Health(status: "ok", segments: index.segmentCount, videos: videos.count, encoder: index.encoder))
         case "/api/search":
             try authorize(request, query: query)
-            return try search(query)
+            return try await search(query)
         default:
             break
         }
@@ -193,7 +197,7 @@ public final class SearchServer: Sendable {
         }
     }
 
-    func search(_ query: [String: String]) throws -> Response {
+    func search(_ query: [String: String]) async throws -> Response {
         guard let q = query["q"], !q.trimmingCharacters(in: .whitespaces).isEmpty else { throw Failure(status: .badRequest, message: "missing q (the query)") }
         guard q.utf8.count <= options.maxQueryBytes else {
             throw Failure(status: .uriTooLong, message: "the query is longer than \(options.maxQueryBytes) bytes")
@@ -214,7 +218,7 @@ public final class SearchServer: Sendable {
         }
         // Hybrid without a query encoder is text alone.
         let effective = (mode == .hybrid && embed == nil) ? SearchMode.text : mode
-        let hits = try index.search(q, top: top, mode: effective) { text in
+        let hits = try await engine.search(q, top: top, mode: effective) { text in
             guard let embed else { throw Failure(status: .badRequest, message: "no query encoder") }
             return try embed(text)
         }

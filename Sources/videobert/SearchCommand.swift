@@ -13,7 +13,7 @@ struct SearchCommand: ParsableCommand {
         discussion: """
         Modes: text ranks by BM25 over the transcripts (SQLite FTS5's bm25(), Porter-stemmed \
         words; any word of the query may match); embedding by the cosine similarity of the \
-        query's embedding and the segments' (the index's checkpoint encodes the query; one sgemv \
+        query's embedding and the segments' (the index's checkpoint encodes the query; sgemm \
         over the memory-mapped matrix); hybrid (the default) fuses both rankings' top 100 by \
         reciprocal-rank fusion, score = sum over the lists of 1 / (60 + rank) — text alone when \
         the index has no embeddings.

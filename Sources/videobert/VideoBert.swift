@@ -37,7 +37,7 @@ struct VideoBert: ParsableCommand {
             TokenizeCommand.self, FramesCommand.self, AudioCommand.self, FeaturesCommand.self, WordPieceCommand.self, BPECommand.self, VocabCommand.self, InspectCommand.self,
             PretrainCommand.self, EmbedCommand.self, EvaluateCommand.self, DemoCommand.self, DemoCorpusCommand.self,
             FinetuneCommand.self, CaptionCommand.self, NextStepCommand.self, RetrieveCommand.self, ZeroShotCommand.self,
-            IndexCommand.self, SearchCommand.self, ServeCommand.self,
+            IndexCommand.self, SearchCommand.self, ServeCommand.self, EncodeCommand.self,
         ]
     )
 }

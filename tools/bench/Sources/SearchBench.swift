@@ -10,7 +10,8 @@ import Tensor
 /// tomatoes and ..."), written with the same writer as `videobert index` into --out. The query
 /// encoder is a stand-in with the same cost profile for the server (no model forward): a seeded
 /// random unit vector per query, from a hash of its text. Serves on 127.0.0.1 (--port, 0: any)
-/// like `videobert serve` (one OpenBLAS thread per call), prints "serving http://127.0.0.1:PORT/"
+/// like `videobert serve` (one OpenBLAS thread per call; --ranking-threads threads rank the
+/// batched embedding queries, 1 as in `videobert serve`), prints "serving http://127.0.0.1:PORT/"
 /// once listening, and runs until SIGTERM.
 func benchSearchServe(_ args: [String]) throws {
     let N = Int(option(args, "segments", "100000"))!, E = Int(option(args, "dim", "256"))!
@@ -55,6 +56,7 @@ func benchSearchServe(_ args: [String]) throws {
     BLAS.threads = 1
     var options = SearchServer.Options()
     options.port = port
+    options.rankingThreads = Int(option(args, "ranking-threads", "1")) ?? 1
     let server = try SearchServer(index: index, embed: { text in
         var rng = SeededRNG(seed: UInt64(truncatingIfNeeded: text.utf8.reduce(UInt64(1469598103934665603)) { ($0 ^ UInt64($1)) &* 1099511628211 }))
         var e = (0..<dim).map { _ in rng.nextFloat() - 0.5 }
