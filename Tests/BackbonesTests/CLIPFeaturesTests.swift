@@ -107,6 +107,49 @@ final class CLIPFeaturesTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/x.npy"))
     }
 
+    /// `tokenize` with `features.source: clip-vit-b32` keeping the rows, then `retrieve --clip`:
+    /// the whole zero-shot path through the binary (the scores' arithmetic is ClipScorerTests').
+    func testTokenizeWithCLIPThenZeroShotRetrieval() throws {
+        let dir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let weights = try Self.folder(dir)
+        let corpus = dir + "/corpus"
+        try FileManager.default.createDirectory(atPath: corpus, withIntermediateDirectories: true)
+        for (id, sentence) in [("a", "riding bikes down the street"), ("b", "a cat asleep on the sofa")] {
+            try FileManager.default.copyItem(atPath: FeatureExtractorTests.clip, toPath: "\(corpus)/\(id).mp4")
+            try "WEBVTT\n\n00:00:00.000 --> 00:00:02.500\n\(sentence)\n".write(toFile: "\(corpus)/\(id).vtt", atomically: true, encoding: .utf8)
+        }
+        func tokenize(_ out: String, store: Bool) throws {
+            let r = try run(["tokenize", "--corpus", corpus, "--out", out, "--recipe", TokenizeWithBackboneTests.root + "/Recipes/tokenize-tiny.yaml",
+                             "--set", "text.vocab=" + TokenizeWithBackboneTests.root + "/Vocab/bert-base-uncased.txt",
+                             "--set", "features.source=clip-vit-b32", "--set", "features.weights=" + weights, "--set", "store.features=\(store)",
+                             "--set", "kmeans.branching=2", "--set", "kmeans.depth=1", "--set", "split.val=0", "--set", "split.test=0"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        let tokens = dir + "/tokens"
+        try tokenize(tokens, store: true)
+        XCTAssertEqual(try NPY.read(tokens + "/clip_features.npy").shape, [6, 512])
+        let vocab = TokenizeWithBackboneTests.root + "/Vocab/clip-bpe-16e6.txt.gz"
+        let r = try run(["retrieve", "--clip", "clip-vit-b32", "--clip-vocab", vocab, "--checkpoint", weights, "--corpus", tokens,
+                         "--split", "train", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(report["segments"] as? Int, 2)
+        XCTAssertEqual(report["scorer"] as? String, "cosine of CLIP (clip-vit-b32) text and video embeddings")
+        // Both videos are the same clip: each text ties with both, and ties count against the truth.
+        XCTAssertEqual((report["text_to_video"] as? [String: Any])?["median_rank"] as? Double, 2)
+
+        // Without the rows kept, and with another preset: one line naming what to change.
+        let bare = dir + "/bare"
+        try tokenize(bare, store: false)
+        let noRows = try run(["retrieve", "--clip", "clip-vit-b32", "--clip-vocab", vocab, "--checkpoint", weights, "--corpus", bare, "--split", "train"])
+        XCTAssertNotEqual(noRows.status, 0)
+        XCTAssertTrue(noRows.stderr.contains("clip_features.npy"), noRows.stderr)
+        let wrong = try run(["retrieve", "--clip", "clip-vit-b16", "--clip-vocab", vocab, "--checkpoint", weights, "--corpus", tokens, "--split", "train"])
+        XCTAssertNotEqual(wrong.status, 0)
+        XCTAssertTrue(wrong.stderr.contains("describes a ViT with 32×32 patches"), wrong.stderr)
+    }
+
     func testCLIPPresetGeometry() {
         let p = FeaturePreset.all["clip-vit-b32"]!
         XCTAssertTrue(p.scaledSize(width: 1280, height: 720) == (398, 224))
