@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "Demo", dependencies: ["Tensor", "Media", "Recipe", "Tokenize", "Train", "Tasks", "Report"]),
         // Downstream tasks (inference: no trainer): zero-shot classification, captioning, next-step
         // prediction, retrieval; caption metrics (BLEU, METEOR, ROUGE-L, CIDEr-D as pycocoevalcap).
-        .target(name: "Tasks", dependencies: ["Tensor", "Recipe", "Tokenize", "Model"]),
+        .target(name: "Tasks", dependencies: ["Tensor", "Recipe", "Tokenize", "Model", "Backbones"]),
         // Standard backbones (torchvision ResNets) as forward-only feature extractors from users' weight files.
         .target(name: "Backbones", dependencies: ["Tensor", "Model", "Media"],
                 swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
@@ -94,7 +94,7 @@ let package = Package(
                     resources: [.copy("Resources")]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Tensor", "TestSupport"],
                     resources: [.copy("Resources")]),
-        .testTarget(name: "TasksTests", dependencies: ["Tasks", "Tensor", "Tokenize", "Model", "Train", "TestSupport"],
+        .testTarget(name: "TasksTests", dependencies: ["Tasks", "Backbones", "Tensor", "Tokenize", "Model", "Train", "TestSupport"],
                     resources: [.copy("Resources")]),
         // Runs the built `videobert` binary end to end.
         .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor", "Model", "Tokenize", "Features", "Index", "Recipe", "Demo", "Report", "TestSupport"]),

@@ -12,13 +12,17 @@ import Tensor
 /// reported and the others are still done.
 public final class FeatureExtractor {
     public let preset: FeaturePreset
-    let net: ResNet
+    let net: any FrameBackbone
     public var batchSize = 16
     /// Decoder threads (0: FFmpeg's choice).
     public var decoderThreads = 0
 
     public init(preset: FeaturePreset, weights: String) throws {
         self.preset = preset
+        if CLIPConfig.presets[preset.backbone] != nil {
+            net = try CLIPVisionTower(checkpoint: try CLIPCheckpoint(path: weights, preset: preset.backbone))
+            return
+        }
         guard ResNet.architectures[preset.backbone] != nil else {
             throw VideoBertError("backbone '\(preset.backbone)' is not available (known: \(FeaturePreset.names.joined(separator: ", ")))")
         }
@@ -75,8 +79,8 @@ public final class FeatureExtractor {
             throw VideoBertError("scaled frame size \(W)x\(H) is out of range (video \(reader.width)x\(reader.height))", file: video)
         }
         let crop = preset.cropRect(width: W, height: H)
-        guard crop.x >= 0, crop.y >= 0, crop.w >= ResNet.minimumSide, crop.h >= ResNet.minimumSide else {
-            throw VideoBertError("frames of \(W)x\(H) cannot be cropped to \(crop.w)x\(crop.h)", file: video)
+        guard crop.x >= 0, crop.y >= 0, net.accepts(width: crop.w, height: crop.h) else {
+            throw VideoBertError("frames of \(W)x\(H) cannot be cropped to \(crop.w)x\(crop.h) (the backbone's input)", file: video)
         }
         let dim = net.featureDim, pixels = crop.w * crop.h * 3
         var batch = [Float](repeating: 0, count: batchSize * pixels)
@@ -139,4 +143,16 @@ public final class FeatureExtractor {
                                    frames_per_row: f, stride_frames: s, pool: "mean", rows: spans)
         return (rows, record)
     }
+}
+
+/// A backbone that turns each normalised frame (NHWC [N, H, W, 3]) into one vector.
+protocol FrameBackbone: Sendable {
+    var featureDim: Int { get }
+    /// Whether frames of width×height are a valid input.
+    func accepts(width: Int, height: Int) -> Bool
+    func features(_ images: UnsafePointer<Float>, N: Int, H: Int, W: Int, out: UnsafeMutablePointer<Float>)
+}
+
+extension ResNet: FrameBackbone {
+    func accepts(width: Int, height: Int) -> Bool { width >= Self.minimumSide && height >= Self.minimumSide }
 }

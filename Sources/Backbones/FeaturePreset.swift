@@ -51,9 +51,27 @@ public struct FeaturePreset: Sendable, Equatable {
         // One frame per second.
         "resnet50": FeaturePreset(backbone: "resnet50", dim: 2048, fps: FrameRate(1), shortSide: 256, crop: 224,
                                   mean: imagenetMean, std: imagenetStd, framesPerRow: 1, strideFrames: 1),
+        // CLIP (Radford et al. 2021): the vision tower's projected embedding per frame
+        // (`CLIPModel.get_image_features`, CLIPConfig.swift / CLIP.swift), with CLIP's own preprocessing
+        // `_transform` of https://github.com/openai/CLIP/blob/main/clip/clip.py: Resize(224, BICUBIC)
+        // of the shorter side, CenterCrop(224), ToTensor, Normalize(CLIP mean/std); frames at 1 fps
+        // with each row the mean of its frames' embeddings as CLIP4Clip's meanP
+        // (https://github.com/ArrowLuo/CLIP4Clip main_task_retrieval.py `--feature_framerate`
+        // default 1; modules/modeling.py `_mean_pooling_for_similarity_visual`).
+        "clip-vit-b32": clip("clip-vit-b32", dim: 512),
+        "clip-vit-b16": clip("clip-vit-b16", dim: 512),
+        "clip-vit-l14": clip("clip-vit-l14", dim: 768),
     ]
 
     public static var names: [String] { all.keys.sorted() }
+
+    /// CLIP's normalisation (openai/CLIP clip/clip.py `_transform`).
+    static let clipMean: [Float] = [0.48145466, 0.4578275, 0.40821073]
+    static let clipStd: [Float] = [0.26862954, 0.26130258, 0.27577711]
+    static func clip(_ name: String, dim: Int) -> FeaturePreset {
+        FeaturePreset(backbone: name, dim: dim, fps: FrameRate(1), shortSide: 224, crop: 224, mean: clipMean, std: clipStd,
+                      framesPerRow: 1, strideFrames: 1)
+    }
 
     /// The scaled frame size W×H for a video of `width`×`height` (video_loader.py L38-44;
     /// torchvision functional.py L368-370): shorter side → shortSide, longer → int(shortSide·long/short).

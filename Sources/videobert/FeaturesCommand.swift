@@ -9,31 +9,46 @@ import Tokenize
 struct FeaturesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "features",
-        abstract: "Per-frame features from a standard backbone (ResNet-50/152) for videos.",
+        abstract: "Per-frame features from a standard backbone (ResNet-50/152, CLIP ViT) for videos, or CLIP text embeddings.",
         discussion: """
         Writes OUT/<video_id>.npy (float32 [rows, dim]) and OUT/<video_id>.json with the preprocessing: {"backbone", "dim", "fps", "scale": [W, H], "crop": [w, h], "mean", "std", "frames_per_row", "stride_frames", "pool", "rows": [[start_s, end_s], ...]}. Frames are those of `ffmpeg -vf fps=F,scale=W:H -pix_fmt rgb24` (as `videobert frames`), centre-cropped to w×h, scaled to [0, 1], then (x - mean) / std; row i is the mean of the vectors of frames [i·stride, i·stride + frames_per_row). The vector is the input of torchvision's fc (2048 values).
 
         Presets: resnet152 is HowTo100M's 2D features (1 fps, shorter side 224, whole frame; torchvision resnet152-394f9c45.pth); resnet50 is torchvision's ImageNet evaluation transform (shorter side 256, centre crop 224; resnet50-0676ba61.pth). Weights: a torchvision state dict as .pth (read without executing anything) or .safetensors.
+
+        CLIP (clip-vit-b32, clip-vit-b16, clip-vit-l14): --weights is a Hugging Face CLIP folder (config.json + model.safetensors or pytorch_model.bin, e.g. openai/clip-vit-base-patch32); the vector is the projected image embedding (get_image_features, not normalised), frames at 1 fps, shorter side 224 (bicubic), centre crop 224, CLIP's mean/std. With --text (repeatable) or --text-file (one text per line) instead of videos, writes the texts' projected embeddings (get_text_features) to --out X.npy [texts, dim]; the tokenizer is the folder's vocab.json + merges.txt, or --vocab.
 
         VIDEO|DIR|MANIFEST: one video file, a folder of videos, or a .jsonl manifest of {"id", "video"}. Finished videos are skipped (rerun to resume); a video that fails is reported and the others are done (exit status 1).
 
         Example:
           videobert features talks/ --backbone resnet152 \\
             --weights resnet152-394f9c45.pth --out features/
+          videobert features talks/ --backbone clip-vit-b32 \\
+            --weights clip-vit-base-patch32/ --out clip-features/
+          videobert features --backbone clip-vit-b32 --weights clip-vit-base-patch32/ \\
+            --text "a man riding a bike" --text "slicing onions" --out texts.npy
         """
     )
 
-    @Argument(help: "A video file, a folder of videos, or a .jsonl manifest.")
-    var input: String
+    @Argument(help: "A video file, a folder of videos, or a .jsonl manifest (none with --text / --text-file).")
+    var input: String?
 
-    @Option(help: "resnet50 or resnet152.")
+    @Option(help: "\(FeaturePreset.names.joined(separator: ", ")).")
     var backbone: String
 
     @Option(help: "The backbone's state dict (.pth/.pt/.bin or .safetensors).")
     var weights: String
 
-    @Option(help: "Output folder for <video_id>.npy and <video_id>.json.")
+    @Option(help: "Output folder for <video_id>.npy and <video_id>.json (with --text: the .npy file).")
     var out: String
+
+    @Option(help: "CLIP: a text to embed (repeatable); --out is then a .npy file.")
+    var text: [String] = []
+
+    @Option(help: "CLIP: a UTF-8 file of texts to embed, one per line.")
+    var textFile: String?
+
+    @Option(help: "CLIP: the tokenizer's vocabulary (bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt); default: the --weights folder.")
+    var vocab: String?
 
     @Option(help: "Frames per second (default: the preset's).")
     var fps: String?
@@ -59,9 +74,17 @@ struct FeaturesCommand: ParsableCommand {
         if let s = strideFrames, !(1...10_000).contains(s) { throw ValidationError("--stride-frames must be 1...10000") }
         if !(1...1024).contains(batch) { throw ValidationError("--batch must be 1...1024") }
         if threads < 0 { throw ValidationError("--threads must be 0 (automatic) or more") }
+        let texts = !text.isEmpty || textFile != nil
+        if texts && input != nil { throw ValidationError("give videos or --text / --text-file, not both") }
+        if !texts && input == nil { throw ValidationError("missing VIDEO|DIR|MANIFEST (or --text / --text-file for CLIP)") }
+        if texts && CLIPConfig.presets[backbone] == nil { throw ValidationError("--text needs a backbone with a text tower (\(CLIPConfig.presets.keys.sorted().joined(separator: ", ")))") }
     }
 
     func run() throws {
+        guard let input else {
+            Threads.configureBLAS()
+            return try CLIPTextCommand.embed(texts: text, textFile: textFile, backbone: backbone, weights: weights, vocab: vocab, out: out, batch: batch)
+        }
         var preset = FeaturePreset.all[backbone]!
         if let fps { preset.fps = try FrameRate(parsing: fps) }
         if let f = framesPerRow { preset.framesPerRow = f; preset.strideFrames = f }

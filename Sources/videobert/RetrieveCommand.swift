@@ -1,4 +1,5 @@
 import ArgumentParser
+import Backbones
 import Foundation
 import Model
 import Tasks
@@ -21,11 +22,19 @@ struct RetrieveCommand: ParsableCommand {
         the stored clips (frames or features) the model was trained on; segments are chosen as \
         above (--max, --seed), texts cut at --max-text-tokens, at most 16 segments per pass.
 
+        With --clip PRESET (clip-vit-b32, clip-vit-b16, clip-vit-l14), --checkpoint is a Hugging Face \
+        CLIP folder and the score is zero-shot: the cosine of CLIP's L2-normalised text embedding \
+        (the segment's sentence) and video embedding (the mean of the segment's clip rows). The \
+        corpus must be tokenized with features.source: PRESET, features.weights: the same folder \
+        and store.features: true (its clip_features.npy are the rows).
+
         Example:
           videobert retrieve --checkpoint demo/pretrain/checkpoints/step-0003000 \\
               --corpus demo/tokens --split test --max 100 --out-json retrieval.json
           videobert retrieve --checkpoint demo/cbt/checkpoints/step-0000200 \\
               --corpus demo/tokens --split test
+          videobert retrieve --clip clip-vit-b32 --checkpoint clip-vit-base-patch32/ \\
+              --corpus clip-tokens --split test
         """)
 
     @OptionGroup var task: TaskOptions
@@ -35,12 +44,26 @@ struct RetrieveCommand: ParsableCommand {
     @Option(help: "Visual words kept per segment.") var maxVideoTokens: Int = 32
     @Option(help: "For a CBT checkpoint: pooled (embeddings' cosine) or cross (cross-modal transformer).") var cbtScorer: CBTScorer = .pooled
 
+    @Option(help: "Zero-shot CLIP scores with this preset (clip-vit-b32, clip-vit-b16, clip-vit-l14); --checkpoint is then a Hugging Face CLIP folder.") var clip: String?
+    @Option(help: "With --clip: CLIP's tokenizer vocabulary (default: the folder's vocab.json + merges.txt).") var clipVocab: String?
+
     enum CBTScorer: String, ExpressibleByArgument, CaseIterable { case pooled, cross }
 
     func run() throws {
         try task.checkOutputs()
-        let checkpoint = try Checkpoint(folder: task.checkpoint)
         let scorer: TextVideoScorer, corpus: TaskCorpus
+        if let clip {
+            guard CLIPConfig.presets[clip] != nil else {
+                throw ValidationError("--clip must be one of \(CLIPConfig.presets.keys.sorted().joined(separator: ", ")) (got '\(clip)')")
+            }
+            corpus = try TaskCorpus(path: task.corpus)
+            let tokenizer = try CLIPTextCommand.tokenizer(vocab: clipVocab, weights: task.checkpoint)
+            let tower = try CLIPTextTower(checkpoint: try CLIPCheckpoint(path: task.checkpoint, preset: clip), endId: tokenizer.endId)
+            scorer = try ClipScorer(tower: tower, tokenizer: tokenizer, backbone: clip, corpus: corpus)
+            let report = try TextVideoRetrieval.run(scorer: scorer, checkpoint: task.checkpoint, corpus: corpus, split: task.split, max: max, seed: seed)
+            return try task.emit(report, table: TextVideoRetrieval.table(report))
+        }
+        let checkpoint = try Checkpoint(folder: task.checkpoint)
         if checkpoint.kind == .cbt {
             corpus = try TaskCorpus(path: task.corpus)
             scorer = try Tasks.CBTScorer(checkpoint: checkpoint, corpus: corpus, score: cbtScorer == .cross ? .cross : .pooled,

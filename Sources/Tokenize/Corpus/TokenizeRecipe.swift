@@ -152,7 +152,7 @@ public struct TokenizeRecipe: RecipeSection, Equatable {
 
     /// The `features.source` values that name a backbone preset (Sources/Backbones/FeaturePreset.swift;
     /// `videobert tokenize` checks that each is one).
-    public static let backboneSources = ["resnet50", "resnet152"]
+    public static let backboneSources = ["resnet50", "resnet152", "clip-vit-b32", "clip-vit-b16", "clip-vit-l14"]
 
     /// Checks values that the types cannot: returns the first problem as text.
     public func problem() -> String? {
