@@ -12,21 +12,31 @@ import Tensor
 /// reported and the others are still done.
 public final class FeatureExtractor {
     public let preset: FeaturePreset
-    let net: any FrameBackbone
+    /// The per-frame backbone (ResNet, CLIP's vision tower); nil for S3D.
+    let net: (any FrameBackbone)?
+    /// The 3-D backbone of an S3D preset (S3DExtractor.swift); nil for the per-frame ones.
+    let clipNet: S3D?
     public var batchSize = 16
     /// Decoder threads (0: FFmpeg's choice).
     public var decoderThreads = 0
 
     public init(preset: FeaturePreset, weights: String) throws {
         self.preset = preset
+        if let variant = S3DVariant(rawValue: preset.backbone) {
+            clipNet = try S3D(variant, weights: try WeightFile.open(weights))
+            net = nil
+            return
+        }
         if CLIPConfig.presets[preset.backbone] != nil {
             net = try CLIPVisionTower(checkpoint: try CLIPCheckpoint(path: weights, preset: preset.backbone))
+            clipNet = nil
             return
         }
         guard ResNet.architectures[preset.backbone] != nil else {
             throw VideoBertError("backbone '\(preset.backbone)' is not available (known: \(FeaturePreset.names.joined(separator: ", ")))")
         }
         net = try ResNet(name: preset.backbone, weights: try WeightFile.open(weights))
+        clipNet = nil
     }
 
     public struct Summary: Sendable {
@@ -72,6 +82,8 @@ public final class FeatureExtractor {
 
     /// One video's rows [rows, dim] and its record.
     public func extract(video: String, onFrames: (Int) -> Void = { _ in }) throws -> ([Float], FeatureRecord) {
+        if let clipNet { return try extractClips(video: video, net: clipNet, onFrames: onFrames) }
+        guard let net else { throw VideoBertError("no backbone loaded", file: video) }
         let reader = try VideoReader(path: video, threads: decoderThreads)
         guard reader.width > 0, reader.height > 0 else { throw VideoBertError("video has no picture size", file: video) }
         let (W, H) = preset.scaledSize(width: reader.width, height: reader.height)

@@ -24,6 +24,14 @@ public struct FeaturePreset: Sendable, Equatable {
     public var std: [Float]
     public var framesPerRow: Int
     public var strideFrames: Int
+    /// A fixed W×H scale instead of `shortSide` (torchvision's video transforms resize to (256, 256)).
+    public var fixedScale: [Int]? = nil
+    /// Crop offsets `int((W − w) / 2)` (truncated, as MMPT's videoreader.py) instead of torchvision's round.
+    public var cropTruncates = false
+    /// A 3-D backbone (S3D): a row is one clip of framesPerRow frames, not a mean of per-frame vectors.
+    public var isClip: Bool { backbone.hasPrefix("s3d") }
+    /// s3d-howto100m: write MIL-NCE's 512-d joint text-video embedding instead of mixed_5c (1024-d).
+    public var joint = false
 
     /// ImageNet statistics, the normalisation of torchvision's classification weights.
     static let imagenetMean: [Float] = [0.485, 0.456, 0.406]
@@ -61,7 +69,7 @@ public struct FeaturePreset: Sendable, Equatable {
         "clip-vit-b32": clip("clip-vit-b32", dim: 512),
         "clip-vit-b16": clip("clip-vit-b16", dim: 512),
         "clip-vit-l14": clip("clip-vit-l14", dim: 768),
-    ]
+    ].merging(s3dPresets) { a, _ in a }
 
     public static var names: [String] { all.keys.sorted() }
 
@@ -76,6 +84,7 @@ public struct FeaturePreset: Sendable, Equatable {
     /// The scaled frame size W×H for a video of `width`×`height` (video_loader.py L38-44;
     /// torchvision functional.py L368-370): shorter side → shortSide, longer → int(shortSide·long/short).
     public func scaledSize(width: Int, height: Int) -> (width: Int, height: Int) {
+        if let f = fixedScale, f.count == 2 { return (f[0], f[1]) }
         if height >= width {
             return (shortSide, Int(Double(height * shortSide) / Double(width)))
         }
@@ -86,8 +95,10 @@ public struct FeaturePreset: Sendable, Equatable {
     /// offsets `int(round((W − w) / 2))` with Python's round half to even, or the whole frame.
     public func cropRect(width: Int, height: Int) -> (x: Int, y: Int, w: Int, h: Int) {
         guard let c = crop else { return (0, 0, width, height) }
+        let truncates = cropTruncates
         func offset(_ d: Int) -> Int {
             let half = d / 2
+            if truncates { return half }
             return d % 2 == 0 ? half : (half % 2 == 0 ? half : half + 1)   // round((d)/2), ties to even
         }
         return (offset(width - c), offset(height - c), c, c)

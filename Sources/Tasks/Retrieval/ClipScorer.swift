@@ -20,7 +20,8 @@ public final class ClipScorer: TextVideoScorer {
     public let tower: CLIPTextTower
     public let tokenizer: CLIPTokenizer
     public let backbone: String
-    let rows: [Float]
+    /// The corpus's clip_features.npy, memory-mapped (float32 or float16 on disk).
+    let rows: MappedNPY
     let dim: Int
     let vocabulary: TextVocabulary
 
@@ -66,10 +67,13 @@ public final class ClipScorer: TextVideoScorer {
     /// [N, E] unit rows: the segments' mean clip rows.
     public func videoEmbeddings(_ segments: [Int], of corpus: TaskCorpus) -> [Float] {
         var out = [Float](repeating: 0, count: segments.count * dim)
+        var clips: [Float] = []
         for (i, s) in segments.enumerated() {
             let (b, e) = (Int(corpus.corpus.segmentClips[2 * s]), Int(corpus.corpus.segmentClips[2 * s + 1]))
             guard e > b else { continue }
-            for c in b..<e { for d in 0..<dim { out[i * dim + d] += rows[c * dim + d] } }
+            clips.removeAll(keepingCapacity: true)
+            rows.appendFloatRows(b..<e, to: &clips)
+            for c in 0..<(e - b) { for d in 0..<dim { out[i * dim + d] += clips[c * dim + d] } }
         }
         Self.normalize(&out, dim: dim)
         return out
