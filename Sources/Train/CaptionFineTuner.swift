@@ -186,7 +186,8 @@ final class CaptionTrainingTask: PretrainingTask {
         let input = clips.map {
             "CBT clip features (\($0.encoder.featureSize) wide, \(recipe.train.tuneVisual ? "front-end and visual transformer tuned" : "frozen")) projected to \(model.config.hiddenSize)"
         } ?? "visual words"
-        return "captioning from \(recipe.initFrom) (\(input) in); \(examples.items.count) training captions, \(examples.pairCount) (caption, prefix) pairs"
+        let what = recipe.target == .caption ? "captioning" : "next-step forecasting (the next step's sentence generated)"
+        return "\(what) from \(recipe.initFrom) (\(input) in); \(examples.items.count) training captions, \(examples.pairCount) (caption, prefix) pairs"
     }
     var plotKeys: [String] { ["loss"] }
     var samplerState: CaptionExamples.State { examples.state }

@@ -31,7 +31,7 @@ struct NextStepCommand: ParsableCommand {
         the train split (P(next | current TRUE sentence or labels)), the unigram LM, frequency, \
         persistence and chance; a last line per measure says whether the model beats the bigram.
 
-        Examples:
+        Example:
           videobert next-step --checkpoint demo/pretrain/checkpoints/step-0003000 \\
               --corpus demo/tokens --split test --samples-out continuations.json \\
               --out-json next-step.json

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// `videobert finetune next-step` then `videobert next-step` with the forecaster it wrote, on the
@@ -112,6 +113,9 @@ final class ForecastCLITests: XCTestCase {
         let onTrain = try evaluate(long["checkpoint"] as! String, split: "train")
         XCTAssertEqual(row(onTrain, "anticipation", "step-transition bigram")?["verb_top1"] as? Double, 1)
         XCTAssertEqual((row(onTrain, "ranking", "step-transition bigram")?["accuracy"] as? [String: Any])?["accuracy_at_1"] as? Double, 1)
+        let noSteps = try f.run(["next-step", "--checkpoint", a, "--corpus", f.corpus])
+        XCTAssertEqual(noSteps.status, 1)
+        XCTAssertTrue(noSteps.stderr.contains("--annotations") && noSteps.stderr.contains(a), noSteps.stderr)
         // The table says whether the model beats the bigram.
         let table = try f.run(["next-step", "--checkpoint", a, "--corpus", f.corpus, "--annotations", ann, "--candidates", "3", "--beam", "2"])
         XCTAssertEqual(table.status, 0, table.stderr)
@@ -132,5 +136,40 @@ final class ForecastCLITests: XCTestCase {
         XCTAssertTrue(caption.stderr.contains("finetune next-step"), caption.stderr)
         let help = try f.run(["finetune", "next-step", "--help"])
         XCTAssertTrue(help.stdout.contains("Example"), help.stdout)
+    }
+
+    /// From a CBT checkpoint (clip features in): the forecaster trains, is a cbt-forecaster, and
+    /// `next-step` evaluates it through the CBT visual path.
+    func testForecasterFromCBTCheckpoint() throws {
+        let dir = NSTemporaryDirectory() + "forecast-cbt-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let root = Repository.root
+        XCTAssertEqual(try CLI.run(["demo-corpus", "--out", dir + "/c", "--videos", "4", "--size", "32x32", "--fps", "6"]).status, 0)
+        let tok = try CLI.run(["tokenize", "--corpus", dir + "/c/manifest.jsonl", "--out", dir + "/t",
+                               "--recipe", root + "/Recipes/tokenize-tiny.yaml", "--set", "text.vocab=" + root + "/Vocab/bert-base-uncased.txt",
+                               "--set", "store.frames=true", "--set", "store.frame_size=16", "--set", "store.frames_per_clip=2"])
+        XCTAssertEqual(tok.status, 0, tok.stderr)
+        let quiet = ["VIDEOBERT_QUIET": "1"]
+        let pre = try CLI.run(["pretrain", "--recipe", root + "/Recipes/cbt-tiny.yaml", "--set", "corpus=" + dir + "/t", "--set", "out=" + dir + "/run",
+                               "--set", "train.steps=2", "--set", "train.batch_size=2", "--set", "eval.split=train", "--set", "eval.batches=1",
+                               "--set", "retrieval.max_pairs=4", "--json"], env: quiet)
+        XCTAssertEqual(pre.status, 0, pre.stderr)
+        let ckpt = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(pre.stdout.utf8)) as? [String: Any])?["checkpoint"] as? String)
+        let ft = try CLI.run(["finetune", "next-step", "--recipe", root + "/Recipes/finetune-caption-cbt-demo.yaml", "--set", "init=" + ckpt,
+                              "--set", "corpus=" + dir + "/t", "--set", "annotations=" + dir + "/c/annotations.json", "--set", "out=" + dir + "/fc",
+                              "--set", "train.steps=2", "--set", "train.batch_size=2", "--set", "train.warmup_steps=1",
+                              "--set", "data.eval_split=train", "--set", "eval.batches=1", "--json"], env: quiet)
+        XCTAssertEqual(ft.status, 0, ft.stderr)
+        let tuned = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(ft.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(tuned["input"] as? String, "CBT clip features")
+        let forecaster = try XCTUnwrap(tuned["checkpoint"] as? String)
+        let info = try JSONSerialization.jsonObject(with: Data(try CLI.run(["inspect", forecaster, "--json"]).stdout.utf8)) as? [String: Any]
+        XCTAssertEqual(info?["kind"] as? String, "cbt-forecaster")
+        let r = try CLI.run(["next-step", "--checkpoint", forecaster, "--corpus", dir + "/t", "--annotations", dir + "/c/annotations.json",
+                             "--split", "train", "--candidates", "3", "--beam", "1", "--max-tokens", "4", "--json"], env: quiet)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let report = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["forecaster"] as? [String: Any])
+        XCTAssertGreaterThan(report["queries"] as? Int ?? 0, 0)
+        XCTAssertEqual((report["anticipation"] as? [Any])?.count, 5, "the demo annotations give verb and noun")
     }
 }
