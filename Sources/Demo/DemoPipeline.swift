@@ -27,7 +27,7 @@ public struct DemoPipeline {
         public var candidates = 10
         /// `KEY=VALUE` overrides of each stage's recipe.
         public var tokenizeSet: [String] = [], pretrainSet: [String] = [], cbtSet: [String] = []
-        public var captionSet: [String] = [], captionCBTSet: [String] = []
+        public var captionSet: [String] = [], captionCBTSet: [String] = [], nextStepSet: [String] = []
 
         public init() {}
 
@@ -204,11 +204,14 @@ public struct DemoPipeline {
 
         // 7. caption: fine-tune, then generate — from the VideoBERT checkpoint, and from the CBT
         // checkpoint's clip features.
-        func captioner(_ folder: DemoArtifact, training: DemoArtifact, report: DemoArtifact, init initFrom: String, recipeFile: String,
-                       sets: [String], extra: [(String, CaptionPredictions)]) throws -> (CaptionFineTuner.Summary, CaptionReport) {
+        /// Fine-tunes a captioner (or, with target next-step, a forecaster) unless its last
+        /// checkpoint is there; returns the training summary and the checkpoint.
+        func fineTune(_ folder: DemoArtifact, training: DemoArtifact, init initFrom: String, recipeFile: String, sets: [String],
+                      target: CaptionTarget = .caption) throws -> (CaptionFineTuner.Summary, String) {
             var overrides = ["init=\(initFrom)", "corpus=\(path(.tokens))", "annotations=\(annotationsPath)", "out=\(path(folder))"]
             if let captionSteps = options.captionSteps { overrides.append("train.steps=\(captionSteps)") }
-            let recipe = try recipe(CaptionRecipe.self, recipeFile, overrides + sets)
+            var recipe = try recipe(CaptionRecipe.self, recipeFile, overrides + sets)
+            recipe.target = target
             let checkpoints = (path(folder) as NSString).appendingPathComponent("checkpoints")
             let tuned = (checkpoints as NSString).appendingPathComponent(CheckpointFiles.name(step: recipe.train.steps))
             if !FileManager.default.fileExists(atPath: tuned) { invalidate(downstreamOf: folder) }
@@ -217,6 +220,11 @@ public struct DemoPipeline {
                 if summary.stoppedEarly { throw Interrupted() }
                 return summary
             }
+            return (trainingSummary, tuned)
+        }
+        func captioner(_ folder: DemoArtifact, training: DemoArtifact, report: DemoArtifact, init initFrom: String, recipeFile: String,
+                       sets: [String], extra: [(String, CaptionPredictions)]) throws -> (CaptionFineTuner.Summary, CaptionReport) {
+            let (trainingSummary, tuned) = try fineTune(folder, training: training, init: initFrom, recipeFile: recipeFile, sets: sets)
             let captionReport = try cached(report) {
                 let model = try TaskModel(checkpoint: tuned, corpus: taskCorpus, allowClipFeatures: true)
                 return try CaptionTask.run(model: model, corpus: taskCorpus, annotations: notes, split: split, trainSplit: "train",
@@ -248,6 +256,20 @@ public struct DemoPipeline {
                 var textOptions = NextStepTextOptions()
                 textOptions.candidates = options.candidates
                 return try NextStepRanking.run(model: model, corpus: taskCorpus, split: split, trainSplit: "train", options: textOptions)
+            }
+        }
+
+        // 8b. next-step, fine-tuned: the forecaster (the captioner trained on the next step's sentence)
+        try stage("next-step-finetune") {
+            let tuned: String
+            (results.forecasterTraining, tuned) = try fineTune(.forecaster, training: .forecasterTraining, init: pretrained,
+                                                               recipeFile: "finetune-next-step-demo.yaml", sets: options.nextStepSet, target: .nextStep)
+            results.forecaster = try cached(.forecasterReport) {
+                var forecastOptions = NextStepForecastOptions()
+                forecastOptions.candidates = options.candidates
+                let model = try TaskModel(checkpoint: tuned, corpus: taskCorpus, allowClipFeatures: true)
+                return try NextStepForecast.run(model: model, corpus: taskCorpus, annotations: notes, split: split, trainSplit: "train",
+                                                options: forecastOptions)
             }
         }
 

@@ -15,6 +15,9 @@ public struct DemoResults {
     public var captionCBTTraining: CaptionFineTuner.Summary?
     public var forecast: ForecastReport?
     public var nextText: NextStepTextReport?
+    /// The fine-tuned next-step forecaster, beside the train-split bigram and the other baselines.
+    public var forecaster: NextStepForecastReport?
+    public var forecasterTraining: CaptionFineTuner.Summary?
     public var retrieval: RetrievalReport?
 
     public init() {}
@@ -68,6 +71,25 @@ public struct DemoResults {
         if let t = r.nextText {
             rows.append(["", "next sentence among \(t.options.candidates): accuracy@1", pct(t.model.accuracyAt1),
                          pct(t.unigram.accuracyAt1) + " (unigram LM)", pct(t.chance.accuracyAt1)])
+        }
+        if let f = r.forecaster, f.ranking.count >= 2, f.generation.count >= 2 {
+            // Row 0 is the model, row 1 the step-transition bigram from the train split (it reads the
+            // true current sentence or labels: the baseline with the upper hand), then the others.
+            let others = f.ranking.dropFirst(2).filter { $0.system != "chance" }
+            let strongest = others.max { $0.accuracy.accuracyAt1 < $1.accuracy.accuracyAt1 }
+            let chance = f.ranking.first { $0.system == "chance" }
+            rows.append(["", "fine-tuned: next sentence among \(f.options.candidates), accuracy@1", pct(f.ranking[0].accuracy.accuracyAt1),
+                         pct(f.ranking[1].accuracy.accuracyAt1) + " (bigram)" + (strongest.map { ", " + pct($0.accuracy.accuracyAt1) + " (\($0.system.components(separatedBy: " (")[0]))" } ?? ""),
+                         pct(chance?.accuracy.accuracyAt1)])
+            let (m, b) = (f.generation[0].scores, f.generation[1].scores)
+            rows.append(["", "fine-tuned: generated next step BLEU-4 / METEOR / CIDEr", num(m.bleu4) + " / " + num(m.meteor) + " / " + num(m.cider),
+                         num(b.bleu4) + " / " + num(b.meteor) + " / " + num(b.cider) + " (bigram)", "—"])
+            if f.anticipation.count >= 2 {
+                let (a, g) = (f.anticipation[0], f.anticipation[1])
+                let chance = f.anticipation.last!
+                rows.append(["", "fine-tuned: next verb / noun top-1", pct(a.verbTop1) + " / " + pct(a.nounTop1),
+                             pct(g.verbTop1) + " / " + pct(g.nounTop1) + " (bigram)", pct(chance.verbTop1) + " / " + pct(chance.nounTop1)])
+            }
         }
         if let v = r.retrieval {
             rows.append(["retrieval (test, \(v.segments) segments)", "text→video R@1 / R@5 / median rank",

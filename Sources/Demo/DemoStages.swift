@@ -8,13 +8,15 @@ import Foundation
 public enum DemoArtifact: String, CaseIterable, Sendable {
     // Folders (a model, a corpus).
     case corpus, tokens, words, pretrain, cbt
-    /// The captioner fine-tuned from the VideoBERT checkpoint, and the one from CBT.
-    case caption, captionCBT = "caption-cbt"
+    /// The captioner fine-tuned from the VideoBERT checkpoint, the one from CBT, and the
+    /// next-step forecaster (the captioner's training with the next step's sentence as target).
+    case caption, captionCBT = "caption-cbt", forecaster = "next-step"
     // Results: <out>/results/<name>.json.
     case pretrainEval = "pretrain-eval", cbtEval = "cbt-eval", zeroShot = "zero-shot"
     case captionTraining = "caption-training", captionReport = "caption-report"
     case captionCBTTraining = "caption-cbt-training", captionCBTReport = "caption-cbt-report"
     case nextStepVisual = "next-step-visual", nextStepText = "next-step-text", retrieval
+    case forecasterTraining = "next-step-training", forecasterReport = "next-step-forecast"
 
     /// The artifacts this one is computed from.
     public var inputs: [DemoArtifact] {
@@ -22,7 +24,8 @@ public enum DemoArtifact: String, CaseIterable, Sendable {
         case .corpus: return []
         case .tokens: return [.corpus]
         case .words, .pretrain, .cbt: return [.tokens]
-        case .pretrainEval, .zeroShot, .caption, .nextStepVisual, .nextStepText, .retrieval: return [.pretrain]
+        case .pretrainEval, .zeroShot, .caption, .forecaster, .nextStepVisual, .nextStepText, .retrieval: return [.pretrain]
+        case .forecasterTraining, .forecasterReport: return [.forecaster]
         case .cbtEval, .captionCBT: return [.cbt]
         case .captionTraining: return [.caption]
         // The caption table scores the zero-shot template captions as a baseline.
@@ -33,7 +36,7 @@ public enum DemoArtifact: String, CaseIterable, Sendable {
 
     public var isFolder: Bool {
         switch self {
-        case .corpus, .tokens, .words, .pretrain, .cbt, .caption, .captionCBT: return true
+        case .corpus, .tokens, .words, .pretrain, .cbt, .caption, .captionCBT, .forecaster: return true
         default: return false
         }
     }

@@ -19,7 +19,9 @@ struct DemoCommand: ParsableCommand {
                         (Recipes/finetune-caption-demo.yaml); and one
                         from CBT clip features                       <out>/caption-cbt
                         (Recipes/finetune-caption-cbt-demo.yaml)
-          8. next-step  the next clip's visual words and sentence
+          8. next-step  the next clip's visual words and sentence (zero-shot),
+                        and a forecaster fine-tuned to write the next     <out>/next-step
+                        step (Recipes/finetune-next-step-demo.yaml)
           9. retrieval  text→video and video→text, test segments
         then a results table here (pretraining on the val videos, the tasks on the test videos, each \
         beside its baselines) and <out>/report.html.
@@ -46,6 +48,7 @@ struct DemoCommand: ParsableCommand {
     @Option(name: .customLong("cbt-set"), help: "Override a value of Recipes/cbt-demo.yaml (repeatable).") var cbtSet: [String] = []
     @Option(name: .customLong("caption-set"), help: "Override a value of Recipes/finetune-caption-demo.yaml (repeatable).") var captionSet: [String] = []
     @Option(name: .customLong("caption-cbt-set"), help: "Override a value of Recipes/finetune-caption-cbt-demo.yaml (repeatable).") var captionCbtSet: [String] = []
+    @Option(name: .customLong("next-step-set"), help: "Override a value of Recipes/finetune-next-step-demo.yaml (repeatable).") var nextStepSet: [String] = []
     @Option(help: "Where Recipes/ and Vocab/ are (default: the current folder).") var root: String = "."
 
     func validate() throws {
@@ -73,7 +76,7 @@ struct DemoCommand: ParsableCommand {
         o.skipCBT = skipCbt
         o.candidates = candidates
         (o.tokenizeSet, o.pretrainSet, o.cbtSet) = (tokenizeSet, pretrainSet, cbtSet)
-        (o.captionSet, o.captionCBTSet) = (captionSet, captionCbtSet)
+        (o.captionSet, o.captionCBTSet, o.nextStepSet) = (captionSet, captionCbtSet, nextStepSet)
         return o
     }
 
