@@ -275,11 +275,14 @@ public final class CLIPTextTower: @unchecked Sendable {
             guard !ids.isEmpty else { throw VideoBertError("text \(i) has no tokens") }
             if let bad = ids.first(where: { $0 < 0 || Int($0) >= V }) { throw VideoBertError("text \(i): token id \(bad) is outside the vocabulary of \(V)") }
         }
-        // Texts in batches of up to 64, each cut after its pooled position (the causal mask makes
-        // later tokens irrelevant) and padded to the batch's longest.
+        // Texts in batches of up to 64 (fewer when long: the attention scores stay within 2²⁶
+        // floats), each cut after its pooled position (the causal mask makes later tokens
+        // irrelevant) and padded to the batch's longest.
+        let T0 = min(config.maxPositions, texts.map { poolPosition($0) + 1 }.max() ?? 1)
+        let perBatch = max(1, min(64, (1 << 26) / max(1, config.text.heads * T0 * T0)))
         var start = 0
         while start < texts.count {
-            let batch = Array(texts[start..<min(texts.count, start + 64)])
+            let batch = Array(texts[start..<min(texts.count, start + perBatch)])
             let lengths = batch.map { poolPosition($0) + 1 }
             let T = lengths.max()!
             guard T <= config.maxPositions else {

@@ -87,7 +87,7 @@ public struct CLIPConfig: Sendable, Equatable {
             t.hidden = try int(d, "hidden_size", base.hidden, in: name, limit: 1 << 14)
             t.intermediate = try int(d, "intermediate_size", base.intermediate, in: name, limit: 1 << 16)
             t.layers = try int(d, "num_hidden_layers", base.layers, in: name, limit: 256)
-            t.heads = try int(d, "num_attention_heads", base.heads, in: name, limit: 256)
+            t.heads = try int(d, "num_attention_heads", base.heads, in: name, limit: 64)
             if let a = d["hidden_act"] {
                 guard let s = a as? String, ["quick_gelu", "gelu"].contains(s) else {
                     throw VideoBertError("'\(name).hidden_act' \(a) is not supported (quick_gelu or gelu)", file: path)
@@ -119,7 +119,8 @@ public struct CLIPConfig: Sendable, Equatable {
         }
         c.text = try tower(t, "text_config", base.text)
         c.vocabSize = try int(t, "vocab_size", base.vocabSize, in: "text_config", limit: 1 << 20)
-        c.maxPositions = try int(t, "max_position_embeddings", base.maxPositions, in: "text_config", limit: 1 << 14)
+        // Bounded so that one text's attention scores (heads · positions²) stay within 2²⁶ floats.
+        c.maxPositions = try int(t, "max_position_embeddings", base.maxPositions, in: "text_config", limit: 1024)
         c.projectionDim = try int(root, "projection_dim", base.projectionDim, in: "config", limit: 1 << 14)
         return c
     }
@@ -201,6 +202,10 @@ public struct CLIPCheckpoint: Sendable {
             guard config.patchSize == expected.patchSize, config.vision.hidden == expected.vision.hidden,
                   config.vision.layers == expected.vision.layers else {
                 throw VideoBertError("describes a ViT with \(config.patchSize)×\(config.patchSize) patches, width \(config.vision.hidden), \(config.vision.layers) layers; \(preset) is patch \(expected.patchSize), width \(expected.vision.hidden), \(expected.vision.layers) layers", file: configPath)
+            }
+            // The preset's crop is the model's input: the same image size (this also bounds the vision sequence).
+            guard config.imageSize == expected.imageSize else {
+                throw VideoBertError("'vision_config.image_size' \(config.imageSize) is not \(preset)'s \(expected.imageSize)", file: configPath)
             }
         } else if isDirectory.boolValue {
             throw VideoBertError("has no config.json (a Hugging Face CLIP folder holds config.json and model.safetensors)", file: path)

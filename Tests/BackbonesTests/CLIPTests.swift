@@ -124,6 +124,10 @@ final class CLIPTests: XCTestCase {
         XCTAssertThrowsError(try CLIPCheckpoint(path: folder, preset: "clip-vit-b32")) { e in
             XCTAssertTrue("\(e)".hasPrefix("\(folder)/config.json: 'text_config.num_hidden_layers' must be a whole number in 1...256"), "\(e)")
         }
+        try Data(#"{"vision_config": {"image_size": 4096}}"#.utf8).write(to: URL(fileURLWithPath: folder + "/config.json"))
+        XCTAssertThrowsError(try CLIPCheckpoint(path: folder, preset: "clip-vit-b32")) { e in
+            XCTAssertEqual("\(e)", "\(folder)/config.json: 'vision_config.image_size' 4096 is not clip-vit-b32's 224")
+        }
         XCTAssertThrowsError(try CLIPCheckpoint(path: folder, preset: "clip-vit-h14")) { XCTAssertTrue("\($0)".contains("unknown CLIP preset"), "\($0)") }
     }
 }
