@@ -13,6 +13,7 @@ let benchmarks: [String: @Sendable ([String]) throws -> Void] = [
     "vocab": benchVocab,
     "logmel": benchLogMel,
     "resnet": benchResNet,
+    "s3d": benchS3D,
     "search-serve": benchSearchServe,
 ]
 
