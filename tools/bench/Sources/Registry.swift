@@ -14,6 +14,7 @@ let benchmarks: [String: @Sendable ([String]) throws -> Void] = [
     "logmel": benchLogMel,
     "resnet": benchResNet,
     "clip": benchCLIP,
+    "s3d": benchS3D,
     "search-serve": benchSearchServe,
 ]
 
