@@ -19,9 +19,9 @@ struct DemoCommand: ParsableCommand {
                         (Recipes/finetune-caption-demo.yaml); and one
                         from CBT clip features                       <out>/caption-cbt
                         (Recipes/finetune-caption-cbt-demo.yaml)
-          8. next-step  the next clip's visual words and sentence (zero-shot),
-                        and a forecaster fine-tuned to write the next     <out>/next-step
-                        step (Recipes/finetune-next-step-demo.yaml)
+          8. next-step  the next clip's words and sentence (zero-shot);
+                        a forecaster fine-tuned on the next step     <out>/next-step
+                        (Recipes/finetune-next-step-demo.yaml)
           9. retrieval  text→video and video→text, test segments
         then a results table here (pretraining on the val videos, the tasks on the test videos, each \
         beside its baselines) and <out>/report.html.

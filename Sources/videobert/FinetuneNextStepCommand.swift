@@ -20,8 +20,8 @@ struct FinetuneNextStepCommand: ParsableCommand {
 
         Examples:
           videobert finetune next-step --recipe Recipes/finetune-next-step-demo.yaml
-          videobert finetune next-step --recipe Recipes/finetune-next-step-demo.yaml --resume \\
-              --set train.steps=1200
+          videobert finetune next-step --resume --set train.steps=1200 \\
+              --recipe Recipes/finetune-next-step-demo.yaml
           videobert next-step --checkpoint demo/next-step/checkpoints/step-0000600 \\
               --corpus demo/tokens --annotations demo/corpus/annotations.json
         """)

@@ -20,11 +20,13 @@ final class DemoCLITests: XCTestCase {
                     "--pretrain-set", "train.batch_size=4", "--pretrain-set", "eval.batches=1",
                     "--cbt-set", "train.batch_size=4", "--cbt-set", "eval.batches=1", "--cbt-set", "retrieval.max_pairs=8",
                     "--caption-set", "train.batch_size=4", "--caption-set", "eval.batches=1",
-                    "--caption-cbt-set", "train.batch_size=4", "--caption-cbt-set", "eval.batches=1"]
+                    "--caption-cbt-set", "train.batch_size=4", "--caption-cbt-set", "eval.batches=1",
+                    "--next-step-set", "train.batch_size=4", "--next-step-set", "eval.batches=1"]
         let r = try CLI.run(args)
         XCTAssertEqual(r.status, 0, r.stderr)
         for row in ["MLM accuracy", "masked-frame NCE accuracy", "verb top-1 / top-5", "noun top-1 / top-5", "fine-tuned: BLEU-4",
-                    "zero-shot template", "fine-tuned from CBT (clip features)", "next clip's visual words", "next sentence among", "text→video R@1"] {
+                    "zero-shot template", "fine-tuned from CBT (clip features)", "next clip's visual words", "next sentence among", "fine-tuned: next sentence among",
+                    "fine-tuned: generated next step", "fine-tuned: next verb / noun top-1", "text→video R@1"] {
             XCTAssertTrue(r.stdout.contains(row), "table row '\(row)' missing:\n\(r.stdout)")
         }
         let html = try String(contentsOfFile: dir + "/report.html", encoding: .utf8)
@@ -32,7 +34,8 @@ final class DemoCLITests: XCTestCase {
                         "Next step: the next sentence", "Visual words", "Caption fine-tuning from CBT", "<svg"] {
             XCTAssertTrue(html.contains(section), section)
         }
-        for f in ["zero-shot", "caption", "caption-training", "next-step-visual", "next-step-text", "retrieval", "pretrain", "cbt", "caption-cbt", "caption-cbt-training"] {
+        for f in ["zero-shot", "caption", "caption-training", "next-step-visual", "next-step-text", "retrieval", "pretrain", "cbt", "caption-cbt", "caption-cbt-training",
+                  "next-step-training", "next-step-forecast"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/results/\(f).json"), f)
         }
         // A re-run reuses every stage: same table, no training.
@@ -48,7 +51,8 @@ final class DemoCLITests: XCTestCase {
     /// results only re-score the captions (the captioner is not retrained).
     func testStageGraphSaysWhatIsStale() {
         XCTAssertEqual(Set(DemoArtifact.pretrain.downstream),
-                       [.pretrainEval, .zeroShot, .caption, .captionTraining, .captionReport, .nextStepVisual, .nextStepText, .retrieval])
+                       [.pretrainEval, .zeroShot, .caption, .captionTraining, .captionReport, .nextStepVisual, .nextStepText, .retrieval,
+                        .forecaster, .forecasterTraining, .forecasterReport])
         XCTAssertEqual(Set(DemoArtifact.cbt.downstream), [.cbtEval, .captionCBT, .captionCBTTraining, .captionCBTReport])
         XCTAssertEqual(DemoArtifact.zeroShot.downstream, [.captionReport])
         XCTAssertEqual(Set(DemoArtifact.caption.downstream), [.captionTraining, .captionReport])

@@ -12,7 +12,7 @@ final class RootCLITests: XCTestCase {
     /// lines broken mid-sentence by the wrapper) and examples fit, so nothing above USAGE wraps.
     func testEveryHelpHasAnExampleAndFitsEightyColumns() throws {
         let commands: [[String]] = [[], ["tokenize"], ["frames"], ["audio"], ["features"], ["wordpiece"], ["bpe"], ["vocab", "fit"], ["vocab", "show"], ["vocab", "text"],
-                                    ["inspect"], ["pretrain"], ["embed"], ["evaluate", "captions"], ["zero-shot"], ["finetune", "caption"],
+                                    ["inspect"], ["pretrain"], ["embed"], ["evaluate", "captions"], ["zero-shot"], ["finetune", "caption"], ["finetune", "next-step"], ["encode"],
                                     ["caption"], ["next-step"], ["retrieve"], ["demo"], ["demo-corpus"],
                                     ["index"], ["search"], ["serve"], ["encode"]]
         for c in commands {
