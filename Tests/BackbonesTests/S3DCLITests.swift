@@ -57,8 +57,8 @@ final class S3DCLITests: XCTestCase {
         // Refusals: one line, exit status non-zero.
         for (args, message) in [
             (["--backbone", "s3d-kinetics", "--weights", weights, "--dictionary", "d.npy", "--text", "x", "--out", "q.npy"],
-             "--text/--text-file need a backbone with a text tower (s3d-howto100m)"),
-            (["--backbone", "s3d-howto100m", "--weights", weights, "--text", "x", "--out", "q.npy"], "--text/--text-file need --dictionary (s3d_dict.npy)"),
+             "--text needs a backbone with a text tower (clip-vit-b16, clip-vit-b32, clip-vit-l14, s3d-howto100m)"),
+            (["--backbone", "s3d-howto100m", "--weights", weights, "--text", "x", "--out", "q.npy"], "--text/--text-file with s3d-howto100m need --dictionary (s3d_dict.npy)"),
             ([FeatureExtractorTests.clip, "--backbone", "resnet50", "--joint", "--weights", weights, "--out", "o"], "--joint is for --backbone s3d-howto100m"),
         ] {
             let bad = try run(["features"] + args)
