@@ -74,7 +74,7 @@ let package = Package(
         .executableTarget(name: "bench", dependencies: ["Tensor", "Media", "Features", "Tokenize", "Model", "CMalloc", "Backbones", "Index", "Serve"],
                           path: "tools/bench/Sources"),
         // The fuzz harness (docs/RELIABILITY.md): mutates tools/fuzz/seeds through every parser of outside input.
-        .executableTarget(name: "fuzz", dependencies: ["Tensor", "Recipe", "Tokenize", "Model", "Train", "Tasks"],
+        .executableTarget(name: "fuzz", dependencies: ["Tensor", "Recipe", "Tokenize", "Model", "Train", "Tasks", "Backbones", "Index"],
                           path: "tools/fuzz/Sources"),
         // glibc's mallinfo2 for the benchmarks (heap bytes in use across steady-state steps).
         .systemLibrary(name: "CMalloc", path: "tools/bench/CMalloc"),

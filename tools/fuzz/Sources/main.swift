@@ -7,7 +7,9 @@
 //   swift run fuzz --seconds 60                    # CI: about a minute, exit 1 on any crash
 //   swift run fuzz --seconds 600 --seed 7 --keep tools/fuzz/crashes
 //   swift run fuzz --replay tools/fuzz/crashes/npy-17.npy   # one case, in this process
+import Backbones
 import Foundation
+import Index
 import Model
 import Recipe
 import Tasks
@@ -50,6 +52,35 @@ func parse(kind: String, path: String) throws {
         // parameter table the model would allocate from it.
         let c = try Checkpoint.loadCBTConfig(path)
         _ = CBTModel.parameterSpecs(c)
+    case "clipconfig":
+        // A Hugging Face CLIP config.json, as `CLIPCheckpoint` reads it beside the weights.
+        _ = try CLIPConfig.load(path)
+    case "s3ddict":
+        // MIL-NCE's s3d_dict.npy: a 1-D numpy array of words ('<U' or '|S').
+        _ = try S3DText.readWords(path)
+    case let k where k.hasPrefix("index-"):
+        // One file of a small search index (index.sqlite, or the embeddings .npy) replaced by the
+        // case, then the index opened and queried as `search` and `serve` do.
+        let name = String(k.dropFirst("index-".count))
+        let folder = try indexCopy()
+        let target = name == "embeddings.npy" ? try embeddingsName(in: folder) : name
+        try FileManager.default.removeItem(atPath: folder + "/" + target)
+        try FileManager.default.copyItem(atPath: path, toPath: folder + "/" + target)
+        if name == VideoIndex.databaseName, let referenced = embeddingsReference(in: path), referenced != target,
+           !FileManager.default.fileExists(atPath: folder + "/" + referenced) {
+            // The seed's meta names the embeddings file it was written with (a time-stamped
+            // name): give the template's file that name so the case gets past the open.
+            try FileManager.default.copyItem(atPath: folder + "/" + (try embeddingsName(in: folder)), toPath: folder + "/" + referenced)
+        }
+        let index = try VideoIndex(folder: folder)
+        _ = try index.videos()
+        _ = try index.segment(id: "00000000abc00000-1")
+        _ = try index.segments(rows: Array(0..<min(index.segmentCount, 64)))
+        _ = try TranscriptBM25.load(index)?.ranking("stir the tomatoes", limit: 5)
+        let dim = index.embeddings?.columns ?? 0
+        for mode in SearchMode.allCases {
+            _ = try index.search("cut the onion", top: 5, mode: mode) { _ in (0..<dim).map { Float($0 % 3) - 1 } }
+        }
     case "recipe-pretrain":
         _ = try RecipeLoader.load(PretrainRecipe.self, file: path).problem()
     case "recipe-cbt":
@@ -132,6 +163,68 @@ func corpusCopy() throws -> String {
     let copy = corpusTemplate! + "-case"
     try? FileManager.default.removeItem(atPath: copy)
     try FileManager.default.copyItem(atPath: corpusTemplate!, toPath: copy)
+    return copy
+}
+
+/// A small search index (3 videos of 4 segments, 8-d embeddings) written once per process with
+/// `IndexBuilder.write`; each case gets a fresh copy. `tools/fuzz/seeds/index-*` are its files
+/// (`fuzz --write-index-seeds DIR`).
+nonisolated(unsafe) var indexTemplate: String?
+
+func buildIndex(into dir: String) throws {
+    try AtomicFile.createDirectory(dir)
+    let texts = ["now let's cut the onion", "stir the tomatoes in the pan", "pour the rice", "and add salt"]
+    var kept: [IndexBuilder.Indexed] = []
+    for v in 0..<3 {
+        let key = String(format: "%016x", 0xABC0_0000 + v)
+        let segments = (0..<4).map { k in
+            IndexedSegment(id: "\(key)-\(k)", row: 0, video: "v\(v)", path: "/nonexistent/v\(v).mp4", start: Double(k), end: Double(k + 1),
+                           text: texts[(k + v) % texts.count], thumbnail: "thumbnails/none.png")
+        }
+        let embeddings = (0..<4).map { k in (0..<8).map { Float(($0 + k + v) % 5) - 2 } }
+        kept.append(.init(video: IndexedVideo(key: key, id: "v\(v)", path: "/nonexistent/v\(v).mp4", fingerprint: "fuzz",
+                                              duration: 4, segments: 4, segmentation: "transcript"),
+                          segments: segments, embeddings: embeddings))
+    }
+    _ = try IndexBuilder.write(folder: dir, videos: &kept, encoder: ("fuzz", 8), note: "fuzz")
+}
+
+/// The embeddings file's name in an index folder (it carries a time stamp).
+func embeddingsName(in folder: String) throws -> String {
+    guard let name = try FileManager.default.contentsOfDirectory(atPath: folder).first(where: { $0.hasPrefix("embeddings-") && $0.hasSuffix(".npy") }) else {
+        throw VideoBertError("the fuzz index template has no embeddings file", file: folder)
+    }
+    return name
+}
+
+/// The first `embeddings-<digits>-<digits>.npy` name in a file's bytes (the meta row of an index.sqlite).
+func embeddingsReference(in path: String) -> String? {
+    guard let data = FileManager.default.contents(atPath: path), data.count < 1 << 24 else { return nil }
+    let bytes = [UInt8](data), prefix = Array("embeddings-".utf8), suffix = Array(".npy".utf8)
+    var i = 0
+    while i + prefix.count < bytes.count {
+        if Array(bytes[i..<(i + prefix.count)]) == prefix {
+            var j = i + prefix.count
+            while j < bytes.count, bytes[j] == UInt8(ascii: "-") || (bytes[j] >= 0x30 && bytes[j] <= 0x39) { j += 1 }
+            if j + suffix.count <= bytes.count, Array(bytes[j..<(j + suffix.count)]) == suffix {
+                return String(decoding: bytes[i..<(j + suffix.count)], as: UTF8.self)
+            }
+        }
+        i += 1
+    }
+    return nil
+}
+
+func indexCopy() throws -> String {
+    if indexTemplate == nil {
+        let t = NSTemporaryDirectory() + "videobert-fuzz-index-\(getpid())"
+        try buildIndex(into: t)
+        indexTemplate = t
+        atexit { if let t = indexTemplate { try? FileManager.default.removeItem(atPath: t) } }
+    }
+    let copy = indexTemplate! + "-case"
+    try? FileManager.default.removeItem(atPath: copy)
+    try FileManager.default.copyItem(atPath: indexTemplate!, toPath: copy)
     return copy
 }
 
@@ -265,9 +358,9 @@ func parseOptions() -> Options {
         case "--replay": o.replay = value()
         case "--hang": o.hang = Double(value()) ?? 10
         case "--selftest": o.selftest = true; args.removeFirst()
-        case "--write-corpus-seeds": _ = value()
+        case "--write-corpus-seeds", "--write-index-seeds": _ = value()
         case "--help", "-h":
-            print("usage: fuzz [--seconds S] [--seed N] [--seeds DIR] [--keep DIR] [--hang S] | --replay FILE | --selftest | --write-corpus-seeds DIR | --child")
+            print("usage: fuzz [--seconds S] [--seed N] [--seeds DIR] [--keep DIR] [--hang S] | --replay FILE | --selftest | --write-corpus-seeds DIR | --write-index-seeds DIR | --child")
             print("example: swift run fuzz --seconds 60")
             exit(0)
         default: FileHandle.standardError.write(Data("fuzz: unknown argument \(a)\n".utf8)); exit(2)
@@ -326,6 +419,18 @@ final class Child {
 if CommandLine.arguments.dropFirst().first == "--child" { runChild() }
 signal(SIGPIPE, SIG_IGN)
 let options = parseOptions()
+if let i = CommandLine.arguments.firstIndex(of: "--write-index-seeds"), i + 1 < CommandLine.arguments.count {
+    let out = CommandLine.arguments[i + 1]
+    let t = NSTemporaryDirectory() + "videobert-fuzz-seeds-\(getpid())"
+    try buildIndex(into: t)
+    let embeddings = try embeddingsName(in: t)
+    for (name, seed) in [(VideoIndex.databaseName, VideoIndex.databaseName), (embeddings, "embeddings.npy")] {
+        try? FileManager.default.removeItem(atPath: out + "/index-" + seed + "--" + seed)
+        try FileManager.default.copyItem(atPath: t + "/" + name, toPath: out + "/index-" + seed + "--" + seed)
+    }
+    try? FileManager.default.removeItem(atPath: t)
+    exit(0)
+}
 if let i = CommandLine.arguments.firstIndex(of: "--write-corpus-seeds"), i + 1 < CommandLine.arguments.count {
     let out = CommandLine.arguments[i + 1]
     let t = NSTemporaryDirectory() + "videobert-fuzz-seeds-\(getpid())"
