@@ -28,6 +28,7 @@ struct VideoBert: ParsableCommand {
           index      index your videos: segments, thumbnails, transcripts, embeddings
           search     search an index: BM25, embeddings or both
           serve      an index over HTTP: search page, JSON API, videos
+          doctor     check this machine: CPU, OpenBLAS kernels and speed, FFmpeg, MPI
 
         Example:
           videobert frames talk.mp4 --fps 20 --size 64x64 --out talk.npy
@@ -37,7 +38,7 @@ struct VideoBert: ParsableCommand {
             TokenizeCommand.self, FramesCommand.self, AudioCommand.self, FeaturesCommand.self, WordPieceCommand.self, BPECommand.self, VocabCommand.self, InspectCommand.self,
             PretrainCommand.self, EmbedCommand.self, EvaluateCommand.self, DemoCommand.self, DemoCorpusCommand.self,
             FinetuneCommand.self, CaptionCommand.self, NextStepCommand.self, RetrieveCommand.self, ZeroShotCommand.self,
-            IndexCommand.self, SearchCommand.self, ServeCommand.self, EncodeCommand.self,
+            IndexCommand.self, SearchCommand.self, ServeCommand.self, EncodeCommand.self, DoctorCommand.self,
         ]
     )
 }

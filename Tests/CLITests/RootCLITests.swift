@@ -14,7 +14,7 @@ final class RootCLITests: XCTestCase {
         let commands: [[String]] = [[], ["tokenize"], ["frames"], ["audio"], ["features"], ["wordpiece"], ["bpe"], ["vocab", "fit"], ["vocab", "show"], ["vocab", "text"],
                                     ["inspect"], ["pretrain"], ["embed"], ["evaluate", "captions"], ["zero-shot"], ["finetune", "caption"], ["finetune", "next-step"], ["encode"],
                                     ["caption"], ["next-step"], ["retrieve"], ["demo"], ["demo-corpus"],
-                                    ["index"], ["search"], ["serve"], ["encode"]]
+                                    ["index"], ["search"], ["serve"], ["encode"], ["doctor"]]
         for c in commands {
             let r = try CLI.run(c + ["--help"])
             XCTAssertEqual(r.status, 0, "\(c): \(r.stderr)")
