@@ -142,17 +142,20 @@ struct FeaturesCommand: ParsableCommand {
     /// frames_per_row / fps seconds). A video that fails here is then a failed video of tokenize.
     static func extractForTokenize(recipe: TokenizeRecipe, items: [VideoItem], out: String) throws -> TokenizeRecipe {
         var r = recipe
-        guard let base = FeaturePreset.all[r.features.source] else {
+        // s3d-howto100m-joint: the s3d-howto100m preset writing its joint embedding (`--joint`).
+        let joint = r.features.source == "s3d-howto100m-joint"
+        guard let base = FeaturePreset.all[joint ? "s3d-howto100m" : r.features.source] else {
             throw VideoBertError("features.source '\(r.features.source)' is not a backbone preset (\(FeaturePreset.names.joined(separator: ", ")))")
         }
         var preset = base
+        preset.joint = joint
         if preset.isClip {
             // A clip backbone (S3D) sees the recipe's clips: frames.fps, round(fps × clip_seconds) frames each.
             preset.fps = FrameRate(approximating: r.frames.fps)
             preset.framesPerRow = r.framesPerClip
             preset.strideFrames = r.framesPerClip
         }
-        let dir = r.features.dir.isEmpty ? (out as NSString).appendingPathComponent("features-" + preset.backbone) : r.features.dir
+        let dir = r.features.dir.isEmpty ? (out as NSString).appendingPathComponent("features-" + r.features.source) : r.features.dir
         Threads.configureBLAS()
         let extractor = try FeatureExtractor(preset: preset, weights: r.features.weights)
         _ = try extractor.run(items.compactMap { item in item.video.map { (item.id, $0) } }, out: dir)

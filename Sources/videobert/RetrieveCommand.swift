@@ -28,6 +28,11 @@ struct RetrieveCommand: ParsableCommand {
         corpus must be tokenized with features.source: PRESET, features.weights: the same folder \
         and store.features: true (its clip_features.npy are the rows).
 
+        With --milnce, --checkpoint is MIL-NCE's s3d_howto100m.pth and --dictionary its \
+        s3d_dict.npy: the score is the dot product of the sentence's 512-d text embedding and \
+        the mean of the segment's 512-d clip embeddings, unnormalised as MIL-NCE scores. The \
+        corpus must be tokenized with features.source: s3d-howto100m-joint and store.features: true.
+
         Example:
           videobert retrieve --checkpoint demo/pretrain/checkpoints/step-0003000 \\
               --corpus demo/tokens --split test --max 100 --out-json retrieval.json
@@ -35,6 +40,8 @@ struct RetrieveCommand: ParsableCommand {
               --corpus demo/tokens --split test
           videobert retrieve --clip clip-vit-b32 --checkpoint clip-vit-base-patch32/ \\
               --corpus clip-tokens --split test
+          videobert retrieve --milnce --checkpoint s3d_howto100m.pth \\
+              --dictionary s3d_dict.npy --corpus s3d-tokens --split test
         """)
 
     @OptionGroup var task: TaskOptions
@@ -47,11 +54,23 @@ struct RetrieveCommand: ParsableCommand {
     @Option(help: "Zero-shot CLIP scores with this preset (clip-vit-b32, clip-vit-b16, clip-vit-l14); --checkpoint is then a Hugging Face CLIP folder.") var clip: String?
     @Option(help: "With --clip: CLIP's tokenizer vocabulary (default: the folder's vocab.json + merges.txt).") var clipVocab: String?
 
+    @Flag(help: "Zero-shot MIL-NCE scores; --checkpoint is then s3d_howto100m.pth.") var milnce = false
+    @Option(help: "With --milnce: MIL-NCE's vocabulary, s3d_dict.npy.") var dictionary: String?
+
     enum CBTScorer: String, ExpressibleByArgument, CaseIterable { case pooled, cross }
 
     func run() throws {
         try task.checkOutputs()
         let scorer: TextVideoScorer, corpus: TaskCorpus
+        if milnce {
+            guard clip == nil else { throw ValidationError("--milnce and --clip are two different scorers: give one") }
+            guard let dictionary else { throw ValidationError("--milnce needs --dictionary (MIL-NCE's s3d_dict.npy)") }
+            corpus = try TaskCorpus(path: task.corpus)
+            scorer = try MILNCEScorer(text: try S3DText(weights: try WeightFile.open(task.checkpoint), dictionary: dictionary), corpus: corpus)
+            let report = try TextVideoRetrieval.run(scorer: scorer, checkpoint: task.checkpoint, corpus: corpus, split: task.split, max: max, seed: seed)
+            return try task.emit(report, table: TextVideoRetrieval.table(report))
+        }
+        if dictionary != nil { throw ValidationError("--dictionary is for --milnce") }
         if let clip {
             guard CLIPConfig.presets[clip] != nil else {
                 throw ValidationError("--clip must be one of \(CLIPConfig.presets.keys.sorted().joined(separator: ", ")) (got '\(clip)')")

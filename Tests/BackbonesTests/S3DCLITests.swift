@@ -91,7 +91,8 @@ final class S3DCLITests: XCTestCase {
                          "--set", "text.vocab=" + root + "/Vocab/bert-base-uncased.txt",
                          "--set", "features.source=s3d-howto100m", "--set", "features.weights=" + weights,
                          "--set", "frames.fps=2", "--set", "frames.clip_seconds=1",
-                         "--set", "kmeans.branching=2", "--set", "kmeans.depth=1", "--set", "split.val=0", "--set", "split.test=0"])
+                         "--set", "kmeans.branching=2", "--set", "kmeans.depth=1", "--set", "split.val=0", "--set", "split.test=0",
+                         "--set", "store.features=true"])
         XCTAssertEqual(r.status, 0, r.stderr)
         for id in ["a", "b"] {
             XCTAssertEqual(try NPY.read("\(out)/features-s3d-howto100m/\(id).npy").shape, [3, 1024])
@@ -102,5 +103,39 @@ final class S3DCLITests: XCTestCase {
         }
         let index = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/index.json"))) as? [String: Any])
         XCTAssertEqual((index["counts"] as? [String: Any])?["clips"] as? Int, 6)
+
+        // mixed_5c rows are not MIL-NCE's joint space: `retrieve --milnce` says which source to use.
+        let dictionary = Fixtures.path("s3d/dict.npy")
+        let refused = try run(["retrieve", "--milnce", "--checkpoint", weights, "--dictionary", dictionary, "--corpus", out, "--split", "train"])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("not MIL-NCE's joint embedding: tokenize with features.source: s3d-howto100m-joint"), refused.stderr)
+        XCTAssertEqual(refused.stderr.split(separator: "\n").count, 1, refused.stderr)
+
+        // s3d-howto100m-joint: the 512-d joint embedding per clip, then zero-shot retrieval with the text tower.
+        let joint = dir + "/joint"
+        let j = try run(["tokenize", "--corpus", corpus, "--out", joint, "--recipe", root + "/Recipes/tokenize-tiny.yaml",
+                         "--set", "text.vocab=" + root + "/Vocab/bert-base-uncased.txt",
+                         "--set", "features.source=s3d-howto100m-joint", "--set", "features.weights=" + weights,
+                         "--set", "frames.fps=2", "--set", "frames.clip_seconds=1",
+                         "--set", "kmeans.branching=2", "--set", "kmeans.depth=1", "--set", "split.val=0", "--set", "split.test=0",
+                         "--set", "store.features=true"])
+        XCTAssertEqual(j.status, 0, j.stderr)
+        for id in ["a", "b"] {
+            XCTAssertEqual(try NPY.read("\(joint)/features-s3d-howto100m-joint/\(id).npy").shape, [3, 512])
+            let record = try JSONDecoder().decode(FeatureRecord.self, from: Data(contentsOf: URL(fileURLWithPath: "\(joint)/features-s3d-howto100m-joint/\(id).json")))
+            XCTAssertEqual(record.pool, "clip-joint")
+        }
+        let retrieved = try run(["retrieve", "--milnce", "--checkpoint", weights, "--dictionary", dictionary, "--corpus", joint, "--split", "train", "--json"])
+        XCTAssertEqual(retrieved.status, 0, retrieved.stderr)
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(retrieved.stdout.utf8)) as? [String: Any], retrieved.stdout)
+        XCTAssertEqual(report["scorer"] as? String, "dot product of MIL-NCE (s3d-howto100m) text and video embeddings")
+        XCTAssertEqual(report["segments"] as? Int, 2, retrieved.stdout)
+
+        for (args, message) in [(["--milnce", "--checkpoint", weights, "--corpus", joint], "--milnce needs --dictionary (MIL-NCE's s3d_dict.npy)"),
+                                (["--checkpoint", weights, "--dictionary", dictionary, "--corpus", joint], "--dictionary is for --milnce")] {
+            let bad = try run(["retrieve"] + args)
+            XCTAssertNotEqual(bad.status, 0)
+            XCTAssertTrue(bad.stderr.contains(message), bad.stderr)
+        }
     }
 }

@@ -35,12 +35,13 @@ final class ClipScorerTests: XCTestCase {
         return try CLIPTextTower(config: config, weights: try WeightFile.open(path))
     }
 
-    func corpus(_ dir: String, rows: (Int) -> [[Float]], dim: Int, tokens: [String]) throws -> String {
+    /// A test-split corpus of one segment per sentence in `sentences`, video v's clip rows `rows(v)`.
+    static func corpus(_ dir: String, rows: (Int) -> [[Float]], dim: Int, tokens: [String], sentences: [String] = ClipScorerTests.sentences) throws -> String {
         let corpusDir = dir + "/corpus"
         let vocabulary = TextVocabulary(tokens: tokens)
         let tokenizer = BertTokenizer(vocabulary: vocabulary)
         let builder = try CorpusBuilder(dir: corpusDir, featureDim: dim, frameShape: nil)
-        for (v, sentence) in Self.sentences.enumerated() {
+        for (v, sentence) in sentences.enumerated() {
             let r = rows(v)
             try builder.append(TokenizedVideo(id: "video\(v)", split: "test", source: nil, duration: Double(r.count),
                                               clipWords: r.map { _ in 0 }, clipTimes: (0..<r.count).map { (Double($0), Double($0 + 1)) },
@@ -76,7 +77,7 @@ final class ClipScorerTests: XCTestCase {
         func rows(_ v: Int) -> [[Float]] {
             (0..<3).map { c in (0..<E).map { d in 2 * text[v * E + d] + (c == 2 ? -(noise[(v * 3) * E + d] + noise[(v * 3 + 1) * E + d]) : noise[(v * 3 + c) * E + d]) } }
         }
-        let corpusPath = try corpus(dir, rows: rows, dim: E, tokens: tokens)
+        let corpusPath = try Self.corpus(dir, rows: rows, dim: E, tokens: tokens)
         let corpus = try TaskCorpus(path: corpusPath)
         let scorer = try ClipScorer(tower: tower, tokenizer: clipTokenizer, backbone: "clip-vit-b32", corpus: corpus)
         let segments = Array(0..<Self.sentences.count)
@@ -97,7 +98,7 @@ final class ClipScorerTests: XCTestCase {
         XCTAssertEqual(report.scorer, "cosine of CLIP (clip-vit-b32) text and video embeddings")
 
         // Clip rows of another size: one line naming the corpus.
-        let other = try self.corpus(dir + "/other", rows: { _ in [[1, 2, 3]] }, dim: 3, tokens: tokens)
+        let other = try Self.corpus(dir + "/other", rows: { _ in [[1, 2, 3]] }, dim: 3, tokens: tokens)
         XCTAssertThrowsError(try ClipScorer(tower: tower, tokenizer: clipTokenizer, backbone: "clip-vit-b32", corpus: try TaskCorpus(path: other))) { e in
             XCTAssertTrue("\(e)".contains("its clip features have 3 values, clip-vit-b32's embedding 8"), "\(e)")
         }

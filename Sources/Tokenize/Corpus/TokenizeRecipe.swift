@@ -32,9 +32,11 @@ public struct TokenizeRecipe: RecipeSection, Equatable {
 
     public struct Features: Codable, Sendable, Equatable {
         /// `builtin` (the descriptor computed from decoded frames), `npy` (imported per-video files),
-        /// or a backbone (`resnet50`, `resnet152`, `s3d-kinetics`, `s3d-howto100m`: `videobert features`
-        /// runs first, into `dir`, and its .npy files are then imported; an S3D backbone sees the
-        /// clips of `frames.fps` × `frames.clip_seconds`, a ResNet its preset's frame rate).
+        /// or a backbone (`resnet50`, `resnet152`, `s3d-kinetics`, `s3d-howto100m`, `clip-vit-*`:
+        /// `videobert features` runs first, into `dir`, and its .npy files are then imported; an S3D
+        /// backbone sees the clips of `frames.fps` × `frames.clip_seconds`, a ResNet or CLIP its
+        /// preset's frame rate). `s3d-howto100m-joint` is s3d-howto100m's 512-d text-video
+        /// embedding (`features --joint`) instead of mixed_5c: what `retrieve --milnce` scores.
         public var source: String = "builtin"
         /// With `npy`: the folder of `<video_id>.npy` files, float32/float16 [rows, dim].
         public var dir: String = ""
@@ -153,7 +155,8 @@ public struct TokenizeRecipe: RecipeSection, Equatable {
 
     /// The `features.source` values that name a backbone preset (Sources/Backbones/FeaturePreset.swift;
     /// `videobert tokenize` checks that each is one).
-    public static let backboneSources = ["resnet50", "resnet152", "s3d-kinetics", "s3d-howto100m", "clip-vit-b32", "clip-vit-b16", "clip-vit-l14"]
+    public static let backboneSources = ["resnet50", "resnet152", "s3d-kinetics", "s3d-howto100m", "s3d-howto100m-joint",
+                                         "clip-vit-b32", "clip-vit-b16", "clip-vit-l14"]
 
     /// Checks values that the types cannot: returns the first problem as text.
     public func problem() -> String? {
