@@ -23,3 +23,17 @@ final class S3DRecipeTests: XCTestCase {
         XCTAssertEqual(bare.problem(), "features.weights is required with features.source: s3d-kinetics")
     }
 }
+
+/// Recipes/tokenize-clip.yaml: CLIP rows kept raw for `retrieve --clip` and CBT.
+final class CLIPRecipeTests: XCTestCase {
+    func testCLIPRecipeKeepsRawRowsOfThePreset() throws {
+        let r = try RecipeLoader.load(TokenizeRecipe.self, file: Repository.recipes + "/tokenize-clip.yaml")
+        XCTAssertNil(r.problem())
+        XCTAssertEqual(r.features.source, "clip-vit-b32")
+        XCTAssertTrue(TokenizeRecipe.backboneSources.contains(r.features.source))
+        XCTAssertEqual(r.features.center, "none")
+        XCTAssertTrue(r.store.features)
+        XCTAssertEqual(r.kmeans.branching, 12)
+        XCTAssertEqual(r.kmeans.depth, 3)
+    }
+}
