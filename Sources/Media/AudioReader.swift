@@ -138,37 +138,8 @@ public final class AudioReader {
             throw VideoBertError("audio sample rate must be \(Self.sampleRates.lowerBound)...\(Self.sampleRates.upperBound) Hz, got \(sampleRate)", file: path)
         }
 
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw VideoBertError("no such file", file: path)
-        }
-        if isDirectory.boolValue { throw VideoBertError("is a folder, not a media file", file: path) }
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? -1
-        if size == 0 { throw VideoBertError("empty file (0 bytes)", file: path) }
-
-        guard let allocated = avformat_alloc_context() else {
-            throw VideoBertError("out of memory allocating a demuxer", file: path)
-        }
-        FFmpegLog.shared.watch(allocated)
-        var fc: UnsafeMutablePointer<AVFormatContext>? = allocated
-        let openCode = avformat_open_input(&fc, path, nil, nil)
-        guard openCode >= 0, let fc else {
-            let said = FFmpegLog.shared.unwatch(allocated)
-            let reason = said.last ?? ffmpegErrorString(openCode)
-            throw VideoBertError("not a media file FFmpeg can read, or the file is damaged (\(reason))", file: path)
-        }
-        owned.input = fc
-        let demuxer = fc.pointee.iformat.map { String(cString: $0.pointee.name) } ?? "unknown"
-        if demuxer == "tty" {
-            throw VideoBertError("a text file, not a media file", file: path)
-        }
+        let (fc, demuxer) = try owned.openInput(path, wording: .media)
         formatName = demuxer
-        let infoCode = avformat_find_stream_info(fc, nil)
-        if infoCode < 0 {
-            let reason = FFmpegLog.shared.take(fc).last ?? ffmpegErrorString(infoCode)
-            throw VideoBertError("cannot read the streams (\(reason)); the file is damaged", file: path)
-        }
-        _ = FFmpegLog.shared.take(fc)
         duration = fc.pointee.duration > 0 ? Double(fc.pointee.duration) / Double(AV_TIME_BASE) : nil
         let nopts = vb_av_nopts_value()
         initialOffset = fc.pointee.start_time == nopts ? 0 : -fc.pointee.start_time
@@ -184,32 +155,14 @@ public final class AudioReader {
             if score > bestScore { bestScore = score; best = Int32(i) }
         }
         streamIndex = best
-        for i in 0..<Int(fc.pointee.nb_streams) where Int32(i) != best {
-            fc.pointee.streams[i]?.pointee.discard = AVDISCARD_ALL
-        }
+        owned.discardAll(but: best)
         guard best >= 0, let st = fc.pointee.streams[Int(best)] else {
             streamPointer = nil
             stream = nil
             return
         }
         streamPointer = st
-        let par = st.pointee.codecpar!
-        let codecName = String(cString: avcodec_get_name(par.pointee.codec_id))
-        guard let decoder = avcodec_find_decoder(par.pointee.codec_id) else {
-            throw VideoBertError("no decoder for audio codec '\(codecName)' in the installed FFmpeg", file: path)
-        }
-        guard let cc = avcodec_alloc_context3(decoder) else {
-            throw VideoBertError("out of memory allocating a decoder", file: path)
-        }
-        owned.codec = cc
-        try check(avcodec_parameters_to_context(cc, par), "audio decoder parameters", file: path)
-        cc.pointee.pkt_timebase = st.pointee.time_base
-        try check(avcodec_open2(cc, decoder, nil), "cannot open the \(codecName) decoder", file: path)
-        guard let pkt = av_packet_alloc(), let frm = av_frame_alloc() else {
-            throw VideoBertError("out of memory allocating frames", file: path)
-        }
-        owned.packet = pkt
-        owned.frame = frm
+        let (cc, codecName) = try owned.openDecoder(st, kind: "audio ", path: path)
         let channels = Int(cc.pointee.ch_layout.nb_channels)
         let rate = Int(cc.pointee.sample_rate)
         if rate < 0 || rate > 10_000_000 || channels < 0 || channels > 1024 {

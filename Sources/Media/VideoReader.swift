@@ -80,41 +80,7 @@ public final class VideoReader {
         self.threads = threads
         self.errorPolicy = errorPolicy
 
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw VideoBertError("no such file", file: path)
-        }
-        if isDirectory.boolValue { throw VideoBertError("is a folder, not a video file", file: path) }
-        // A FIFO, device or socket is named (opening a FIFO would wait for a writer).
-        let size = try InputFile.size(path)
-        if size == 0 { throw VideoBertError("empty file (0 bytes)", file: path) }
-
-        // Allocated here (not by avformat_open_input) so its log messages can be watched from the start.
-        guard let allocated = avformat_alloc_context() else {
-            throw VideoBertError("out of memory allocating a demuxer", file: path)
-        }
-        FFmpegLog.shared.watch(allocated)
-        var fc: UnsafeMutablePointer<AVFormatContext>? = allocated
-        let openCode = avformat_open_input(&fc, path, nil, nil)
-        guard openCode >= 0, let fc else {
-            // avformat_open_input freed the context on failure.
-            let said = FFmpegLog.shared.unwatch(allocated)
-            let reason = said.last ?? ffmpegErrorString(openCode)
-            throw VideoBertError("not a video file FFmpeg can read, or the file is damaged (\(reason))", file: path)
-        }
-        owned.input = fc
-        let demuxer = fc.pointee.iformat.map { String(cString: $0.pointee.name) } ?? "unknown"
-        // FFmpeg's "tty" demuxer renders any *.txt file as ANSI art video; a text file is not a video.
-        if demuxer == "tty" {
-            throw VideoBertError("a text file, not a video (FFmpeg would render it as ANSI art)", file: path)
-        }
-        let infoCode = avformat_find_stream_info(fc, nil)
-        if infoCode < 0 {
-            let reason = FFmpegLog.shared.take(fc).last ?? ffmpegErrorString(infoCode)
-            throw VideoBertError("cannot read the streams (\(reason)); the file is damaged or not a video", file: path)
-        }
-        // Messages while probing (a decoder guessing at a stream) are not damage; start afresh.
-        _ = FFmpegLog.shared.take(fc)
+        let (fc, demuxer) = try owned.openInput(path, wording: .video)
 
         // Stream choice as in fftools/ffmpeg_opt.c (map of the first video output): largest
         // width × height, +5,000,000 for the default disposition; attached pictures excluded.
@@ -137,35 +103,17 @@ public final class VideoReader {
         stream = st
         streamIndex = best
         streamCount = Int(fc.pointee.nb_streams)
-        // Only the video stream is read; the demuxer skips the others' payloads.
-        for i in 0..<Int(fc.pointee.nb_streams) where Int32(i) != best {
-            fc.pointee.streams[i]?.pointee.discard = AVDISCARD_ALL
-        }
+        owned.discardAll(but: best)
 
         let par = st.pointee.codecpar!
-        let codecID = par.pointee.codec_id
-        codecName = String(cString: avcodec_get_name(codecID))
         formatName = demuxer
-        guard let decoder = avcodec_find_decoder(codecID) else {
-            throw VideoBertError("no decoder for codec '\(codecName)' in the installed FFmpeg", file: path)
+        let (cc, name) = try owned.openDecoder(st, kind: "", path: path) { cc in
+            // As the CLI does (ffmpeg_opt.c add_input_streams): the decoder starts from the stream's
+            // average rate; it is the fallback duration of a frame that carries none.
+            cc.pointee.framerate = st.pointee.avg_frame_rate
+            cc.pointee.thread_count = Int32(max(0, threads))
         }
-        guard let cc = avcodec_alloc_context3(decoder) else {
-            throw VideoBertError("out of memory allocating a decoder", file: path)
-        }
-        owned.codec = cc
-        try check(avcodec_parameters_to_context(cc, par), "decoder parameters", file: path)
-        cc.pointee.pkt_timebase = st.pointee.time_base
-        // As the CLI does (ffmpeg_opt.c add_input_streams): the decoder starts from the stream's
-        // average rate; it is the fallback duration of a frame that carries none.
-        cc.pointee.framerate = st.pointee.avg_frame_rate
-        cc.pointee.thread_count = Int32(max(0, threads))
-        try check(avcodec_open2(cc, decoder, nil), "cannot open the \(codecName) decoder", file: path)
-
-        guard let pkt = av_packet_alloc(), let frm = av_frame_alloc() else {
-            throw VideoBertError("out of memory allocating frames", file: path)
-        }
-        owned.packet = pkt
-        owned.frame = frm
+        codecName = name
 
         width = Int(par.pointee.width)
         height = Int(par.pointee.height)

@@ -185,6 +185,13 @@ final class AudioReaderTests: XCTestCase {
         let empty = scratch.file("empty.wav")
         XCTAssertTrue(FileManager.default.createFile(atPath: empty, contents: Data()))
         XCTAssertTrue(failure { _ = try AudioReader(path: empty) }.contains("empty file"))
+        // A FIFO is named, never opened (opening would wait for a writer); a folder too.
+        let fifo = scratch.file("pipe.wav")
+        XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+        XCTAssertTrue(failure { _ = try AudioReader(path: fifo) }.contains("FIFO"))
+        let folder = scratch.file("folder.wav")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        XCTAssertTrue(failure { _ = try AudioReader(path: folder) }.contains("is a folder, not a media file"))
         let junk = scratch.file("junk.wav")
         var rng = SeededRNG(seed: 3)
         try Data((0..<5_000).map { _ in UInt8(truncatingIfNeeded: rng.next()) }).write(to: URL(fileURLWithPath: junk))
