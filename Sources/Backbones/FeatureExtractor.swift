@@ -84,14 +84,8 @@ public final class FeatureExtractor {
     public func extract(video: String, onFrames: (Int) -> Void = { _ in }) throws -> ([Float], FeatureRecord) {
         if let clipNet { return try extractClips(video: video, net: clipNet, onFrames: onFrames) }
         guard let net else { throw VideoBertError("no backbone loaded", file: video) }
-        let reader = try VideoReader(path: video, threads: decoderThreads)
-        guard reader.width > 0, reader.height > 0 else { throw VideoBertError("video has no picture size", file: video) }
-        let (W, H) = preset.scaledSize(width: reader.width, height: reader.height)
-        guard W >= 1, H >= 1, W <= 16384, H <= 16384 else {
-            throw VideoBertError("scaled frame size \(W)x\(H) is out of range (video \(reader.width)x\(reader.height))", file: video)
-        }
-        let crop = preset.cropRect(width: W, height: H)
-        guard crop.x >= 0, crop.y >= 0, net.accepts(width: crop.w, height: crop.h) else {
+        let (reader, W, H, crop) = try openVideo(video)
+        guard net.accepts(width: crop.w, height: crop.h) else {
             throw VideoBertError("frames of \(W)x\(H) cannot be cropped to \(crop.w)x\(crop.h) (the backbone's input)", file: video)
         }
         let dim = net.featureDim, pixels = crop.w * crop.h * 3
@@ -99,7 +93,6 @@ public final class FeatureExtractor {
         var inBatch = 0
         var perFrame: [Float] = []
         var times: [Double] = []
-        let mean = preset.mean, std = preset.std
 
         func flush() {
             guard inBatch > 0 else { return }
@@ -114,18 +107,7 @@ public final class FeatureExtractor {
         }
 
         try reader.forEachFrame(fps: preset.fps, width: W, height: H) { frame in
-            // Crop and normalise into the batch: (p/255 − mean) / std, channels last.
-            batch.withUnsafeMutableBufferPointer { b in
-                let dst = b.baseAddress! + inBatch * pixels
-                for y in 0..<crop.h {
-                    let src = frame.pixels.baseAddress! + ((crop.y + y) * W + crop.x) * 3
-                    let row = dst + y * crop.w * 3
-                    for i in 0..<(crop.w * 3) {
-                        let c = i % 3
-                        row[i] = (Float(src[i]) / 255 - mean[c]) / std[c]
-                    }
-                }
-            }
+            batch.withUnsafeMutableBufferPointer { b in normalize(frame.pixels, width: W, crop: crop, into: b.baseAddress! + inBatch * pixels) }
             times.append(frame.time)
             inBatch += 1
             if inBatch == batchSize { flush() }
@@ -154,6 +136,40 @@ public final class FeatureExtractor {
                                    scale: [W, H], crop: [crop.w, crop.h], mean: preset.mean, std: preset.std,
                                    frames_per_row: f, stride_frames: s, pool: "mean", rows: spans)
         return (rows, record)
+    }
+}
+
+extension FeatureExtractor {
+    typealias Crop = (x: Int, y: Int, w: Int, h: Int)
+
+    /// A video's reader, its frames' size once scaled by the preset, and the preset's crop of
+    /// them; refuses sizes out of range and crops that do not fit, naming the video.
+    func openVideo(_ video: String) throws -> (reader: VideoReader, W: Int, H: Int, crop: Crop) {
+        let reader = try VideoReader(path: video, threads: decoderThreads)
+        guard reader.width > 0, reader.height > 0 else { throw VideoBertError("video has no picture size", file: video) }
+        let (W, H) = preset.scaledSize(width: reader.width, height: reader.height)
+        guard W >= 1, H >= 1, W <= 16384, H <= 16384 else {
+            throw VideoBertError("scaled frame size \(W)x\(H) is out of range (video \(reader.width)x\(reader.height))", file: video)
+        }
+        let crop = preset.cropRect(width: W, height: H)
+        guard crop.x >= 0, crop.y >= 0, crop.w >= 1, crop.h >= 1 else {
+            throw VideoBertError("frames of \(W)x\(H) cannot be cropped to \(crop.w)x\(crop.h) (the backbone's input)", file: video)
+        }
+        return (reader, W, H, crop)
+    }
+
+    /// One decoded RGB frame (width × its height × 3 bytes) cropped and normalised into `dst`:
+    /// (p/255 − mean) / std per channel, channels last, crop.h × crop.w × 3 floats.
+    func normalize(_ pixels: UnsafeBufferPointer<UInt8>, width W: Int, crop: Crop, into dst: UnsafeMutablePointer<Float>) {
+        let mean = preset.mean, std = preset.std
+        for y in 0..<crop.h {
+            let src = pixels.baseAddress! + ((crop.y + y) * W + crop.x) * 3
+            let row = dst + y * crop.w * 3
+            for i in 0..<(crop.w * 3) {
+                let c = i % 3
+                row[i] = (Float(src[i]) / 255 - mean[c]) / std[c]
+            }
+        }
     }
 }
 

@@ -8,22 +8,12 @@ extension FeatureExtractor {
     /// cropped and normalised as for the 2-D backbones (FeatureExtractor.extract) into a buffer
     /// that holds only the frames a later row still needs, so memory is one clip, not one video.
     func extractClips(video: String, net: S3D, onFrames: (Int) -> Void) throws -> ([Float], FeatureRecord) {
-        let reader = try VideoReader(path: video, threads: decoderThreads)
-        guard reader.width > 0, reader.height > 0 else { throw VideoBertError("video has no picture size", file: video) }
-        let (W, H) = preset.scaledSize(width: reader.width, height: reader.height)
-        guard W >= 1, H >= 1, W <= 16384, H <= 16384 else {
-            throw VideoBertError("scaled frame size \(W)x\(H) is out of range (video \(reader.width)x\(reader.height))", file: video)
-        }
-        let crop = preset.cropRect(width: W, height: H)
+        let (reader, W, H, crop) = try openVideo(video)
         let f = preset.framesPerRow, s = preset.strideFrames
-        guard crop.x >= 0, crop.y >= 0, crop.w >= 1, crop.h >= 1 else {
-            throw VideoBertError("frames of \(W)x\(H) cannot be cropped to \(crop.w)x\(crop.h)", file: video)
-        }
         if let why = net.rejection(T: f, H: crop.h, W: crop.w) { throw VideoBertError(why, file: video) }
         let joint = preset.joint && net.jointDim > 0
         let dim = joint ? net.jointDim : net.featureDim
         let pixels = crop.w * crop.h * 3
-        let mean = preset.mean, std = preset.std
 
         var buffer: [Float] = []          // frames [bufferStart, bufferStart + buffer.count / pixels)
         var bufferStart = 0
@@ -45,17 +35,7 @@ extension FeatureExtractor {
             }
             let base = buffer.count
             buffer.append(contentsOf: repeatElement(0, count: pixels))
-            buffer.withUnsafeMutableBufferPointer { b in
-                let dst = b.baseAddress! + base
-                for y in 0..<crop.h {
-                    let src = frame.pixels.baseAddress! + ((crop.y + y) * W + crop.x) * 3
-                    let row = dst + y * crop.w * 3
-                    for i in 0..<(crop.w * 3) {
-                        let c = i % 3
-                        row[i] = (Float(src[i]) / 255 - mean[c]) / std[c]
-                    }
-                }
-            }
+            buffer.withUnsafeMutableBufferPointer { b in normalize(frame.pixels, width: W, crop: crop, into: b.baseAddress! + base) }
             while spans.count * s + f <= times.count {
                 let first = spans.count * s
                 let start = rows.count
