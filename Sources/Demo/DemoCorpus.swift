@@ -4,14 +4,17 @@ import Tensor
 /// Generates the built-in demo corpus: short cooking videos, each a dish made in steps
 /// (a verb applied to an ingredient), with WebVTT narration beside each video, a manifest, and
 /// the ground truth of every step in YouCook2's annotation format (plus `verb`/`noun` fields)
-/// for the downstream evaluations.
+/// for the downstream evaluations. Each video has a sound track (`DemoSound`: every verb its own
+/// sound over room noise, some steps misleading or silent), an AAC stream in the MP4.
 ///
 /// Layout of `out`:
 /// ```
 /// videos/<id>.mp4, videos/<id>.vtt   the corpus (a folder corpus for `videobert tokenize`)
 /// manifest.jsonl                     {"id", "video", "transcript", "group", "split"} per video
 /// annotations.json                   {"database": {id: {"subset", "duration", "dish", "annotations":
-///                                      [{"segment": [s, e], "sentence", "verb", "noun"}]}}}
+///                                      [{"segment": [s, e], "sentence", "verb", "noun",
+///                                        "sound", "sound_kind"}]}}}  (sound: the verb heard or
+///                                        null; sound_kind: matching | misleading | silent)
 /// labels.json                        {"verbs": [...], "nouns": [...]} (label lists for zero-shot classification)
 /// ```
 public struct DemoCorpus {
@@ -26,12 +29,17 @@ public struct DemoCorpus {
         /// Fractions of dishes' videos held out (split by video: each video is one cooking session).
         public var valFraction = 0.1
         public var testFraction = 0.15
+        /// The sound tracks; nil writes videos without an audio stream (as before issue 17: the
+        /// frames, narration and splits are the same either way).
+        public var sound: DemoSound? = DemoSound()
         public init() {}
     }
 
-    /// Encodes one video: called with the final path, frame count and a function that renders
-    /// frame i. It must write atomically (nothing at `path` until the video is complete).
+    /// Encodes one video: called with the final path, frame count, a function that renders
+    /// frame i, and the sound track (mono at `DemoSound.sampleRate`, from time 0; nil: no audio
+    /// stream). It must write atomically (nothing at `path` until the video is complete).
     public typealias Encode = (_ path: String, _ width: Int, _ height: Int, _ fps: Int, _ frames: Int,
+                               _ sound: [Float]?,
                                _ render: (Int, UnsafeMutableBufferPointer<UInt8>) -> Void) throws -> Void
 
     public struct VideoPlan: @unchecked Sendable {  // tuples of Doubles only
@@ -43,6 +51,8 @@ public struct DemoCorpus {
         public var lines: [Narrator.Line]
         public var look: DemoRenderer.Look
         public var duration: Double
+        /// What each step sounds like (nil without sound).
+        public var sound: DemoSound.Track?
     }
 
     public let options: Options
@@ -77,8 +87,12 @@ public struct DemoCorpus {
             }
             let duration = t + 0.5
             let id = String(format: "demo%04d-", v) + dish.name.replacingOccurrences(of: " ", with: "-")
+            let look = DemoRenderer.Look.random(&rng)
+            // The sound's own stream: the main one (frames, narration, splits) is untouched by it.
+            var soundRNG = SeededRNG(seed: options.seed, stream: 0x736f_756e_6400 &+ UInt64(v))  // "sound"
+            let sound = options.sound.map { $0.plan(steps: steps, rng: &soundRNG) }
             plans.append(VideoPlan(id: id, dish: dish.name, split: splitOf[v], steps: steps, stepTimes: times,
-                                   lines: lines.sorted { $0.start < $1.start }, look: .random(&rng), duration: duration))
+                                   lines: lines.sorted { $0.start < $1.start }, look: look, duration: duration, sound: sound))
         }
         return plans
     }
@@ -123,8 +137,13 @@ public struct DemoCorpus {
             manifest += String(decoding: try JSONSerialization.data(withJSONObject: entry, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self) + "\n"
             let anns: [[String: Any]] = zip(p.steps, p.stepTimes).enumerated().map { i, st in
                 let ing = DemoWorld.ingredient(st.0.object)
-                return ["id": i, "segment": [Self.round3(st.1.start), Self.round3(st.1.end)],
-                        "sentence": "\(st.0.verb.rawValue) the \(ing.plural)", "verb": st.0.verb.rawValue, "noun": ing.plural]
+                var a: [String: Any] = ["id": i, "segment": [Self.round3(st.1.start), Self.round3(st.1.end)],
+                                        "sentence": "\(st.0.verb.rawValue) the \(ing.plural)", "verb": st.0.verb.rawValue, "noun": ing.plural]
+                if let track = p.sound, i < track.steps.count {
+                    a["sound"] = track.steps[i].verb.map { $0.rawValue as Any } ?? NSNull()
+                    a["sound_kind"] = track.steps[i].kind.rawValue
+                }
+                return a
             }
             let subset = ["train": "training", "val": "validation", "test": "testing"][p.split]!
             database[p.id] = ["subset": subset, "duration": Self.round3(p.duration), "dish": p.dish, "annotations": anns]
@@ -144,7 +163,8 @@ public struct DemoCorpus {
         let vttPath = (dir as NSString).appendingPathComponent(p.id + ".vtt")
         if !FileManager.default.fileExists(atPath: videoPath) {
             let frames = Int((p.duration * Double(fps)).rounded(.down))
-            try encode(videoPath, renderer.width, renderer.height, fps, frames) { i, buf in
+            let sound = p.sound.map { DemoSound.render($0, stepTimes: p.stepTimes, seconds: Double(frames) / Double(fps)) }
+            try encode(videoPath, renderer.width, renderer.height, fps, frames, sound) { i, buf in
                 let time = Double(i) / Double(fps)
                 let stepIndex = p.stepTimes.lastIndex { $0.start <= time } ?? 0
                 let (s, e) = p.stepTimes[stepIndex]

@@ -2,7 +2,8 @@ import CFFmpeg
 import Foundation
 import Tensor
 
-/// A test tone to put beside the video (or alone, with `AudioFileWriter`): a sine wave.
+/// A test tone to put beside the video (or alone, with `AudioFileWriter`): a sine wave, or the
+/// given mono `samples` on every channel.
 public struct AudioTrack: Sendable, Equatable {
     /// Length of the track in seconds.
     public var seconds: Double
@@ -16,6 +17,11 @@ public struct AudioTrack: Sendable, Equatable {
     public var channels: Int
     /// Peak of each channel's sine (0 writes digital silence).
     public var amplitude: Double
+    /// Mono samples at `sampleRate` written instead of the sine (zeros after their end);
+    /// values are clamped to [-1, 1].
+    public var samples: [Float]?
+    /// An FFmpeg audio encoder name ("aac", ...); nil: PCM when the container takes it, else AAC.
+    public var codec: String?
 
     public init(seconds: Double, startTime: Double = 0, sampleRate: Int = 16_000, frequency: Double = 440,
                 channels: Int = 1, amplitude: Double = 0.3) {
@@ -25,6 +31,14 @@ public struct AudioTrack: Sendable, Equatable {
         self.frequency = frequency
         self.channels = channels
         self.amplitude = amplitude
+    }
+
+    /// A track that plays `samples` (mono at `sampleRate`) from `startTime`, encoded with `codec`.
+    public init(samples: [Float], sampleRate: Int, startTime: Double = 0, channels: Int = 1, codec: String? = nil) {
+        self.init(seconds: Double(samples.count) / Double(max(1, sampleRate)), startTime: startTime, sampleRate: sampleRate,
+                  channels: channels)
+        self.samples = samples
+        self.codec = codec
     }
 }
 
@@ -410,8 +424,9 @@ final class ToneEncoder {
         self.track = track
         let path = output.path
         let codecID = output.supports(AV_CODEC_ID_PCM_S16LE) ? AV_CODEC_ID_PCM_S16LE : AV_CODEC_ID_AAC
-        guard let encoder = avcodec_find_encoder(codecID), let cc = avcodec_alloc_context3(encoder) else {
-            throw VideoBertError("no audio encoder for this container", file: path)
+        let found = track.codec.map { avcodec_find_encoder_by_name($0) } ?? avcodec_find_encoder(codecID)
+        guard let encoder = found, encoder.pointee.type == AVMEDIA_TYPE_AUDIO, let cc = avcodec_alloc_context3(encoder) else {
+            throw VideoBertError("no audio encoder \(track.codec.map { "'\($0)' " } ?? "")for this container", file: path)
         }
         owned.codec = cc
         cc.pointee.sample_rate = Int32(track.sampleRate)
@@ -453,8 +468,14 @@ final class ToneEncoder {
                 guard let plane = planar ? f.pointee.extended_data[c] : f.pointee.data.0 else { continue }
                 let frequency = track.frequency * (1 + Double(c) / 2)
                 for i in 0..<n {
-                    let t = Double(samplesWritten + i) / Double(track.sampleRate)
-                    let v = track.amplitude * sin(2 * Double.pi * frequency * t)
+                    let v: Double
+                    if let given = track.samples {
+                        let k = samplesWritten + i
+                        v = k < given.count ? Double(max(-1, min(1, given[k]))) : 0
+                    } else {
+                        let t = Double(samplesWritten + i) / Double(track.sampleRate)
+                        v = track.amplitude * sin(2 * Double.pi * frequency * t)
+                    }
                     let at = planar ? i : i * channels + c
                     if isFloat {
                         plane.withMemoryRebound(to: Float.self, capacity: at + 1) { $0[at] = Float(v) }

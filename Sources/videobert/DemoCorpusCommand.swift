@@ -11,7 +11,9 @@ struct DemoCorpusCommand: ParsableCommand {
         Each video is a dish made in 3–6 steps; each step is a verb (stir, cut, pour, ...) applied \
         to an ingredient, shown by a motion and a look, and narrated like real ASR ("now let's \
         stir the tomatoes", with chatter, typos and timing drift). The steps follow a grammar per \
-        dish, so the next step is predictable but not certain.
+        dish, so the next step is predictable but not certain. Every video has sound (an AAC \
+        stream): each verb its own sound over room noise; 10% of steps play another verb's \
+        sound and 10% only the room (annotations.json says which: "sound", "sound_kind").
 
         Writes videos/<id>.mp4 + .vtt, manifest.jsonl (with train/val/test), annotations.json \
         (ground truth in YouCook2's format) and labels.json. A re-run keeps finished videos.
@@ -28,6 +30,7 @@ struct DemoCorpusCommand: ParsableCommand {
     @Option(help: "Frame size, WxH.") var size: String = "96x96"
     @Option(help: "Frames per second of the rendered videos.") var fps: Int = 10
     @Option(help: "Videos rendered at once.") var workers: Int = 2
+    @Flag(help: "Write videos without an audio stream (the frames and narration are the same).") var noSound = false
 
     func validate() throws {
         guard videos >= 1 else { throw ValidationError("--videos must be at least 1") }
@@ -50,6 +53,7 @@ struct DemoCorpusCommand: ParsableCommand {
         options.width = w
         options.height = h
         options.fps = fps
+        if noSound { options.sound = nil }
         let started = Date()
         let progress = ProgressReporter(label: "demo-corpus", total: videos, unit: "videos")
         try DemoCorpus(options: options).generate(into: out, workers: workers, encode: DemoCorpus.encodeH264) { _, _ in progress.advance() }
