@@ -97,6 +97,6 @@ let package = Package(
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "Backbones", "Tensor", "Tokenize", "Model", "Train", "TestSupport"],
                     resources: [.copy("Resources")]),
         // Runs the built `videobert` binary end to end.
-        .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor", "Model", "Tokenize", "Features", "Index", "Recipe", "Demo", "Report", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["videobert", "Media", "Tensor", "Model", "Tokenize", "Features", "Index", "Recipe", "Demo", "Report", "Tasks", "TestSupport"]),
     ]
 )

@@ -13,6 +13,12 @@ import Tensor
 ///   GET /api/segments/{id}         one segment
 ///   GET /api/thumbnails/{id}.png   its thumbnail
 ///   GET /media/{key}               a video file of the index's own list, with HTTP range requests
+///   POST /api/caption?window=&beam=&format=
+///                                  a video as the request body (at most `maxUploadBytes`), spooled
+///                                  to a temporary file that is removed afterwards, captioned by the
+///                                  server's captioner: {"segments": [{"index", "start", "end", "caption"}]}
+///                                  (format=vtt: WebVTT); 413 beyond the limit, 422 for a video that
+///                                  cannot be captioned, 400 when the server has no captioner
 ///
 /// Every response to a bad request is a 4xx with a JSON body {"error": "..."}; nothing a client
 /// sends stops the server. With a token, every /api/ and /media/ call needs
@@ -31,8 +37,32 @@ public final class SearchServer: Sendable {
         public var maxTop = 100
         /// Threads that rank batches of embedding queries (SearchEngine's EmbeddingBatcher).
         public var rankingThreads = 1
+        /// Largest video `POST /api/caption` accepts, in bytes.
+        public var maxUploadBytes = 200 << 20
         public init() {}
     }
+
+    /// What `POST /api/caption` asks of the captioner.
+    public struct CaptionRequest: Sendable, Equatable {
+        /// Seconds per segment (the upload has no transcript).
+        public var window: Double
+        /// Beam width (1: greedy).
+        public var beam: Int
+    }
+
+    public struct CaptionedSegment: Codable, Sendable, Equatable {
+        public var index: Int
+        public var start: Double
+        public var end: Double
+        public var caption: String
+        public init(index: Int, start: Double, end: Double, caption: String) {
+            self.index = index; self.start = start; self.end = end; self.caption = caption
+        }
+    }
+
+    /// Captions the video file at the path (blocking; called off the event loops, one at a time).
+    /// A `VideoBertError` means the upload cannot be captioned (a 422 with its message).
+    public typealias Captioner = @Sendable (_ video: String, _ request: CaptionRequest) throws -> [CaptionedSegment]
 
     let index: VideoIndex
     let engine: SearchEngine
@@ -40,11 +70,16 @@ public final class SearchServer: Sendable {
     let options: Options
     let videos: [String: IndexedVideo]
     let page: String
+    let captioner: Captioner?
+    /// One caption at a time (each is a decode and a model's forward passes on every core).
+    let captionQueue = DispatchQueue(label: "videobert.serve.caption")
 
     /// - Parameter embed: the query encoder of the index's checkpoint (nil: the index has no
     ///   embeddings, or none is available; embedding searches are then a 4xx).
-    public init(index: VideoIndex, embed: (@Sendable (String) throws -> [Float])?, options: Options) throws {
+    /// - Parameter captioner: what `POST /api/caption` runs (nil: the endpoint answers 400).
+    public init(index: VideoIndex, embed: (@Sendable (String) throws -> [Float])?, options: Options, captioner: Captioner? = nil) throws {
         self.index = index
+        self.captioner = captioner
         engine = try SearchEngine(index: index, workers: options.rankingThreads)
         self.embed = embed
         self.options = options
@@ -121,6 +156,13 @@ public final class SearchServer: Sendable {
     }
 
     func respond(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        if request.uri.path == "/api/caption" {
+            guard request.method == .post else { throw Failure(status: .methodNotAllowed, message: "POST a video to /api/caption") }
+            guard (request.uri.query?.utf8.count ?? 0) <= 1024 else { throw Failure(status: .uriTooLong, message: "query string longer than 1024 bytes") }
+            let query = Self.query(request.uri)
+            try authorize(request, query: query)
+            return try await caption(request, query: query)
+        }
         guard request.method == .get || request.method == .head else {
             throw Failure(status: .methodNotAllowed, message: "only GET and HEAD are served")
         }
@@ -224,6 +266,87 @@ public final class SearchServer: Sendable {
         }
         struct Body: Encodable { var query: String; var mode: String; var results: [Result] }
         return Self.json(Body(query: q, mode: effective.rawValue, results: hits.map(Result.init)))
+    }
+
+    /// `POST /api/caption`: the body streamed to a private temporary folder (at most
+    /// maxUploadBytes, else 413), captioned, the folder removed whatever happens.
+    func caption(_ request: Request, query: [String: String]) async throws -> Response {
+        guard let captioner else {
+            throw Failure(status: .badRequest, message: "this server has no captioner: start it with --checkpoint CAPTIONER (from `videobert finetune caption`)")
+        }
+        let limit = options.maxUploadBytes
+        let tooLarge = Failure(status: .contentTooLarge, message: "the upload is larger than \(limit >> 20) MB (--max-upload-mb)")
+        if let declared = request.headers[.contentLength] {
+            guard let n = Int(declared), n >= 0 else { throw Failure(status: .badRequest, message: "bad Content-Length") }
+            guard n <= limit else { throw tooLarge }
+        }
+        var wanted = CaptionRequest(window: 6, beam: 1)
+        if let w = query["window"] {
+            guard let v = Double(w.hasSuffix("s") ? String(w.dropLast()) : w), v > 0, v <= 3600 else {
+                throw Failure(status: .badRequest, message: "window must be seconds in (0, 3600]")
+            }
+            wanted.window = v
+        }
+        if let b = query["beam"] {
+            guard let v = Int(b), (1...8).contains(v) else { throw Failure(status: .badRequest, message: "beam must be an integer in 1...8") }
+            wanted.beam = v
+        }
+        let format = query["format"] ?? "json"
+        guard format == "json" || format == "vtt" else { throw Failure(status: .badRequest, message: "format must be json or vtt") }
+        // Spool: a folder of our own (0700), so nothing else is beside the video.
+        let dir = NSTemporaryDirectory() + "videobert-upload-\(getpid())-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ext = Self.uploadExtension(request.headers[.contentType])
+        let file = dir + "/upload." + ext
+        guard FileManager.default.createFile(atPath: file, contents: nil), let handle = FileHandle(forWritingAtPath: file) else {
+            throw VideoBertError("cannot create a temporary file", file: file)
+        }
+        var total = 0
+        do {
+            defer { try? handle.close() }
+            for try await buffer in request.body {
+                total += buffer.readableBytes
+                guard total <= limit else { throw tooLarge }
+                try handle.write(contentsOf: Data(buffer.readableBytesView))
+            }
+        }
+        guard total > 0 else { throw Failure(status: .badRequest, message: "empty upload: POST the video file as the request body") }
+        let segments: [CaptionedSegment]
+        do {
+            let asked = wanted
+            segments = try await withCheckedThrowingContinuation { continuation in
+                captionQueue.async { continuation.resume(with: Swift.Result { try captioner(file, asked) }) }
+            }
+        } catch let e as VideoBertError {
+            let message = e.description.replacingOccurrences(of: file, with: "upload").replacingOccurrences(of: dir, with: "upload")
+            throw Failure(status: .unprocessableContent, message: "cannot caption the upload: " + message)
+        }
+        if format == "vtt" {
+            func stamp(_ t: Double) -> String {
+                let ms = Int((max(0, t) * 1000).rounded())
+                return String(format: "%02d:%02d:%02d.%03d", ms / 3_600_000, (ms / 60_000) % 60, (ms / 1000) % 60, ms % 1000)
+            }
+            let cues = segments.map { "\(stamp($0.start)) --> \(stamp($0.end))\n\($0.caption.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "-->", with: "->"))\n" }
+            return Response(status: .ok, headers: [.contentType: "text/vtt; charset=utf-8", .cacheControl: "no-store"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: "WEBVTT\n\n" + cues.joined(separator: "\n"))))
+        }
+        struct Body: Encodable { var bytes: Int; var window: Double; var beam: Int; var segments: [CaptionedSegment] }
+        return Self.json(Body(bytes: total, window: wanted.window, beam: wanted.beam, segments: segments))
+    }
+
+    /// The spooled file's extension from the upload's Content-Type (FFmpeg probes the content
+    /// anyway; the name is only a hint, and never "txt", which FFmpeg would render as text).
+    static func uploadExtension(_ contentType: String?) -> String {
+        switch contentType?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() {
+        case "video/webm": return "webm"
+        case "video/quicktime": return "mov"
+        case "video/x-matroska": return "mkv"
+        case "video/ogg": return "ogv"
+        case "video/x-msvideo": return "avi"
+        case "video/mpeg": return "mpg"
+        default: return "mp4"
+        }
     }
 
     static func contentType(_ path: String) -> String {

@@ -37,70 +37,22 @@ struct VideoCaptioner {
     var batch: Int
     var showProgress: Bool
 
-    /// The training corpus: --corpus, else the `corpus:` of the checkpoint's recipe.yaml.
-    func trainingCorpus() throws -> String {
-        let opened = try Checkpoint(folder: checkpoint)
-        guard opened.kind == .videobertCaptioner || opened.kind == .cbtCaptioner || opened.kind == .videobert else {
-            throw VideoBertError("is a \(opened.kind.rawValue) checkpoint: caption reads captioners (from `videobert finetune caption`)", file: checkpoint)
+    func run(videos: [String]) throws -> (segments: [Segment], failures: [Failure]) {
+        try RawVideos.tokenize(videos, checkpoint: checkpoint, corpus: corpus, transcript: transcript,
+                               accepting: [.videobertCaptioner, .cbtCaptioner, .videobert], reads: "captioners (from `videobert finetune caption`)",
+                               showProgress: showProgress) { raw in
+            guard let corpus = raw.corpus else { return ([], raw.failures) }
+            return (try caption(raw, corpus: corpus), raw.failures)
         }
-        if let corpus { return corpus }
-        let recipe = opened.path(.recipe)
-        guard let c = try RecipeLoader.topLevelString("corpus", file: recipe), !c.isEmpty else {
-            throw VideoBertError("names no training corpus (corpus:); pass --corpus with the tokenized corpus it was trained on", file: recipe)
-        }
-        return c
     }
 
-    func run(videos: [String]) throws -> (segments: [Segment], failures: [Failure]) {
-        let corpusPath = try trainingCorpus()
-        let recipePath = (corpusPath as NSString).appendingPathComponent("recipe.yaml")
-        guard FileManager.default.fileExists(atPath: recipePath) else {
-            throw VideoBertError("the training corpus \(corpusPath) has no recipe.yaml (how its videos were tokenized); pass --corpus with the tokenized corpus the checkpoint was trained on", file: checkpoint)
-        }
-        var recipe = try RecipeLoader.load(TokenizeRecipe.self, file: recipePath)
-        // The corpus's own vocabulary (fitted, or the one it was given), else the checkpoint's copy.
-        let fitted = (corpusPath as NSString).appendingPathComponent("vocab")
-        let copy = (checkpoint as NSString).appendingPathComponent(Checkpoint.File.visualVocab.rawValue)
-        if recipe.kmeans.vocab.isEmpty || !FileManager.default.fileExists(atPath: recipe.kmeans.vocab) {
-            guard let v = [fitted, copy].first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-                throw VideoBertError("has no visual vocabulary (vocab/), nor has the checkpoint \(checkpoint) (visual_vocab/)", file: corpusPath)
-            }
-            recipe.kmeans.vocab = v
-        }
-        // The text vocabulary where the recipe says, else the corpus's copy (the same file).
-        if !FileManager.default.fileExists(atPath: recipe.text.vocab) { recipe.text.vocab = try TokenizedCorpus(path: corpusPath).textVocabPath }
-        recipe.split.val = 0
-        recipe.split.test = 0
-        // Videos: ids from base names (unique), transcripts given or beside them.
-        var items: [VideoItem] = [], failures: [Failure] = [], paths: [String: String] = [:]
-        for file in videos {
-            do {
-                let item = try EncodeCommand.item(file, transcript: transcript)
-                var id = item.id, n = 2
-                while paths[id] != nil { id = "\(item.id)-\(n)"; n += 1 }
-                paths[id] = file
-                items.append(VideoItem(id: id, video: item.video, transcript: item.transcript, subset: "test"))
-            } catch {
-                failures.append(Failure(video: file, error: "\(error)"))
-            }
-        }
-        guard !items.isEmpty else { return ([], failures) }
-        let work = NSTemporaryDirectory() + "videobert-caption-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try AtomicFile.createDirectory(work)
-        defer { try? FileManager.default.removeItem(atPath: work) }
-        let tokenizer = try CorpusTokenizer(recipe: recipe, items: items, out: work + "/t")
-        tokenizer.showProgress = showProgress
-        let (_, tokenizeFailures) = try tokenizer.run()
-        for f in tokenizeFailures { failures.append(Failure(video: paths[f.id] ?? f.file ?? f.id, error: "\(f.stage): \(f.error)")) }
-        let failed = Set(tokenizeFailures.map(\.id))
-        guard items.contains(where: { !failed.contains($0.id) }) else { return ([], failures) }
-
-        let corpus = try TaskCorpus(path: work + "/t")
+    /// Every segment of the tokenized videos, captioned.
+    func caption(_ raw: RawVideos, corpus: TaskCorpus) throws -> [Segment] {
         let model = try TaskModel(checkpoint: checkpoint, corpus: corpus, maxBatch: batch, allowClipFeatures: true)
         // The corpus's segments for videos with a transcript; windows for those without.
         let segments = StepAnnotations.segments(of: corpus, split: "test")
         var steps: [AnnotatedStep] = []
-        for item in items where !failed.contains(item.id) {
+        for item in raw.items {
             if item.transcript != .none {
                 steps += segments.steps.filter { $0.video == item.id }
             } else {
@@ -112,16 +64,16 @@ struct VideoCaptioner {
                 }
             }
         }
-        let annotations = StepAnnotations(file: work + "/t", format: .corpusSegments, steps: steps)
+        let annotations = StepAnnotations(file: corpus.path, format: .corpusSegments, steps: steps)
         let output = try CaptionTask.run(model: model, corpus: corpus, annotations: annotations, split: "test", trainSplit: "test",
                                          options: generation, showProgress: showProgress)
         let captions = Dictionary(output.results.map { ("\($0.imageID)", $0.caption) }, uniquingKeysWith: { a, _ in a })
         var out: [Segment] = []
         for s in steps {
             guard let caption = captions[s.imageID] else { continue }   // a step without clips gets none
-            out.append(Segment(video: s.video, path: paths[s.video] ?? "", index: s.index, start: s.start ?? 0, end: s.end ?? 0, caption: caption))
+            out.append(Segment(video: s.video, path: raw.paths[s.video] ?? "", index: s.index, start: s.start ?? 0, end: s.end ?? 0, caption: caption))
         }
-        return (out, failures)
+        return out
     }
 
     // MARK: Subtitle files

@@ -31,7 +31,18 @@ struct NextStepCommand: ParsableCommand {
         the train split (P(next | current TRUE sentence or labels)), the unigram LM, frequency, \
         persistence and chance; a last line per measure says whether the model beats the bigram.
 
+        A video file instead of --corpus: the forecast for what follows its end (or --at): the \
+        video is tokenized as the checkpoint's training corpus was (as `caption VIDEO` does), \
+        the current segment is the one in progress then; printed are its visual words, the next \
+        ones (top words per position and sampled continuations; --sheet draws them as a \
+        contact sheet, each word as the training clip nearest its centroid), and the sentences \
+        of --candidates FILE (one per line) ranked as above; a forecaster also generates the \
+        next sentence.
+
         Example:
+          videobert next-step demo/corpus/videos/video-0003.mp4 --at 0:12 \\
+              --checkpoint demo/pretrain/checkpoints/step-0003000 \\
+              --candidates next.txt --sheet next.png
           videobert next-step --checkpoint demo/pretrain/checkpoints/step-0003000 \\
               --corpus demo/tokens --split test --samples-out continuations.json \\
               --out-json next-step.json
@@ -47,6 +58,7 @@ struct NextStepCommand: ParsableCommand {
 
     enum Part: String, ExpressibleByArgument, CaseIterable { case both, visual, text }
 
+    @Argument(help: "A video file: forecast what follows its end (or --at), instead of evaluating --corpus.") var video: String?
     @OptionGroup var task: TaskOptions
     @Option(help: "Which part to run: both, visual or text.") var part: Part = .both
     @Option(help: "Future visual words predicted per segment (H).") var horizon: Int = ForecastOptions().horizon
@@ -54,7 +66,10 @@ struct NextStepCommand: ParsableCommand {
     @Option(help: "Continuations sampled per pair.") var samples: Int = ForecastOptions().samples
     @Option(help: "Sampling temperature.") var temperature: Double = ForecastOptions().temperature
     @Option(help: "Sample among the k most probable visual words (0: all).") var topK: Int = ForecastOptions().topK
-    @Option(help: "Candidates per next-sentence query, the true one included.") var candidates: Int = NextStepTextOptions().candidates
+    @Option(name: .customLong("candidates"), help: "Candidates per next-sentence query, the true one included (default 10); with a VIDEO: a file of candidate sentences, one per line.") var candidatesOption: String?
+    var candidates: Int { candidatesOption.flatMap { Int($0) } ?? NextStepTextOptions().candidates }
+    @Option(help: "With a VIDEO: the time to forecast from, e.g. 1:23 or 83.5s (default: its end).") var at: String?
+    @Option(help: "With a VIDEO: write the context and forecast visual words here as a contact sheet (PNG).") var sheet: String?
     @Option(help: "Candidate score: sum or mean of the masked log-probabilities.") var score: NextStepTextOptions.Aggregate = .sum
     @Option(help: "At most this many next-sentence queries (0: all).") var maxQueries: Int = 0
     @Option(help: "Seed for candidates and samples.") var seed: UInt64 = 0
@@ -65,6 +80,7 @@ struct NextStepCommand: ParsableCommand {
 
     func validate() throws {
         guard horizon >= 1 else { throw ValidationError("--horizon must be at least 1") }
+        try validateVideo()
         guard candidates >= 2 else { throw ValidationError("--candidates must be at least 2") }
         guard temperature > 0 else { throw ValidationError("--temperature must be positive") }
         guard beam >= 1 else { throw ValidationError("--beam must be at least 1") }
@@ -72,6 +88,7 @@ struct NextStepCommand: ParsableCommand {
     }
 
     func run() throws {
+        if video != nil { return try runVideo() }
         let opened = try Checkpoint(folder: task.checkpoint)
         if opened.kind.isForecaster { return try runForecaster() }
         if annotations != nil {

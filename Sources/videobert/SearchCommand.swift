@@ -21,8 +21,17 @@ struct SearchCommand: ParsableCommand {
         --json prints [{"id", "video", "path", "start", "end", "score", "text"}] (times in \
         seconds, video = the manifest id or the file's base name); otherwise a table.
 
+        --rerank K re-scores the first stage's top K with a cross-encoder, the alignment head \
+        of a VideoBERT checkpoint (--checkpoint, or the index's own): P(aligned) of \
+        "[CLS] query [>] the segment's visual words [SEP]", the videos tokenized as the \
+        checkpoint's training corpus was (as `caption VIDEO`); those K come first, by that \
+        score (their score), the rest follow. An index built with a VideoBERT checkpoint has no \
+        embeddings: its search is BM25 + rerank.
+
         Example:
           videobert search demo/index "cut the onion" --top 10
+          videobert search demo/index "cut the onion" --rerank 20 \\
+              --checkpoint demo/pretrain/checkpoints/step-0003000
           videobert search demo/index "stir the tomatoes" --mode embedding --json
         """)
 
@@ -30,18 +39,27 @@ struct SearchCommand: ParsableCommand {
     @Argument(help: "The query.") var query: String
     @Option(help: "Number of results.") var top: Int = 10
     @Option(help: "text, embedding or hybrid.") var mode: SearchMode = .hybrid
-    @Option(help: "Encode the query with this checkpoint instead of the index's.") var checkpoint: String?
+    @Option(help: "Encode the query with this checkpoint instead of the index's; with --rerank, a VideoBERT checkpoint is the cross-encoder.") var checkpoint: String?
+    @Option(help: "Re-score the first stage's top K with the alignment head of a VideoBERT checkpoint (0: no second stage).") var rerank: Int = 0
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
         guard top >= 1 && top <= 10_000 else { throw ValidationError("--top must be in 1...10000") }
         guard query.utf8.count <= 65_536 else { throw ValidationError("the query is longer than 64 KiB") }
+        guard (0...1000).contains(rerank) else { throw ValidationError("--rerank must be in 0...1000") }
     }
 
     func run() throws {
         let index = try VideoIndex(folder: self.index)
-        let hits = try index.search(query, top: top, mode: mode) { q in
-            try Self.queryEncoder(index: index, checkpoint: checkpoint).encodeText([q])[0]
+        var encoderCheckpoint = checkpoint, cross: (checkpoint: String, corpus: String?)?
+        if rerank > 0 {
+            (encoderCheckpoint, cross) = try Self.crossEncoder(index: index, checkpoint: checkpoint)
+        }
+        var hits = try index.search(query, top: max(top, rerank), mode: mode) { q in
+            try Self.queryEncoder(index: index, checkpoint: encoderCheckpoint).encodeText([q])[0]
+        }
+        if let cross {
+            hits = Array(try Self.rerank(hits, k: rerank, query: query, checkpoint: cross.checkpoint, corpus: cross.corpus).prefix(top))
         }
         if json {
             let data = try JSONEncoder.sorted.encode(hits)

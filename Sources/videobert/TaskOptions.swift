@@ -6,7 +6,9 @@ import Tensor
 /// Options shared by the downstream task commands (zero-shot, caption, next-step, retrieve).
 struct TaskOptions: ParsableArguments {
     @Option(help: "Checkpoint folder (from `videobert pretrain` or `videobert finetune caption`).") var checkpoint: String
-    @Option(help: "Tokenized corpus folder (from `videobert tokenize`), with the checkpoint's vocabularies.") var corpus: String
+    @Option(name: .customLong("corpus"), help: "Tokenized corpus folder (from `videobert tokenize`), with the checkpoint's vocabularies (required, but for `next-step VIDEO`).") var corpusOption: String?
+    /// --corpus (checked by `checkOutputs`, which every command calls first).
+    var corpus: String { corpusOption ?? "" }
     @Option(help: "The corpus split evaluated (held-out videos).") var split: String = "test"
     @Option(help: "The corpus split baselines count frequencies in.") var trainSplit: String = "train"
     @Option(help: "Sequences per forward pass (memory: batch × 128 positions).") var batch: Int = 64
@@ -19,6 +21,7 @@ struct TaskOptions: ParsableArguments {
 
     /// Checked before any work: --out-json never replaces a folder or one of the inputs.
     func checkOutputs() throws {
+        guard corpusOption != nil else { throw ValidationError("Missing expected argument '--corpus <corpus>'") }
         if let outJson { try AtomicFile.checkOutputFile(outJson, inputs: [checkpoint, corpus]) }
     }
 

@@ -50,7 +50,7 @@ final class ServeCLITests: XCTestCase {
 
     /// One raw HTTP/1.1 request over a socket (the path is sent exactly as given: no client
     /// normalises `../` away).
-    static func request(_ port: Int, _ target: String, method: String = "GET", headers: [String: String] = [:]) throws -> Reply {
+    static func request(_ port: Int, _ target: String, method: String = "GET", headers: [String: String] = [:], body: Data = Data()) throws -> Reply {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ServerError("socket") }
         defer { close(fd) }
@@ -64,8 +64,9 @@ final class ServeCLITests: XCTestCase {
         guard ok == 0 else { throw ServerError("connect: \(String(cString: strerror(errno)))") }
         var text = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
         for (k, v) in headers { text += "\(k): \(v)\r\n" }
+        if !body.isEmpty && headers["Content-Length"] == nil { text += "Content-Length: \(body.count)\r\n" }
         text += "\r\n"
-        let bytes = Array(text.utf8)
+        let bytes = Array(text.utf8) + Array(body)
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
