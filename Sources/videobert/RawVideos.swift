@@ -30,7 +30,9 @@ struct RawVideos {
     static func trainingCorpus(checkpoint: String, corpus: String?, accepting: Set<Checkpoint.Kind>, reads: String) throws -> String {
         let opened = try Checkpoint(folder: checkpoint)
         guard accepting.contains(opened.kind) else {
-            throw VideoBertError("is a \(opened.kind.rawValue) checkpoint: this reads \(reads)", file: checkpoint)
+            let hint = [.videobertForecaster, .cbtForecaster].contains(opened.kind) && accepting.contains(.videobertCaptioner)
+                ? "; for a forecaster, `videobert next-step VIDEO --checkpoint` forecasts what follows a video" : ""
+            throw VideoBertError("is a \(opened.kind.rawValue) checkpoint: this reads \(reads)\(hint)", file: checkpoint)
         }
         if let corpus { return corpus }
         let recipe = opened.path(.recipe)

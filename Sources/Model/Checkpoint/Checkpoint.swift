@@ -48,7 +48,7 @@ public struct Checkpoint: Sendable {
             case .videobertCaptioner: ["caption", "zero-shot", "next-step", "retrieve", "embed"]
             case .cbt: ["retrieve (--cbt-scorer pooled|cross)", "finetune caption (init: this folder)", "embed (its text/ folder)"]
             case .cbtCaptioner: ["caption"]
-            case .videobertForecaster, .cbtForecaster: ["next-step (--annotations)", "caption (generates next steps)"]
+            case .videobertForecaster, .cbtForecaster: ["next-step (--annotations, or VIDEO)", "caption --corpus (generates next steps)"]
             case .bert: ["embed", "pretrain (model.init)"]
             }
         }
