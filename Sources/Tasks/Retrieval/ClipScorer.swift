@@ -21,7 +21,7 @@ public final class ClipScorer: TextVideoScorer {
     public let tokenizer: CLIPTokenizer
     public let backbone: String
     /// The corpus's clip_features.npy, memory-mapped (float32 or float16 on disk).
-    let rows: MappedNPY
+    let rows: MappedRows
     let dim: Int
     let vocabulary: TextVocabulary
 
