@@ -182,9 +182,9 @@ extension TokenizedCorpus {
     public static func firstArrayPath(_ corpus: String, _ name: String) -> String {
         let indexPath = (corpus as NSString).appendingPathComponent("index.json")
         var folder = corpus
-        if let index = try? JSON.decode(CorpusIndex.self, from: indexPath), let first = index.shards?.first,
-           let folders = try? CorpusShards.folders(of: index, corpus: corpus, indexPath: indexPath) {
-            folder = folders.first ?? (first.folder == "." ? corpus : corpus)
+        if let index = try? JSON.decode(CorpusIndex.self, from: indexPath), index.shards != nil,
+           let folders = try? CorpusShards.folders(of: index, corpus: corpus, indexPath: indexPath), let first = folders.first {
+            folder = first
         }
         return (folder as NSString).appendingPathComponent(name + ".npy")
     }
@@ -324,11 +324,13 @@ extension CorpusTokenizer {
             index = try CorpusShards.merge(base: empty, basePath: out, added: added)
             index.counts.failures = failures.count
             if !index.extras.contains("clip_audio_words") { index.audioVocab = nil }
-            // What an earlier single-folder run left beside index.json is not part of this corpus.
-            for name in TokenizedCorpus.arrayDocs.keys { try? FileManager.default.removeItem(atPath: CorpusBuilder.path(out, name)) }
         }
         try writeFailures(allFailures)
         try JSON.write(index, to: (out as NSString).appendingPathComponent("index.json"))
+        if base == nil {
+            // What an earlier single-folder run left beside index.json is not part of this corpus.
+            for name in TokenizedCorpus.arrayDocs.keys { try? FileManager.default.removeItem(atPath: CorpusBuilder.path(out, name)) }
+        }
         // Shards of an earlier run that this index does not list.
         let listed = Set((index.shards ?? []).map { ($0.folder as NSString).lastPathComponent })
         for name in (try? FileManager.default.contentsOfDirectory(atPath: shardsDir)) ?? [] where !listed.contains(name) && !name.hasPrefix(".") {
