@@ -118,37 +118,109 @@ public final class MappedNPY: @unchecked Sendable {
 /// A read-only column of a memory-mapped .npy array, indexed 0..<count like an array; reading
 /// an element loads it from the mapped page (unaligned loads: a hostile header may place the
 /// data anywhere). Holds its file open while any copy of it lives.
+///
+/// A column may also be the concatenation of parts of several files (`concatenating`): the
+/// arrays of a sharded corpus (docs/ARCHITECTURE.md §3), each part's integers shifted by its
+/// shard's base (an offset array's values, a video index), so readers see one column.
 public struct MappedColumn<T: NPYScalar & BitwiseCopyable>: RandomAccessCollection, @unchecked Sendable {
+    /// The file (the first part's, for a concatenated column).
     public let file: MappedNPY?
+    /// The single file's data (nil for a concatenated column: see `parts`).
     private let data: UnsafeRawPointer?
     public let count: Int
+    /// A concatenated column's parts, in order; empty for a single file.
+    private let parts: [Part]
+    /// How a part's bias is added to a value (integer columns only).
+    private let add: (@Sendable (T, Int64) -> T)?
+
+    struct Part {
+        let file: MappedNPY
+        let data: UnsafeRawPointer?
+        /// Its first element in the file, its first index in the column, its length.
+        let first: Int, begin: Int, count: Int
+        let bias: Int64
+    }
 
     init(file: MappedNPY) {
         self.file = file
         data = file.data
         count = file.count
+        parts = []
+        add = nil
     }
 
     /// An empty column.
-    public init() { file = nil; data = nil; count = 0 }
+    public init() { file = nil; data = nil; count = 0; parts = []; add = nil }
+
+    private init(parts input: [(column: MappedColumn<T>, range: Range<Int>, bias: Int64)], add: (@Sendable (T, Int64) -> T)?) {
+        var parts: [Part] = []
+        var n = 0
+        for (c, r, bias) in input where !r.isEmpty {
+            precondition(r.lowerBound >= 0 && r.upperBound <= c.count && c.parts.isEmpty, "part \(r) of a column of \(c.count)")
+            guard let f = c.file else { continue }
+            parts.append(Part(file: f, data: f.data, first: r.lowerBound, begin: n, count: r.count, bias: bias))
+            n += r.count
+        }
+        file = parts.first?.file
+        data = nil
+        count = n
+        self.parts = parts
+        self.add = add
+    }
+
+    /// The elements `range` of each single-file column, one after the other, each shifted by its `bias`.
+    public static func concatenating(_ parts: [(column: MappedColumn<T>, range: Range<Int>, bias: Int64)]) -> MappedColumn<T> where T: FixedWidthInteger {
+        MappedColumn(parts: parts, add: { $0 &+ T(truncatingIfNeeded: $1) })
+    }
+
+    /// The single-file columns one after the other, unchanged.
+    public static func concatenating(_ columns: [MappedColumn<T>]) -> MappedColumn<T> {
+        MappedColumn(parts: columns.map { ($0, 0..<$0.count, 0) }, add: nil)
+    }
 
     public var startIndex: Int { 0 }
     public var endIndex: Int { count }
     public func index(after i: Int) -> Int { i + 1 }
     public func index(before i: Int) -> Int { i - 1 }
 
+    /// The part holding element `i` (binary search over the parts' starts).
+    private func part(of i: Int) -> Part {
+        var lo = 0, hi = parts.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if parts[mid].begin <= i { lo = mid } else { hi = mid - 1 }
+        }
+        return parts[lo]
+    }
+
     public subscript(i: Int) -> T {
         precondition(i >= 0 && i < count, "index \(i) out of range 0..<\(count)")
-        return data!.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.stride, as: T.self)
+        if parts.isEmpty { return data!.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.stride, as: T.self) }
+        let p = part(of: i)
+        let v = p.data!.loadUnaligned(fromByteOffset: (p.first + i - p.begin) * MemoryLayout<T>.stride, as: T.self)
+        guard p.bias != 0, let add else { return v }
+        return add(v, p.bias)
+    }
+
+    /// The file element `i` is read from and its position there (for error messages).
+    public func location(of i: Int) -> (path: String, position: Int)? {
+        guard i >= 0 && i < count else { return nil }
+        if parts.isEmpty { return file.map { ($0.path, i) } }
+        let p = part(of: i)
+        return (p.file.path, p.first + i - p.begin)
     }
 
     /// Elements `range` copied into an array (a segment's ids, a video's clips).
     public func slice(_ range: Range<Int>) -> ArraySlice<T> {
         precondition(range.lowerBound >= 0 && range.upperBound <= count, "range \(range) out of 0..<\(count)")
-        guard !range.isEmpty, let data else { return [] }
-        return ArraySlice([T](unsafeUninitializedCapacity: range.count) { buf, n in
-            memcpy(buf.baseAddress!, data + range.lowerBound * MemoryLayout<T>.stride, range.count * MemoryLayout<T>.stride)
-            n = range.count
-        })
+        guard !range.isEmpty else { return [] }
+        if parts.isEmpty {
+            guard let data else { return [] }
+            return ArraySlice([T](unsafeUninitializedCapacity: range.count) { buf, n in
+                memcpy(buf.baseAddress!, data + range.lowerBound * MemoryLayout<T>.stride, range.count * MemoryLayout<T>.stride)
+                n = range.count
+            })
+        }
+        return ArraySlice(range.map { self[$0] })
     }
 }

@@ -48,7 +48,10 @@ public final class CBTTrainer: TrainingRun {
         // The text hashed is the recipe as it was written before VideoBERT's loss weights left the
         // CBT `train:` section (CBTRecipe.retiredKeys): their lines, always 1.0, go back in before
         // `max_memory_gb`, so runs started then still resume.
-        let yaml = ((try? RecipeLoader.yaml(r)) ?? "").replacingOccurrences(
+        // `train.loader` (where batches are drawn) changes nothing computed and may change on a
+        // resume; its line is left out, so the text is the one hashed before the key existed.
+        let yaml = ((try? RecipeLoader.yaml(r)) ?? "").split(separator: "\n", omittingEmptySubsequences: false)
+            .filter { !$0.hasPrefix("  loader:") }.joined(separator: "\n").replacingOccurrences(
             of: "\n  max_memory_gb:", with: "\n  mlm_weight: 1e+0\n  mfm_weight: 1e+0\n  align_weight: 1e+0\n  max_memory_gb:")
         return CorpusBuilder.fnv1a(Array(yaml.utf8))
     }
@@ -131,8 +134,17 @@ final class CBTTask: PretrainingTask {
         return "CBT: text \(model.text.config.numHiddenLayers) × \(model.text.config.hiddenSize), \(c.frontEnd) front-end, visual \(c.visualLayers) × \(c.visualHiddenSize), cross \(c.crossLayers) × \(c.crossHiddenSize); \(model.store.count + model.text.store.count) parameters"
     }
     var plotKeys: [String] { ["loss", "mlm_loss", "nce_loss", "cross_loss", "pooled_loss"] }
-    var samplerState: CBTSampler.State { sampler.currentState }
-    func restoreSampler(_ state: CBTSampler.State) { sampler.restore(state) }
+    /// Draws the batches (`train.loader`: on a thread of its own, or inline; BatchLoader.swift).
+    lazy var loader: BatchLoader<CBTBatch, CBTSampler.State> = {
+        let (s, B, K, X) = (sampler, recipe.train.batchSize, recipe.data.nceNegatives, recipe.data.crossCandidates)
+        return BatchLoader(background: recipe.train.loader == "background", state: s.currentState) {
+            (s.nextBatch(B, nceNegatives: K, crossCandidates: X), s.currentState)
+        }
+    }()
+    // The data position is the loader's (after the last batch trained on), not the sampler's.
+    var samplerState: CBTSampler.State { loader.consumedState }
+    func restoreSampler(_ state: CBTSampler.State) { loader.reset(to: state); sampler.restore(state) }
+    func trainingEnded() { loader.stop() }
 
     func initializeParameters() throws {
         let seed = UInt64(recipe.train.seed)
@@ -165,11 +177,12 @@ final class CBTTask: PretrainingTask {
     }
 
     func trainMicroBatch(step: Int, micro: Int, dropoutSeed: UInt64, lossScale: Float) -> (loss: Float, metrics: MetricSums) {
-        let batch = sampler.nextBatch(recipe.train.batchSize, nceNegatives: recipe.data.nceNegatives,
-                                      crossCandidates: recipe.data.crossCandidates)
+        let (batch, wait) = loader.next()
         let out = model.forwardBackward(batch, step: step, dropoutSeed: dropoutSeed, objectives: objectives, lossScale: lossScale)
-        // Throughput counts text WordPieces and clips.
-        return (out.loss, Self.metrics(out, tokens: batch.text.tokenCount + batch.clipCount))
+        // Throughput counts text WordPieces and clips; the data wait is per optimizer step.
+        var m = Self.metrics(out, tokens: batch.text.tokenCount + batch.clipCount)
+        m.add("data_wait_s", wait, count: 1 / Double(recipe.train.gradAccum))
+        return (out.loss, m)
     }
 
     func evaluate(step: Int) throws -> [String: Double] {

@@ -37,10 +37,14 @@ public struct Optimization: Codable, Sendable, Equatable {
     /// micro-batch) exceeds this many GiB is refused before anything is allocated; 0: the
     /// machine's physical memory.
     public var maxMemoryGB = 0.0
+    /// Where batches are drawn (`BatchLoader`): `background`, on a thread of their own while the
+    /// step computes (at most 2 ahead), or `inline`, on the training thread. The same batches
+    /// and bytes either way.
+    public var loader = "background"
     enum CodingKeys: String, CodingKey {
         case batchSize = "batch_size", gradAccum = "grad_accum", steps, lr, warmupSteps = "warmup_steps", schedule
         case minLRRatio = "min_lr_ratio", weightDecay = "weight_decay", beta1, beta2, eps, clipGrad = "clip_grad", seed
-        case maxMemoryGB = "max_memory_gb"
+        case maxMemoryGB = "max_memory_gb", loader
     }
 
     /// Learning rate at optimizer step `step` (1-based): linear warm-up, then the schedule.
@@ -63,6 +67,7 @@ public struct Optimization: Codable, Sendable, Equatable {
         if steps < 1 { return "train.steps must be at least 1" }
         if !["linear", "cosine", "constant"].contains(schedule) { return "train.schedule must be linear, cosine or constant" }
         if lr <= 0 { return "train.lr must be positive" }
+        if !["background", "inline"].contains(loader) { return "train.loader must be background or inline" }
         return nil
     }
 }

@@ -81,11 +81,12 @@ public struct PretrainRecipe: RecipeSection, Equatable {
             try c.encode(o.eps, forKey: .eps); try c.encode(o.clipGrad, forKey: .clipGrad); try c.encode(o.seed, forKey: .seed)
             try c.encode(mlmWeight, forKey: .mlmWeight); try c.encode(mfmWeight, forKey: .mfmWeight)
             try c.encode(alignWeight, forKey: .alignWeight); try c.encode(o.maxMemoryGB, forKey: .maxMemoryGB)
+            try c.encode(o.loader, forKey: .loader)
         }
         enum FileKeys: String, CodingKey {
             case batchSize = "batch_size", gradAccum = "grad_accum", steps, lr, warmupSteps = "warmup_steps", schedule
             case minLRRatio = "min_lr_ratio", weightDecay = "weight_decay", beta1, beta2, eps, clipGrad = "clip_grad", seed
-            case mlmWeight = "mlm_weight", mfmWeight = "mfm_weight", alignWeight = "align_weight", maxMemoryGB = "max_memory_gb"
+            case mlmWeight = "mlm_weight", mfmWeight = "mfm_weight", alignWeight = "align_weight", maxMemoryGB = "max_memory_gb", loader
         }
         public subscript<T>(dynamicMember key: WritableKeyPath<Optimization, T>) -> T {
             get { optimization[keyPath: key] }

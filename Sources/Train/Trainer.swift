@@ -117,8 +117,17 @@ final class VideoBertTask: PretrainingTask {
     var parameterStores: [(prefix: String, store: ParameterStore)] { [("", model.store)] }
     var runDescription: String { "\(model.config.numHiddenLayers) layers × \(model.config.hiddenSize), \(model.store.count) parameters" }
     var plotKeys: [String] { MetricsLog.videoBertLossKeys }
-    var samplerState: ExampleSampler.State { sampler.currentState }
-    func restoreSampler(_ state: ExampleSampler.State) { sampler.restore(state) }
+    /// Draws rank r's slice of each global batch (`train.loader`: on a thread of its own, or inline).
+    lazy var loader: BatchLoader<PretrainingBatch, ExampleSampler.State> = {
+        let (N, r, B, s) = (comm.size, comm.rank, recipe.train.batchSize, sampler)
+        return BatchLoader(background: recipe.train.loader == "background", state: s.currentState) {
+            (s.nextBatch(global: N * B, slice: (r * B)..<((r + 1) * B)), s.currentState)
+        }
+    }()
+    // The data position is the loader's (after the last batch trained on), not the sampler's.
+    var samplerState: ExampleSampler.State { loader.consumedState }
+    func restoreSampler(_ state: ExampleSampler.State) { loader.reset(to: state); sampler.restore(state) }
+    func trainingEnded() { loader.stop() }
     func samplerStateProblem(_ state: ExampleSampler.State) -> String? { sampler.problem(with: state) }
 
     func initializeParameters() throws {
@@ -174,13 +183,16 @@ final class VideoBertTask: PretrainingTask {
     }
 
     func trainMicroBatch(step: Int, micro: Int, dropoutSeed: UInt64, lossScale: Float) -> (loss: Float, metrics: MetricSums) {
-        let N = comm.size, B = recipe.train.batchSize
+        let N = comm.size
+        let (batch, wait) = loader.next()
+        // Data wait per optimizer step (summed over its micro-batches).
+        let waitCount = 1 / Double(recipe.train.gradAccum)
         if N == 1 {
-            let batch = sampler.nextBatch(B)
             let out = model.forwardBackward(batch, step: step, dropoutSeed: dropoutSeed, lossWeights: lossWeights, lossScale: lossScale, training: true)
-            return (out.loss, Self.metrics(out, tokens: batch.tokenCount))
+            var m = Self.metrics(out, tokens: batch.tokenCount)
+            m.add("data_wait_s", wait, count: waitCount)
+            return (out.loss, m)
         }
-        let batch = sampler.nextBatch(global: N * B, slice: (comm.rank * B)..<((comm.rank + 1) * B))
         // Each objective's rows over all ranks: weighting this rank's means by its share makes the
         // summed gradients those of the global means.
         let alignRows = batch.alignWeights.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
@@ -192,7 +204,9 @@ final class VideoBertTask: PretrainingTask {
         let weights = (mlm: w.mlm * share(0), mfm: w.mfm * share(1), align: w.align * share(2))
         let out = model.forwardBackward(batch, step: step, dropoutSeed: dropoutSeed, lossWeights: weights, lossScale: lossScale, training: true)
         let (g, tokens) = globalOutput(out, local: local, global: global, tokens: batch.tokenCount)
-        return (g.loss, Self.metrics(g, tokens: tokens))
+        var m = Self.metrics(g, tokens: tokens)
+        m.add("data_wait_s", wait, count: waitCount)
+        return (g.loss, m)
     }
 
     /// The micro-batch's losses and counts over all ranks: each objective's mean over the global

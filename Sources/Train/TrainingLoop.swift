@@ -113,10 +113,13 @@ public protocol PretrainingTask: AnyObject {
     /// Values computed from the summed measurements of a logging window (e.g. a total loss from
     /// the objectives' row-weighted means).
     func finishMetrics(_ values: inout [String: Double])
+    /// Called when `run` returns or throws (a task stops its background batch loader).
+    func trainingEnded()
 }
 
 extension PretrainingTask {
     public func finishMetrics(_ values: inout [String: Double]) {}
+    public func trainingEnded() {}
     public func samplerStateProblem(_ state: SamplerState) -> String? { nil }
 }
 
@@ -292,6 +295,7 @@ public final class TrainingLoop<Task: PretrainingTask>: TrainingRun {
         let previous = signal(SIGINT) { _ in stopRequested = 1 }
         let previousTerm = signal(SIGTERM) { _ in stopRequested = 1 }
         defer { signal(SIGINT, previous); signal(SIGTERM, previousTerm) }
+        defer { task.trainingEnded() }
         stopRequested = 0
 
         let progress = ProgressReporter(label: settings.label, total: t.steps, unit: "steps", enabled: showProgress && root)

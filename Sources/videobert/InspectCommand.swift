@@ -58,17 +58,19 @@ struct InspectCommand: ParsableCommand {
             print("splits: train \(s["train"] ?? 0), val \(s["val"] ?? 0), test \(s["test"] ?? 0); failures \(idx.counts.failures)")
             print("text vocabulary \(idx.textVocab.size) (\(idx.textVocab.cased ? "cased" : "uncased")); visual words \(idx.visualVocab.words) (\(idx.visualVocab.branching)^\(idx.visualVocab.depth)), clip \(idx.clipSeconds) s, features \(idx.featureSource) dim \(idx.featureDim)")
             print("segments: \(idx.counts.videoOnlySegments) video-only, \(idx.counts.textOnlySegments) text-only")
+            if let shards = idx.shards {
+                print("shards: \(shards.count) (" + shards.prefix(3).map { "\($0.folder): \($0.videos) videos" }.joined(separator: ", ") + (shards.count > 3 ? ", …" : "") + ")")
+            }
             // What a CBT front-end (and a captioner fine-tuned from CBT) can read.
             var stored: [String] = []
             for name in ["clip_features", "clip_frames"] where idx.extras.contains(name) {
-                let path = (corpus as NSString).appendingPathComponent(name + ".npy")
-                let shape = (try? NPY.readHeader(path).shape).map { " " + $0.map(String.init).joined(separator: "×") } ?? ""
+                let shape = (try? c.storedRows(name)?.shape).flatMap { $0 }.map { " " + $0.map(String.init).joined(separator: "×") } ?? ""
                 stored.append(name + shape)
             }
             print("stored for CBT: " + (stored.isEmpty ? "nothing (tokenize with store.frames or store.features)" : stored.joined(separator: ", ")))
             if let a = idx.audioVocab {
                 let stored = idx.extras.contains("clip_audio")
-                    ? ", clip_audio " + ((try? NPY.readHeader((corpus as NSString).appendingPathComponent("clip_audio.npy")).shape)?
+                    ? ", clip_audio " + ((try? c.storedRows("clip_audio")?.shape).flatMap { $0 }?
                         .map(String.init).joined(separator: "×") ?? "?")
                     : ""
                 print("audio words \(a.words) (\(a.branching)^\(a.depth)), descriptor dim \(a.dim)\(stored)")

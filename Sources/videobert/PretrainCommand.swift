@@ -4,6 +4,7 @@ import Model
 import Recipe
 import Tensor
 import Distributed
+import Tokenize
 import Train
 
 struct PretrainCommand: ParsableCommand {
@@ -84,7 +85,7 @@ struct PretrainCommand: ParsableCommand {
                 // The conv front-end's share needs the corpus' frames per clip and frame side
                 // (clip_frames.npy's header); a corpus without them fails later with its own message.
                 var frames: (perClip: Int, size: Int)?
-                if r.frontend.source == "frames", let h = try? NPY.readHeader((r.corpus as NSString).appendingPathComponent("clip_frames.npy")),
+                if r.frontend.source == "frames", let h = try? NPY.readHeader(TokenizedCorpus.firstArrayPath(r.corpus, "clip_frames")),
                    h.shape.count == 5 {
                     frames = (h.shape[1], h.shape[2])
                 }

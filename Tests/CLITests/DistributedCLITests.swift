@@ -1,5 +1,6 @@
 import Foundation
 import Tensor
+import Tokenize
 import XCTest
 import TestSupport
 
@@ -83,16 +84,23 @@ final class DistributedCLITests: XCTestCase {
         let tokArgs = try tinyCorpus(dir)
         let tok = try CLI.run(tokArgs + ["--out", dir + "/t"])
         XCTAssertEqual(tok.status, 0, tok.stderr)
-        // Tokenizing with 2 ranks (videos divided, vocabulary fitted together) gives the same bytes.
+        // Tokenizing with 2 ranks (videos divided, vocabulary fitted together) gives the same
+        // vocabulary bytes; each rank writes its own shard (CorpusShards.swift), and the sharded
+        // corpus reads exactly as the one-process corpus.
         let tok2 = try mpi(2, tokArgs + ["--out", dir + "/t2"])
         XCTAssertEqual(tok2.status, 0, tok2.stderr)
-        for f in ["vocab/level0.npy", "vocab/level1.npy", "clip_words.npy", "visual_ids.npy", "text_ids.npy", "segment_times.npy"] {
+        for f in ["vocab/level0.npy", "vocab/level1.npy"] {
             XCTAssertEqual(FileManager.default.contents(atPath: dir + "/t/" + f), FileManager.default.contents(atPath: dir + "/t2/" + f), f)
         }
+        let sharded = try TokenizedCorpus(path: dir + "/t2")
+        XCTAssertEqual(sharded.index.shards?.map(\.folder), ["shards/00000", "shards/00001"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/t2/clip_words.npy"), "rank 0 gathers no arrays")
+        try ShardedCorpusCLITests.assertSameCorpus(try TokenizedCorpus(path: dir + "/t"), sharded)
         let common = pretrainArgs(corpus: dir + "/t", steps: 20)
         let one = try CLI.run(common + ["--set", "out=" + dir + "/one", "--set", "train.batch_size=8"])
         XCTAssertEqual(one.status, 0, one.stderr)
-        let two = try mpi(2, common + ["--set", "out=" + dir + "/two", "--set", "train.batch_size=4"])
+        // (the two ranks read the sharded corpus)
+        let two = try mpi(2, pretrainArgs(corpus: dir + "/t2", steps: 20) + ["--set", "out=" + dir + "/two", "--set", "train.batch_size=4"])
         XCTAssertEqual(two.status, 0, two.stderr)
         XCTAssertTrue(two.stderr.contains("2 ranks × batch 4 × 1 accumulation = 8 examples per step"), two.stderr)
 

@@ -13,9 +13,15 @@
 # 12^3 = 1,728 visual words; CBT (Recipes/cbt-tiny.yaml with frontend.source: features, batch 8:
 # small models, so the data path weighs): 16 steps, log every 4; VideoBERT (Recipes/tiny.yaml):
 # 60 steps, log every 20.
+#
+# SHARDS=N tokenizes into N shards (`tokenize --shards N`, read back as one corpus); LOADER=inline
+# draws batches on the training thread instead of the background loader (`train.loader`). The
+# training lines also print the data wait per step (metrics.jsonl's data_wait_s).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-.build/release/videobert}
+SHARDS=${SHARDS:-1}
+LOADER=${LOADER:-background}
 PY=${PY:-/work/main/.venv/bin/python}
 [ -x "$BIN" ] || { echo "scale.sh: build first: swift build -c release --product videobert" >&2; exit 1; }
 [ $# -ge 1 ] || { echo "usage: tools/bench/scale.sh FRACTION [FRACTION...]  (e.g. 1000 300)" >&2; exit 1; }
@@ -35,7 +41,9 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 t = [(r["step"], r["seconds"]) for r in rows if r.get("kind") == "train" and "seconds" in r]
 (s0, t0), (s1, t1) = t[0], t[-1]
-print(f"  {(s1 - s0) / (t1 - t0):.2f} steps/s")' "$1"
+w = [r["data_wait_s"] for r in rows if r.get("kind") == "train" and "data_wait_s" in r]
+wait = f", data wait {1000 * sum(w) / len(w):.1f} ms/step" if w else ""
+print(f"  {(s1 - s0) / (t1 - t0):.2f} steps/s{wait}")' "$1"
 }
 
 for FRACTION in "$@"; do
@@ -45,13 +53,14 @@ for FRACTION in "$@"; do
     measure tokenize "$D/tokenize.log" "$BIN" tokenize --corpus "$D/raw_caption.json" --out "$D/tokens" \
         --recipe Recipes/tokenize-howto100m-s3d.yaml --set features.dir="$D/features" \
         --set store.features=true --set store.features_dtype=float16 \
-        --set kmeans.depth=3 --set kmeans.max_points=100000
-    echo "  ($(du -sh "$D/tokens/clip_features.npy" | cut -f1) clip_features.npy)"
+        --set kmeans.depth=3 --set kmeans.max_points=100000 --shards "$SHARDS"
+    echo "  ($(du -shc "$D"/tokens/clip_features.npy "$D"/tokens/shards/*/clip_features.npy 2>/dev/null | tail -1 | cut -f1) clip_features.npy, $SHARDS shard(s))"
     measure cbt "$D/cbt.log" "$BIN" pretrain --recipe Recipes/cbt-tiny.yaml --set frontend.source=features \
         --set corpus="$D/tokens" --set out="$D/cbt" --set train.steps=16 --set log_every=4 --set eval.every=0 \
-        --set eval.batches=1 --set retrieval.max_pairs=32 --set checkpoint.every=16 --set checkpoint.keep=1
+        --set eval.batches=1 --set retrieval.max_pairs=32 --set checkpoint.every=16 --set checkpoint.keep=1 --set train.loader="$LOADER"
     steps_per_s "$D/cbt/metrics.jsonl"
     measure videobert "$D/videobert.log" "$BIN" pretrain --recipe Recipes/tiny.yaml --set corpus="$D/tokens" --set out="$D/videobert" \
-        --set train.steps=60 --set log_every=20 --set eval.every=0 --set eval.batches=1 --set checkpoint.every=60 --set checkpoint.keep=1
+        --set train.steps=60 --set log_every=20 --set eval.every=0 --set eval.batches=1 --set checkpoint.every=60 --set checkpoint.keep=1 \
+        --set train.loader="$LOADER"
     steps_per_s "$D/videobert/metrics.jsonl"
 done

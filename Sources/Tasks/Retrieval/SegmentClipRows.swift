@@ -13,8 +13,8 @@ import Tokenize
 /// features, FeatureExtractor's record: `backbone`, and `pool` when given), stored
 /// (`store.features: true`), of the expected width.
 struct SegmentClipRows {
-    /// The corpus's clip_features.npy, memory-mapped (float32 or float16 on disk).
-    let rows: MappedNPY
+    /// The corpus's clip_features.npy rows (every shard's), memory-mapped (float32 or float16 on disk).
+    let rows: MappedRows
     let dim: Int
     let vocabulary: TextVocabulary
 

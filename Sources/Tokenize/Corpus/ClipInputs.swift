@@ -9,7 +9,7 @@ public enum ClipInputs: Sendable {
     case frames(ClipFrames, framesPerClip: Int, size: Int)
     /// float32 or float16 [clips, dim] (clip_features.npy; float16 with `store.features_dtype:
     /// float16`), converted to float32 per batch.
-    case features(MappedNPY, dim: Int)
+    case features(MappedRows, dim: Int)
 
     /// Maps what `source` ("frames" or "features") needs; errors name the corpus and the tokenize option.
     /// With `centerFrames`, each video's frames become their difference from the video's mean
@@ -19,13 +19,12 @@ public enum ClipInputs: Sendable {
     /// video) are computed here; each batch's frames are centred as they are copied out.
     public static func load(corpus: TokenizedCorpus, source: String, centerFrames: Bool = false) throws -> ClipInputs {
         let name = source == "frames" ? "clip_frames" : "clip_features"
-        let path = (corpus.path as NSString).appendingPathComponent(name + ".npy")
-        guard corpus.index.extras.contains(name), FileManager.default.fileExists(atPath: path) else {
+        // One array across the shards of a sharded corpus (CorpusShards.swift); rows checked against the clips.
+        let path = corpus.shardFolders.count == 1 ? (corpus.shardFolders[0] as NSString).appendingPathComponent(name + ".npy") : corpus.path
+        guard corpus.index.extras.contains(name),
+              corpus.shardFolders.allSatisfy({ FileManager.default.fileExists(atPath: ($0 as NSString).appendingPathComponent(name + ".npy")) }),
+              let array = try corpus.storedRows(name) else {
             throw VideoBertError("has no \(name).npy; tokenize with store.\(source): true for frontend.source \(source)", file: corpus.path)
-        }
-        let array = try MappedNPY(path: path)
-        guard array.shape.first == corpus.clipCount else {
-            throw VideoBertError("has \(array.shape.first ?? 0) rows, the corpus \(corpus.clipCount) clips", file: path)
         }
         if source == "frames" {
             guard array.dtype == .uint8, array.shape.count == 5, array.shape[2] == array.shape[3], array.shape[4] == 3 else {
@@ -44,17 +43,19 @@ public enum ClipInputs: Sendable {
 
     /// Each video's mean frame (per pixel and channel, accumulated in Float frame by frame, as
     /// `centerPerVideo`), nil for videos without clips.
-    static func videoMeanFrames(_ frames: MappedNPY, corpus: TokenizedCorpus, framesPerClip F: Int, size S: Int) -> [[Float]?] {
+    static func videoMeanFrames(_ frames: MappedRows, corpus: TokenizedCorpus, framesPerClip F: Int, size S: Int) -> [[Float]?] {
         let pixels = S * S * 3
         var out = [[Float]?](repeating: nil, count: corpus.index.videos.count)
-        guard pixels > 0, let data = frames.data else { return out }
-        let base = data.assumingMemoryBound(to: UInt8.self)
+        guard pixels > 0, frames.rows > 0 else { return out }
         for (v, video) in corpus.index.videos.enumerated() where video.clipEnd > video.clipBegin {
-            let first = video.clipBegin * F, count = (video.clipEnd - video.clipBegin) * F
+            let count = (video.clipEnd - video.clipBegin) * F
             var mean = [Float](repeating: 0, count: pixels)
-            for f in 0..<count {
-                let frame = base + (first + f) * pixels
-                for i in 0..<pixels { mean[i] += Float(frame[i]) }
+            for c in video.clipBegin..<video.clipEnd {
+                guard let clip = frames.rowPointer(c)?.assumingMemoryBound(to: UInt8.self) else { continue }
+                for f in 0..<F {
+                    let frame = clip + f * pixels
+                    for i in 0..<pixels { mean[i] += Float(frame[i]) }
+                }
             }
             for i in 0..<pixels { mean[i] /= Float(count) }
             out[v] = mean
@@ -65,7 +66,7 @@ public enum ClipInputs: Sendable {
 
 /// The stored frames of a corpus (mapped) and, when centred per video, each video's mean frame.
 public struct ClipFrames: Sendable {
-    public let file: MappedNPY
+    public let file: MappedRows
     /// Per video (index.json order): its mean frame [S·S·3], or nil (no centring, or no clips).
     let means: [[Float]?]?
     let clipVideo: MappedColumn<Int32>

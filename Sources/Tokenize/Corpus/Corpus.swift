@@ -72,11 +72,29 @@ public struct CorpusIndex: Codable, Sendable, Equatable {
     /// The audio vocabulary (`audio.enabled`): its folder, words, tree and descriptor dimension;
     /// absent from corpora tokenized without audio.
     public var audioVocab: VisualVocab? = nil
+    /// A sharded corpus' shards, in order (`CorpusShards.swift`): the arrays live in these
+    /// folders instead of beside index.json; absent from single-folder corpora.
+    public var shards: [Shard]? = nil
+
+    /// One shard of a sharded corpus: its folder (`shards/NNNNN`, or `.` for arrays beside
+    /// index.json, when videos were appended to a single-folder corpus) and what it holds. Its
+    /// videos are the next `videos` of index.json's list; its arrays use shard-local positions.
+    public struct Shard: Codable, Sendable, Equatable {
+        public var folder: String
+        public var videos: Int, clips: Int, segments: Int, textTokens: Int, visualTokens: Int
+        enum CodingKeys: String, CodingKey {
+            case folder, videos, clips, segments, textTokens = "text_tokens", visualTokens = "visual_tokens"
+        }
+        public init(folder: String, videos: Int, clips: Int, segments: Int, textTokens: Int, visualTokens: Int) {
+            self.folder = folder; self.videos = videos; self.clips = clips; self.segments = segments
+            self.textTokens = textTokens; self.visualTokens = visualTokens
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
         case format, version, createdBy = "created_by", textVocab = "text_vocab", visualVocab = "visual_vocab"
         case clipSeconds = "clip_seconds", fps, featureSource = "feature_source", featureDim = "feature_dim"
-        case extras, counts, videos, arrays, recipeFingerprint = "recipe_fingerprint", audioVocab = "audio_vocab"
+        case extras, counts, videos, arrays, recipeFingerprint = "recipe_fingerprint", audioVocab = "audio_vocab", shards
     }
 }
 
@@ -130,6 +148,8 @@ public struct TokenizedCorpus: Sendable {
 
     public let path: String
     public let index: CorpusIndex
+    /// Where the arrays are: the corpus folder itself, or its shards' folders in order.
+    public let shardFolders: [String]
     // Every array is memory-mapped (Tensor/MappedNPY.swift: sizes checked against the file
     // before the mapping); nothing proportional to the corpus is copied into the heap.
     public let textIDs: MappedColumn<Int32>
@@ -157,21 +177,33 @@ public struct TokenizedCorpus: Sendable {
         index = try JSON.decode(CorpusIndex.self, from: indexPath)
         guard index.format == "videobert-corpus" else { throw VideoBertError("index.json is not a videobert corpus index", file: indexPath) }
         guard index.version == 1 else { throw VideoBertError("corpus format version \(index.version) is not supported (expected 1)", file: indexPath) }
+        let shards = try CorpusShards.folders(of: index, corpus: path, indexPath: indexPath)
+        shardFolders = shards
         func arr<T: NPYScalar & BitwiseCopyable>(_ name: String, _: T.Type) throws -> MappedColumn<T> {
-            try MappedNPY(path: (path as NSString).appendingPathComponent(name + ".npy")).column(T.self)
+            try MappedNPY(path: (shards[0] as NSString).appendingPathComponent(name + ".npy")).column(T.self)
         }
-        textIDs = try arr("text_ids", Int32.self)
-        textOffsets = try arr("text_offsets", Int64.self)
-        visualIDs = try arr("visual_ids", Int32.self)
-        visualOffsets = try arr("visual_offsets", Int64.self)
-        segmentVideo = try arr("segment_video", Int32.self)
-        segmentTimes = try arr("segment_times", Float.self)
-        segmentClips = try arr("segment_clips", Int64.self)
-        clipWords = try arr("clip_words", Int32.self)
-        clipVideo = try arr("clip_video", Int32.self)
-        clipTimes = try arr("clip_times", Float.self)
+        if shards.count > 1 || shards[0] != path {
+            // Each shard's arrays checked against its index.json entry, then joined (CorpusShards.swift).
+            let c = try CorpusShards.open(index: index, folders: shards, indexPath: indexPath)
+            (textIDs, textOffsets, visualIDs, visualOffsets) = (c.textIDs, c.textOffsets, c.visualIDs, c.visualOffsets)
+            (segmentVideo, segmentTimes, segmentClips) = (c.segmentVideo, c.segmentTimes, c.segmentClips)
+            (clipWords, clipVideo, clipTimes) = (c.clipWords, c.clipVideo, c.clipTimes)
+        } else {
+            textIDs = try arr("text_ids", Int32.self)
+            textOffsets = try arr("text_offsets", Int64.self)
+            visualIDs = try arr("visual_ids", Int32.self)
+            visualOffsets = try arr("visual_offsets", Int64.self)
+            segmentVideo = try arr("segment_video", Int32.self)
+            segmentTimes = try arr("segment_times", Float.self)
+            segmentClips = try arr("segment_clips", Int64.self)
+            clipWords = try arr("clip_words", Int32.self)
+            clipVideo = try arr("clip_video", Int32.self)
+            clipTimes = try arr("clip_times", Float.self)
+        }
         if index.extras.contains("clip_audio_words") {
-            let words = try arr("clip_audio_words", Int32.self)
+            let words = MappedColumn.concatenating(try shards.map {
+                try MappedNPY(path: ($0 as NSString).appendingPathComponent("clip_audio_words.npy")).column(Int32.self)
+            })
             guard words.count == clipWords.count, let vocab = index.audioVocab,
                   words.allSatisfy({ $0 >= 0 && Int($0) < vocab.words }) else {
                 throw VideoBertError("clip_audio_words.npy does not agree with the clips or index.json audio_vocab (re-run tokenize)", file: path)
@@ -196,7 +228,12 @@ public struct TokenizedCorpus: Sendable {
     /// ones it was built with. Errors name the file and the position.
     func validate() throws {
         let indexPath = (path as NSString).appendingPathComponent("index.json")
-        func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name + ".npy") }
+        func file(_ name: String) -> String { (shardFolders[0] as NSString).appendingPathComponent(name + ".npy") }
+        // A value's file and position there (a shard's file, for a sharded corpus).
+        func at<T>(_ column: MappedColumn<T>, _ i: Int, _ name: String) -> (String, String) {
+            guard shardFolders.count > 1, let l = column.location(of: i) else { return ("\(i)", file(name)) }
+            return ("\(i) (\(l.position) of its shard)", l.path)
+        }
         let ix = index
         guard (1...(1 << 24)).contains(ix.textVocab.size) else {
             throw VideoBertError("text_vocab.size \(ix.textVocab.size) is out of range 1...\(1 << 24)", file: indexPath)
@@ -207,12 +244,14 @@ public struct TokenizedCorpus: Sendable {
         for (name, offsets) in [("text_offsets", textOffsets), ("visual_offsets", visualOffsets)] {
             guard offsets.first == 0 else { throw VideoBertError("must start at 0, starts at \(offsets.first ?? -1)", file: file(name)) }
             for i in 1..<offsets.count where offsets[i] < offsets[i - 1] {
-                throw VideoBertError("offsets decrease at position \(i) (\(offsets[i - 1]) then \(offsets[i]))", file: file(name))
+                let (where_, f) = at(offsets, i, name)
+                throw VideoBertError("offsets decrease at position \(where_) (\(offsets[i - 1]) then \(offsets[i]))", file: f)
             }
         }
         func ids(_ name: String, _ values: MappedColumn<Int32>, below limit: Int, what: String) throws {
             if let i = values.firstIndex(where: { $0 < 0 || Int($0) >= limit }) {
-                throw VideoBertError("value \(values[i]) at position \(i) is outside \(what) 0..<\(limit)", file: file(name))
+                let (where_, f) = at(values, i, name)
+                throw VideoBertError("value \(values[i]) at position \(where_) is outside \(what) 0..<\(limit)", file: f)
             }
         }
         try ids("text_ids", textIDs, below: ix.textVocab.size, what: "the text vocabulary")
@@ -223,7 +262,7 @@ public struct TokenizedCorpus: Sendable {
         for s in 0..<segmentCount {
             let (b, e) = (segmentClips[2 * s], segmentClips[2 * s + 1])
             guard b >= 0, b <= e, e <= Int64(clipCount) else {
-                throw VideoBertError("segment \(s): clips [\(b), \(e)) are not a range inside 0..<\(clipCount)", file: file("segment_clips"))
+                throw VideoBertError("segment \(s): clips [\(b), \(e)) are not a range inside 0..<\(clipCount)", file: at(segmentClips, 2 * s, "segment_clips").1)
             }
         }
         for (i, v) in ix.videos.enumerated() {
@@ -267,6 +306,18 @@ public struct TokenizedCorpus: Sendable {
     }
 
     public var textVocabPath: String { (path as NSString).appendingPathComponent(index.textVocab.file) }
+
+    /// A stored per-clip array (`clip_features`, `clip_frames`, `clip_audio`) across the shards, or
+    /// nil when index.json does not list it; its rows must be the corpus' clips (the error names the file).
+    public func storedRows(_ name: String) throws -> MappedRows? {
+        guard index.extras.contains(name) else { return nil }
+        let files = try shardFolders.map { try MappedNPY(path: ($0 as NSString).appendingPathComponent(name + ".npy")) }
+        let rows = try MappedRows(files)
+        guard rows.rows == clipCount else {
+            throw VideoBertError("has \(rows.rows) rows, the corpus \(clipCount) clips", file: files.count == 1 ? files[0].path : path + " (" + name + ".npy of the shards)")
+        }
+        return rows
+    }
     public var visualVocabPath: String { (path as NSString).appendingPathComponent(index.visualVocab.folder) }
 }
 
@@ -369,7 +420,7 @@ public final class CorpusBuilder {
 
     public func finish(textVocab: CorpusIndex.TextVocab, visualVocab: CorpusIndex.VisualVocab, clipSeconds: Double,
                        fps: Double, featureSource: String, featureDim: Int, failures: Int, recipeFingerprint: String? = nil,
-                       audioVocab: CorpusIndex.VisualVocab? = nil) throws -> CorpusIndex {
+                       audioVocab: CorpusIndex.VisualVocab? = nil, indexName: String = "index.json") throws -> CorpusIndex {
         counts.videos = entries.count
         counts.clips = clipWords.count
         counts.segments = segVideo.count
@@ -405,7 +456,7 @@ public final class CorpusBuilder {
                                 featureSource: featureSource, featureDim: featureDim, extras: extras,
                                 counts: counts, videos: entries, arrays: docs, recipeFingerprint: recipeFingerprint,
                                 audioVocab: extras.contains("clip_audio_words") ? audioVocab : nil)
-        try JSON.write(index, to: (dir as NSString).appendingPathComponent("index.json"))
+        try JSON.write(index, to: (dir as NSString).appendingPathComponent(indexName))
         return index
     }
 

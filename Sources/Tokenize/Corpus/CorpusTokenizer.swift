@@ -71,6 +71,14 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
     /// each rank gives its own videos their visual words, and rank 0 writes the corpus. The
     /// output folder must be on a file system every rank sees.
     public var communicator: Communicator = SingleProcess()
+    /// Add `items` to the corpus in `out` as new shards, with its own recipe and vocabularies
+    /// (`tokenize --append`, CorpusShards.swift).
+    public var append = false
+    /// Shards to write (nil: one per rank; 1 in one process writes the single-folder layout).
+    public var shards: Int? = nil
+    var shardCount: Int { shards ?? communicator.size }
+    /// The corpus appended to (`append`), opened and checked before any work.
+    var appendBase: TokenizedCorpus?
     let workDir: String
     let tokenizer: BertTokenizer
     let textVocabPath: String
@@ -124,8 +132,10 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
             try FolderLock.acquire(out)
             AtomicFile.removeStaleTemporaries(in: out)
             AtomicFile.removeStaleTemporaries(in: workDir)
+            AtomicFile.removeStaleTemporaries(in: (out as NSString).appendingPathComponent("shards"))
         }
         communicator.barrier()
+        if append { appendBase = try openAppendBase() }
         try AtomicFile.createDirectory(workDir)
         let fp = fingerprint
         // Phase 1.
@@ -208,8 +218,9 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
         }
 
         // Phase 2: the visual vocabulary (and the audio vocabulary).
-        let (vocab, reused) = try visualVocabulary(for: good)
-        let audioVocab = recipe.audio.enabled ? try audioVocabulary(for: good) : nil
+        let appended = try appendBase.map { try appendVocabularies($0) }
+        let (vocab, reused) = try appended.map { ($0.0, true) } ?? visualVocabulary(for: good)
+        let audioVocab = try appended.map { $0.1 } ?? (recipe.audio.enabled ? try audioVocabulary(for: good) : nil)
 
         // Phase 3: each rank gives its videos their visual words (work/<id>.words.npy); then
         // rank 0 aligns, splits and writes the corpus.
@@ -225,6 +236,9 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
             }
         }
         comm.barrier()
+        if append || shardCount > 1 {
+            return try writeShards(good: good, failures: failures, vocab: vocab, reused: reused, audioVocab: audioVocab, skipped: skipped, t0: t0)
+        }
         guard comm.isRoot else {
             let summary = Summary(videos: items.count, succeeded: good.count, failed: phase1Failed.count, skipped: skipped, clips: 0,
                                   segments: 0, textTokens: 0, visualWords: vocab.leaves, vocabularyReused: reused,
@@ -237,21 +251,7 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
                                         audioWords: audioVocab != nil, audioShape: recipe.store.audio ? try audioPatchShape() : nil,
                                         featureDType: recipe.store.featuresDType == "float16" ? .float16 : .float32)
         for it in good {
-            let w = try JSON.decode(VideoWork.self, from: workPath(it.id, ".json"))
-            let words = try NPY.read(workPath(it.id, ".words.npy")).values(Int32.self)
-            let feats: [Float]? = recipe.store.features ? try NPY.read(clusteringFeaturesPath(it.id)).floats() : nil
-            let clipTimes = zip(w.clipStarts, w.clipEnds).map { (start: $0, end: $1) }
-            let segments = Aligner.align(sentences: w.sentences.map { Aligner.TimedText(start: $0.start, end: $0.end, ids: $0.ids) },
-                                         clips: clipTimes, maxVideoOnlyClips: recipe.segments.maxVideoOnlyClips)
-            var frames: [UInt8]? = nil
-            if recipe.store.frames {
-                frames = try NPY.read(workPath(it.id, ".frames.npy")).values(UInt8.self)
-            }
-            let audioWords = audioVocab == nil ? nil : try NPY.read(workPath(it.id, ".audio_words.npy")).values(Int32.self)
-            let audioMel: [Float]? = recipe.store.audio ? try NPY.read(workPath(it.id, ".audio_mel.npy")).floats() : nil
-            try builder.append(TokenizedVideo(id: it.id, split: splits[it.id] ?? "train", source: it.video, duration: w.duration,
-                                              clipWords: words, clipTimes: clipTimes, segments: segments,
-                                              features: feats, frames: frames, audioWords: audioWords, audio: audioMel))
+            try builder.append(try tokenizedVideo(it, split: splits[it.id] ?? "train", audio: audioVocab != nil))
         }
         let textVocabOut = (out as NSString).appendingPathComponent("text_vocab.txt")
         try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: textVocabPath)), to: textVocabOut)
@@ -269,6 +269,8 @@ public final class CorpusTokenizer: @unchecked Sendable {  // phase 1 workers on
                                        failures: failures.count, recipeFingerprint: try CorpusBuilder.fingerprint(of: recipePath),
                                        audioVocab: audioVocab.map { CorpusIndex.VisualVocab(folder: "audio_vocab", words: $0.leaves, branching: $0.branching,
                                                                                              depth: $0.depth, dim: $0.dim) })
+        // Shards of an earlier sharded run in this folder are not part of this corpus.
+        try? FileManager.default.removeItem(atPath: (out as NSString).appendingPathComponent("shards"))
         let summary = Summary(videos: items.count, succeeded: good.count, failed: failures.count, skipped: skipped,
                               clips: index.counts.clips, segments: index.counts.segments, textTokens: index.counts.textTokens,
                               visualWords: vocab.leaves, vocabularyReused: reused, inertia: vocab.info.inertia,

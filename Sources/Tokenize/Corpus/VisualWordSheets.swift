@@ -19,8 +19,11 @@ public struct VisualWordSheets {
 
     /// Clip features of the whole corpus, [clips, dim].
     func clipFeatures() throws -> [Float] {
-        let stored = (corpus.path as NSString).appendingPathComponent("clip_features.npy")
-        if FileManager.default.fileExists(atPath: stored) { return try NPY.read(stored).floats() }
+        if let stored = try corpus.storedRows("clip_features") {
+            var all: [Float] = []
+            stored.appendFloatRows(0..<stored.rows, to: &all)
+            return all
+        }
         var all: [Float] = []
         for v in corpus.index.videos {
             let p = ((corpus.path as NSString).appendingPathComponent("work") as NSString)
@@ -57,15 +60,16 @@ public struct VisualWordSheets {
     /// Frames of the given clips: [framesPerClip] images each, `side` pixels square.
     public func frames(ofClips clips: [Int], framesPerClip: Int, side: Int) throws -> [Int: [RGBImage]] {
         var out: [Int: [RGBImage]] = [:]
-        let stored = (corpus.path as NSString).appendingPathComponent("clip_frames.npy")
-        if FileManager.default.fileExists(atPath: stored) {
-            let arr = try NPY.read(stored)
-            guard arr.shape.count == 5 else { throw VideoBertError("clip_frames.npy must be [clips, frames, h, w, 3]", file: stored) }
+        if let arr = try corpus.storedRows("clip_frames") {
+            guard arr.shape.count == 5, arr.dtype == .uint8 else {
+                throw VideoBertError("clip_frames.npy must be uint8 [clips, frames, h, w, 3]", file: arr.files[0].path)
+            }
             let (f, h, w) = (arr.shape[1], arr.shape[2], arr.shape[3])
-            let bytes = try arr.values(UInt8.self)
-            for c in clips {
+            for c in clips where c >= 0 && c < arr.rows {
+                var bytes: [UInt8] = []
+                arr.appendByteRows([c], to: &bytes)
                 out[c] = (0..<min(f, framesPerClip)).map { j in
-                    let o = ((c * f + j) * h * w) * 3
+                    let o = (j * h * w) * 3
                     return RGBImage(width: w, height: h, pixels: Array(bytes[o..<(o + h * w * 3)]))
                 }
             }
