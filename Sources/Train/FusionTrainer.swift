@@ -264,6 +264,8 @@ final class FusionSampler {
         (data.maxTextTokens, data.maxClips, data.concatMax) = (settings.maxTextTokens, settings.maxClips, settings.concatMax)
         (data.maskProb, data.clipMaskProb) = (0, 0)
         let special = try SpecialTokens(vocabulary: TextVocabulary.load(corpus.textVocabPath))
+        // Only the CBT sampler's choice of videos, anchors and spans is used (`next`), never its
+        // batch assembly, so its clip input is the features array without a width.
         cbt = try CBTSampler(corpus: corpus, split: split, settings: data, special: special,
                              inputs: .features(try MappedNPY(path: (corpus.path as NSString).appendingPathComponent("clip_features.npy")), dim: 0),
                              seed: seed)
