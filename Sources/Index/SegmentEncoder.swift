@@ -47,7 +47,7 @@ public struct CheckpointEncoder {
         case .videobert, .videobertCaptioner, .videobertForecaster:
             return CheckpointEncoder(kind: opened.kind.rawValue, encoder: nil,
                                      note: "a VideoBERT checkpoint has no dual encoder: search is BM25 over the transcripts, re-ranked by its alignment head with --rerank K")
-        case .cbtCaptioner, .cbtForecaster, .bert:
+        case .cbtCaptioner, .cbtForecaster, .bert, .fusion:
             throw VideoBertError("is a \(opened.kind.rawValue) checkpoint: index reads VideoBERT or CBT checkpoints", file: checkpoint)
         }
     }

@@ -30,6 +30,12 @@ struct PretrainCommand: ParsableCommand {
         model.safetensors (frontend.*, visual.*, cross.*, pooled.*) and the text BERT as the \
         Hugging Face folder text/.
 
+        A recipe with `variant: fusion` trains the Everything-at-Once variant (Shvetsova et al. \
+        2022): text (a BERT), video (the corpus' clip features) and audio (a conv net over each \
+        clip's log-mel spectrogram, or its audio word) through one fusion transformer run on \
+        every modality and pair, with the combinatorial contrastive loss (t-v, t-a, v-a, t-va, \
+        v-ta, a-tv). Keys: Sources/Train/FusionRecipe.swift; recipe Recipes/fusion-demo.yaml.
+
         Checkpoints go to <out>/checkpoints/step-NNNNNNN: a Hugging Face BERT folder \
         (config.json, model.safetensors, vocab.txt) plus the visual vocabulary, the resolved \
         recipe and the trainer state. Ctrl-C saves a checkpoint and stops; --resume continues \
@@ -47,6 +53,7 @@ struct PretrainCommand: ParsableCommand {
               --set train.steps=50
           videobert pretrain --recipe Recipes/demo.yaml --resume
           videobert pretrain --recipe Recipes/cbt-demo.yaml --set corpus=demo/tokens
+          videobert pretrain --recipe Recipes/fusion-demo.yaml --set corpus=demo/tokens
         """)
 
     @Option(help: "Recipe YAML.") var recipe: String
@@ -96,8 +103,21 @@ struct PretrainCommand: ParsableCommand {
                 let trainer = try CBTTrainer(recipe: r, resume: resume)
                 trainer.stopAtStep = stopAt
                 summary = try trainer.run()
+            case "fusion":
+                let r = try RecipeLoader.load(FusionRecipe.self, file: recipe, overrides: overrides)
+                if let p = r.problem() { throw VideoBertError(p, file: recipe) }
+                guard comm.size == 1 else {
+                    throw VideoBertError("variant fusion trains in one process (its negatives are the whole batch); run it without mpirun", file: recipe)
+                }
+                let textConfig = r.text.initFrom.isEmpty ? nil : try BertConfig.load(from: (r.text.initFrom as NSString).appendingPathComponent("config.json"))
+                try MemoryEstimate.check(r.memoryEstimate(textConfig: textConfig), maxGB: r.train.maxMemoryGB,
+                                         modelKeys: "text.* or fusion.* sizes", batchKeys: "train.batch_size, data.max_clips or data.max_text_tokens",
+                                         file: recipe)
+                let trainer = try FusionTrainer(recipe: r, resume: resume)
+                trainer.stopAtStep = stopAt
+                summary = try trainer.run()
             case let other:
-                throw VideoBertError("variant '\(other)' is not known (videobert or cbt)", file: recipe)
+                throw VideoBertError("variant '\(other)' is not known (videobert, cbt or fusion)", file: recipe)
             }
         } catch let e as RecipeError {
             throw VideoBertError(e.message, file: e.file)

@@ -22,6 +22,10 @@ struct RetrieveCommand: ParsableCommand {
         the stored clips (frames or features) the model was trained on; segments are chosen as \
         above (--max, --seed), texts cut at --max-text-tokens, at most 16 segments per pass.
 
+        A fusion checkpoint (`variant: fusion`: fusion_config.json) reports text → video, \
+        text → video+audio and text → audio (R@1/5/10, median rank, beside chance): the cosine \
+        of its text embedding and each segment's video, fused video+audio or audio embedding.
+
         With --clip PRESET (clip-vit-b32, clip-vit-b16, clip-vit-l14), --checkpoint is a Hugging Face \
         CLIP folder and the score is zero-shot: the cosine of CLIP's L2-normalised text embedding \
         (the segment's sentence) and video embedding (the mean of the segment's clip rows). The \
@@ -37,6 +41,8 @@ struct RetrieveCommand: ParsableCommand {
           videobert retrieve --checkpoint demo/pretrain/checkpoints/step-0003000 \\
               --corpus demo/tokens --split test --max 100 --out-json retrieval.json
           videobert retrieve --checkpoint demo/cbt/checkpoints/step-0000200 \\
+              --corpus demo/tokens --split test
+          videobert retrieve --checkpoint demo/fusion/checkpoints/step-0000300 \\
               --corpus demo/tokens --split test
           videobert retrieve --clip clip-vit-b32 --checkpoint clip-vit-base-patch32/ \\
               --corpus clip-tokens --split test
@@ -83,6 +89,12 @@ struct RetrieveCommand: ParsableCommand {
             return try task.emit(report, table: TextVideoRetrieval.table(report))
         }
         let checkpoint = try Checkpoint(folder: task.checkpoint)
+        if checkpoint.kind == .fusion {
+            corpus = try TaskCorpus(path: task.corpus)
+            let report = try FusionRetrieval.run(checkpoint: checkpoint, corpus: corpus, split: task.split, max: max, seed: seed,
+                                                 maxTextTokens: maxTextTokens, batchSize: min(task.batch, 16))
+            return try task.emit(report, table: FusionRetrieval.table(report))
+        }
         if checkpoint.kind == .cbt {
             corpus = try TaskCorpus(path: task.corpus)
             scorer = try Tasks.CBTScorer(checkpoint: checkpoint, corpus: corpus, score: cbtScorer == .cross ? .cross : .pooled,

@@ -9,6 +9,7 @@ import Tensor
 /// The kinds and how they are told apart (first match):
 ///
 ///   cbt                 cbt_config.json (the CBT store) + text/ (its text BERT, a Hugging Face folder)
+///   fusion              fusion_config.json (the fusion model) + text/ (its text BERT)
 ///   cbt-forecaster      a cbt-captioner whose recipe.yaml says `target: next-step`
 ///   cbt-captioner       config.json + clip_projection.safetensors + cbt/ (the frozen CBT visual path)
 ///   videobert-forecaster a videobert-captioner whose recipe.yaml says `target: next-step`
@@ -34,6 +35,8 @@ public struct Checkpoint: Sendable {
         case cbtForecaster = "cbt-forecaster"
         /// A text-only BERT (e.g. a CBT checkpoint's text/ folder or a Hugging Face BERT).
         case bert
+        /// `videobert pretrain` with `variant: fusion` (Everything at Once: text, video, audio).
+        case fusion
 
         /// A model fine-tuned to generate the next step's sentence (`videobert finetune next-step`).
         public var isForecaster: Bool { self == .videobertForecaster || self == .cbtForecaster }
@@ -50,6 +53,7 @@ public struct Checkpoint: Sendable {
             case .cbtCaptioner: ["caption"]
             case .videobertForecaster, .cbtForecaster: ["next-step (--annotations, or VIDEO)", "caption --corpus (generates next steps)"]
             case .bert: ["embed", "pretrain (model.init)"]
+            case .fusion: ["retrieve (text → video, video+audio, audio)"]
             }
         }
     }
@@ -78,6 +82,8 @@ public struct Checkpoint: Sendable {
         case captionerCBT = "cbt"
         /// A CBT captioner's projection of clip features into the BERT's embeddings (ClipProjection).
         case clipProjection = "clip_projection.safetensors"
+        /// FusionConfig of a fusion folder (its text BERT is in text/, as a CBT folder's).
+        case fusionConfig = "fusion_config.json"
     }
 
     public let folder: String
@@ -88,13 +94,15 @@ public struct Checkpoint: Sendable {
     /// The CBT's config: a CBT folder's cbt_config.json, or a CBT captioner's cbt/cbt_config.json
     /// (nil when its cbt/ is missing).
     public let cbt: CBTConfig?
+    /// A fusion folder's fusion_config.json (nil for the other kinds).
+    public let fusion: FusionConfig?
 
     /// `name` inside the folder.
     public func path(_ file: File) -> String { (folder as NSString).appendingPathComponent(file.rawValue) }
     public func exists(_ file: File) -> Bool { FileManager.default.fileExists(atPath: path(file)) }
 
     /// The folder holding the BERT (config.json, model.safetensors, vocab.txt): a CBT's text/, or the folder itself.
-    public var bertFolder: String { kind == .cbt ? path(.cbtText) : folder }
+    public var bertFolder: String { kind == .cbt || kind == .fusion ? path(.cbtText) : folder }
     /// The folder holding the CBT visual path (cbt_config.json, model.safetensors, recipe.yaml):
     /// a CBT folder itself or a CBT captioner's cbt/; nil for the other kinds.
     public var cbtFolder: String? {
@@ -110,6 +118,7 @@ public struct Checkpoint: Sendable {
         let fm = FileManager.default
         return fm.fileExists(atPath: (folder as NSString).appendingPathComponent(File.config.rawValue))
             || fm.fileExists(atPath: (folder as NSString).appendingPathComponent(File.cbtConfig.rawValue))
+            || fm.fileExists(atPath: (folder as NSString).appendingPathComponent(File.fusionConfig.rawValue))
     }
 
     /// Opens `folder`: its kind and configs, each checked (`BertConfig.validate`, `CBTConfig.validate`)
@@ -122,6 +131,15 @@ public struct Checkpoint: Sendable {
         }
         func join(_ a: String, _ b: File) -> String { (a as NSString).appendingPathComponent(b.rawValue) }
         let fm = FileManager.default
+        if fm.fileExists(atPath: join(folder, .fusionConfig)) {
+            kind = .fusion
+            fusion = try Self.loadFusionConfig(join(folder, .fusionConfig))
+            cbt = nil
+            let text = join(join(folder, .cbtText), .config)
+            bert = fm.fileExists(atPath: text) ? try Self.loadBertConfig(text) : nil
+            return
+        }
+        fusion = nil
         if fm.fileExists(atPath: join(folder, .cbtConfig)) {
             kind = .cbt
             cbt = try Self.loadCBTConfig(join(folder, .cbtConfig))
@@ -210,6 +228,14 @@ public struct Checkpoint: Sendable {
         guard parameters <= parameterLimit else {
             throw VideoBertError("describes \(parameters) transformer parameters; at most \(parameterLimit) are read", file: file)
         }
+        return c
+    }
+
+    /// Reads and validates a FusionConfig (fusion_config.json): every size bounded by
+    /// `FusionConfig.validate`, so nothing built from it allocates without limit.
+    public static func loadFusionConfig(_ file: String) throws -> FusionConfig {
+        let c = try JSON.decode(FusionConfig.self, from: file)
+        try c.validate(file: file)
         return c
     }
 
@@ -328,6 +354,14 @@ public struct Checkpoint: Sendable {
             summary = what + bertLine(config)
                 + "; \(config.textVocabSize) WordPieces + \(config.visualWords) visual words"
             parameters = try parameterCount([path(.weights), path(.clipProjection)])
+        case .fusion:
+            let c = fusion!
+            let audio = c.audioSource == "logmel" ? "log-mel conv net \(c.audioNet.map { "\($0.channels)" } ?? "")"
+                : c.audioSource == "words" ? "\(c.audioInputSize) audio words" : "no audio"
+            summary = "fusion (Everything at Once): fusion transformer \(c.layers) × \(c.hiddenSize); video features \(c.videoInputSize) wide; \(audio); embeddings \(c.embeddingSize)"
+                + (bert.map { "; text " + bertLine($0) + ", \($0.textVocabSize) WordPieces" } ?? "; no text/ folder")
+            parameters = try parameterCount([path(.weights), (path(.cbtText) as NSString).appendingPathComponent(File.weights.rawValue)])
+            initFrom = nil
         case .bert:
             let config = bert!
             summary = "text-only " + bertLine(config) + ", \(config.vocabSize) WordPieces"
