@@ -97,22 +97,27 @@ extension BertForPreTraining {
         let configPath = (folder as NSString).appendingPathComponent(Self.configFileName)
         let weightsPath = (folder as NSString).appendingPathComponent(Self.weightsFileName)
         let theirs = try BertConfig.load(from: configPath)
+        // A text BERT (2 token types) into a model with audio (3): its two rows are copied, the
+        // audio row is initialised (see `initializeVisualRows`).
+        let extendingTypes = theirs.vocabSize == config.textVocabSize && config.audioWords > 0
+            && theirs.typeVocabSize == 2 && config.typeVocabSize == 3
         for (key, mine, other) in [("hidden_size", config.hiddenSize, theirs.hiddenSize),
                                    ("num_hidden_layers", config.numHiddenLayers, theirs.numHiddenLayers),
                                    ("num_attention_heads", config.numAttentionHeads, theirs.numAttentionHeads),
                                    ("intermediate_size", config.intermediateSize, theirs.intermediateSize),
                                    ("max_position_embeddings", config.maxPositionEmbeddings, theirs.maxPositionEmbeddings),
-                                   ("type_vocab_size", config.typeVocabSize, theirs.typeVocabSize)] where mine != other {
+                                   ("type_vocab_size", config.typeVocabSize, extendingTypes ? 3 : theirs.typeVocabSize)] where mine != other {
             throw VideoBertError("\(key) is \(other), the model has \(mine)", file: configPath)
         }
         let extending: Bool
         if theirs.vocabSize == config.vocabSize {
             extending = false
-        } else if theirs.vocabSize == config.textVocabSize && config.visualWords > 0 {
+        } else if theirs.vocabSize == config.textVocabSize && config.visualWords + config.audioWords > 0 {
             extending = true
         } else {
             throw VideoBertError("vocab_size is \(theirs.vocabSize), the model has \(config.vocabSize) "
-                                 + "(\(config.textVocabSize) text + \(config.visualWords) visual words)", file: configPath)
+                                 + "(\(config.textVocabSize) text + \(config.visualWords) visual words"
+                                 + (config.audioWords > 0 ? " + \(config.audioWords) audio words)" : ")"), file: configPath)
         }
         guard FileManager.default.fileExists(atPath: weightsPath) else {
             let bin = (folder as NSString).appendingPathComponent("pytorch_model.bin")
@@ -133,6 +138,7 @@ extension BertForPreTraining {
             let slot = store.slot(name)
             var expected = slot.shape
             if extending && (name == wordName || name == biasName) { expected[0] = config.textVocabSize }
+            if extendingTypes && name == "bert.embeddings.token_type_embeddings.weight" { expected[0] = 2 }
             let shape = file.shape(key) ?? []
             guard shape == expected else {
                 mismatched.append("\(key) \(shape) (model \(expected))")
@@ -178,16 +184,23 @@ extension BertForPreTraining {
         guard absent.isEmpty else { throw VideoBertError("missing tensors: \(list(absent))", file: weightsPath) }
         initialize(heads, seed: seed)
         if extending { initializeVisualRows(seed: seed) }
+        if extendingTypes {
+            // The audio token type's row: normal(0, initializer_range), a stream of its own.
+            let row = store.parameters + store.offset(of: "bert.embeddings.token_type_embeddings.weight") + 2 * config.hiddenSize
+            var rng = SeededRNG(seed: seed, stream: UInt64(store.slots.count) + 1)
+            for c in 0..<config.hiddenSize { row[c] = rng.nextGaussian() * Float(config.initializerRange) }
+        }
         report.loaded = store.slots.map(\.name).filter { loaded.contains($0) }
         report.initialized = heads
         loadReport = report
         return report
     }
 
-    /// Visual-word rows [Ttext, V) of the word embeddings: normal(0, initializer_range) from
-    /// SeededRNG(seed, stream: parameter count); their `cls.predictions.bias` entries 0.
+    /// Visual-word (and audio-word) rows [Ttext, V) of the word embeddings: normal(0,
+    /// initializer_range) from SeededRNG(seed, stream: parameter count); their
+    /// `cls.predictions.bias` entries 0.
     func initializeVisualRows(seed: UInt64) {
-        let (C, Tt, Vv) = (config.hiddenSize, config.textVocabSize, config.visualWords)
+        let (C, Tt, Vv) = (config.hiddenSize, config.textVocabSize, config.visualWords + config.audioWords)
         let word = store.parameters + store.offset(of: "bert.embeddings.word_embeddings.weight")
         var rng = SeededRNG(seed: seed, stream: UInt64(store.slots.count))
         let std = Float(config.initializerRange)

@@ -50,6 +50,9 @@ public struct BertConfig: Codable, Sendable, Equatable {
     public var textVocabSize: Int
     /// videobert: visual words in the joint vocabulary (`videobert_visual_words`); 0 for text-only.
     public var visualWords: Int
+    /// videobert: audio words in the joint vocabulary after the visual words
+    /// (`videobert_audio_words`, written only when > 0); 0 without audio.
+    public var audioWords: Int = 0
 
     enum CodingKeys: String, CodingKey {
         case vocabSize = "vocab_size"
@@ -71,16 +74,18 @@ public struct BertConfig: Codable, Sendable, Equatable {
         case positionEmbeddingType = "position_embedding_type"
         case textVocabSize = "videobert_text_vocab_size"
         case visualWords = "videobert_visual_words"
+        case audioWords = "videobert_audio_words"
     }
 
-    /// A configuration; `textVocabSize` + `visualWords` gives vocab_size.
-    public init(textVocabSize: Int, visualWords: Int, hiddenSize: Int, numHiddenLayers: Int, numAttentionHeads: Int,
+    /// A configuration; `textVocabSize` + `visualWords` + `audioWords` gives vocab_size.
+    public init(textVocabSize: Int, visualWords: Int, audioWords: Int = 0, hiddenSize: Int, numHiddenLayers: Int, numAttentionHeads: Int,
                 intermediateSize: Int, maxPositionEmbeddings: Int = 512, typeVocabSize: Int = 2,
                 hiddenDropoutProb: Double = 0.1, attentionProbsDropoutProb: Double = 0.1,
                 initializerRange: Double = 0.02, layerNormEps: Double = 1e-12, padTokenId: Int? = 0) {
-        self.vocabSize = textVocabSize + visualWords
+        self.vocabSize = textVocabSize + visualWords + audioWords
         self.textVocabSize = textVocabSize
         self.visualWords = visualWords
+        self.audioWords = audioWords
         self.hiddenSize = hiddenSize
         self.numHiddenLayers = numHiddenLayers
         self.numAttentionHeads = numAttentionHeads
@@ -105,8 +110,18 @@ public struct BertConfig: Codable, Sendable, Equatable {
     public func withVisualWords(_ visualWords: Int) -> BertConfig {
         var c = self
         c.visualWords = visualWords
-        c.vocabSize = textVocabSize + visualWords
+        c.vocabSize = textVocabSize + visualWords + audioWords
         c.architectures = ["BertForPreTraining"]
+        return c
+    }
+
+    /// The same architecture with `audioWords` audio words after the visual words and a third
+    /// token type (audio) when there are any (VideoBERT with audio, docs/ARCHITECTURE.md §3).
+    public func withAudioWords(_ audioWords: Int) -> BertConfig {
+        var c = self
+        c.audioWords = audioWords
+        c.vocabSize = textVocabSize + visualWords + audioWords
+        if audioWords > 0 { c.typeVocabSize = max(c.typeVocabSize, 3) }
         return c
     }
 
@@ -132,6 +147,7 @@ public struct BertConfig: Codable, Sendable, Equatable {
         positionEmbeddingType = try c.decodeIfPresent(String.self, forKey: .positionEmbeddingType)
         textVocabSize = try c.decodeIfPresent(Int.self, forKey: .textVocabSize) ?? vocabSize
         visualWords = try c.decodeIfPresent(Int.self, forKey: .visualWords) ?? 0
+        audioWords = try c.decodeIfPresent(Int.self, forKey: .audioWords) ?? 0
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -154,6 +170,7 @@ public struct BertConfig: Codable, Sendable, Equatable {
         try c.encode(tieWordEmbeddings, forKey: .tieWordEmbeddings)
         try c.encode(textVocabSize, forKey: .textVocabSize)
         try c.encode(visualWords, forKey: .visualWords)
+        if audioWords > 0 { try c.encode(audioWords, forKey: .audioWords) }
     }
 
     /// Reads and validates `config.json` (errors name the file).
@@ -203,8 +220,13 @@ public struct BertConfig: Codable, Sendable, Equatable {
         guard hiddenSize % numAttentionHeads == 0 else {
             throw fail("hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads)")
         }
-        guard textVocabSize > 0, visualWords >= 0, textVocabSize + visualWords == vocabSize else {
-            throw fail("videobert_text_vocab_size \(textVocabSize) + videobert_visual_words \(visualWords) must equal vocab_size \(vocabSize)")
+        guard textVocabSize > 0, visualWords >= 0, audioWords >= 0, textVocabSize + visualWords + audioWords == vocabSize else {
+            throw fail(audioWords == 0
+                       ? "videobert_text_vocab_size \(textVocabSize) + videobert_visual_words \(visualWords) must equal vocab_size \(vocabSize)"
+                       : "videobert_text_vocab_size \(textVocabSize) + videobert_visual_words \(visualWords) + videobert_audio_words \(audioWords) must equal vocab_size \(vocabSize)")
+        }
+        if audioWords > 0 && typeVocabSize < 3 {
+            throw fail("videobert_audio_words \(audioWords) needs type_vocab_size 3 (text, video, audio), not \(typeVocabSize)")
         }
         if let pad = padTokenId, !(0..<vocabSize).contains(pad) {
             throw fail("pad_token_id \(pad) is outside the vocabulary 0..<\(vocabSize)")

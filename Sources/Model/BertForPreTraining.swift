@@ -24,8 +24,10 @@ import Tensor
 //   transformers' NSP convention: class 0 = "B is a continuation of A", class 1 = "B is random".
 //   Our batches say alignLabel 1 = aligned, 0 = not; so the target class is 1 − label, and the
 //   alignment score of an example is softmax(logits)[0].
-// - Loss = w_mlm·CE_text + w_mfm·CE_video + w_align·CE_align, each a mean over its rows; an
-//   empty set of rows contributes 0.
+// - Audio (issue 17): with audio words in the vocabulary (rows [Ttext + Vvis, V)), a masked
+//   AUDIO position is scored against those rows only: masked audio-word modelling (MAM), CE_audio.
+// - Loss = w_mlm·CE_text + w_mfm·CE_video + w_mam·CE_audio + w_align·CE_align, each a mean over
+//   its rows; an empty set of rows contributes 0.
 //
 // Compute: besides logits only at masked rows, the LAST layer runs everything after attention
 // (output projection, LayerNorms, feed-forward) only on the rows the heads read — masked
@@ -52,6 +54,12 @@ public struct PretrainingOutput: Sendable, Equatable {
     public var mfmLoss: Float = 0
     /// Mean two-way cross-entropy over the examples with an alignment label; 0 when none.
     public var alignLoss: Float = 0
+    /// Mean cross-entropy over the masked audio positions (audio-word softmax); 0 when none.
+    public var mamLoss: Float = 0
+    /// Masked audio positions, with the true audio word ranked first / within the top 5.
+    public var mamCount = 0
+    public var mamCorrect = 0
+    public var mamTop5Correct = 0
     /// Masked text positions and how many had the true WordPiece ranked first.
     public var mlmCount = 0
     public var mlmCorrect = 0
@@ -79,6 +87,8 @@ public final class BertForPreTraining {
     public let training: Bool
 
     let C, NH, FF, L, V, textVocab, visualWords, P, S: Int
+    /// Audio words (rows [textVocab + visualWords, V) of the vocabulary); 0 without audio.
+    let audioWords: Int
     let eps: Float
     /// maxBatch·maxSeq.
     let maxRows: Int
@@ -112,7 +122,7 @@ public final class BertForPreTraining {
         self.maxSeq = maxSeq
         self.training = training
         C = config.hiddenSize; NH = config.numAttentionHeads; FF = config.intermediateSize; L = config.numHiddenLayers
-        V = config.vocabSize; textVocab = config.textVocabSize; visualWords = config.visualWords
+        V = config.vocabSize; textVocab = config.textVocabSize; visualWords = config.visualWords; audioWords = config.audioWords
         P = config.maxPositionEmbeddings; S = config.typeVocabSize
         eps = Float(config.layerNormEps)
         maxRows = maxBatch * maxSeq
@@ -125,7 +135,7 @@ public final class BertForPreTraining {
         p = ParameterOffsets(store: store)
         var layout = ArenaLayout()
         a = ActivationSlots(layout: &layout, N: maxRows, C: C,
-                            logitRows: logitRows, logitColumns: max(textVocab, visualWords), training: training)
+                            logitRows: logitRows, logitColumns: max(textVocab, visualWords, audioWords), training: training)
         // Dropout site 0 is the embeddings; the layers use 1 + 3l + k (see `site`).
         encoder = try TransformerEncoder(store: store, prefix: "bert.encoder.", hiddenSize: C, numHeads: NH, intermediateSize: FF,
                                          layers: L, eps: eps, maxBatch: maxBatch, maxSeq: maxSeq, training: training, firstSite: 1,
@@ -200,39 +210,41 @@ public final class BertForPreTraining {
     ///
     /// Batch requirements (programming errors, checked): T ≤ maxSeq, B·T ≤ maxBatch·maxSeq, ids in
     /// 0..<V, token types in 0..<S, masked rows in 0..<B·T, text targets in 0..<Ttext, video
-    /// targets in 0..<Vvis.
+    /// targets in 0..<Vvis, audio targets in 0..<audio words. `mamWeight` weighs masked
+    /// audio-word modelling (batches without audio rows: no effect).
     public func forwardBackward(_ batch: PretrainingBatch, step: Int, dropoutSeed: UInt64,
-                                lossWeights: (mlm: Float, mfm: Float, align: Float) = (1, 1, 1),
+                                lossWeights: (mlm: Float, mfm: Float, align: Float) = (1, 1, 1), mamWeight: Float = 1,
                                 lossScale: Float = 1, training: Bool = true) -> PretrainingOutput {
         precondition(!training || self.training, "a model built with training: false cannot run backward")
         return run(batch, dropout: training, backward: training, step: step, seed: dropoutSeed,
-                   weights: lossWeights, lossScale: lossScale)
+                   weights: lossWeights, mamWeight: mamWeight, lossScale: lossScale)
     }
 
     /// Forward (with or without dropout) and optionally backward: the seam the finite-difference
     /// test uses to evaluate the training loss (dropout on) without touching gradients.
     func run(_ batch: PretrainingBatch, dropout: Bool, backward: Bool, step: Int, seed: UInt64,
-             weights: (mlm: Float, mfm: Float, align: Float), lossScale: Float) -> PretrainingOutput {
+             weights: (mlm: Float, mfm: Float, align: Float), mamWeight: Float = 1, lossScale: Float) -> PretrainingOutput {
         let (B, T) = (batch.B, batch.T)
         let inputs = loadInputs(batch.inputIDs, batch.tokenTypeIDs, batch.attentionMask, B: B, T: T,
                                 inputEmbeddingRows: batch.inputEmbeddingRows, inputEmbeddings: batch.inputEmbeddings)
         if backward { resetInputEmbeddingGradient(rows: inputs.rows.count) }
         var out = PretrainingOutput()
         let rows = prepareRows(batch, B: B, T: T)
-        out.mlmCount = rows.Mt; out.mfmCount = rows.Mv; out.alignCount = rows.Ma
+        out.mlmCount = rows.Mt; out.mfmCount = rows.Mv; out.alignCount = rows.Ma; out.mamCount = rows.Mau
         if rows.Ms == 0 { return out }   // no loss term reads any position: nothing to compute
         let pHidden: Float = dropout ? Float(config.hiddenDropoutProb) : 0
         let pAttention: Float = dropout ? Float(config.attentionProbsDropoutProb) : 0
         let hidden = encoderForward(B: B, T: T, inputs: inputs, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step,
                                     selected: rows.Ms)
         if backward { zeroFloats(arena[encoder.dOutput], rows.Ms * C) }
-        maskedLanguageHeads(Mt: rows.Mt, Mv: rows.Mv, hidden: hidden, dHidden: arena[encoder.dOutput], backward: backward,
-                            weights: weights, lossScale: lossScale, output: &out)
+        maskedLanguageHeads(Mt: rows.Mt, Mv: rows.Mv, Mau: rows.Mau, hidden: hidden, dHidden: arena[encoder.dOutput], backward: backward,
+                            weights: weights, mamWeight: mamWeight, lossScale: lossScale, output: &out)
         stage("alignment head") {
             alignmentHead(Ma: rows.Ma, hidden: hidden, dHidden: arena[encoder.dOutput], backward: backward,
                           weight: weights.align, lossScale: lossScale, output: &out)
         }
         out.loss = weights.mlm * out.mlmLoss + weights.mfm * out.mfmLoss + weights.align * out.alignLoss
+        if rows.Mau > 0 { out.loss += mamWeight * out.mamLoss }
         if backward {
             encoderBackward(B: B, T: T, inputRows: inputs.rows, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step,
                             selected: rows.Ms)
@@ -272,16 +284,17 @@ public final class BertForPreTraining {
         if training { resetInputEmbeddingGradient(rows: inputs.rows.count) }
         let rows = prepareRows(batch, B: B, T: T, compact: false)
         var out = PretrainingOutput()
-        out.mlmCount = rows.Mt; out.mfmCount = rows.Mv; out.alignCount = rows.Ma
+        out.mlmCount = rows.Mt; out.mfmCount = rows.Mv; out.alignCount = rows.Ma; out.mamCount = rows.Mau
         let pHidden: Float = dropout ? Float(config.hiddenDropoutProb) : 0
         let pAttention: Float = dropout ? Float(config.attentionProbsDropoutProb) : 0
         let hidden = encoderForward(B: B, T: T, inputs: inputs, pHidden: pHidden, pAttention: pAttention, seed: seed, step: step)
         if training { zeroFloats(arena[encoder.dOutput], B * T * C) }
-        maskedLanguageHeads(Mt: rows.Mt, Mv: rows.Mv, hidden: hidden, dHidden: arena[encoder.dOutput], backward: training,
-                            weights: weights, lossScale: lossScale, output: &out)
+        maskedLanguageHeads(Mt: rows.Mt, Mv: rows.Mv, Mau: rows.Mau, hidden: hidden, dHidden: arena[encoder.dOutput], backward: training,
+                            weights: weights, mamWeight: 1, lossScale: lossScale, output: &out)
         alignmentHead(Ma: rows.Ma, hidden: hidden, dHidden: arena[encoder.dOutput], backward: training,
                       weight: weights.align, lossScale: lossScale, output: &out)
         out.loss = weights.mlm * out.mlmLoss + weights.mfm * out.mfmLoss + weights.align * out.alignLoss
+        if rows.Mau > 0 { out.loss += out.mamLoss }
         let kept = training ? KeptForward(B: B, T: T, inputRows: inputs.rows, pHidden: pHidden, pAttention: pAttention, seed: seed,
                                           step: step, generation: generation) : nil
         return (out, hidden, kept)
@@ -306,10 +319,11 @@ public final class BertForPreTraining {
     /// sorted and distinct, go to `ints.selected` [Ms], and headRows/alignRows are rewritten as
     /// indices into that list: the last layer computes only those rows (see `encoderForward`).
     /// With `compact` false the rows stay positions b·T + t of the full hidden states (Ms = N).
-    private func prepareRows(_ batch: PretrainingBatch, B: Int, T: Int, compact: Bool = true) -> (Mt: Int, Mv: Int, Ma: Int, Ms: Int) {
+    private func prepareRows(_ batch: PretrainingBatch, B: Int, T: Int, compact: Bool = true) -> (Mt: Int, Mv: Int, Mau: Int, Ma: Int, Ms: Int) {
         let N = B * T
-        let Mt = batch.textRows.count, Mv = batch.videoRows.count, M = Mt + Mv
-        precondition(batch.textTargets.count == Mt && batch.videoTargets.count == Mv, "masked rows and targets differ in count")
+        let Mt = batch.textRows.count, Mv = batch.videoRows.count, Mau = batch.audioRows.count, M = Mt + Mv + Mau
+        precondition(batch.textTargets.count == Mt && batch.videoTargets.count == Mv && batch.audioTargets.count == Mau,
+                     "masked rows and targets differ in count")
         precondition(M <= maxRows, "\(M) masked rows exceed the arena's \(maxRows)")
         precondition(batch.alignLabels.count == B && batch.alignWeights.count == B, "alignment labels and weights need B values")
         for (m, r) in batch.textRows.enumerated() {
@@ -324,6 +338,12 @@ public final class BertForPreTraining {
             precondition(t >= 0 && Int(t) < visualWords, "video target \(t) outside 0..<\(visualWords)")
             ints.headRows[Mt + m] = r; ints.headTargets[Mt + m] = t
         }
+        for (m, r) in batch.audioRows.enumerated() {
+            precondition(r >= 0 && Int(r) < N, "masked audio row \(r) outside 0..<\(N)")
+            let t = batch.audioTargets[m]
+            precondition(t >= 0 && Int(t) < audioWords, "audio target \(t) outside 0..<\(audioWords)")
+            ints.headRows[Mt + Mv + m] = r; ints.headTargets[Mt + Mv + m] = t
+        }
         var Ma = 0
         for b in 0..<B where batch.alignWeights[b] > 0 {
             let label = batch.alignLabels[b]
@@ -332,7 +352,7 @@ public final class BertForPreTraining {
             ints.alignTargets[Ma] = 1 - label      // transformers' NSP classes: 0 = aligned ("is next")
             Ma += 1
         }
-        if !compact { return (Mt, Mv, Ma, N) }
+        if !compact { return (Mt, Mv, Mau, Ma, N) }
         let map = ints.rowMap
         map.update(repeating: -1, count: N)
         for m in 0..<M { map[Int(ints.headRows[m])] = 0 }
@@ -345,7 +365,7 @@ public final class BertForPreTraining {
         }
         for m in 0..<M { ints.headRows[m] = map[Int(ints.headRows[m])] }
         for m in 0..<Ma { ints.alignRows[m] = map[Int(ints.alignRows[m])] }
-        return (Mt, Mv, Ma, Ms)
+        return (Mt, Mv, Mau, Ma, Ms)
     }
 
     // MARK: Inference
@@ -539,21 +559,23 @@ public final class BertForPreTraining {
     /// masked rows, then the decoder and the cross-entropy per modality in chunks of R rows
     /// (restricted softmax, see the file comment), each chunk's backward done while its logits are
     /// in the buffer. `hidden`/`dHidden` are the compact [Ms, C] rows.
-    private func maskedLanguageHeads(Mt: Int, Mv: Int, hidden: UnsafeMutablePointer<Float>,
+    private func maskedLanguageHeads(Mt: Int, Mv: Int, Mau: Int, hidden: UnsafeMutablePointer<Float>,
                                      dHidden: UnsafeMutablePointer<Float>, backward: Bool,
-                                     weights: (mlm: Float, mfm: Float, align: Float), lossScale: Float,
+                                     weights: (mlm: Float, mfm: Float, align: Float), mamWeight: Float, lossScale: Float,
                                      output: inout PretrainingOutput) {
-        let M = Mt + Mv, C = C
+        let M = Mt + Mv + Mau, C = C
         if M == 0 { return }
         stage("prediction transform") { predictionTransformForward(hidden: hidden, M: M) }
         let headOut = arena[a.headOut], dHeadOut = arena[a.dHeadOut]
         if backward { zeroFloats(dHeadOut, M * C) }
         let logits = arena[a.logits], losses = arena[a.losses]
-        // Part 0: text rows [0, Mt) against vocabulary rows [0, Ttext); part 1: video rows [Mt, M)
-        // against [Ttext, V).
-        for k in 0..<2 {
+        // Part 0: text rows [0, Mt) against vocabulary rows [0, Ttext); part 1: video rows
+        // [Mt, Mt + Mv) against [Ttext, Ttext + Vvis); part 2: audio rows [Mt + Mv, M) against
+        // [Ttext + Vvis, V).
+        for k in 0..<3 {
             let (first, count, base, classes, weight) = k == 0 ? (0, Mt, 0, textVocab, weights.mlm)
-                                                               : (Mt, Mv, textVocab, visualWords, weights.mfm)
+                                                      : k == 1 ? (Mt, Mv, textVocab, visualWords, weights.mfm)
+                                                               : (Mt + Mv, Mau, textVocab + visualWords, audioWords, mamWeight)
             if count == 0 { continue }
             let decoder = w(p.word) + base * C, decoderBias = w(p.clsBias) + base
             var lossSum: Double = 0
@@ -589,7 +611,9 @@ public final class BertForPreTraining {
                 start += n
             }
             let mean = Float(lossSum / Double(count))
-            if k == 0 { output.mlmLoss = mean; output.mlmCorrect = top1 } else { output.mfmLoss = mean; output.mfmCorrect = top1; output.mfmTop5Correct = top5 }
+            if k == 0 { output.mlmLoss = mean; output.mlmCorrect = top1 }
+            else if k == 1 { output.mfmLoss = mean; output.mfmCorrect = top1; output.mfmTop5Correct = top5 }
+            else { output.mamLoss = mean; output.mamCorrect = top1; output.mamTop5Correct = top5 }
         }
         if backward {
           stage("prediction transform bwd") {

@@ -8,7 +8,8 @@ public struct PretrainingBatch: Sendable {
     public var T: Int
     /// [B, T] joint-vocabulary ids.
     public var inputIDs: [Int32]
-    /// [B, T] 0 text (and [CLS], [>]), 1 video (and the closing [SEP]).
+    /// [B, T] 0 text (and [CLS], [>]), 1 video (and [>>], or the closing [SEP] without audio),
+    /// 2 audio (and the closing [SEP]).
     public var tokenTypeIDs: [Int32]
     /// [B, T] 1 real token, 0 padding.
     public var attentionMask: [Float]
@@ -18,6 +19,10 @@ public struct PretrainingBatch: Sendable {
     /// Masked video positions as flat row indices, and their true visual words (0..<visual words).
     public var videoRows: [Int32]
     public var videoTargets: [Int32]
+    /// Masked audio positions as flat row indices, and their true audio words (0..<audio words);
+    /// empty for a model without audio (docs/ARCHITECTURE.md §3: audio word i is id T + Vvis + i).
+    public var audioRows: [Int32] = []
+    public var audioTargets: [Int32] = []
     /// [B] alignment label: 1 when text and video come from the same segment, 0 when not.
     public var alignLabels: [Int32]
     /// [B] 1 for examples that carry an alignment label (text+video), 0 otherwise.

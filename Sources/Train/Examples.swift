@@ -11,7 +11,7 @@ public struct ExampleSettings: Sendable, Codable, Equatable {
         [p + "max_text_tokens": .int(1...65_536), p + "max_video_tokens": .int(1...65_536), p + "concat_max": .int(1...1024),
          p + "text_video": .number(0...1e6), p + "text_only": .number(0...1e6), p + "video_only": .number(0...1e6),
          p + "mask_prob": .probability, p + "mask_token_prob": .probability, p + "random_token_prob": .probability,
-         p + "align_negative": .probability]
+         p + "align_negative": .probability, p + "max_audio_tokens": .int(1...65_536), p + "align_audio_negative": .probability]
     }
     /// Text WordPieces kept per example (the head of the sentence; the rest is cut).
     public var maxTextTokens = 48
@@ -32,6 +32,11 @@ public struct ExampleSettings: Sendable, Codable, Equatable {
     public var randomTokenProb = 0.1
     /// Fraction of text+video examples whose video is replaced by another video's (label 0).
     public var alignNegative = 0.5
+    /// With audio (`model.modalities` has audio): audio words kept per example (the first clips'),
+    /// and the fraction of the alignment negatives whose AUDIO is another video's instead of
+    /// their video (text and video aligned, the sound not: label 0).
+    public var maxAudioTokens = 48
+    public var alignAudioNegative = 0.5
 
     public init() {}
 
@@ -40,6 +45,7 @@ public struct ExampleSettings: Sendable, Codable, Equatable {
         case textVideo = "text_video", textOnly = "text_only", videoOnly = "video_only"
         case maskProb = "mask_prob", maskTokenProb = "mask_token_prob", randomTokenProb = "random_token_prob"
         case alignNegative = "align_negative"
+        case maxAudioTokens = "max_audio_tokens", alignAudioNegative = "align_audio_negative"
     }
 }
 
@@ -63,6 +69,10 @@ public final class ExampleSampler {
     public let settings: ExampleSettings
     public let textVocabSize: Int
     public let visualWords: Int
+    /// Audio words in the joint vocabulary after the visual words; 0: examples without audio.
+    public let audioWords: Int
+    /// `[>>]` (`[unused1]`), between the video and the audio.
+    let audioSeparator: Int32
     public let special: SpecialTokens
     /// Pools of anchor segments per regime: text+video, text, video.
     let pools: [[Int32]]
@@ -70,12 +80,26 @@ public final class ExampleSampler {
 
     public var currentState: State { state }
 
-    public init(corpus: TokenizedCorpus, split: String, settings: ExampleSettings, special: SpecialTokens, seed: UInt64) throws {
+    /// - Parameter audioSeparator: with audio, the id of `[>>]`; examples then read
+    ///   `[CLS] text [>] video [>>] audio [SEP]` (token types 0, 1, 2), the audio words those of
+    ///   the same clips as the visual words (the corpus must have `clip_audio_words`).
+    public init(corpus: TokenizedCorpus, split: String, settings: ExampleSettings, special: SpecialTokens, seed: UInt64,
+                audioSeparator: Int32? = nil) throws {
         self.corpus = corpus
         self.settings = settings
         self.special = special
         textVocabSize = corpus.index.textVocab.size
         visualWords = corpus.index.visualVocab.words
+        if let audioSeparator {
+            guard let vocab = corpus.index.audioVocab, corpus.clipAudioWords != nil, vocab.words > 0 else {
+                throw VideoBertError("has no audio words (clip_audio_words.npy): tokenize it with audio.enabled: true", file: corpus.path)
+            }
+            audioWords = vocab.words
+            self.audioSeparator = audioSeparator
+        } else {
+            audioWords = 0
+            self.audioSeparator = -1
+        }
         var tv: [Int32] = [], t: [Int32] = [], v: [Int32] = []
         for s in corpus.segments(in: split) {
             let hasText = corpus.textOffsets[s + 1] > corpus.textOffsets[s]
@@ -153,11 +177,26 @@ public final class ExampleSampler {
         return (text, vis)
     }
 
+    /// The audio words of the same segments' clips (`segment_clips`); empty without audio.
+    func audioSpan(from s: Int, count: Int) -> [Int32] {
+        guard audioWords > 0, let words = corpus.clipAudioWords else { return [] }
+        let video = corpus.segmentVideo[s]
+        var out: [Int32] = []
+        var k = s
+        while k < corpus.segmentCount && k < s + count && corpus.segmentVideo[k] == video {
+            let (b, e) = (Int(corpus.segmentClips[2 * k]), Int(corpus.segmentClips[2 * k + 1]))
+            if b < e { out += words.slice(b..<e) }
+            k += 1
+        }
+        return out
+    }
+
     struct Example {
         var ids: [Int32] = []
         var types: [Int32] = []
         var textRows: [Int32] = [], textTargets: [Int32] = []
         var videoRows: [Int32] = [], videoTargets: [Int32] = []
+        var audioRows: [Int32] = [], audioTargets: [Int32] = []
         var alignLabel: Int32 = 0
         var alignWeight: Float = 0
     }
@@ -171,34 +210,42 @@ public final class ExampleSampler {
         let regime = plan.regime, anchor = plan.anchor
         let n = 1 + rng.nextInt(max(1, settings.concatMax))
         var (text, video) = span(from: anchor, count: n)
+        var audio = audioSpan(from: anchor, count: n)
         var ex = Example()
         if regime == 0 {
             ex.alignWeight = 1
             ex.alignLabel = 1
             if rng.nextDouble() < settings.alignNegative, pools[0].count > 1 {
-                // A video from another video of the corpus (VideoBERT's alignment negatives).
+                // A video from another video of the corpus (VideoBERT's alignment negatives);
+                // with audio, some negatives keep the video and take another video's audio.
+                let replaceAudio = audioWords > 0 && rng.nextDouble() < settings.alignAudioNegative
                 let myVideo = corpus.segmentVideo[anchor]
                 for _ in 0..<16 {
                     let other = Int(pools[0][rng.nextInt(pools[0].count)])
                     if corpus.segmentVideo[other] != myVideo {
-                        video = span(from: other, count: n).video
+                        if replaceAudio { audio = audioSpan(from: other, count: n) } else { video = span(from: other, count: n).video }
                         ex.alignLabel = 0
                         break
                     }
                 }
             }
         }
-        if regime == 1 { video = [] }
+        if regime == 1 { video = []; audio = [] }
         if regime == 2 { text = [] }
         text = Array(text.prefix(settings.maxTextTokens))
         video = Array(video.prefix(settings.maxVideoTokens))
+        audio = Array(audio.prefix(settings.maxAudioTokens))
 
         ex.ids.append(special.cls); ex.types.append(0)
         for t in text { ex.ids.append(t); ex.types.append(0) }
         if !text.isEmpty && !video.isEmpty { ex.ids.append(special.videoSeparator); ex.types.append(0) }
         let videoStart = ex.ids.count
         for v in video { ex.ids.append(Int32(textVocabSize) + v); ex.types.append(1) }
-        ex.ids.append(special.sep); ex.types.append(video.isEmpty ? 0 : 1)
+        if !video.isEmpty && !audio.isEmpty { ex.ids.append(audioSeparator); ex.types.append(1) }
+        let audioStart = ex.ids.count
+        let audioBase = Int32(textVocabSize + visualWords)
+        for w in audio { ex.ids.append(audioBase + w); ex.types.append(2) }
+        ex.ids.append(special.sep); ex.types.append(!audio.isEmpty ? 2 : video.isEmpty ? 0 : 1)
 
         // Masking (BERT §3.1 Task #1), positions relative to the example.
         for (i, t) in text.enumerated() where rng.nextDouble() < settings.maskProb {
@@ -210,6 +257,13 @@ public final class ExampleSampler {
             let pos = videoStart + i
             ex.videoRows.append(Int32(pos)); ex.videoTargets.append(v)
             ex.ids[pos] = corrupt(Int32(textVocabSize) + v, rng: &rng, random: { r in Int32(self.textVocabSize + r.nextInt(self.visualWords)) })
+        }
+        // Masked audio-word modelling: the same masking over the audio words (drawn after the
+        // text's and video's, so examples without audio draw exactly what they always drew).
+        for (i, w) in audio.enumerated() where rng.nextDouble() < settings.maskProb {
+            let pos = audioStart + i
+            ex.audioRows.append(Int32(pos)); ex.audioTargets.append(w)
+            ex.ids[pos] = corrupt(audioBase + w, rng: &rng, random: { r in audioBase + Int32(r.nextInt(self.audioWords)) })
         }
         return ex
     }
@@ -276,6 +330,8 @@ public final class ExampleSampler {
             batch.textTargets += ex.textTargets
             batch.videoRows += ex.videoRows.map { Int32(b * T) + $0 }
             batch.videoTargets += ex.videoTargets
+            batch.audioRows += ex.audioRows.map { Int32(b * T) + $0 }
+            batch.audioTargets += ex.audioTargets
             batch.alignLabels.append(ex.alignLabel)
             batch.alignWeights.append(ex.alignWeight)
         }

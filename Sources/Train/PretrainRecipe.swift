@@ -36,10 +36,17 @@ public struct PretrainRecipe: RecipeSection, Equatable {
         /// Visual-word embeddings: `random` (normal, initializer_range) or `centroids` (the k-means
         /// centroids through a fixed random projection).
         public var visualInit = "random"
+        /// The modalities of the examples: `[text, video]` (VideoBERT), or `[text, video, audio]`:
+        /// `[CLS] text [>] video [>>] audio [SEP]`, audio words from the corpus (`audio.enabled`),
+        /// masked audio-word modelling (`train.mam_weight`) and alignment negatives with another
+        /// video's audio (`data.align_audio_negative`).
+        public var modalities = ["text", "video"]
+        public var hasAudio: Bool { modalities.contains("audio") }
         enum CodingKeys: String, CodingKey {
             case initFrom = "init", hiddenSize = "hidden_size", numLayers = "num_layers", numHeads = "num_heads"
             case intermediateSize = "intermediate_size", maxPositions = "max_positions", dropout
             case attentionDropout = "attention_dropout", initializerRange = "initializer_range", visualInit = "visual_init"
+            case modalities
         }
     }
 
@@ -49,18 +56,21 @@ public struct PretrainRecipe: RecipeSection, Equatable {
     @dynamicMemberLookup
     public struct Training: Codable, Sendable, Equatable {
         public var optimization = Optimization()
-        /// Loss = mlm · L_MLM + mfm · L_MFM + align · L_align.
+        /// Loss = mlm · L_MLM + mfm · L_MFM + align · L_align (+ mam · L_MAM with audio).
         public var mlmWeight = 1.0
         public var mfmWeight = 1.0
         public var alignWeight = 1.0
+        /// Masked audio-word modelling (only with audio in `model.modalities`).
+        public var mamWeight = 1.0
 
         public init() {}
         public static func limits(prefix p: String) -> [String: RecipeLimit] {
             Optimization.limits(prefix: p).merging([p + "mlm_weight": .number(0...1e6), p + "mfm_weight": .number(0...1e6),
-                                                    p + "align_weight": .number(0...1e6)], uniquingKeysWith: { a, _ in a })
+                                                    p + "align_weight": .number(0...1e6), p + "mam_weight": .number(0...1e6)],
+                                                   uniquingKeysWith: { a, _ in a })
         }
         enum WeightKeys: String, CodingKey {
-            case mlmWeight = "mlm_weight", mfmWeight = "mfm_weight", alignWeight = "align_weight"
+            case mlmWeight = "mlm_weight", mfmWeight = "mfm_weight", alignWeight = "align_weight", mamWeight = "mam_weight"
         }
         public init(from decoder: Decoder) throws {
             optimization = try Optimization(from: decoder)
@@ -68,9 +78,11 @@ public struct PretrainRecipe: RecipeSection, Equatable {
             mlmWeight = try c.decodeIfPresent(Double.self, forKey: .mlmWeight) ?? 1
             mfmWeight = try c.decodeIfPresent(Double.self, forKey: .mfmWeight) ?? 1
             alignWeight = try c.decodeIfPresent(Double.self, forKey: .alignWeight) ?? 1
+            mamWeight = try c.decodeIfPresent(Double.self, forKey: .mamWeight) ?? 1
         }
         /// Written in the order recipes always had (the weights before `max_memory_gb`), so a
-        /// checkpoint's recipe.yaml and the resume fingerprint (Trainer.fingerprint) keep their bytes.
+        /// checkpoint's recipe.yaml and the resume fingerprint (Trainer.fingerprint) keep their
+        /// bytes; `mam_weight` (issue 17) last.
         public func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: FileKeys.self)
             let o = optimization
@@ -82,11 +94,13 @@ public struct PretrainRecipe: RecipeSection, Equatable {
             try c.encode(mlmWeight, forKey: .mlmWeight); try c.encode(mfmWeight, forKey: .mfmWeight)
             try c.encode(alignWeight, forKey: .alignWeight); try c.encode(o.maxMemoryGB, forKey: .maxMemoryGB)
             try c.encode(o.loader, forKey: .loader)
+            try c.encode(mamWeight, forKey: .mamWeight)
         }
         enum FileKeys: String, CodingKey {
             case batchSize = "batch_size", gradAccum = "grad_accum", steps, lr, warmupSteps = "warmup_steps", schedule
             case minLRRatio = "min_lr_ratio", weightDecay = "weight_decay", beta1, beta2, eps, clipGrad = "clip_grad", seed
             case mlmWeight = "mlm_weight", mfmWeight = "mfm_weight", alignWeight = "align_weight", maxMemoryGB = "max_memory_gb", loader
+            case mamWeight = "mam_weight"
         }
         public subscript<T>(dynamicMember key: WritableKeyPath<Optimization, T>) -> T {
             get { optimization[keyPath: key] }
@@ -153,7 +167,15 @@ public struct PretrainRecipe: RecipeSection, Equatable {
         if d.textVideo < 0 || d.textOnly < 0 || d.videoOnly < 0 || d.textVideo + d.textOnly + d.videoOnly <= 0 {
             return "data.text_video, data.text_only and data.video_only must be ≥ 0 with a positive sum"
         }
-        if 1 + d.maxTextTokens + 1 + d.maxVideoTokens + 1 > model.maxPositions {
+        let modalities = Set(model.modalities)
+        guard model.modalities.count == modalities.count, modalities == ["text", "video"] || modalities == ["text", "video", "audio"] else {
+            return "model.modalities must be [text, video] or [text, video, audio], not [\(model.modalities.joined(separator: ", "))]"
+        }
+        if model.hasAudio {
+            if 1 + d.maxTextTokens + 1 + d.maxVideoTokens + 1 + d.maxAudioTokens + 1 > model.maxPositions {
+                return "data.max_text_tokens + data.max_video_tokens + data.max_audio_tokens + 4 exceeds model.max_positions"
+            }
+        } else if 1 + d.maxTextTokens + 1 + d.maxVideoTokens + 1 > model.maxPositions {
             return "data.max_text_tokens + data.max_video_tokens + 3 exceeds model.max_positions"
         }
         return nil

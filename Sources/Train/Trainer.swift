@@ -48,7 +48,21 @@ public final class Trainer: TrainingRun {
         var r = PretrainRecipe()
         r.model = recipe.model
         r.data = recipe.data
-        return CorpusBuilder.fnv1a(Array(((try? RecipeLoader.yaml(r)) ?? "").utf8))
+        var yaml = (try? RecipeLoader.yaml(r)) ?? ""
+        if !recipe.model.hasAudio {
+            // Without audio, the text hashed is the recipe as written before the audio keys
+            // (issue 17) existed, so runs started then still resume.
+            var kept: [Substring] = [], inModalities = false
+            for line in yaml.split(separator: "\n", omittingEmptySubsequences: false) {
+                if inModalities && line.hasPrefix("  - ") { continue }
+                inModalities = line == "  modalities:"
+                if inModalities || line.hasPrefix("  max_audio_tokens:") || line.hasPrefix("  align_audio_negative:")
+                    || line.hasPrefix("  mam_weight:") { continue }
+                kept.append(line)
+            }
+            yaml = kept.joined(separator: "\n")
+        }
+        return CorpusBuilder.fnv1a(Array(yaml.utf8))
     }
 
     public static func checkpointName(_ step: Int) -> String { TrainingLoop<VideoBertTask>.checkpointName(step) }
@@ -79,7 +93,18 @@ final class VideoBertTask: PretrainingTask {
         special = try SpecialTokens(vocabulary: textVocab)
         let textSize = corpus.index.textVocab.size
         let visualWords = corpus.index.visualVocab.words
-        let maxSeq = 3 + recipe.data.maxTextTokens + recipe.data.maxVideoTokens
+        var audioSeparator: Int32? = nil, audioWords = 0
+        if recipe.model.hasAudio {
+            guard let vocab = corpus.index.audioVocab, corpus.clipAudioWords != nil, vocab.words > 0 else {
+                throw VideoBertError("model.modalities has audio, but the corpus has no audio words (clip_audio_words.npy): tokenize it with audio.enabled: true", file: corpus.path)
+            }
+            guard let separator = special.audioSeparator else {
+                throw VideoBertError("the text vocabulary has no [unused1] token for [>>] (the video/audio separator)", file: corpus.textVocabPath)
+            }
+            audioSeparator = separator
+            audioWords = vocab.words
+        }
+        let maxSeq = 3 + recipe.data.maxTextTokens + recipe.data.maxVideoTokens + (audioWords > 0 ? 1 + recipe.data.maxAudioTokens : 0)
 
         var config: BertConfig
         if !recipe.model.initFrom.isEmpty {
@@ -90,7 +115,7 @@ final class VideoBertTask: PretrainingTask {
             guard config.textVocabSize == textSize else {
                 throw VideoBertError("has a text vocabulary of \(config.textVocabSize), the corpus \(textSize)", file: recipe.model.initFrom)
             }
-            config = config.withVisualWords(visualWords)
+            config = config.withVisualWords(visualWords).withAudioWords(audioWords)
             config.hiddenDropoutProb = recipe.model.dropout
             config.attentionProbsDropoutProb = recipe.model.attentionDropout
         } else {
@@ -99,6 +124,7 @@ final class VideoBertTask: PretrainingTask {
                                 intermediateSize: recipe.model.intermediateSize, maxPositionEmbeddings: recipe.model.maxPositions,
                                 hiddenDropoutProb: recipe.model.dropout, attentionProbsDropoutProb: recipe.model.attentionDropout,
                                 initializerRange: recipe.model.initializerRange)
+            config = config.withAudioWords(audioWords)
         }
         guard maxSeq <= config.maxPositionEmbeddings else {
             throw VideoBertError("sequences of \(maxSeq) tokens exceed max_position_embeddings \(config.maxPositionEmbeddings)", file: "recipe")
@@ -111,12 +137,14 @@ final class VideoBertTask: PretrainingTask {
                                  file: "recipe")
         model = try BertForPreTraining(config: config, maxBatch: recipe.train.batchSize, maxSeq: maxSeq, training: true)
         sampler = try ExampleSampler(corpus: corpus, split: "train", settings: recipe.data, special: special,
-                                     seed: UInt64(recipe.train.seed))
+                                     seed: UInt64(recipe.train.seed), audioSeparator: audioSeparator)
     }
 
     var parameterStores: [(prefix: String, store: ParameterStore)] { [("", model.store)] }
     var runDescription: String { "\(model.config.numHiddenLayers) layers × \(model.config.hiddenSize), \(model.store.count) parameters" }
-    var plotKeys: [String] { MetricsLog.videoBertLossKeys }
+    var plotKeys: [String] { MetricsLog.videoBertLossKeys + (recipe.model.hasAudio ? ["mam_loss"] : []) }
+    /// Whether the examples carry audio words (`model.modalities` has audio).
+    var audio: Bool { recipe.model.hasAudio }
     /// Draws rank r's slice of each global batch (`train.loader`: on a thread of its own, or inline).
     lazy var loader: BatchLoader<PretrainingBatch, ExampleSampler.State> = {
         let (N, r, B, s) = (comm.size, comm.rank, recipe.train.batchSize, sampler)
@@ -150,6 +178,11 @@ final class VideoBertTask: PretrainingTask {
         try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: corpus.textVocabPath)),
                              to: (folder as NSString).appendingPathComponent(Checkpoint.File.textVocab.rawValue))
         try CheckpointFiles.copyFiles(from: corpus.visualVocabPath, to: (folder as NSString).appendingPathComponent(Checkpoint.File.visualVocab.rawValue))
+        if audio, let vocab = corpus.index.audioVocab {
+            // The audio vocabulary beside the visual one (the audio words' centroids).
+            try CheckpointFiles.copyFiles(from: (corpus.path as NSString).appendingPathComponent(vocab.folder),
+                                          to: (folder as NSString).appendingPathComponent("audio_vocab"))
+        }
     }
 
     func loadModel(from folder: String) throws { try model.loadPretrained(from: folder) }
@@ -161,7 +194,7 @@ final class VideoBertTask: PretrainingTask {
     /// A micro-batch's measurements: each objective's loss summed over its rows (mean × rows) with
     /// the row count, so a logging window reports each loss as the mean over all its rows, however
     /// they were split into batches or ranks; accuracies over rows.
-    static func metrics(_ o: PretrainingOutput, tokens: Int) -> MetricSums {
+    static func metrics(_ o: PretrainingOutput, tokens: Int, audio: Bool = false) -> MetricSums {
         var m = MetricSums()
         m.add("mlm_loss", Double(o.mlmLoss) * Double(o.mlmCount), count: Double(o.mlmCount))
         m.add("mfm_loss", Double(o.mfmLoss) * Double(o.mfmCount), count: Double(o.mfmCount))
@@ -170,6 +203,11 @@ final class VideoBertTask: PretrainingTask {
         m.addRatio("mfm_top1", correct: o.mfmCorrect, count: o.mfmCount)
         m.addRatio("mfm_top5", correct: o.mfmTop5Correct, count: o.mfmCount)
         m.addRatio("align_acc", correct: o.alignCorrect, count: o.alignCount)
+        if audio {
+            m.add("mam_loss", Double(o.mamLoss) * Double(o.mamCount), count: Double(o.mamCount))
+            m.addRatio("mam_top1", correct: o.mamCorrect, count: o.mamCount)
+            m.addRatio("mam_top5", correct: o.mamTop5Correct, count: o.mamCount)
+        }
         m.tokens = tokens
         return m
     }
@@ -180,6 +218,10 @@ final class VideoBertTask: PretrainingTask {
         for key in ["mlm_loss", "mfm_loss", "align_loss"] where values[key] == nil { values[key] = 0 }
         let w = (recipe.train.mlmWeight, recipe.train.mfmWeight, recipe.train.alignWeight)
         values["loss"] = w.0 * values["mlm_loss"]! + w.1 * values["mfm_loss"]! + w.2 * values["align_loss"]!
+        if audio {
+            if values["mam_loss"] == nil { values["mam_loss"] = 0 }
+            values["loss"]! += recipe.train.mamWeight * values["mam_loss"]!
+        }
     }
 
     func trainMicroBatch(step: Int, micro: Int, dropoutSeed: UInt64, lossScale: Float) -> (loss: Float, metrics: MetricSums) {
@@ -188,23 +230,25 @@ final class VideoBertTask: PretrainingTask {
         // Data wait per optimizer step (summed over its micro-batches).
         let waitCount = 1 / Double(recipe.train.gradAccum)
         if N == 1 {
-            let out = model.forwardBackward(batch, step: step, dropoutSeed: dropoutSeed, lossWeights: lossWeights, lossScale: lossScale, training: true)
-            var m = Self.metrics(out, tokens: batch.tokenCount)
+            let out = model.forwardBackward(batch, step: step, dropoutSeed: dropoutSeed, lossWeights: lossWeights,
+                                            mamWeight: Float(recipe.train.mamWeight), lossScale: lossScale, training: true)
+            var m = Self.metrics(out, tokens: batch.tokenCount, audio: audio)
             m.add("data_wait_s", wait, count: waitCount)
             return (out.loss, m)
         }
         // Each objective's rows over all ranks: weighting this rank's means by its share makes the
         // summed gradients those of the global means.
         let alignRows = batch.alignWeights.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
-        let local = [batch.textRows.count, batch.videoRows.count, alignRows]
+        let local = [batch.textRows.count, batch.videoRows.count, alignRows, batch.audioRows.count]
         var global = local.map(Int64.init)
         comm.allreduceSum(&global)
         func share(_ k: Int) -> Float { global[k] > 0 ? Float(local[k]) / Float(global[k]) : 0 }
         let w = lossWeights
         let weights = (mlm: w.mlm * share(0), mfm: w.mfm * share(1), align: w.align * share(2))
-        let out = model.forwardBackward(batch, step: step, dropoutSeed: dropoutSeed, lossWeights: weights, lossScale: lossScale, training: true)
+        let out = model.forwardBackward(batch, step: step, dropoutSeed: dropoutSeed, lossWeights: weights,
+                                        mamWeight: Float(recipe.train.mamWeight) * share(3), lossScale: lossScale, training: true)
         let (g, tokens) = globalOutput(out, local: local, global: global, tokens: batch.tokenCount)
-        var m = Self.metrics(g, tokens: tokens)
+        var m = Self.metrics(g, tokens: tokens, audio: audio)
         m.add("data_wait_s", wait, count: waitCount)
         return (g.loss, m)
     }
@@ -217,6 +261,9 @@ final class VideoBertTask: PretrainingTask {
             Double(o.mlmCorrect), Double(o.mlmCount), Double(o.mfmCorrect), Double(o.mfmTop5Correct), Double(o.mfmCount),
             Double(o.alignCorrect), Double(o.alignCount), Double(tokens),
         ]
+        if audio {
+            v += [Double(o.mamLoss) * Double(local[3]), Double(o.mamCorrect), Double(o.mamTop5Correct), Double(o.mamCount)]
+        }
         comm.allreduceSum(&v)
         var g = PretrainingOutput()
         g.mlmLoss = global[0] > 0 ? Float(v[0] / Double(global[0])) : 0
@@ -226,6 +273,11 @@ final class VideoBertTask: PretrainingTask {
         g.loss = w.mlm * g.mlmLoss + w.mfm * g.mfmLoss + w.align * g.alignLoss
         g.mlmCorrect = Int(v[3]); g.mlmCount = Int(v[4]); g.mfmCorrect = Int(v[5]); g.mfmTop5Correct = Int(v[6])
         g.mfmCount = Int(v[7]); g.alignCorrect = Int(v[8]); g.alignCount = Int(v[9])
+        if audio {
+            g.mamLoss = global[3] > 0 ? Float(v[11] / Double(global[3])) : 0
+            g.mamCorrect = Int(v[12]); g.mamTop5Correct = Int(v[13]); g.mamCount = Int(v[14])
+            if global[3] > 0 { g.loss += Float(recipe.train.mamWeight) * g.mamLoss }
+        }
         return (g, Int(v[10]))
     }
 
@@ -233,12 +285,13 @@ final class VideoBertTask: PretrainingTask {
     /// depend on the number of ranks; each loss is the mean over all rows.
     func evaluate(step: Int) throws -> [String: Double] {
         let evalSampler = try ExampleSampler(corpus: corpus, split: recipe.eval.split, settings: recipe.data, special: special,
-                                             seed: 0x5EED_E7A1)
+                                             seed: 0x5EED_E7A1, audioSeparator: audio ? special.audioSeparator : nil)
         var meter = MetricSums()
         for _ in 0..<recipe.eval.batches {
             for batch in evalSampler.nextBatches(global: recipe.train.batchSize * comm.size, chunk: recipe.train.batchSize) {
-                let out = model.forwardBackward(batch, step: step, dropoutSeed: 0, lossWeights: lossWeights, lossScale: 1, training: false)
-                meter.add(Self.metrics(out, tokens: 0))
+                let out = model.forwardBackward(batch, step: step, dropoutSeed: 0, lossWeights: lossWeights,
+                                                mamWeight: Float(recipe.train.mamWeight), lossScale: 1, training: false)
+                meter.add(Self.metrics(out, tokens: 0, audio: audio))
             }
         }
         var values = meter.values()

@@ -205,7 +205,7 @@ extension TaskModel {
     }
 
     private func withRestrictedLogSoftmax(_ encoded: EncodedBatch, rows: [Int32], from lo: Int, count n: Int, _ body: (Int, UnsafeBufferPointer<Float>) -> Void) {
-        let V = textVocabSize + visualWords
+        let V = model.config.vocabSize  // the row stride of predictionLogits (audio words too, when the checkpoint has them)
         let row = UnsafeMutablePointer<Float>.allocate(capacity: n)
         defer { row.deallocate() }
         var start = 0

@@ -11,6 +11,8 @@ public struct SpecialTokens: Sendable, Codable, Equatable {
     public var mask: Int32
     /// `[>]`, between the text and the video.
     public var videoSeparator: Int32
+    /// `[>>]` (`[unused1]`), between the video and the audio (nil when the vocabulary has none).
+    public var audioSeparator: Int32? = nil
 
     public init(vocabulary v: TextVocabulary) throws {
         func id(_ t: String) throws -> Int32 {
@@ -19,6 +21,7 @@ public struct SpecialTokens: Sendable, Codable, Equatable {
         }
         pad = try id("[PAD]"); unk = try id("[UNK]"); cls = try id("[CLS]"); sep = try id("[SEP]"); mask = try id("[MASK]")
         videoSeparator = try id("[unused0]")
+        audioSeparator = v.id(of: "[unused1]")
     }
 
     public init(pad: Int32, unk: Int32, cls: Int32, sep: Int32, mask: Int32, videoSeparator: Int32) {
