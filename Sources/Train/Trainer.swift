@@ -49,6 +49,9 @@ public final class Trainer: TrainingRun {
         r.model = recipe.model
         r.data = recipe.data
         var yaml = (try? RecipeLoader.yaml(r)) ?? ""
+        // The default train section is part of the text hashed; `train.loader` (added later, and
+        // free to change across a resume) is left out so earlier runs still resume.
+        yaml = yaml.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("  loader:") }.joined(separator: "\n")
         if !recipe.model.hasAudio {
             // Without audio, the text hashed is the recipe as written before the audio keys
             // (issue 17) existed, so runs started then still resume.
