@@ -78,6 +78,9 @@ public struct Checkpoint: Sendable {
         case captionerCBT = "cbt"
         /// A CBT captioner's projection of clip features into the BERT's embeddings (ClipProjection).
         case clipProjection = "clip_projection.safetensors"
+        /// A forecaster's verb/noun anticipation head (AnticipationHead; absent in forecasters
+        /// trained before it existed).
+        case anticipation = "anticipation.safetensors"
     }
 
     public let folder: String
@@ -319,15 +322,17 @@ public struct Checkpoint: Sendable {
             s += "; clip features \(projection.count == 2 ? projection[1] : 0) wide → \(projection.first ?? 0) by clip_projection"
             s += cbt.map { "; frozen CBT visual path in cbt/ (\($0.frontEnd) front-end, visual \($0.visualLayers) × \($0.visualHiddenSize))" }
                 ?? "; cbt/ is missing: `videobert caption` cannot read it"
+            if kind == .cbtForecaster && exists(.anticipation) { s += "; verb/noun anticipation head" }
             summary = s
-            parameters = try parameterCount([path(.weights), path(.clipProjection)])
+            parameters = try parameterCount([path(.weights), path(.clipProjection), path(.anticipation)])
         case .videobert, .videobertCaptioner, .videobertForecaster:
             let config = bert!
             let what = kind == .videobertCaptioner ? "captioner fine-tuned from a VideoBERT checkpoint: "
                 : kind == .videobertForecaster ? "next-step forecaster fine-tuned from a VideoBERT checkpoint: " : "VideoBERT: "
             summary = what + bertLine(config)
                 + "; \(config.textVocabSize) WordPieces + \(config.visualWords) visual words"
-            parameters = try parameterCount([path(.weights), path(.clipProjection)])
+                + (kind == .videobertForecaster && exists(.anticipation) ? "; verb/noun anticipation head" : "")
+            parameters = try parameterCount([path(.weights), path(.clipProjection), path(.anticipation)])
         case .bert:
             let config = bert!
             summary = "text-only " + bertLine(config) + ", \(config.vocabSize) WordPieces"
