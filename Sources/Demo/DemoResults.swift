@@ -84,9 +84,9 @@ public struct DemoResults {
             let (m, b) = (f.generation[0].scores, f.generation[1].scores)
             rows.append(["", "fine-tuned: generated next step BLEU-4 / METEOR / CIDEr", num(m.bleu4) + " / " + num(m.meteor) + " / " + num(m.cider),
                          num(b.bleu4) + " / " + num(b.meteor) + " / " + num(b.cider) + " (bigram)", "—"])
-            if f.anticipation.count >= 2 {
-                let (a, g) = (f.anticipation[0], f.anticipation[1])
-                let chance = f.anticipation.last!
+            // Row 0 is the model (its anticipation head when it has one, from the video alone).
+            if let a = f.anticipation.first, let g = f.anticipation.first(where: { $0.system.hasPrefix("step-transition bigram") }),
+               let chance = f.anticipation.last {
                 rows.append(["", "fine-tuned: next verb / noun top-1", pct(a.verbTop1) + " / " + pct(a.nounTop1),
                              pct(g.verbTop1) + " / " + pct(g.nounTop1) + " (bigram)", pct(chance.verbTop1) + " / " + pct(chance.nounTop1)])
             }

@@ -67,8 +67,12 @@ public final class CaptionFineTuner: TrainingRun {
         var r = recipe
         r.train.steps = 0; r.eval = .init(); r.checkpoint = .init(); r.logEvery = 0; r.out = ""
         var text = (try? RecipeLoader.yaml(r)) ?? ""
-        // A captioner's fingerprint stays what it was before `target` existed (runs started then resume).
-        if r.target == .caption { text = text.replacingOccurrences(of: "target: caption\n", with: "") }
+        // A captioner's fingerprint stays what it was before `target` and the anticipation head
+        // existed (runs started then resume; a captioner has no head).
+        if r.target == .caption {
+            text = text.replacingOccurrences(of: "target: caption\n", with: "")
+            text = text.replacingOccurrences(of: "\n  anticipation_weight: [^\n]*", with: "", options: .regularExpression)
+        }
         return CorpusBuilder.fnv1a(Array(text.utf8))
     }
 
@@ -96,6 +100,11 @@ final class CaptionTrainingTask: PretrainingTask {
     let clips: (encoder: CBTClipEncoder, projection: ClipProjection)?
     /// The BERT's folder: the init itself, or a CBT init's text/.
     let bertFolder: String
+    /// Next-step forecasters whose train split gives verb and noun labels (and
+    /// train.anticipation_weight > 0): the verb/noun anticipation head, and each source step's
+    /// NEXT step's label indices by image id (−1: no label, or one the train split never has).
+    let anticipation: AnticipationHead?
+    let nextLabels: [String: (verb: Int32, noun: Int32)]
 
     init(recipe: CaptionRecipe) throws {
         self.recipe = recipe
@@ -169,6 +178,27 @@ final class CaptionTrainingTask: PretrainingTask {
         self.examples = train
         evalExamples = makeExamples(recipe.data.evalSplit, seed: 0x5EED_CA97)
 
+        // The anticipation head's labels: fixed from the train split (CBT §4.3's setting).
+        let trainSteps = resolved.inSplit(recipe.data.trainSplit)
+        let verbs = Array(Set(trainSteps.compactMap(\.step.verb))).sorted(), nouns = Array(Set(trainSteps.compactMap(\.step.noun))).sorted()
+        if recipe.target == .nextStep, recipe.train.anticipationWeight > 0, !verbs.isEmpty, !nouns.isEmpty {
+            anticipation = try AnticipationHead(hiddenSize: config.hiddenSize, verbs: verbs, nouns: nouns)
+            let verbIndex = Dictionary(uniqueKeysWithValues: verbs.enumerated().map { ($1, Int32($0)) })
+            let nounIndex = Dictionary(uniqueKeysWithValues: nouns.enumerated().map { ($1, Int32($0)) })
+            var next: [String: (verb: Int32, noun: Int32)] = [:]
+            for split in Set([recipe.data.trainSplit, recipe.data.evalSplit]) {
+                let steps = resolved.inSplit(split)
+                for i in steps.indices.dropLast() where steps[i + 1].step.video == steps[i].step.video {
+                    let n = steps[i + 1].step
+                    next[steps[i].step.imageID] = (n.verb.flatMap { verbIndex[$0] } ?? -1, n.noun.flatMap { nounIndex[$0] } ?? -1)
+                }
+            }
+            nextLabels = next
+        } else {
+            anticipation = nil
+            nextLabels = [:]
+        }
+
         model = try BertForPreTraining(config: config, maxBatch: recipe.train.batchSize, maxSeq: recipe.maxSequence, training: true)
     }
 
@@ -176,6 +206,7 @@ final class CaptionTrainingTask: PretrainingTask {
 
     var parameterStores: [(prefix: String, store: ParameterStore)] {
         var stores = [("", model.store)]
+        if let anticipation { stores.append(("", anticipation.store)) }
         if let clips {
             stores.append(("", clips.projection.store))
             if recipe.train.tuneVisual { stores.append(("cbt.", clips.encoder.store)) }
@@ -186,10 +217,15 @@ final class CaptionTrainingTask: PretrainingTask {
         let input = clips.map {
             "CBT clip features (\($0.encoder.featureSize) wide, \(recipe.train.tuneVisual ? "front-end and visual transformer tuned" : "frozen")) projected to \(model.config.hiddenSize)"
         } ?? "visual words"
-        let what = recipe.target == .caption ? "captioning" : "next-step forecasting (the next step's sentence generated)"
+        var what = recipe.target == .caption ? "captioning" : "next-step forecasting (the next step's sentence generated)"
+        if let anticipation {
+            what += " with a verb/noun anticipation head (\(anticipation.verbs.count) verbs, \(anticipation.nouns.count) nouns, loss weight \(recipe.train.anticipationWeight))"
+        } else if recipe.target == .nextStep {
+            what += recipe.train.anticipationWeight > 0 ? " (no anticipation head: the train split's annotations give no verb/noun)" : " (no anticipation head: train.anticipation_weight is 0)"
+        }
         return "\(what) from \(recipe.initFrom) (\(input) in); \(examples.items.count) training captions, \(examples.pairCount) (caption, prefix) pairs"
     }
-    var plotKeys: [String] { ["loss"] }
+    var plotKeys: [String] { anticipation == nil ? ["loss"] : ["loss", "anticipation_loss"] }
     var samplerState: CaptionExamples.State { examples.state }
     func restoreSampler(_ state: CaptionExamples.State) { examples.restore(state) }
 
@@ -197,12 +233,17 @@ final class CaptionTrainingTask: PretrainingTask {
         model.initializeWeights(seed: UInt64(recipe.train.seed))
         try model.loadPretrained(from: bertFolder, seed: UInt64(recipe.train.seed))
         clips?.projection.initialize(std: Float(model.config.initializerRange), seed: UInt64(recipe.train.seed) ^ 0xC11F)
+        // The head's pooler starts as the pretrained BERT's (bert.pooler.dense), its classifiers fresh.
+        anticipation?.initialize(std: Float(model.config.initializerRange), seed: UInt64(recipe.train.seed) ^ 0xA471,
+                                 pooler: (UnsafePointer(model.store.parameter("bert.pooler.dense.weight").baseAddress!),
+                                          UnsafePointer(model.store.parameter("bert.pooler.dense.bias").baseAddress!)))
     }
 
     /// The pretrained checkpoint's vocabularies (the corpus' when it has none) beside the weights;
     /// with a CBT init, the projection and the CBT visual path (cbt/) instead of visual_vocab/.
     func saveModel(to folder: String) throws {
         try model.save(to: folder)
+        try anticipation?.save(to: folder)
         let initVocab = (bertFolder as NSString).appendingPathComponent(Checkpoint.File.textVocab.rawValue)
         let vocab = FileManager.default.fileExists(atPath: initVocab) ? initVocab : corpus.corpus.textVocabPath
         try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: vocab)), to: (folder as NSString).appendingPathComponent(Checkpoint.File.textVocab.rawValue))
@@ -220,6 +261,7 @@ final class CaptionTrainingTask: PretrainingTask {
     func loadModel(from folder: String) throws {
         try model.loadPretrained(from: folder)
         try clips?.projection.loadWeights(from: folder)
+        try anticipation?.loadWeights(from: folder)
         if let clips, recipe.train.tuneVisual {
             try clips.encoder.loadWeights(from: (folder as NSString).appendingPathComponent(Checkpoint.File.captionerCBT.rawValue))
         }
@@ -230,23 +272,64 @@ final class CaptionTrainingTask: PretrainingTask {
     /// (frozen), or computed now by the CBT visual path (tuned), whose gradient then flows back
     /// through the projection into the front-end.
     func step(_ pairs: [Int], of examples: CaptionExamples, step: Int, dropoutSeed: UInt64, lossScale: Float, training: Bool) -> (PretrainingOutput, PretrainingBatch) {
-        var batch = examples.batch(pairs)
-        guard let clips else {
-            return (model.forwardBackward(batch, step: step, dropoutSeed: dropoutSeed, lossWeights: Self.lossWeights, lossScale: lossScale,
-                                          training: training), batch)
+        let batch = examples.batch(pairs)
+        let out = withVideoInputs(batch, items: pairs.map { examples.item(ofPair: $0) }, of: examples, step: step, dropoutSeed: dropoutSeed,
+                                  training: training) { batch in
+            model.forwardBackward(batch, step: step, dropoutSeed: dropoutSeed, lossWeights: Self.lossWeights, lossScale: lossScale,
+                                  training: training)
         }
+        return (out, batch)
+    }
+
+    /// The anticipation head on `[CLS] [MASK] [>] video [SEP]` of the given items (their
+    /// source steps' video alone): the head's loss against each source step's NEXT step's
+    /// labels, and in training the gradient of `scale · loss` through the head, the BERT (and a
+    /// clip-feature input's projection) added to the stores' gradients.
+    func anticipationStep(items indices: [Int], of examples: CaptionExamples, step: Int, dropoutSeed: UInt64, scale: Float,
+                          training: Bool) -> AnticipationHead.Loss? {
+        guard let head = anticipation, !indices.isEmpty else { return nil }
+        let batch = examples.videoOnlyBatch(items: indices)
+        let targets = indices.map { nextLabels[examples.items[$0].imageID] ?? (-1, -1) }
+        var result: AnticipationHead.Loss?
+        _ = withVideoInputs(batch, items: indices.map { examples.items[$0] }, of: examples, step: step, dropoutSeed: dropoutSeed,
+                            training: training) { batch in
+            let (out, hidden, kept) = model.forwardKeepingHidden(batch, step: step, dropoutSeed: dropoutSeed, lossWeights: (0, 0, 0),
+                                                                  training: training)
+            let (B, T, C) = (batch.B, batch.T, model.config.hiddenSize)
+            var cls = [Float](repeating: 0, count: B * C)
+            for b in 0..<B { for c in 0..<C { cls[b * C + c] = hidden[b * T * C + c] } }
+            let forward = head.forward(cls: cls, rows: B)
+            let loss = head.loss(forward, verbTargets: targets.map(\.verb), nounTargets: targets.map(\.noun), scale: scale, backward: training)
+            if training, let kept, let d = loss.dCLS {
+                let dHidden = model.hiddenGradient
+                for b in 0..<B { for c in 0..<C { dHidden[b * T * C + c] += d[b * C + c] } }
+                model.backwardKeepingHidden(kept)
+            }
+            result = loss
+            return out
+        }
+        return result
+    }
+
+    /// Runs `body` on `batch` with its video positions filled for a clip-feature input (projected
+    /// features — read from the examples' table (frozen), or computed now by the CBT visual path
+    /// (tuned)); in training, after `body`'s backward, the gradient that reached the input
+    /// embeddings flows on into the projection (and the front-end when tuned).
+    private func withVideoInputs(_ batch: PretrainingBatch, items: [CaptionItem], of examples: CaptionExamples, step: Int, dropoutSeed: UInt64,
+                                 training: Bool, _ body: (PretrainingBatch) -> PretrainingOutput) -> PretrainingOutput {
+        var batch = batch
+        guard let clips else { return body(batch) }
         let rows = batch.inputEmbeddingRows.count
         var features = batch.inputEmbeddings, counts: [Int] = []
         let tuning = if case .clips = examples.video { true } else { false }
         if tuning {
-            let sequences = pairs.map { examples.item(ofPair: $0).clips.map { Int($0) } }
+            let sequences = items.map { $0.clips.map { Int($0) } }
             let states = clips.encoder.trainingForward(sequences, dropout: training, dropoutSeed: dropoutSeed, step: step)
             counts = states.map { $0.count }
             features = states.flatMap { $0 }
         }
         batch.inputEmbeddings = clips.projection.forward(features, rows: rows)
-        let out = model.forwardBackward(batch, step: step, dropoutSeed: dropoutSeed, lossWeights: Self.lossWeights, lossScale: lossScale,
-                                        training: training)
+        let out = body(batch)
         if training {
             let dFeatures = clips.projection.backward(dout: model.inputEmbeddingGradient, input: features, rows: rows,
                                                       inputGradient: tuning)
@@ -255,7 +338,7 @@ final class CaptionTrainingTask: PretrainingTask {
                 clips.encoder.backward(counts.map { n in defer { at += n }; return Array(dFeatures[at..<(at + n)]) })
             }
         }
-        return (out, batch)
+        return out
     }
 
     /// Next-word loss (summed over the predicted words, so a window reports the mean per word)
@@ -268,10 +351,28 @@ final class CaptionTrainingTask: PretrainingTask {
         return m
     }
 
+    /// The anticipation head's loss and top-1 accuracies.
+    static func addAnticipation(_ a: AnticipationHead.Loss?, to m: inout MetricSums) {
+        guard let a else { return }
+        m.add("anticipation_loss", Double(a.loss))
+        m.addRatio("next_verb_acc", correct: a.verbCorrect, count: a.verbCount)
+        m.addRatio("next_noun_acc", correct: a.nounCorrect, count: a.nounCount)
+    }
+
+    /// One micro-batch: the generator's (caption, prefix) pairs; with an anticipation head, also
+    /// the head on the video-only input of those pairs' steps (each once), its loss weighted by
+    /// train.anticipation_weight (a second forward and backward into the same gradients).
     func trainMicroBatch(step: Int, micro: Int, dropoutSeed: UInt64, lossScale: Float) -> (loss: Float, metrics: MetricSums) {
-        let (out, batch) = self.step(examples.nextPairs(recipe.train.batchSize), of: examples, step: step, dropoutSeed: dropoutSeed,
-                                     lossScale: lossScale, training: true)
-        return (out.loss, Self.metrics(out, tokens: batch.tokenCount))
+        let pairs = examples.nextPairs(recipe.train.batchSize)
+        let (out, batch) = self.step(pairs, of: examples, step: step, dropoutSeed: dropoutSeed, lossScale: lossScale, training: true)
+        var metrics = Self.metrics(out, tokens: batch.tokenCount), loss = out.loss
+        let weight = Float(recipe.train.anticipationWeight)
+        if let a = anticipationStep(items: examples.distinctItems(ofPairs: pairs), of: examples, step: step, dropoutSeed: dropoutSeed ^ 0xA471_0000,
+                                    scale: weight * lossScale, training: true) {
+            loss += weight * a.loss
+            Self.addAnticipation(a, to: &metrics)
+        }
+        return (loss, metrics)
     }
 
     /// Held-out next-word loss and top-1 accuracy over the same examples every time ([:] without
@@ -287,6 +388,16 @@ final class CaptionTrainingTask: PretrainingTask {
             p += pairs.count
             let (out, _) = self.step(pairs, of: held, step: step, dropoutSeed: 0, lossScale: 1, training: false)
             meter.add(Self.metrics(out, tokens: 0))
+        }
+        // The anticipation head on the first held-out steps (each once).
+        let items = Array(0..<min(held.items.count, B * recipe.eval.batches))
+        var at = 0
+        while at < items.count {
+            let chunk = Array(items[at..<min(items.count, at + B)])
+            at += chunk.count
+            var m = MetricSums()
+            Self.addAnticipation(anticipationStep(items: chunk, of: held, step: step, dropoutSeed: 0, scale: 1, training: false), to: &m)
+            meter.add(m)
         }
         return meter.values()
     }

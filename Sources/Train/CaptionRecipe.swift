@@ -12,7 +12,7 @@ public struct CaptionRecipe: RecipeSection, Equatable {
         "train.warmup_steps": .int(0...(1 << 40)), "train.min_lr_ratio": .probability, "train.weight_decay": .number(0...10),
         "train.beta1": .number(0...0.999_999), "train.beta2": .number(0...0.999_999_999), "train.eps": .positive(max: 1),
         "train.clip_grad": .number(0...1e9), "train.seed": .int(0...(1 << 62)), "train.dropout": .number(-1...0.99),
-        "train.max_memory_gb": .number(0...1e9),
+        "train.max_memory_gb": .number(0...1e9), "train.anticipation_weight": .number(0...1e6),
         "eval.every": .int(0...(1 << 40)), "eval.batches": .int(0...1_000_000),
         "checkpoint.every": .int(1...(1 << 40)), "checkpoint.keep": .int(1...1_000_000), "log_every": .int(1...(1 << 40)),
     ]
@@ -56,10 +56,15 @@ public struct CaptionRecipe: RecipeSection, Equatable {
         /// A run whose estimated memory exceeds this many GiB is refused before anything is
         /// allocated (MemoryEstimate); 0: the machine's physical memory.
         public var maxMemoryGB = 0.0
+        /// `finetune next-step` only: the weight of the verb/noun anticipation head's loss
+        /// (AnticipationHead: cross-entropy of the next step's verb plus its noun, from the
+        /// current step's video alone) beside the next-sentence generator's; 0 trains no head. The
+        /// head exists when the train split's annotations give verb and noun.
+        public var anticipationWeight = 1.0
         enum CodingKeys: String, CodingKey {
             case batchSize = "batch_size", steps, lr, warmupSteps = "warmup_steps", schedule, minLRRatio = "min_lr_ratio"
             case weightDecay = "weight_decay", beta1, beta2, eps, clipGrad = "clip_grad", seed, dropout, tuneVisual = "tune_visual"
-            case maxMemoryGB = "max_memory_gb"
+            case maxMemoryGB = "max_memory_gb", anticipationWeight = "anticipation_weight"
         }
 
         /// The section the training loop reads (pretraining's, without accumulation; the

@@ -68,6 +68,11 @@ final class ForecastCLITests: XCTestCase {
         XCTAssertEqual(losses.count, 24)
         let first = losses.prefix(4).reduce(0, +) / 4, last = losses.suffix(4).reduce(0, +) / 4
         XCTAssertLessThan(last, 0.6 * first, "next-step loss \(first) → \(last)")
+        // The anticipation head trains with it (the next step's verb and noun from the video alone).
+        let heads = lines.filter { $0["kind"] as? String == "train" }.compactMap { $0["anticipation_loss"] as? Double }
+        XCTAssertEqual(heads.count, 24)
+        let headFirst = heads.prefix(4).reduce(0, +) / 4, headLast = heads.suffix(4).reduce(0, +) / 4
+        XCTAssertLessThan(headLast, 0.8 * headFirst, "anticipation loss \(headFirst) → \(headLast)")
 
         // 6 steps straight, and 3 then --resume to 6: the same weights, bit for bit.
         let straightOut = f.temporary("next-step-straight"), resumedOut = f.temporary("next-step-resumed")
@@ -78,6 +83,8 @@ final class ForecastCLITests: XCTestCase {
         let a = try XCTUnwrap(straight["checkpoint"] as? String), b = try XCTUnwrap(resumed["checkpoint"] as? String)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: a + "/model.safetensors")),
                        try Data(contentsOf: URL(fileURLWithPath: b + "/model.safetensors")))
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: a + "/anticipation.safetensors")),
+                       try Data(contentsOf: URL(fileURLWithPath: b + "/anticipation.safetensors")))
         // A caption run cannot resume it (the target is part of the run's fingerprint).
         let asCaption = try f.run(["finetune", "caption", "--recipe", resumedRecipe, "--set", "train.steps=9", "--resume"])
         XCTAssertNotEqual(asCaption.status, 0)
@@ -101,7 +108,30 @@ final class ForecastCLITests: XCTestCase {
         XCTAssertEqual((late["ranking"] as? [[String: Any]])?.count, 6, "model, bigram, unigram, frequency, persistence, chance")
         XCTAssertEqual((late["generation"] as? [[String: Any]])?.count, 4)
         XCTAssertEqual(late["labelled_queries"] as? Int, 4)
-        XCTAssertEqual((late["verdicts"] as? [String])?.count, 4)
+        XCTAssertEqual((late["verdicts"] as? [String])?.count, 6, "sentence, CIDEr, verb and noun top-1 and top-5")
+        // The anticipation head's row first, from the current video alone, with top-5.
+        let anticipation = try XCTUnwrap(late["anticipation"] as? [[String: Any]])
+        XCTAssertEqual(anticipation.map { ($0["system"] as? String ?? "").components(separatedBy: " (")[0] },
+                       ["model: anticipation head", "model: labels its generated sentence names", "step-transition bigram",
+                        "frequency", "persistence", "chance"])
+        XCTAssertNotNil(anticipation[0]["verb_top5"] as? Double)
+        XCTAssertNil(anticipation[1]["verb_top5"] as? Double)
+        XCTAssertTrue((late["verdicts"] as? [String])?[2].contains("anticipation head, given the current video alone") == true)
+        // Three verbs and three nouns: every top-5 holds the truth; the bigram's top-5 too.
+        XCTAssertEqual(anticipation[0]["verb_top5"] as? Double, 1)
+        XCTAssertEqual(anticipation[2]["noun_top5"] as? Double, 1)
+
+        // A forecaster without the head (as trained before it existed) still evaluates: the
+        // labels of its generated sentence are the model's row.
+        let headless = f.temporary("next-step-headless")
+        try FileManager.default.copyItem(atPath: a, toPath: headless)
+        try FileManager.default.removeItem(atPath: headless + "/anticipation.safetensors")
+        let old = try evaluate(headless)
+        let oldRows = try XCTUnwrap(old["anticipation"] as? [[String: Any]])
+        XCTAssertEqual(oldRows.count, 5)
+        XCTAssertTrue((oldRows[0]["system"] as? String)?.hasPrefix("model: labels its generated sentence") == true)
+        XCTAssertEqual((old["verdicts"] as? [String])?.count, 4)
+        XCTAssertEqual(scores(old), scores(try evaluate(a)), "the generator is the same with or without the head")
 
         // The bigram is counted on the train split: wrong on every test query, right on every train one.
         func row(_ r: [String: Any], _ table: String, _ prefix: String) -> [String: Any]? {
@@ -170,6 +200,6 @@ final class ForecastCLITests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         let report = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["forecaster"] as? [String: Any])
         XCTAssertGreaterThan(report["queries"] as? Int ?? 0, 0)
-        XCTAssertEqual((report["anticipation"] as? [Any])?.count, 5, "the demo annotations give verb and noun")
+        XCTAssertEqual((report["anticipation"] as? [Any])?.count, 6, "the demo annotations give verb and noun: the head's row too")
     }
 }

@@ -70,6 +70,26 @@ final class ShippedRecipesTests: XCTestCase {
         XCTAssertEqual(c.train.optimizer.gradAccum, 1)
     }
 
+    /// `train.anticipation_weight` is a forecaster's setting: a captioner's run fingerprint does not
+    /// read it (so caption runs started before it existed resume), a forecaster's does.
+    func testAnticipationWeightIsInTheForecasterFingerprintOnly() throws {
+        var c = CaptionRecipe()
+        c.initFrom = "i"; c.corpus = "c"; c.annotations = "a"
+        let base = CaptionFineTuner.fingerprint(c)
+        c.train.anticipationWeight = 3
+        XCTAssertEqual(CaptionFineTuner.fingerprint(c), base)
+        c.target = .nextStep
+        let forecaster = CaptionFineTuner.fingerprint(c)
+        c.train.anticipationWeight = 1
+        XCTAssertNotEqual(CaptionFineTuner.fingerprint(c), forecaster)
+        XCTAssertTrue(try RecipeLoader.yaml(c).contains("\n  anticipation_weight: "))
+        c.target = .caption
+        XCTAssertFalse(try RecipeLoader.yaml(c).replacingOccurrences(of: "\n  anticipation_weight: 1e+0", with: "").contains("anticipation"))
+        let loaded = try RecipeLoader.load(CaptionRecipe.self, yaml: "init: i\ntrain:\n  anticipation_weight: 0.5\n")
+        XCTAssertEqual(loaded.train.anticipationWeight, 0.5)
+        XCTAssertThrowsError(try RecipeLoader.load(CaptionRecipe.self, yaml: "train:\n  anticipation_weight: -1\n"))
+    }
+
     /// VideoBERT's `train:` section is the shared optimisation settings plus its loss weights, side
     /// by side in the file: read, overridden and written back flat (`train.lr`, `train.mlm_weight`).
     func testVideoBertTrainSectionIsOptimizationPlusItsWeights() throws {

@@ -84,6 +84,9 @@ public struct Checkpoint: Sendable {
         case clipProjection = "clip_projection.safetensors"
         /// FusionConfig of a fusion folder (its text BERT is in text/, as a CBT folder's).
         case fusionConfig = "fusion_config.json"
+        /// A forecaster's verb/noun anticipation head (AnticipationHead; absent in forecasters
+        /// trained before it existed).
+        case anticipation = "anticipation.safetensors"
     }
 
     public let folder: String
@@ -345,15 +348,17 @@ public struct Checkpoint: Sendable {
             s += "; clip features \(projection.count == 2 ? projection[1] : 0) wide → \(projection.first ?? 0) by clip_projection"
             s += cbt.map { "; frozen CBT visual path in cbt/ (\($0.frontEnd) front-end, visual \($0.visualLayers) × \($0.visualHiddenSize))" }
                 ?? "; cbt/ is missing: `videobert caption` cannot read it"
+            if kind == .cbtForecaster && exists(.anticipation) { s += "; verb/noun anticipation head" }
             summary = s
-            parameters = try parameterCount([path(.weights), path(.clipProjection)])
+            parameters = try parameterCount([path(.weights), path(.clipProjection), path(.anticipation)])
         case .videobert, .videobertCaptioner, .videobertForecaster:
             let config = bert!
             let what = kind == .videobertCaptioner ? "captioner fine-tuned from a VideoBERT checkpoint: "
                 : kind == .videobertForecaster ? "next-step forecaster fine-tuned from a VideoBERT checkpoint: " : "VideoBERT: "
             summary = what + bertLine(config)
                 + "; \(config.textVocabSize) WordPieces + \(config.visualWords) visual words"
-            parameters = try parameterCount([path(.weights), path(.clipProjection)])
+                + (kind == .videobertForecaster && exists(.anticipation) ? "; verb/noun anticipation head" : "")
+            parameters = try parameterCount([path(.weights), path(.clipProjection), path(.anticipation)])
         case .fusion:
             let c = fusion!
             let audio = c.audioSource == "logmel" ? "log-mel conv net \(c.audioNet.map { "\($0.channels)" } ?? "")"

@@ -236,10 +236,28 @@ public final class CaptionExamples {
     /// ([rows, D]; empty for `.clips`): the caller projects them to the BERT's width (see the
     /// design note).
     public func batch(_ pairs: [Int]) -> PretrainingBatch {
+        build(pairs.map { (Int(pairItem[$0]), Int(pairPrefix[$0])) }, predict: true)
+    }
+
+    /// The item index of each pair's caption, each item once, in first-seen order.
+    public func distinctItems(ofPairs pairs: [Int]) -> [Int] {
+        var seen = Set<Int>(), out: [Int] = []
+        for p in pairs where seen.insert(Int(pairItem[p])).inserted { out.append(Int(pairItem[p])) }
+        return out
+    }
+
+    /// `[CLS] [MASK] [>] video [SEP]` of each given item (no prefix of its sentence: the video
+    /// alone), with no word to predict: the input of the anticipation head, which reads the
+    /// [CLS] row b·T. The video inputs as in `batch(_:)`.
+    public func videoOnlyBatch(items indices: [Int]) -> PretrainingBatch {
+        build(indices.map { ($0, 0) }, predict: false)
+    }
+
+    private func build(_ entries: [(item: Int, k: Int)], predict: Bool) -> PretrainingBatch {
         var sequences: [TaskSequence] = [], masks: [Int] = [], targets: [Int32] = []
         var videoPositions: [Range<Int>] = [], videoRows: [Range<Int>] = []
-        for p in pairs {
-            let item = items[Int(pairItem[p])], k = Int(pairPrefix[p])
+        for (index, k) in entries {
+            let item = items[index]
             let prefix = Array(item.text.prefix(k))
             if case .words = video {
                 let (s, m) = CaptionInput.sequence(prefix: prefix, video: item.video.map { Int32(textVocabSize) + $0 }, special: special)
@@ -255,7 +273,7 @@ public final class CaptionExamples {
             }
             targets.append(k < item.text.count ? item.text[k] : special.sep)
         }
-        let B = pairs.count, T = sequences.map(\.count).max() ?? 1
+        let B = entries.count, T = sequences.map(\.count).max() ?? 1
         var batch = PretrainingBatch(B: B, T: T, inputIDs: .init(repeating: special.pad, count: B * T),
                                      tokenTypeIDs: .init(repeating: 0, count: B * T), attentionMask: .init(repeating: 0, count: B * T),
                                      textRows: [], textTargets: [], videoRows: [], videoTargets: [],
@@ -266,8 +284,10 @@ public final class CaptionExamples {
                 batch.tokenTypeIDs[b * T + t] = s.types[t]
                 batch.attentionMask[b * T + t] = 1
             }
-            batch.textRows.append(Int32(b * T + masks[b]))
-            batch.textTargets.append(targets[b])
+            if predict {
+                batch.textRows.append(Int32(b * T + masks[b]))
+                batch.textTargets.append(targets[b])
+            }
         }
         for b in videoPositions.indices {
             batch.inputEmbeddingRows += videoPositions[b].map { Int32(b * T + $0) }

@@ -1,5 +1,6 @@
 import Foundation
 import Tensor
+import Model
 
 // The next step with a FINE-TUNED forecaster (`videobert finetune next-step`: the captioner's
 // layout and objective, CaptionExamples.swift, with the next annotated step's sentence as the
@@ -22,10 +23,15 @@ import Tensor
 // 2. Generation: the generator's next sentence (greedy or beam) scored with BLEU/METEOR/ROUGE-L/
 //    CIDEr-D against the true next step's sentences, beside the bigram's most frequent follower
 //    of the current sentence, the most frequent train sentence, and the current sentence.
-// 3. Anticipation (when the annotations give verb/noun): the model's label is the one its
-//    generated sentence names (the earliest label that occurs as whole words); the baselines'
-//    top-1 from the train split's label bigram P(next | current true label), frequency and
-//    persistence; chance is 1 / the labels of the annotations.
+// 3. Anticipation (when the annotations give verb/noun): with the forecaster's anticipation head
+//    (AnticipationHead, anticipation.safetensors), its top-1/top-5 next verb and noun from the
+//    pooled output of `[CLS] [MASK] [>] v_current.. [SEP]` — the current step's video ALONE; a
+//    true label outside the head's (train-split) labels counts as wrong. Also, from any
+//    forecaster, the labels its generated sentence names (the earliest label that occurs as whole
+//    words; top-1 only). The baselines' top-1/top-5 from the train split's label bigram
+//    P(next | current TRUE label) (followers by count, then by frequency), frequency and
+//    persistence (one label: its top-5 is its top-1); chance is 1 / the labels of the
+//    annotations (5 / them for top-5).
 // Sentences are compared lower-cased, white space collapsed, without a final period.
 
 public struct NextStepForecastOptions: Sendable, Codable, Equatable {
@@ -56,7 +62,10 @@ public struct NextStepForecastReport: Sendable, Codable {
         public var system: String
         public var verbTop1: Double
         public var nounTop1: Double
-        enum CodingKeys: String, CodingKey { case system, verbTop1 = "verb_top1", nounTop1 = "noun_top1" }
+        /// nil for a system that names one label (the generated sentence's).
+        public var verbTop5: Double?
+        public var nounTop5: Double?
+        enum CodingKeys: String, CodingKey { case system, verbTop1 = "verb_top1", nounTop1 = "noun_top1", verbTop5 = "verb_top5", nounTop5 = "noun_top5" }
     }
     public struct Query: Sendable, Codable {
         public var id: String
@@ -139,6 +148,19 @@ public enum NextStepForecast {
         public static func predict(_ current: String?, bigram: [String: [String: Int]], frequency: [String: Int]) -> String? {
             if let current, let followers = bigram[current], let best = argmax(followers, tie: frequency) { return best }
             return argmax(frequency)
+        }
+
+        /// The labels in order of `counts` (ties: by `tie`'s count, then alphabetical).
+        static func ranked(_ counts: [String: Int], tie: [String: Int] = [:]) -> [String] {
+            counts.sorted { a, b in (a.value, tie[a.key] ?? 0, b.key) > (b.value, tie[b.key] ?? 0, a.key) }.map(\.key)
+        }
+
+        /// The bigram's k most likely next labels after `current`: its train followers by count,
+        /// then the rest by frequency.
+        public static func predict(_ current: String?, bigram: [String: [String: Int]], frequency: [String: Int], k: Int) -> [String] {
+            var out = current.flatMap { bigram[$0] }.map { ranked($0, tie: frequency) } ?? []
+            for l in ranked(frequency) where out.count < k && !out.contains(l) { out.append(l) }
+            return Array(out.prefix(k))
         }
 
         /// The bigram's next sentence after `current` (key → spelling; the most frequent when unseen).
@@ -285,33 +307,61 @@ public enum NextStepForecast {
         let labelled = queries.indices.filter { queries[$0].current.step.verb != nil && queries[$0].current.step.noun != nil
             && queries[$0].next.step.verb != nil && queries[$0].next.step.noun != nil }
         var anticipation: [NextStepForecastReport.AnticipationRow] = []
+        let head = try AnticipationHead.load(from: model.folder, hiddenSize: model.model.config.hiddenSize)
         if !labelled.isEmpty {
             let verbs = Array(Set(resolved.steps.compactMap(\.step.verb))).sorted(), nouns = Array(Set(resolved.steps.compactMap(\.step.noun))).sorted()
-            func accuracy(_ predict: (Int) -> (verb: String?, noun: String?)) -> (Double, Double) {
-                var v = 0, n = 0
+            // Top-1 and top-5 of ranked predictions (a single label: top-5 = top-1).
+            func accuracy(_ predict: (Int) -> (verbs: [String], nouns: [String])) -> (v1: Double, n1: Double, v5: Double, n5: Double) {
+                var v1 = 0, n1 = 0, v5 = 0, n5 = 0
                 for i in labelled {
-                    let p = predict(i)
-                    if p.verb == queries[i].next.step.verb { v += 1 }
-                    if p.noun == queries[i].next.step.noun { n += 1 }
+                    let p = predict(i), truth = queries[i].next.step
+                    if p.verbs.first == truth.verb { v1 += 1 }
+                    if p.nouns.first == truth.noun { n1 += 1 }
+                    if let v = truth.verb, p.verbs.prefix(5).contains(v) { v5 += 1 }
+                    if let n = truth.noun, p.nouns.prefix(5).contains(n) { n5 += 1 }
                 }
-                return (Double(v) / Double(labelled.count), Double(n) / Double(labelled.count))
+                let d = Double(labelled.count)
+                return (Double(v1) / d, Double(n1) / d, Double(v5) / d, Double(n5) / d)
             }
-            func row(_ name: String, _ a: (Double, Double)) { anticipation.append(.init(system: name, verbTop1: a.0, nounTop1: a.1)) }
-            row("model (labels its generated sentence names)", accuracy { (label(in: generated[$0].text, labels: verbs), label(in: generated[$0].text, labels: nouns)) })
+            func row(_ name: String, _ a: (v1: Double, n1: Double, v5: Double, n5: Double), top5: Bool = true) {
+                anticipation.append(.init(system: name, verbTop1: a.v1, nounTop1: a.n1, verbTop5: top5 ? a.v5 : nil, nounTop5: top5 ? a.n5 : nil))
+            }
+            if let head {
+                // The head on the pooled output of the current step's video alone.
+                let inputs = labelled.map { generator.input(prefix: [], video: videos[$0]).0 }
+                var top: [(verbs: [String], nouns: [String])] = []
+                let C = head.hiddenSize
+                model.forEachBatch(inputs) { _, B, T, encoded in
+                    var cls = [Float](repeating: 0, count: B * C)
+                    for b in 0..<B { for c in 0..<C { cls[b * C + c] = encoded.hidden[b * T * C + c] } }
+                    let f = head.forward(cls: cls, rows: B)
+                    let tv = AnticipationHead.top(f.verbLogits, rows: B, k: 5), tn = AnticipationHead.top(f.nounLogits, rows: B, k: 5)
+                    for b in 0..<B { top.append((tv[b].map { head.verbs[$0] }, tn[b].map { head.nouns[$0] })) }
+                }
+                var at = 0
+                var byQuery: [Int: (verbs: [String], nouns: [String])] = [:]
+                for i in labelled { byQuery[i] = top[at]; at += 1 }
+                row("model: anticipation head (current video alone)", accuracy { byQuery[$0]! })
+            }
+            row("model: labels its generated sentence names (current video alone)", accuracy {
+                (label(in: generated[$0].text, labels: verbs).map { [$0] } ?? [], label(in: generated[$0].text, labels: nouns).map { [$0] } ?? [])
+            }, top5: false)
             row("step-transition bigram (train, true current labels)", accuracy {
-                (Transitions.predict(queries[$0].current.step.verb, bigram: transitions.verb, frequency: transitions.verbFrequency),
-                 Transitions.predict(queries[$0].current.step.noun, bigram: transitions.noun, frequency: transitions.nounFrequency))
+                (Transitions.predict(queries[$0].current.step.verb, bigram: transitions.verb, frequency: transitions.verbFrequency, k: 5),
+                 Transitions.predict(queries[$0].current.step.noun, bigram: transitions.noun, frequency: transitions.nounFrequency, k: 5))
             })
-            let fv = Transitions.argmax(transitions.verbFrequency), fn = Transitions.argmax(transitions.nounFrequency)
-            row("frequency (most frequent train next label)", accuracy { _ in (fv, fn) })
-            row("persistence (the current labels)", accuracy { (queries[$0].current.step.verb, queries[$0].current.step.noun) })
-            row("chance", (1 / Double(max(verbs.count, 1)), 1 / Double(max(nouns.count, 1))))
+            let fv = Array(Transitions.ranked(transitions.verbFrequency).prefix(5)), fn = Array(Transitions.ranked(transitions.nounFrequency).prefix(5))
+            row("frequency (most frequent train next labels)", accuracy { _ in (fv, fn) })
+            row("persistence (the current labels)", accuracy { (queries[$0].current.step.verb.map { [$0] } ?? [], queries[$0].current.step.noun.map { [$0] } ?? []) })
+            let (nv, nn) = (Double(max(verbs.count, 1)), Double(max(nouns.count, 1)))
+            row("chance", (1 / nv, 1 / nn, min(1, 5 / nv), min(1, 5 / nn)))
         }
 
         var verdicts: [String] = []
+        // The first value is the model's; other "model…" rows are not baselines.
         func verdict(_ measure: String, _ values: [(String, Double)]) {
             guard let model = values.first, values.count > 1 else { return }
-            let baselines = values.dropFirst().filter { $0.0 != "chance" }
+            let baselines = values.dropFirst().filter { $0.0 != "chance" && !$0.0.hasPrefix("model") }
             guard let bigram = baselines.first, let strongest = baselines.max(by: { $0.1 < $1.1 }) else { return }
             let beats = model.1 > bigram.1 ? "beats" : "does NOT beat"
             let ratio = strongest.1 > 0 ? String(format: "%.2f×", model.1 / strongest.1) : "n/a"
@@ -320,8 +370,13 @@ public enum NextStepForecast {
         }
         verdict("next sentence accuracy@1", rankingRows.map { ($0.system, $0.accuracy.accuracyAt1) })
         verdict("generated next sentence CIDEr-D", generationRows.map { ($0.system, $0.scores.cider) })
-        verdict("next verb top-1", anticipation.map { ($0.system, $0.verbTop1) })
-        verdict("next noun top-1", anticipation.map { ($0.system, $0.nounTop1) })
+        let given = head == nil ? "labels of the generated sentence, given the current video alone" : "anticipation head, given the current video alone"
+        verdict("next verb top-1 (\(given))", anticipation.map { ($0.system, $0.verbTop1) })
+        verdict("next noun top-1 (\(given))", anticipation.map { ($0.system, $0.nounTop1) })
+        if head != nil {
+            verdict("next verb top-5 (\(given))", anticipation.compactMap { r in r.verbTop5.map { (r.system, $0) } })
+            verdict("next noun top-5 (\(given))", anticipation.compactMap { r in r.nounTop5.map { (r.system, $0) } })
+        }
 
         return NextStepForecastReport(checkpoint: model.folder, corpus: corpus.path, annotations: annotations.file, split: split, trainSplit: trainSplit,
                                       options: NextStepForecastOptions(candidates: N, score: options.score, generation: gen,
@@ -343,8 +398,11 @@ public enum NextStepForecast {
         }
         lines.append(g.render())
         if !r.anticipation.isEmpty {
-            var a = TextTable(header: ["anticipation (\(r.labelledQueries) labelled queries)", "verb top-1", "noun top-1"])
-            for row in r.anticipation { a.add([row.system, TextTable.number(row.verbTop1), TextTable.number(row.nounTop1)]) }
+            var a = TextTable(header: ["anticipation (\(r.labelledQueries) labelled queries)", "verb top-1", "verb top-5", "noun top-1", "noun top-5"])
+            for row in r.anticipation {
+                a.add([row.system, TextTable.number(row.verbTop1), row.verbTop5.map { TextTable.number($0) } ?? "—",
+                       TextTable.number(row.nounTop1), row.nounTop5.map { TextTable.number($0) } ?? "—"])
+            }
             lines.append(a.render())
         }
         lines += r.verdicts
