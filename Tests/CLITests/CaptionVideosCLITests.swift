@@ -16,33 +16,8 @@ final class CaptionVideosCLITests: XCTestCase {
     func testRawVideoCaptionsEqualCorpusCaptions() throws {
         let f = try IndexCLITests.Fixture.get()
         let dir = try temporaryFolder(named: "videobert-caption-videos")
-        let root = Repository.root
-        let pre = try json(try run(["pretrain", "--recipe", root + "/Recipes/tiny.yaml", "--set", "corpus=" + f.dir + "/t", "--set", "out=" + dir + "/pre",
-                                    "--set", "train.steps=3", "--set", "eval.batches=1", "--set", "eval.every=3", "--set", "checkpoint.every=3", "--json"])) as? [String: Any]
-        let pretrained = try XCTUnwrap(pre?["checkpoint"] as? String)
-        try """
-        init: \(pretrained)
-        corpus: \(f.dir)/t
-        annotations: \(f.corpus)/annotations.json
-        out: \(dir)/cap
-        data:
-          max_video_tokens: 8
-          max_caption_tokens: 8
-        train:
-          batch_size: 4
-          steps: 2
-          lr: 0.001
-          warmup_steps: 1
-        eval:
-          every: 2
-          batches: 1
-        checkpoint:
-          every: 2
-          keep: 1
-        log_every: 1
-        """.write(toFile: dir + "/caption.yaml", atomically: true, encoding: .utf8)
-        let tuned = try json(try run(["finetune", "caption", "--recipe", dir + "/caption.yaml", "--json"])) as? [String: Any]
-        let checkpoint = try XCTUnwrap(tuned?["checkpoint"] as? String)
+        // The tiny captioner the raw-video tests share (ApplyFixture: 3 pretraining steps, 2 of caption fine-tuning).
+        let checkpoint = try ApplyFixture.get().captioner()
 
         // The corpus's captions of every test-split segment.
         let corpusOut = dir + "/corpus-captions.json"
