@@ -22,24 +22,7 @@ final class CLIPFeaturesTests: XCTestCase {
     }
 
     /// The built `videobert` binary on `args` (as TokenizeWithBackboneTests runs it).
-    func run(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: TokenizeWithBackboneTests.executable)
-        p.arguments = args
-        p.environment = ProcessInfo.processInfo.environment.merging(["VIDEOBERT_QUIET": "1"]) { $1 }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        nonisolated(unsafe) var errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
-    }
+    func run(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) { try TokenizeWithBackboneTests.runBinary(args) }
 
     /// A Hugging Face CLIP folder with the seeded weights of both towers and a config.json.
     static func folder(_ dir: String) throws -> String {

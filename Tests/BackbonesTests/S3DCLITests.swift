@@ -6,24 +6,7 @@ import XCTest
 /// The built binary with the S3D backbones: `features --text` into MIL-NCE's joint space, `--joint`,
 /// the one-line refusals, and `tokenize` with `features.source: s3d-howto100m`.
 final class S3DCLITests: XCTestCase {
-    func run(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: TokenizeWithBackboneTests.executable)
-        p.arguments = args
-        p.environment = ProcessInfo.processInfo.environment.merging(["VIDEOBERT_QUIET": "1"]) { $1 }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        nonisolated(unsafe) var errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
-    }
+    func run(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) { try TokenizeWithBackboneTests.runBinary(args) }
 
     func testTextEmbeddingsJointFeaturesAndRefusals() throws {
         let dir = try Fixtures.temporaryDirectory()

@@ -16,9 +16,13 @@ final class TokenizeWithBackboneTests: XCTestCase {
         return testBundle.appendingPathComponent("videobert").path
     }
 
-    func run(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    func run(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) { try Self.runBinary(args) }
+
+    /// Runs the built binary quietly (VIDEOBERT_QUIET) and returns its status and both outputs;
+    /// the backbone CLI tests (S3DCLITests, CLIPFeaturesTests) share it.
+    static func runBinary(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.executable)
+        p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = args
         p.environment = ProcessInfo.processInfo.environment.merging(["VIDEOBERT_QUIET": "1"]) { $1 }
         let out = Pipe(), err = Pipe()
